@@ -1,0 +1,59 @@
+# The two commands a user needs: `make demo` and `make test`. Both build .venv/ first
+# (and node_modules/ for the Serverless CLI) and are quick when those are up to date.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# Offline packaging of the stack: dummy credentials, no instance-metadata probing.
+OFFLINE_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGION=us-east-1 \
+	AWS_EC2_METADATA_DISABLED=true VIDSIFT_OFFLINE_PACKAGE=1
+# Tests that touch onnxruntime/TFLite/Ultralytics write under $HOME: give them a scratch one.
+TEST_ENV := HOME=$(CURDIR)/.venv/home YOLO_CONFIG_DIR=$(CURDIR)/.venv/home/yolo YOLO_OFFLINE=1
+
+.PHONY: venv node demo test lint package layers bench soak clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	@# A dependency may drag in the non-headless OpenCV 5.x; keep the one we pinned.
+	$(BIN)/pip uninstall -y -q opencv-python 2>/dev/null || true
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+		$$(grep -E '^opencv-python-headless==' requirements.txt)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	mkdir -p $(VENV)/home/yolo
+	touch $@
+
+node: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: venv
+	$(BIN)/python -m vidsift.demo
+
+test: venv node
+	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check .
+
+package: venv node
+	$(OFFLINE_ENV) bash scripts/package-offline.sh
+
+layers:
+	bash layers/build.sh
+
+bench: venv
+	$(TEST_ENV) $(BIN)/python -m bench
+
+soak: venv node
+	$(TEST_ENV) $(OFFLINE_ENV) $(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) node_modules .serverless layers/build
