@@ -1,0 +1,75 @@
+"""Stage 3: a frame with people arrived; run Rekognition DetectFaces on it (Rekognition
+reads it from S3) and write one ``faces`` row per face through Firehose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from vidsift import aws
+from vidsift.config import Settings
+from vidsift.core.errors import BadInputError
+from vidsift.core.events import ObjectRef, parse_s3_message
+from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
+from vidsift.logs import get_logger
+from vidsift.runtime import once, record_bad_input, sqs_processor
+
+STAGE = "analyze_faces"
+logger = get_logger(STAGE)
+processor = sqs_processor()
+_context: Any = None
+#: Rekognition errors that say the image itself is unusable: retrying cannot help.
+_BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException", "InvalidS3ObjectException"}
+#: The local analyser names itself in this response header; Amazon Rekognition sends none.
+ANALYZER_HEADER = "x-vidsift-analyzer"
+
+
+def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings.from_env()
+    ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
+    head = aws.head_object(ref.bucket, ref.key)
+    try:
+        meta = FrameMeta.from_s3(head.get("Metadata", {}))
+    except ValueError as exc:
+        raise BadInputError(ref.uri, str(exc)) from exc
+    try:
+        resp = aws.detect_faces(ref.bucket, ref.key)
+    except Exception as exc:
+        if aws.error_code(exc) in _BAD_IMAGE:
+            raise BadInputError(ref.uri, f"Rekognition refused the image ({aws.error_code(exc)})") from exc
+        raise
+    analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
+    details = resp.get("FaceDetails", [])
+    kept = [d for d in details if keep_face(d, settings.face_min_confidence, settings.face_min_size)]
+    now = utc_now()
+    records = [build_face_record(meta, i, d, analyzer, now) for i, d in enumerate(kept)]
+    if records:
+        aws.put_records(settings.faces_stream, records)
+    result = {"faces": len(records), "dropped": len(details) - len(kept)}
+    logger.info("frame analysed", extra={"frame": ref.uri, **result})
+    return result
+
+
+def record_handler(record: SQSRecord) -> None:
+    try:
+        refs = parse_s3_message(record.body)
+    except BadInputError as exc:
+        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
+        raise
+    for ref in refs:
+        try:
+            once(analyze_frame, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size},
+                 _context)
+        except BadInputError as exc:
+            record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
+            raise
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    global _context
+    _context = context
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

@@ -1,0 +1,123 @@
+"""Stage 2: frames arrived; ask the person detector about the whole batch in one call,
+copy the frames with people to the people bucket, and write a ``people`` row per frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from vidsift import aws
+from vidsift.config import Settings
+from vidsift.core.detection import Detection, build_request, parse_response
+from vidsift.core.errors import BadInputError
+from vidsift.core.events import ObjectRef, parse_s3_message
+from vidsift.core.records import FrameMeta, build_people_record, utc_now
+from vidsift.logs import get_logger
+from vidsift.runtime import once, record_bad_input, sqs_processor
+
+STAGE = "detect_people"
+logger = get_logger(STAGE)
+processor = sqs_processor()
+
+
+@dataclass
+class Batch:
+    """What the single endpoint call decided for each message of the batch."""
+
+    frames: dict[str, list[tuple[ObjectRef, Detection]]] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+
+def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
+    answer, _ = aws.invoke_endpoint(settings.endpoint_name,
+                                    build_request([r.uri for r in refs], settings.person_min_confidence))
+    return parse_response(answer, len(refs))
+
+
+def prepare(event: dict[str, Any], settings: Settings) -> Batch:
+    batch = Batch()
+    refs_by_msg: dict[str, list[ObjectRef]] = {}
+    for raw in event.get("Records", []):
+        msg_id = raw.get("messageId", "")
+        try:
+            refs_by_msg[msg_id] = [r for r in parse_s3_message(raw.get("body", "")) if r.key.endswith(".jpg")]
+        except BadInputError as exc:
+            batch.errors[msg_id] = exc
+    refs = [r for rs in refs_by_msg.values() for r in rs]
+    if not refs:
+        batch.frames = {m: [] for m in refs_by_msg}
+        return batch
+    try:
+        detections = dict(zip(refs, _detect(settings, refs), strict=True))
+    except Exception as exc:
+        if aws.error_code(exc) != "ModelError" or len(refs) == 1:
+            for msg_id in refs_by_msg:  # the endpoint itself is failing: retry the batch
+                batch.errors[msg_id] = exc
+            return batch
+        # One bad frame must not fail its neighbours: ask about each frame alone.
+        logger.warning("batch request refused; retrying frame by frame", extra={"error": str(exc)})
+        detections = {}
+        for msg_id, rs in refs_by_msg.items():
+            try:
+                for r in rs:
+                    detections[r] = _detect(settings, [r])[0]
+            except Exception as one_exc:
+                batch.errors[msg_id] = one_exc
+    for msg_id, rs in refs_by_msg.items():
+        if msg_id not in batch.errors:
+            batch.frames[msg_id] = [(r, detections[r]) for r in rs]
+    return batch
+
+
+def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings.from_env()
+    ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
+    detection = Detection(model=obj["model"], boxes=tuple(_box(b) for b in obj["boxes"]))
+    head = aws.head_object(ref.bucket, ref.key)
+    try:
+        meta = FrameMeta.from_s3(head.get("Metadata", {}))
+    except ValueError as exc:
+        raise BadInputError(ref.uri, str(exc)) from exc
+    if detection.person_count:
+        s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
+                                  "max-confidence": str(detection.max_confidence), "detector": detection.model}
+        aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
+    record = build_people_record(meta, detection, utc_now())
+    aws.put_records(settings.people_stream, [record])
+    return {"record_id": record["record_id"], "person_count": detection.person_count}
+
+
+def _box(d: dict[str, float]) -> Any:
+    from vidsift.core.detection import Box
+
+    return Box(d["left"], d["top"], d["width"], d["height"], d["confidence"])
+
+
+def make_record_handler(batch: Batch, context: Any):
+    def record_handler(record: SQSRecord) -> None:
+        if record.message_id in batch.errors:
+            exc = batch.errors[record.message_id]
+            if isinstance(exc, BadInputError):
+                record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}",
+                                 message_id=record.message_id)
+            raise exc
+        for ref, detection in batch.frames.get(record.message_id, []):
+            obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
+                   "model": detection.model, "boxes": [b.as_dict() for b in detection.boxes]}
+            try:
+                once(finish_frame, obj, context)
+            except BadInputError as exc:
+                record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
+                raise
+
+    return record_handler
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    batch = prepare(event, Settings.from_env())
+    return process_partial_response(event=event, record_handler=make_record_handler(batch, context),
+                                    processor=processor, context=context)

@@ -1,0 +1,256 @@
+"""Every AWS call vidsift makes goes through this module.
+
+Clients read their endpoints from the environment (boto3 honours ``AWS_ENDPOINT_URL`` and
+``AWS_ENDPOINT_URL_<SERVICE>``), so the same handler talks to AWS in Lambda and to the
+embedded local stack on a laptop without knowing which. Transient errors and throttling
+are retried by botocore's standard retry mode (exponential backoff with jitter); the few
+things botocore cannot retry for us (Firehose's per-record failures, SageMaker container
+5xx surfaced as ModelError) are retried here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+T = TypeVar("T")
+
+#: Attempts per call including the first; botocore spaces them with jittered backoff.
+MAX_ATTEMPTS = 6
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    connect_timeout=5,
+    read_timeout=60,
+    tcp_keepalive=True,
+)
+_lock = threading.Lock()
+
+
+@cache
+def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+    with _lock:  # boto3's default session is not thread-safe while creating clients
+        return boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+
+
+def client(service: str) -> Any:
+    """A cached client per service and per endpoint environment.
+
+    The endpoint variables are part of the cache key so tests and the local stack may
+    repoint the process at a new local AWS without stale clients surviving.
+    """
+    import os
+
+    env_key = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
+    endpoint = os.environ.get(env_key) or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return _client(service, endpoint, region)
+
+
+def reset_clients() -> None:
+    _client.cache_clear()
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
+    """Full-jitter exponential backoff, AWS's recommended shape."""
+    return random.uniform(0, min(cap, base * (2**attempt)))
+
+
+def with_retries(call: Callable[[], T], *, retryable: Callable[[BaseException], bool], attempts: int = 4) -> T:
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not retryable(exc):
+                raise
+            time.sleep(backoff(attempt))
+    raise AssertionError("unreachable")
+
+
+# --- S3 --------------------------------------------------------------------------------
+
+
+def head_object(bucket: str, key: str) -> dict[str, Any]:
+    return client("s3").head_object(Bucket=bucket, Key=key)
+
+
+def put_object(bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]) -> str:
+    resp = client("s3").put_object(
+        Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata, ServerSideEncryption="AES256"
+    )
+    return str(resp.get("ETag", "")).strip('"')
+
+
+def put_json(bucket: str, key: str, document: Any) -> None:
+    body = json.dumps(document, sort_keys=True, indent=1).encode()
+    put_object(bucket, key, body, content_type="application/json", metadata={})
+
+
+def copy_object(src_bucket: str, key: str, dst_bucket: str, *, metadata: dict[str, str]) -> None:
+    """Server-side copy: the frame's bytes never pass through the function."""
+    client("s3").copy_object(
+        Bucket=dst_bucket,
+        Key=key,
+        CopySource={"Bucket": src_bucket, "Key": key},
+        Metadata=metadata,
+        MetadataDirective="REPLACE",
+        ContentType="image/jpeg",
+        ServerSideEncryption="AES256",
+    )
+
+
+class S3RangeReader(io.RawIOBase):
+    """A seekable, read-only file over ranged GETs of one S3 object.
+
+    FFmpeg (through PyAV) reads containers by seeking around, e.g. to an MP4's trailing
+    ``moov`` atom. Serving those reads from a few cached blocks keeps memory bounded and
+    never copies the whole video to /tmp, so a video larger than Lambda's ephemeral
+    storage is fine.
+    """
+
+    def __init__(self, bucket: str, key: str, *, size: int, etag: str | None = None,
+                 block_size: int = 4 << 20, max_blocks: int = 6) -> None:
+        super().__init__()
+        self.bucket, self.key, self.size, self.etag = bucket, key, size, etag
+        self.block_size, self.max_blocks = block_size, max_blocks
+        self._pos = 0
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self.bytes_fetched = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        elif whence == io.SEEK_END:
+            self._pos = self.size + offset
+        else:
+            raise ValueError(f"bad whence {whence}")
+        return self._pos
+
+    def _block(self, index: int) -> bytes:
+        if index in self._blocks:
+            self._blocks.move_to_end(index)
+            return self._blocks[index]
+        start = index * self.block_size
+        end = min(self.size, start + self.block_size) - 1
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end}"}
+        if self.etag:  # a video replaced mid-read must fail, not splice two files
+            kwargs["IfMatch"] = self.etag
+        data = client("s3").get_object(**kwargs)["Body"].read()
+        self.bytes_fetched += len(data)
+        self._blocks[index] = data
+        while len(self._blocks) > self.max_blocks:
+            self._blocks.popitem(last=False)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self.size or len(view) == 0:
+            return 0
+        index, offset = divmod(self._pos, self.block_size)
+        block = self._block(index)
+        n = min(len(view), len(block) - offset)
+        view[:n] = block[offset : offset + n]
+        self._pos += n
+        return n
+
+
+# --- Firehose --------------------------------------------------------------------------
+
+#: PutRecordBatch takes at most 500 records and 4 MiB per call.
+FIREHOSE_MAX_RECORDS = 500
+FIREHOSE_MAX_BYTES = 4 << 20
+
+
+def _firehose_chunks(lines: Sequence[bytes]) -> Iterable[list[bytes]]:
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        if chunk and (len(chunk) == FIREHOSE_MAX_RECORDS or size + len(line) > FIREHOSE_MAX_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    if chunk:
+        yield chunk
+
+
+def put_records(stream: str, records: Sequence[dict[str, Any]], *, attempts: int = 6) -> None:
+    """Deliver every record once: resend exactly the ones Firehose reports as failed.
+
+    Each record is one JSON line ending in a newline, which is what Athena's JSON SerDe
+    (and DuckDB) expect once Firehose concatenates them into an object.
+    """
+    lines = [(json.dumps(r, sort_keys=True, separators=(",", ":")) + "\n").encode() for r in records]
+    for chunk in _firehose_chunks(lines):
+        pending = chunk
+        for attempt in range(attempts):
+            resp = client("firehose").put_record_batch(
+                DeliveryStreamName=stream, Records=[{"Data": d} for d in pending]
+            )
+            if not resp.get("FailedPutCount"):
+                break
+            pending = [d for d, r in zip(pending, resp["RequestResponses"], strict=True) if r.get("ErrorCode")]
+            if attempt == attempts - 1:
+                raise FirehoseDeliveryError(stream, len(pending), resp)
+            time.sleep(backoff(attempt))
+
+
+class FirehoseDeliveryError(RuntimeError):
+    def __init__(self, stream: str, failed: int, resp: dict[str, Any]) -> None:
+        codes = sorted({r.get("ErrorCode", "") for r in resp.get("RequestResponses", []) if r.get("ErrorCode")})
+        super().__init__(f"Firehose {stream}: {failed} records still failing after retries ({', '.join(codes)})")
+
+
+# --- SageMaker runtime and Rekognition ---------------------------------------------------
+
+
+def _model_error_is_transient(exc: BaseException) -> bool:
+    if error_code(exc) != "ModelError":
+        return False
+    original = exc.response.get("OriginalStatusCode") if isinstance(exc, ClientError) else None
+    return isinstance(original, int) and original >= 500
+
+
+def invoke_endpoint(endpoint: str, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """One request for a whole batch of frames; returns the JSON answer and the HTTP headers."""
+
+    def call() -> Any:
+        return client("sagemaker-runtime").invoke_endpoint(
+            EndpointName=endpoint, ContentType="application/json", Accept="application/json",
+            Body=json.dumps(payload).encode(),
+        )
+
+    resp = with_retries(call, retryable=_model_error_is_transient)
+    return json.loads(resp["Body"].read()), resp["ResponseMetadata"].get("HTTPHeaders", {})
+
+
+def detect_faces(bucket: str, key: str) -> dict[str, Any]:
+    """Rekognition reads the image straight from S3: no download in the function."""
+    return client("rekognition").detect_faces(Image={"S3Object": {"Bucket": bucket, "Name": key}}, Attributes=["ALL"])

@@ -1,0 +1,59 @@
+"""The request detect_people sends to the person-detection endpoint and how its answer
+is read. The protocol is the one sagemaker/code/inference.py serves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vidsift.core.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class Box:
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"left": self.left, "top": self.top, "width": self.width, "height": self.height,
+                "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class Detection:
+    model: str
+    boxes: tuple[Box, ...]
+
+    @property
+    def person_count(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def max_confidence(self) -> float | None:
+        return max((b.confidence for b in self.boxes), default=None)
+
+
+def build_request(s3_uris: list[str], min_confidence: float) -> dict[str, Any]:
+    """Frames travel as S3 URIs, so a batch stays far below the 4 MB payload limit of
+    serverless endpoints; the endpoint reads them itself."""
+    return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence}
+
+
+def parse_response(doc: Any, expected: int) -> list[Detection]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("predictions"), list):
+        raise BadInputError("endpoint response", "no 'predictions' list")
+    preds = doc["predictions"]
+    if len(preds) != expected:
+        raise BadInputError("endpoint response", f"{len(preds)} predictions for {expected} frames")
+    model = str(doc.get("model") or "unknown")
+    out = []
+    for pred in preds:
+        boxes = tuple(
+            Box(*(round(float(b[k]), 4) for k in ("left", "top", "width", "height", "confidence")))
+            for b in pred.get("boxes", [])
+        )
+        out.append(Detection(model=model, boxes=tuple(sorted(boxes, key=lambda b: -b.confidence))))
+    return out

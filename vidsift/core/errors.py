@@ -1,0 +1,15 @@
+"""Errors that name what went wrong, so a user can act on a DLQ message or a summary line."""
+
+
+class BadInputError(ValueError):
+    """The input itself is unusable (not a video, truncated, no video stream...).
+
+    Retrying cannot help; the handler records the reason where users look (an error
+    record in the analytics bucket) and still reports the message as failed so that
+    SQS moves it to the dead-letter queue after its receive count.
+    """
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason

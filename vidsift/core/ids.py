@@ -1,0 +1,36 @@
+"""Deterministic identifiers: a replayed event recomputes the same ids and keys, so it
+overwrites instead of duplicating."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def _digest(*parts: object, length: int) -> str:
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode())
+    return h.hexdigest()[:length]
+
+
+def video_id(bucket: str, key: str, etag: str) -> str:
+    """One id per uploaded object version (same bytes under the same key: same id)."""
+    return _digest(bucket, key, etag.strip('"'), length=20)
+
+
+def frame_key(video: str, frame_index: int) -> str:
+    return f"{video}/{frame_index:06d}.jpg"
+
+
+def summary_key(video: str) -> str:
+    return f"{video}/summary.json"
+
+
+def people_record_id(video: str, frame_index: int) -> str:
+    return _digest("people", video, frame_index, length=32)
+
+
+def face_record_id(video: str, frame_index: int, face_index: int) -> str:
+    return _digest("faces", video, frame_index, face_index, length=32)
+
+
+def error_key(stage: str, subject: str) -> str:
+    return f"errors/{stage}/{_digest(subject, length=32)}.json"

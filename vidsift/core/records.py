@@ -1,0 +1,166 @@
+"""The rows of the ``people`` and ``faces`` tables, and the frame metadata they come from.
+
+Column names come from contract.json; ``build_*`` return dicts with exactly those keys,
+in order, so the Glue tables, DuckDB and the records cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, unquote
+
+from vidsift import contract
+from vidsift.core import ids
+from vidsift.core.detection import Detection
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What travels with a frame as S3 user metadata from split_frames to the last stage."""
+
+    video_id: str
+    source_bucket: str
+    source_key: str
+    camera_id: str
+    frame_index: int
+    frame_time_s: float
+    captured_at: str | None
+
+    def to_s3(self) -> dict[str, str]:
+        # S3 metadata must be ASCII: keys with unicode are percent-encoded.
+        d = {k.replace("_", "-"): ("" if v is None else str(v)) for k, v in asdict(self).items()}
+        d["source-key"] = quote(self.source_key, safe="/")
+        d["camera-id"] = quote(self.camera_id, safe="")
+        return d
+
+    @classmethod
+    def from_s3(cls, meta: dict[str, str]) -> FrameMeta:
+        try:
+            return cls(
+                video_id=meta["video-id"],
+                source_bucket=meta["source-bucket"],
+                source_key=unquote(meta["source-key"]),
+                camera_id=unquote(meta.get("camera-id", "")),
+                frame_index=int(meta["frame-index"]),
+                frame_time_s=float(meta["frame-time-s"]),
+                captured_at=meta.get("captured-at") or None,
+            )
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"frame metadata incomplete or malformed ({exc!r}): {meta}") from exc
+
+
+def captured_at(recorded_at: str | None, frame_time_s: float) -> str | None:
+    start = parse_iso(recorded_at)
+    return iso(start + timedelta(seconds=frame_time_s)) if start else None
+
+
+def _ordered(table: str, values: dict[str, Any]) -> dict[str, Any]:
+    cols = contract.columns(table)
+    missing = set(cols) - set(values)
+    extra = set(values) - set(cols)
+    if missing or extra:
+        raise AssertionError(f"{table} record mismatch: missing {sorted(missing)}, extra {sorted(extra)}")
+    return {c: values[c] for c in cols}
+
+
+def build_people_record(meta: FrameMeta, detection: Detection, processed: datetime) -> dict[str, Any]:
+    return _ordered("people", {
+        "record_id": ids.people_record_id(meta.video_id, meta.frame_index),
+        "video_id": meta.video_id,
+        "source_bucket": meta.source_bucket,
+        "source_key": meta.source_key,
+        "camera_id": meta.camera_id,
+        "frame_index": meta.frame_index,
+        "frame_time_s": meta.frame_time_s,
+        "frame_key": ids.frame_key(meta.video_id, meta.frame_index),
+        "captured_at": meta.captured_at,
+        "person_count": detection.person_count,
+        "max_confidence": detection.max_confidence,
+        "boxes": json.dumps([b.as_dict() for b in detection.boxes], separators=(",", ":")),
+        "detector": detection.model,
+        "processed_at": iso(processed),
+        "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
+    })
+
+
+def _value(detail: dict[str, Any], name: str) -> bool | None:
+    attr = detail.get(name)
+    return bool(attr["Value"]) if isinstance(attr, dict) and "Value" in attr else None
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], analyzer: str,
+                      processed: datetime) -> dict[str, Any]:
+    """Flatten one Rekognition FaceDetail; an attribute the analyser did not return is null."""
+    box = detail.get("BoundingBox", {})
+    age = detail.get("AgeRange") or {}
+    gender = detail.get("Gender") or {}
+    emotions = {e["Type"]: round(float(e["Confidence"]), 2) for e in detail.get("Emotions") or []}
+    pose = detail.get("Pose") or {}
+    quality = detail.get("Quality") or {}
+    return _ordered("faces", {
+        "record_id": ids.face_record_id(meta.video_id, meta.frame_index, face_index),
+        "video_id": meta.video_id,
+        "source_key": meta.source_key,
+        "camera_id": meta.camera_id,
+        "frame_index": meta.frame_index,
+        "frame_time_s": meta.frame_time_s,
+        "frame_key": ids.frame_key(meta.video_id, meta.frame_index),
+        "captured_at": meta.captured_at,
+        "face_index": face_index,
+        "confidence": _num(detail.get("Confidence")),
+        "bbox_left": _num(box.get("Left")),
+        "bbox_top": _num(box.get("Top")),
+        "bbox_width": _num(box.get("Width")),
+        "bbox_height": _num(box.get("Height")),
+        "age_low": age.get("Low"),
+        "age_high": age.get("High"),
+        "gender": gender.get("Value"),
+        "gender_confidence": _num(gender.get("Confidence")),
+        "top_emotion": max(emotions, key=lambda k: (emotions[k], k)) if emotions else None,
+        "emotions": json.dumps(dict(sorted(emotions.items())), separators=(",", ":")) if emotions else None,
+        "smile": _value(detail, "Smile"),
+        "eyeglasses": _value(detail, "Eyeglasses"),
+        "sunglasses": _value(detail, "Sunglasses"),
+        "beard": _value(detail, "Beard"),
+        "mustache": _value(detail, "Mustache"),
+        "eyes_open": _value(detail, "EyesOpen"),
+        "mouth_open": _value(detail, "MouthOpen"),
+        "pose_roll": _num(pose.get("Roll")),
+        "pose_yaw": _num(pose.get("Yaw")),
+        "pose_pitch": _num(pose.get("Pitch")),
+        "brightness": _num(quality.get("Brightness")),
+        "sharpness": _num(quality.get("Sharpness")),
+        "analyzer": analyzer,
+        "processed_at": iso(processed),
+        "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
+    })
+
+
+def keep_face(detail: dict[str, Any], min_confidence: float, min_size: float) -> bool:
+    box = detail.get("BoundingBox") or {}
+    return float(detail.get("Confidence", 0)) >= min_confidence and float(box.get("Width", 0)) >= min_size

@@ -1,0 +1,44 @@
+"""Loggers: JSON in Lambda (CloudWatch Logs Insights can query it), readable lines locally.
+
+Powertools' Logger does the structured part; locally we only swap its formatter so a
+person watching ``vidsift run`` reads sentences, not JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+_STANDARD = {"level", "location", "message", "timestamp", "service", "sampling_rate", "xray_trace_id",
+             "cold_start", "function_name", "function_memory_size", "function_arn", "function_request_id"}
+_EXCEPTION = {"exception", "exception_name", "stack_trace"}
+
+
+class ReadableFormatter(LambdaPowertoolsFormatter):
+    """``HH:MM:SS LEVEL service: message key=value ...``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = json.loads(super().format(record))
+        extras = " ".join(f"{k}={v}" for k, v in data.items() if k not in _STANDARD | _EXCEPTION)
+        when = self.formatTime(record, "%H:%M:%S")
+        line = f"{when} {record.levelname:<7} {data.get('service')}: {data.get('message')}"
+        if extras:
+            line += f"  [{extras}]"
+        if "exception" in data:
+            line += f"\n{data['exception']}"
+        return line
+
+
+def in_lambda() -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+def get_logger(service: str) -> Logger:
+    if in_lambda() or os.environ.get("VIDSIFT_LOG_FORMAT") == "json":
+        return Logger(service=service)
+    return Logger(service=service, logger_formatter=ReadableFormatter())

@@ -1,0 +1,72 @@
+"""Plumbing the three handlers share: batch processing, idempotency and error records.
+
+Powertools already does partial batch failures and idempotency well; this module only
+wires them to our settings, so each handler stays a page of its own logic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from vidsift import aws
+from vidsift.core import ids
+from vidsift.core.errors import BadInputError
+from vidsift.core.records import iso, utc_now
+
+#: A replay within a week is recognised; a deliberate re-run after that processes again.
+IDEMPOTENCY_TTL_S = 7 * 24 * 3600
+_CONFIG = IdempotencyConfig(event_key_jmespath="[bucket, key, etag]", expires_after_seconds=IDEMPOTENCY_TTL_S,
+                            raise_on_no_idempotency_key=True)
+
+
+def sqs_processor() -> BatchProcessor:
+    return BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def _wrapped(fn: Callable[..., Any], table: str, endpoint: str | None) -> Callable[..., Any]:
+    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+    return idempotent_function(fn, data_keyword_argument="obj", persistence_store=store, config=_CONFIG)
+
+
+def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None) -> Any:
+    """Run ``fn(obj=obj)`` at most once per S3 object version (bucket, key, etag).
+
+    S3 and SQS deliver at least once, and a replayed event must not add rows: Powertools'
+    idempotency records (DynamoDB) remember what was done and return the stored result.
+    Without a table configured (unit tests of the core) the call simply runs.
+    """
+    table = os.environ.get("IDEMPOTENCY_TABLE")
+    if not table:
+        return fn(obj=obj)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        _CONFIG.register_lambda_context(context)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    return _wrapped(fn, table, endpoint)(obj=obj)
+
+
+def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None) -> None:
+    """Write the reason where users look (errors/ in the analytics bucket, one object per
+    input, overwritten on retry) before the message goes on to the DLQ."""
+    logger.error(str(exc), extra={"stage": stage, "subject": subject, "message_id": message_id})
+    bucket = os.environ.get("ANALYTICS_BUCKET")
+    if not bucket:
+        return
+    try:
+        aws.put_json(bucket, ids.error_key(stage, subject), {
+            "stage": stage, "subject": subject, "what": exc.what, "reason": exc.reason,
+            "message_id": message_id, "at": iso(utc_now()),
+        })
+    except Exception:  # the DLQ still holds the message; never hide the original error
+        logger.exception("could not write the error record", extra={"subject": subject})
