@@ -67,11 +67,15 @@ def _open(source: str | BinaryIO, what: str) -> av.container.InputContainer:
         raise BadInputError(what, f"not a readable video container ({exc.strerror or exc})") from exc
 
 
-def encode_jpeg(image: Image.Image, quality: int, max_side: int) -> bytes:
-    if max(image.size) > max_side:
-        scale = max_side / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
+def fit(image: Image.Image, max_side: int) -> Image.Image:
+    if max(image.size) <= max_side:
+        return image
+    scale = max_side / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.BILINEAR)
+
+
+def encode_jpeg(image: Image.Image, quality: int) -> bytes:
     while True:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=quality)
@@ -89,9 +93,7 @@ def sample_frames(source: str | BinaryIO, options: SamplingOptions, info: VideoI
     one sampling interval still yields its first frame.
     """
     info = info if info is not None else VideoInfo()
-    if isinstance(source, str):
-        pass
-    elif hasattr(source, "size") and getattr(source, "size", None) == 0:
+    if getattr(source, "size", None) == 0:
         raise BadInputError(what, "the object is empty (0 bytes)")
     container = _open(source, what)
     try:
@@ -125,10 +127,10 @@ def sample_frames(source: str | BinaryIO, options: SamplingOptions, info: VideoI
                         continue
                     index = max(next_index, math.floor(t * options.fps + eps))
                 next_index = index + 1
-                image = frame.to_image()
+                image = fit(frame.to_image(), options.max_side)
                 info.frames_sampled += 1
                 yield SampledFrame(index=index, time_s=round(t, 6), width=image.width, height=image.height,
-                                   jpeg=encode_jpeg(image, options.jpeg_quality, options.max_side))
+                                   jpeg=encode_jpeg(image, options.jpeg_quality))
         except av.error.FFmpegError as exc:
             if info.frames_decoded == 0:
                 raise BadInputError(what, f"no frame could be decoded ({exc.strerror or exc})") from exc

@@ -26,7 +26,7 @@ class LocalService:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "LocalService":
+    def start(self) -> LocalService:
         self._thread.start()
         return self
 
@@ -35,7 +35,7 @@ class LocalService:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LocalService":
+    def __enter__(self) -> LocalService:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,49 @@
+"""Shared fixtures: a real local AWS (moto's server over HTTP) and sample media made from
+photos that ship inside installed packages."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Libraries that write under $HOME (onnxruntime, TFLite, Ultralytics) get a scratch one.
+_HOME = tempfile.mkdtemp(prefix="vidsift-test-home-")
+os.environ["HOME"] = _HOME
+os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(_HOME, "yolo"))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def people_video(media_dir: Path) -> Path:
+    """6 s: 2 s without people, 2 s with, 2 s without (320x240, 10 fps)."""
+    from vidsift.samples import Segment, make_video
+
+    return make_video(media_dir / "people clip.mp4", [Segment("coffee", 2), Segment("astronaut", 2),
+                                                       Segment("chelsea", 2)], fps=10, width=320, height=240)
+
+
+@pytest.fixture(scope="session")
+def short_video(media_dir: Path) -> Path:
+    from vidsift.samples import Segment, make_video
+
+    return make_video(media_dir / "short.mp4", [Segment("grace_hopper", 3)], fps=10, width=320, height=240)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[object]:
+    """One embedded local AWS with the real model services for the whole session; tests use
+    their own object keys so they do not see each other's work."""
+    from vidsift.local.stack import LocalStack
+
+    with LocalStack() as stack:
+        yield stack

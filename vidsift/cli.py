@@ -1,0 +1,183 @@
+"""The ``vidsift`` command: run videos through the pipeline locally, keep a local stack up,
+query the results with SQL, or extract frames."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_OUT = Path("vidsift-out")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1; below 1 allowed)")
+    g.add_argument("--keyframes", action="store_true", help="sample keyframes only (fastest)")
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise SystemExit(f"vidsift: --fps must be positive, got {value}")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vidsift.local.runner import run_videos
+
+    paths = [Path(p) for p in args.videos]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        print(f"vidsift: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    report = run_videos(paths, Path(args.out), fps=_positive(args.fps), keyframes=args.keyframes,
+                        camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
+                        progress=not args.quiet)
+    elapsed = time.monotonic() - started
+    print()
+    print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'faces':>5}")
+    for v in report.videos:
+        print(f"{v.path.name[:40]:<40} {'ok' if v.ok else 'FAILED':<7} {v.frames_sampled:>6} "
+              f"{v.frames_with_people:>6} {v.faces:>5}")
+        for err in v.errors:
+            print(f"    error: {err}")
+    for err in report.unowned_errors:
+        print(f"error: {err}")
+    if not report.finished:
+        print("error: the run timed out before every queue drained", file=sys.stderr)
+    failed = sum(not v.ok for v in report.videos)
+    print(f"\n{len(report.videos)} video(s), {failed} failed, {elapsed:.1f} s. Results in {report.out}/ "
+          f"(query with: vidsift query --out {report.out} \"SELECT ...\")")
+    return 0 if report.ok else 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from vidsift.query import render, run
+
+    sql = args.sql if args.sql != "-" else sys.stdin.read()
+    try:
+        names, rows = run(args.out, sql)
+    except duckdb.Error as exc:
+        print(f"vidsift query: {exc}", file=sys.stderr)
+        return 2
+    print(render(names, rows, args.format))
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from vidsift import contract
+    from vidsift.local.dispatcher import Dispatcher
+    from vidsift.local.results import collect, export
+    from vidsift.local.stack import LocalStack
+
+    out = Path(args.out)
+    stack = LocalStack(port=args.port, sample_fps=_positive(args.fps),
+                       sample_mode="keyframes" if args.keyframes else "fps", detector=args.detector)
+    with stack:
+        names = stack.names
+        print("vidsift local stack is up. Export these to use it with any AWS client:\n")
+        for k, v in stack.user_env().items():
+            print(f"  export {k}={v}")
+        print("\nBuckets:")
+        for role in contract.load()["buckets"]:
+            print(f"  {role:<10} {names.bucket(role)}")
+        prefix = contract.load()["raw_upload_prefix"]
+        print(f"\nDrop a video:  aws s3 cp clip.mp4 s3://{names.bucket('raw')}/{prefix}clip.mp4 "
+              f"--endpoint-url {stack.endpoint_url}")
+        print(f"Results go to {out}/ ; query them with: vidsift query --out {out} \"SELECT * FROM people\"")
+        print("Ctrl-C stops the stack.\n", flush=True)
+
+        def on_batch(stage: str, stats: object) -> None:
+            logging.getLogger("vidsift").info("%s: %s", stage, stats)
+
+        dispatcher = Dispatcher(stack, on_batch=on_batch)
+        busy = False
+        try:
+            while True:
+                handled = sum(dispatcher.poll(s) for s in reversed(contract.STAGES))
+                if handled:
+                    busy = True
+                    continue
+                if busy and dispatcher.in_flight() == 0:
+                    export(stack, collect(stack), out)
+                    print(f"idle: results exported to {out}/", flush=True)
+                    busy = False
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping")
+    return 0
+
+
+def cmd_frames(args: argparse.Namespace) -> int:
+    from vidsift.core.errors import BadInputError
+    from vidsift.core.frames import SamplingOptions, VideoInfo, sample_frames
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = VideoInfo()
+    opts = SamplingOptions(fps=_positive(args.fps), keyframes=args.keyframes, jpeg_quality=args.quality,
+                           max_side=args.max_side)
+    try:
+        for frame in sample_frames(args.video, opts, info, what=args.video):
+            (out / f"{frame.index:06d}.jpg").write_bytes(frame.jpeg)
+    except BadInputError as exc:
+        print(f"vidsift frames: {exc}", file=sys.stderr)
+        return 1
+    print(f"{info.frames_sampled} frames from {info.frames_decoded} decoded -> {out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidsift", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="process videos through the pipeline on an embedded local AWS")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="results folder (default ./vidsift-out)")
+    _add_sampling(p)
+    p.add_argument("--camera-id", help="camera id recorded with every row")
+    p.add_argument("--recorded-at", help="ISO 8601 recording start, so rows get captured_at")
+    p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"],
+                   help="person detector backend of the local endpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("query", help="run SQL over the results (tables: people, faces)")
+    p.add_argument("sql", help="SQL text, or - to read it from standard input")
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("up", help="keep a local stack running; drop videos in with any S3 client")
+    p.add_argument("--port", type=int, default=4566)
+    p.add_argument("--out", default=str(DEFAULT_OUT))
+    _add_sampling(p)
+    p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"])
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("frames", help="extract frames with the same code as split_frames")
+    p.add_argument("video")
+    p.add_argument("--out", required=True)
+    _add_sampling(p)
+    p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--max-side", type=int, default=1920)
+    p.set_defaults(func=cmd_frames)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if getattr(args, "quiet", False) else "INFO")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

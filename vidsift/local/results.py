@@ -1,0 +1,106 @@
+"""Copies what a local run produced out of the local buckets, so results outlive the stack.
+
+Layout under the output folder (the same table layout as the analytics bucket, with the
+day partitions Athena sees):
+``analytics/people/dt=YYYY-MM-DD/<video_id>.json``, ``analytics/faces/...``,
+``frames/<video_id>/<frame>.jpg`` (frames with people) and ``summaries/<video_id>.json``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidsift import aws, contract
+from vidsift.core.events import parse_s3_message
+from vidsift.local.stack import LocalStack
+
+
+def _objects(bucket: str, prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return keys
+
+
+def _body(bucket: str, key: str) -> bytes:
+    data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
+    """Every row Firehose delivered for a table (objects are newline-delimited JSON)."""
+    bucket = stack.names.bucket("analytics")
+    rows = []
+    for key in _objects(bucket, f"{table}/"):
+        rows.extend(json.loads(line) for line in _body(bucket, key).splitlines() if line.strip())
+    return rows
+
+
+@dataclass
+class RunResults:
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by video_id
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    dlq: dict[str, list[str]] = field(default_factory=dict)  # stage -> subjects
+    people: list[dict[str, Any]] = field(default_factory=list)
+    faces: list[dict[str, Any]] = field(default_factory=list)
+
+
+def collect(stack: LocalStack) -> RunResults:
+    res = RunResults()
+    frames = stack.names.bucket("frames")
+    for key in _objects(frames):
+        if key.endswith("/summary.json"):
+            doc = json.loads(_body(frames, key))
+            res.summaries[doc["video_id"]] = doc
+    analytics = stack.names.bucket("analytics")
+    res.errors = [json.loads(_body(analytics, k)) for k in _objects(analytics, contract.load()["analytics_prefixes"]
+                                                                    ["errors"])]
+    sqs = aws.client("sqs")
+    for stage, url in stack.dlq_urls.items():
+        subjects: list[str] = []
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                try:
+                    subjects.extend(r.uri for r in parse_s3_message(m["Body"]))
+                except ValueError:
+                    subjects.append(f"sqs:{m['MessageId']}")
+        if subjects:
+            res.dlq[stage] = subjects
+    res.people = analytics_rows(stack, "people")
+    res.faces = analytics_rows(stack, "faces")
+    return res
+
+
+def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Firehose delivers at least once: keep one row per record_id (the latest)."""
+    by_id = {r["record_id"]: r for r in sorted(rows, key=lambda r: r.get("processed_at") or "")}
+    return list(by_id.values())
+
+
+def export(stack: LocalStack, res: RunResults, out: Path) -> None:
+    for table, rows in (("people", res.people), ("faces", res.faces)):
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in _dedup(rows):
+            groups[(row["dt"], row["video_id"])].append(row)
+        for (dt, video), group in groups.items():
+            group.sort(key=lambda r: (r["frame_index"], r.get("face_index", 0)))
+            path = out / "analytics" / table / f"dt={dt}" / f"{video}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(json.dumps(r, sort_keys=False) + "\n" for r in group))
+    people_bucket = stack.names.bucket("people")
+    for key in _objects(people_bucket):
+        path = out / "frames" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_body(people_bucket, key))
+    for video, summary in res.summaries.items():
+        path = out / "summaries" / f"{video}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=1, sort_keys=True))

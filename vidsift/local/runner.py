@@ -1,0 +1,145 @@
+"""``vidsift run``: drop videos into the local raw bucket and let the stages do the rest.
+
+Nothing here calls a handler directly: the videos go in through S3 exactly as the edge
+uploader sends them, and the dispatcher drains the queues S3 feeds.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from vidsift import aws, contract
+from vidsift.local.dispatcher import Dispatcher, StageStats
+from vidsift.local.results import RunResults, collect, export
+from vidsift.local.stack import LocalStack
+
+
+@dataclass
+class VideoOutcome:
+    path: Path
+    key: str
+    video_id: str | None = None
+    frames_sampled: int = 0
+    frames_with_people: int = 0
+    faces: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.video_id is not None
+
+
+@dataclass
+class RunReport:
+    out: Path
+    videos: list[VideoOutcome]
+    stats: dict[str, StageStats]
+    results: RunResults
+    finished: bool
+    unowned_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.finished and not self.unowned_errors and all(v.ok for v in self.videos)
+
+
+def upload_key(path: Path, index: int) -> str:
+    """Keys keep the file's name (spaces, unicode and all) under the upload prefix; an index
+    keeps two files of the same name apart."""
+    return f"{contract.load()['raw_upload_prefix']}{index:04d}/{path.name}"
+
+
+def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None) -> None:
+    meta: dict[str, str] = {}
+    if camera_id:
+        meta["camera-id"] = quote(camera_id, safe="")
+    if recorded_at:
+        meta["recorded-at"] = recorded_at
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    aws.client("s3").upload_file(str(path), stack.names.bucket("raw"), key,
+                                 ExtraArgs={"Metadata": meta, "ContentType": content_type,
+                                            "ServerSideEncryption": "AES256"})
+
+
+def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
+             unowned: list[str]) -> list[VideoOutcome]:
+    raw = stack.names.bucket("raw")
+    by_uri = {f"s3://{raw}/{key}": VideoOutcome(path=path, key=key) for key, path in uploads.items()}
+    by_video: dict[str, VideoOutcome] = {}
+    for summary in res.summaries.values():
+        vo = by_uri.get(f"s3://{summary['source_bucket']}/{summary['source_key']}")
+        if vo:
+            vo.video_id, vo.frames_sampled = summary["video_id"], summary["frames_sampled"]
+            by_video[vo.video_id] = vo
+    people = defaultdict(int)
+    for row in {r["record_id"]: r for r in res.people}.values():
+        if row["person_count"]:
+            people[row["video_id"]] += 1
+    faces = defaultdict(int)
+    for row in {r["record_id"]: r for r in res.faces}.values():
+        faces[row["video_id"]] += 1
+    for video, vo in by_video.items():
+        vo.frames_with_people, vo.faces = people[video], faces[video]
+
+    def owner(subject: str) -> VideoOutcome | None:
+        if subject in by_uri:
+            return by_uri[subject]
+        video = subject.split("/", 3)[-1].split("/", 1)[0] if subject.startswith("s3://") else ""
+        return by_video.get(video)
+
+    for err in res.errors:
+        vo = owner(err["subject"])
+        msg = f"{err['stage']}: {err['reason']}"
+        if vo is None:
+            unowned.append(f"{msg} ({err['subject']})")
+        elif msg not in vo.errors:
+            vo.errors.append(msg)
+    for stage, subjects in res.dlq.items():
+        for subject in subjects:
+            vo = owner(subject)
+            if vo is None:
+                unowned.append(f"{stage}: {subject} moved to the dead-letter queue")
+            elif not any(e.startswith(f"{stage}:") for e in vo.errors):
+                vo.errors.append(f"{stage}: message moved to the dead-letter queue")
+    return list(by_uri.values())
+
+
+def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
+               camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
+               progress: bool = True, timeout_s: float = 3600) -> RunReport:
+    from tqdm import tqdm
+
+    stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
+    with stack:
+        uploads = {upload_key(p, i): p for i, p in enumerate(paths)}
+        for key, path in uploads.items():
+            upload(stack, path, key, camera_id, recorded_at)
+        bars: dict[str, Any] = {}
+        if progress:
+            bars = {s: tqdm(desc=f"{s:<14}", unit="msg", position=i, leave=True, total=0)
+                    for i, s in enumerate(contract.STAGES)}
+
+        def on_batch(stage: str, stats: StageStats) -> None:
+            if stage in bars:
+                bar = bars[stage]
+                bar.total = max(bar.total or 0, stats.received)
+                bar.n = stats.succeeded + stats.failed
+                bar.set_postfix(ok=stats.succeeded, failed=stats.failed, refresh=False)
+                bar.refresh()
+
+        dispatcher = Dispatcher(stack, on_batch=on_batch)
+        finished = dispatcher.run_until_idle(timeout_s=timeout_s)
+        for bar in bars.values():
+            bar.close()
+        res = collect(stack)
+        out.mkdir(parents=True, exist_ok=True)
+        export(stack, res, out)
+        unowned: list[str] = []
+        videos = outcomes(stack, uploads, res, unowned)
+        return RunReport(out=out, videos=videos, stats=dispatcher.stats, results=res, finished=finished,
+                         unowned_errors=unowned)

@@ -1,0 +1,207 @@
+"""The embedded local AWS: the same topology as serverless.yml, on this machine.
+
+moto's server provides S3, SQS, Firehose and DynamoDB over real HTTP; our emulators
+provide SageMaker-runtime InvokeEndpoint and Rekognition DetectFaces with real offline
+models. The handlers are the deployed code unchanged: only boto3 endpoints differ, set
+here through the standard ``AWS_ENDPOINT_URL*`` variables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from vidsift import aws, contract
+from vidsift.contract import ResourceNames, local_names
+
+#: Locally a failed message comes back after this many seconds (AWS: 6x the timeout).
+LOCAL_VISIBILITY_TIMEOUT_S = 2
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    port: int = 0
+    detector: str = "auto"
+    sample_fps: float = 1.0
+    sample_mode: str = "fps"
+    names: ResourceNames = field(default_factory=local_names)
+    visibility_timeout_s: int = LOCAL_VISIBILITY_TIMEOUT_S
+    #: Without the model services (tests of the first stage need no detector).
+    with_models: bool = True
+    _moto: Any = None
+    _services: list[Any] = field(default_factory=list)
+    _saved_env: dict[str, str | None] = field(default_factory=dict)
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    dlq_urls: dict[str, str] = field(default_factory=dict)
+    sagemaker_url: str | None = None
+    rekognition_url: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        self.port = self.port or free_port()
+        self._set_env({
+            "AWS_ACCESS_KEY_ID": "vidsift-local", "AWS_SECRET_ACCESS_KEY": "vidsift-local",
+            "AWS_SESSION_TOKEN": None, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": self.endpoint_url,
+        })
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto.start()
+        aws.reset_clients()
+        if self.with_models:
+            self._start_model_services()
+        self._set_env(self.function_env())
+        aws.reset_clients()
+        self._create_resources()
+        return self
+
+    def stop(self) -> None:
+        for svc in self._services:
+            with contextlib.suppress(Exception):
+                svc.stop()
+        self._services.clear()
+        if self._moto is not None:
+            with contextlib.suppress(Exception):
+                self._moto.stop()
+            self._moto = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        aws.reset_clients()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _start_model_services(self) -> None:
+        """Person detection and face analysis with real offline models."""
+        from vidsift.local import rekognition, sagemaker_runtime
+
+        sm = sagemaker_runtime.serve(endpoint_name=self.names.endpoint, s3_endpoint_url=self.endpoint_url,
+                                     backend=self.detector)
+        self._services.append(sm)
+        rk = rekognition.serve(s3_endpoint_url=self.endpoint_url)
+        self._services.append(rk)
+        self.sagemaker_url, self.rekognition_url = sm.url, rk.url
+
+    # --- what the handlers and users see ----------------------------------------------
+
+    def function_env(self) -> dict[str, str | None]:
+        env: dict[str, str | None] = dict(self.names.function_env())
+        env.update({
+            "SAMPLE_FPS": str(self.sample_fps), "SAMPLE_MODE": self.sample_mode,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url,
+            "AWS_ENDPOINT_URL_REKOGNITION": self.rekognition_url,
+            "POWERTOOLS_SERVICE_NAME": "vidsift", "POWERTOOLS_IDEMPOTENCY_DISABLED": None,
+        })
+        return env
+
+    def user_env(self) -> dict[str, str]:
+        """What a user exports to reach this stack with the AWS CLI or boto3."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url or "",
+            "AWS_ENDPOINT_URL_REKOGNITION": self.rekognition_url or "",
+            "AWS_ACCESS_KEY_ID": "vidsift-local", "AWS_SECRET_ACCESS_KEY": "vidsift-local",
+            "AWS_REGION": REGION,
+        }
+
+    # --- resources, as serverless.yml declares them -------------------------------------
+
+    def _create_resources(self) -> None:
+        s3, sqs = aws.client("s3"), aws.client("sqs")
+        for role in contract.load()["buckets"]:
+            bucket = self.names.bucket(role)
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True})
+        for stage in contract.STAGES:
+            spec = contract.stage(stage)
+            dlq = sqs.create_queue(QueueName=self.names.dlq(stage))["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            url = sqs.create_queue(QueueName=self.names.queue(stage), Attributes={
+                "VisibilityTimeout": str(self.visibility_timeout_s),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                             "maxReceiveCount": spec["max_receive_count"]}),
+            })["QueueUrl"]
+            self.queue_urls[stage], self.dlq_urls[stage] = url, dlq
+        self._create_notifications(s3, sqs)
+        self._create_streams()
+        self._create_idempotency_table()
+
+    def _create_notifications(self, s3: Any, sqs: Any) -> None:
+        doc = contract.load()
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for stage in contract.STAGES:
+            spec = contract.stage(stage)
+            arn = sqs.get_queue_attributes(QueueUrl=self.queue_urls[stage],
+                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            if spec["source_bucket"] == "raw":
+                filters = [[{"Name": "prefix", "Value": doc["raw_upload_prefix"]}, {"Name": "suffix", "Value": sfx}]
+                           for sfx in doc["video_suffixes"]]
+            else:
+                filters = [[{"Name": "suffix", "Value": ".jpg"}]]
+            configs = by_bucket.setdefault(self.names.bucket(spec["source_bucket"]), [])
+            for rules in filters:
+                configs.append({"QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
+                                "Filter": {"Key": {"FilterRules": rules}}})
+        for bucket, configs in by_bucket.items():
+            s3.put_bucket_notification_configuration(Bucket=bucket,
+                                                     NotificationConfiguration={"QueueConfigurations": configs})
+
+    def _create_streams(self) -> None:
+        doc = contract.load()
+        firehose = aws.client("firehose")
+        for table in contract.TABLES:
+            firehose.create_delivery_stream(
+                DeliveryStreamName=self.names.stream(table), DeliveryStreamType="DirectPut",
+                ExtendedS3DestinationConfiguration={
+                    "RoleARN": f"arn:aws:iam::{self.names.account}:role/firehose-{table}",
+                    "BucketARN": f"arn:aws:s3:::{self.names.bucket('analytics')}",
+                    "Prefix": doc["analytics_prefixes"][table],
+                    "ErrorOutputPrefix": doc["analytics_prefixes"]["firehose_errors"],
+                    "CompressionFormat": "UNCOMPRESSED",
+                    "BufferingHints": {"IntervalInSeconds": 60, "SizeInMBs": 5},
+                })
+
+    def _create_idempotency_table(self) -> None:
+        ddb = aws.client("dynamodb")
+        table = self.names.idempotency_table
+        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
+                                                                          "AttributeName": "expiration"})

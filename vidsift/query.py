@@ -1,0 +1,79 @@
+"""SQL over a run's results with DuckDB, with the same table names and columns as Athena."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from vidsift import contract
+
+_DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
+               "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
+
+
+def _columns_sql(table: str, with_partitions: bool) -> dict[str, str]:
+    spec = contract.load()["tables"][table]
+    cols = spec["columns"] + (spec["partition_keys"] if with_partitions else [])
+    return {c["Name"]: _DUCK_TYPES[c["Type"]] for c in cols}
+
+
+def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
+    """A connection where ``people`` and ``faces`` are views over ``out/analytics``.
+
+    ``dt`` comes from the hive partition folder and stays a string, as in Athena.
+    """
+    con = duckdb.connect()
+    for table in contract.TABLES:
+        folder = Path(out) / "analytics" / table
+        files = sorted(folder.glob("dt=*/*.json"))
+        if files:
+            cols = _columns_sql(table, with_partitions=False)
+            glob = str(folder / "dt=*" / "*.json").replace("'", "''")
+            struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in cols.items()) + "}"
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT {', '.join([*cols, 'dt'])} FROM read_json('{glob}', "
+                f"format='newline_delimited', hive_partitioning=true, hive_types={{'dt': 'VARCHAR'}}, "
+                f"columns={struct})"
+            )
+        else:
+            cols = _columns_sql(table, with_partitions=True)
+            con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in cols.items())})")
+    return con
+
+
+def run(out: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    con = connect(out)
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description or []]
+    return names, cur.fetchall()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render(names: list[str], rows: list[tuple[Any, ...]], fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(names, r, strict=True)) for r in rows], default=str, indent=1)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(["" if v is None else v for v in r] for r in rows)
+        return buf.getvalue()
+    cells = [[_cell(v) for v in r] for r in rows]
+    widths = [max([len(n)] + [len(c[i]) for c in cells]) for i, n in enumerate(names)]
+    lines = [" | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
