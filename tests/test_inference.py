@@ -1,0 +1,427 @@
+"""The SageMaker inference handler (sagemaker/code/inference.py), without any server.
+
+The SSDLite backend runs for real on photos that ship inside scikit-image and matplotlib, so
+these tests prove actual person detection offline. The YOLO backend needs torch and
+ultralytics, which the project's venv does not carry: those tests skip (saying why) unless
+ultralytics imports, and then run an *untrained* yolo11n built from its yaml (no weights
+exist offline) to check the response contract, not accuracy.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ROOT / "sagemaker" / "code"
+PEOPLE = ("astronaut", "camera", "grace_hopper")
+NO_PEOPLE = ("coffee", "chelsea", "rocket")
+JSON = "application/json"
+
+
+def load_inference() -> ModuleType:
+    """Load inference.py by path, as SageMaker and the local runtime do (it is no package)."""
+    name = "vidsift_test_inference"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, CODE / "inference.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def photo(name: str) -> np.ndarray:
+    """A bundled photo as BGR uint8 (what cv2.imdecode gives the handler)."""
+    if name == "grace_hopper":
+        from matplotlib import cbook
+
+        image = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
+        assert image is not None
+        return image
+    from skimage import data
+
+    rgb = getattr(data, name)()
+    if rgb.ndim == 2:
+        return cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def jpeg(name: str) -> bytes:
+    ok, buf = cv2.imencode(".jpg", photo(name), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return buf.tobytes()
+
+
+def b64(name: str) -> str:
+    return base64.b64encode(jpeg(name)).decode()
+
+
+def call(inf: ModuleType, model: Any, body: bytes | dict[str, Any], content_type: str = "application/json") -> dict:
+    raw = json.dumps(body).encode() if isinstance(body, dict) else body
+    out, media = inf.handle(model, raw, content_type, "application/json")
+    assert media == "application/json"
+    return json.loads(out)
+
+
+def assert_contract(response: dict[str, Any], n: int, model_id: str) -> None:
+    """The response shape detect_people relies on."""
+    assert set(response) == {"model", "predictions"}
+    assert response["model"] == model_id
+    assert len(response["predictions"]) == n
+    for pred in response["predictions"]:
+        assert set(pred) == {"boxes"}
+        confs = [b["confidence"] for b in pred["boxes"]]
+        assert confs == sorted(confs, reverse=True)
+        for box in pred["boxes"]:
+            assert set(box) == {"left", "top", "width", "height", "confidence"}
+            for key, value in box.items():
+                assert isinstance(value, float) and 0.0 <= value <= 1.0, (key, value)
+                assert round(value, 4) == value
+            assert box["left"] + box["width"] <= 1.0 + 1e-4
+            assert box["top"] + box["height"] <= 1.0 + 1e-4
+
+
+@pytest.fixture(scope="module")
+def inf() -> ModuleType:
+    return load_inference()
+
+
+@pytest.fixture(scope="module")
+def ssd(inf: ModuleType) -> Any:
+    return inf.load_model(None, backend="ssdlite")
+
+
+# ------------------------------------------------------------------ real detections (SSDLite)
+
+
+@pytest.mark.parametrize("name", PEOPLE)
+def test_ssdlite_finds_people(inf: ModuleType, ssd: Any, name: str) -> None:
+    response = call(inf, ssd, jpeg(name), "image/jpeg")
+    assert_contract(response, 1, "ssdlite_mobilenet_v2_person")
+    boxes = response["predictions"][0]["boxes"]
+    assert boxes, f"no person found on {name}"
+    assert boxes[0]["confidence"] >= 0.8
+    # Each of these photos is a portrait: the person fills a good part of the frame.
+    assert boxes[0]["width"] * boxes[0]["height"] > 0.2
+
+
+@pytest.mark.parametrize("name", NO_PEOPLE)
+def test_ssdlite_finds_nobody_where_there_is_nobody(inf: ModuleType, ssd: Any, name: str) -> None:
+    response = call(inf, ssd, jpeg(name), "image/jpeg")
+    assert response["predictions"] == [{"boxes": []}]
+
+
+def test_json_batch_matches_single_images_in_order(inf: ModuleType, ssd: Any) -> None:
+    names = ["coffee", "astronaut", "chelsea", "grace_hopper"]
+    batch = call(inf, ssd, {"instances": [{"image_b64": b64(n)} for n in names]})
+    assert_contract(batch, len(names), "ssdlite_mobilenet_v2_person")
+    for name, pred in zip(names, batch["predictions"], strict=True):
+        single = call(inf, ssd, jpeg(name), "image/jpeg")["predictions"][0]
+        assert len(pred["boxes"]) == len(single["boxes"]), name
+        for a, b in zip(pred["boxes"], single["boxes"], strict=True):
+            assert abs(a["confidence"] - b["confidence"]) < 0.01
+            assert abs(a["left"] - b["left"]) < 0.01
+
+
+def test_png_and_grayscale_are_accepted(inf: ModuleType, ssd: Any) -> None:
+    gray = cv2.cvtColor(photo("camera"), cv2.COLOR_BGR2GRAY)
+    ok, png = cv2.imencode(".png", gray)
+    assert ok
+    response = call(inf, ssd, png.tobytes(), "image/png")
+    assert response["predictions"][0]["boxes"]
+
+
+def test_same_input_same_bytes(inf: ModuleType, ssd: Any) -> None:
+    body = json.dumps({"instances": [{"image_b64": b64("astronaut")}, {"image_b64": b64("camera")}]}).encode()
+    first = inf.handle(ssd, body, "application/json", None)
+    second = inf.handle(ssd, body, "application/json; charset=utf-8", "*/*")
+    assert first == second
+
+
+def test_thresholds_filter(inf: ModuleType, ssd: Any) -> None:
+    image = {"image_b64": b64("astronaut")}
+    loose = call(inf, ssd, {"instances": [image], "min_confidence": 0.05})["predictions"][0]["boxes"]
+    strict = call(inf, ssd, {"instances": [image], "min_confidence": 0.99})["predictions"][0]["boxes"]
+    big = call(inf, ssd, {"instances": [image], "min_confidence": 0.05, "min_area": 0.5})["predictions"][0]["boxes"]
+    assert len(loose) >= 1 and strict == []
+    assert all(b["confidence"] >= 0.05 for b in loose)
+    assert all(b["width"] * b["height"] >= 0.5 - 1e-3 for b in big)
+    assert [b for b in loose if b["width"] * b["height"] >= 0.5] == big
+
+
+def test_threshold_defaults_come_from_env(inf: ModuleType, ssd: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSON_MIN_CONFIDENCE", "0.999")
+    assert call(inf, ssd, jpeg("astronaut"), "image/jpeg")["predictions"][0]["boxes"] == []
+    monkeypatch.setenv("PERSON_MIN_CONFIDENCE", "0.5")
+    monkeypatch.setenv("PERSON_MIN_AREA", "0.95")
+    assert call(inf, ssd, jpeg("astronaut"), "image/jpeg")["predictions"][0]["boxes"] == []
+
+
+# ------------------------------------------------------------------ S3 instances (moto in-process)
+
+
+@pytest.fixture
+def s3_frames(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        import boto3
+
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="frames")
+        for name in ("astronaut", "coffee"):
+            s3.put_object(Bucket="frames", Key=f"v/{name}.jpg", Body=jpeg(name))
+        yield s3
+
+
+def test_s3_instances(inf: ModuleType, s3_frames: Any) -> None:
+    model = inf.load_model(None, backend="ssdlite")  # a fresh S3 client inside the mock
+    response = call(
+        inf,
+        model,
+        {"instances": [{"s3_uri": "s3://frames/v/astronaut.jpg"}, {"s3_uri": "s3://frames/v/coffee.jpg"}]},
+    )
+    assert response["predictions"][0]["boxes"] and response["predictions"][1]["boxes"] == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "status", "words"),
+    [
+        ("s3://frames/v/missing.jpg", 404, "s3://frames/v/missing.jpg does not exist"),
+        ("s3://no-such-bucket/x.jpg", 404, "bucket of s3://no-such-bucket/x.jpg does not exist"),
+    ],
+)
+def test_missing_s3_object_names_the_instance(
+    inf: ModuleType, s3_frames: Any, uri: str, status: int, words: str
+) -> None:
+    model = inf.load_model(None, backend="ssdlite")
+    body = json.dumps({"instances": [{"s3_uri": "s3://frames/v/coffee.jpg"}, {"s3_uri": uri}]}).encode()
+    with pytest.raises(inf.RequestError) as err:
+        inf.handle(model, body, "application/json")
+    assert err.value.status_code == status
+    assert str(err.value) == f"instance 1: {words}"
+
+
+def test_s3_text_object_is_not_an_image(inf: ModuleType, s3_frames: Any) -> None:
+    s3_frames.put_object(Bucket="frames", Key="notes.txt", Body=b"hello")
+    model = inf.load_model(None, backend="ssdlite")
+    with pytest.raises(inf.RequestError, match=r"instance 0: not a decodable image"):
+        inf.handle(model, json.dumps({"instances": [{"s3_uri": "s3://frames/notes.txt"}]}).encode(), JSON)
+
+
+# ------------------------------------------------------------------ bad requests
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "pattern"),
+    [
+        (b"\xff\xd8 not really a jpeg", "image/jpeg", 400, r"instance 0: not a decodable image"),
+        (b"", "image/jpeg", 400, r"empty request body"),
+        (b'{"instances": []}', JSON, 400, r"empty batch"),
+        (b'{"instances": [', JSON, 400, r"not valid JSON"),
+        (b'{"frames": []}', JSON, 400, r'"instances" list'),
+        (b"[1, 2]", JSON, 400, r'"instances" list'),
+        (b"hello", "text/plain", 415, r"unsupported content type 'text/plain'"),
+        (b"hello", None, 415, r"unsupported content type None"),
+        (b'{"instances": [{"url": "http://x"}]}', JSON, 400, r"instance 0: give exactly one of"),
+        (b'{"instances": [{"s3_uri": "s3://b/k", "image_b64": "eA=="}]}', JSON, 400, r"instance 0: give exactly one"),
+        (b'{"instances": ["s3://b/k"]}', JSON, 400, r"instance 0: expected an object"),
+        (b'{"instances": [{"s3_uri": "http://b/k"}]}', JSON, 400, r"instance 0: not an s3://bucket/key URI"),
+        (b'{"instances": [{"s3_uri": "s3://bucket-only"}]}', JSON, 400, r"instance 0: not an s3://bucket/key URI"),
+        (b'{"instances": [{"image_b64": "***"}]}', JSON, 400, r"instance 0: image_b64 is not valid base64"),
+        (b'{"instances": [{"image_b64": "aGVsbG8="}]}', JSON, 400, r"instance 0: not a decodable image"),
+        (b'{"instances": [{"image_b64": "eA=="}], "min_confidence": 2}', JSON, 400, r"min_confidence must be"),
+        (b'{"instances": [{"image_b64": "eA=="}], "min_area": "big"}', JSON, 400, r"min_area must be"),
+    ],
+)
+def test_bad_requests_raise_request_errors(
+    inf: ModuleType, ssd: Any, body: bytes, content_type: str | None, status: int, pattern: str
+) -> None:
+    with pytest.raises(inf.RequestError, match=pattern) as err:
+        inf.handle(ssd, body, content_type, None)
+    assert err.value.status_code == status
+    assert 400 <= err.value.status_code < 500
+
+
+def test_second_bad_instance_is_named(inf: ModuleType, ssd: Any) -> None:
+    body = {"instances": [{"image_b64": b64("coffee")}, {"image_b64": base64.b64encode(b"GIF89a junk").decode()}]}
+    with pytest.raises(inf.RequestError, match=r"^instance 1: not a decodable image"):
+        inf.handle(ssd, json.dumps(body).encode(), JSON)
+
+
+def test_batch_over_the_limit(inf: ModuleType, ssd: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    instances = [{"s3_uri": f"s3://frames/{i}.jpg"} for i in range(33)]
+    with pytest.raises(inf.RequestError, match=r"batch of 33 instances is over the limit of 32 \(MAX_BATCH\)") as err:
+        inf.handle(ssd, json.dumps({"instances": instances}).encode(), JSON)
+    assert err.value.status_code == 413
+    monkeypatch.setenv("MAX_BATCH", "2")
+    with pytest.raises(inf.RequestError, match=r"batch of 3 instances is over the limit of 2"):
+        inf.handle(ssd, json.dumps({"instances": instances[:3]}).encode(), JSON)
+
+
+def test_unsupported_accept(inf: ModuleType, ssd: Any) -> None:
+    with pytest.raises(inf.RequestError, match=r"unsupported accept type 'text/csv'") as err:
+        inf.handle(ssd, jpeg("coffee"), "image/jpeg", "text/csv")
+    assert err.value.status_code == 406
+
+
+# ------------------------------------------------------------------ pure result parsing (no torch)
+
+
+def test_boxes_to_prediction_clips_filters_sorts_rounds(inf: ModuleType) -> None:
+    rows = np.array(
+        [
+            [0.1, 0.2, 0.4, 0.6, 0.7],  # kept
+            [-0.1, -0.2, 0.3, 1.4, 0.95123456],  # clipped to the frame
+            [0.5, 0.5, 0.52, 0.52, 0.99],  # too small for min_area
+            [0.2, 0.2, 0.9, 0.9, 0.3],  # below min_confidence
+            [0.3, 0.3, 0.3, 0.8, 0.9],  # zero width
+            [0.1, 0.1, 0.5, 0.5, np.nan],  # not a number
+        ]
+    )
+    out = inf.boxes_to_prediction(rows, 0.5, 0.01)
+    assert out == {
+        "boxes": [
+            {"left": 0.0, "top": 0.0, "width": 0.3, "height": 1.0, "confidence": 0.9512},
+            {"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4, "confidence": 0.7},
+        ]
+    }
+    assert inf.boxes_to_prediction(np.zeros((0, 5)), 0.5, 0.0) == {"boxes": []}
+
+
+def test_yolo_rows_keeps_only_people(inf: ModuleType) -> None:
+    xyxyn = np.array([[0.1, 0.1, 0.5, 0.9], [0.2, 0.2, 0.3, 0.3], [0.6, 0.1, 0.9, 0.8]], dtype=np.float32)
+    conf = np.array([0.9, 0.8, 0.6], dtype=np.float32)
+    cls = np.array([0.0, 2.0, 0.0], dtype=np.float32)  # person, car, person
+    rows = inf.yolo_rows(xyxyn, conf, cls, person_class=0)
+    assert rows.shape == (2, 5)
+    pred = inf.boxes_to_prediction(rows, 0.5, 0.0)
+    assert [b["confidence"] for b in pred["boxes"]] == [0.9, 0.6]
+    assert pred["boxes"][1] == {"left": 0.6, "top": 0.1, "width": 0.3, "height": 0.7, "confidence": 0.6}
+    assert inf.yolo_rows(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0, 5)
+    with pytest.raises(ValueError, match="mismatched"):
+        inf.yolo_rows(xyxyn, conf[:2], cls)
+
+
+def test_ssd_rows_split_by_image(inf: ModuleType) -> None:
+    det = np.array(
+        [[[[0, 1, 0.9, 0.1, 0.1, 0.2, 0.2], [1, 1, 0.8, 0.3, 0.3, 0.4, 0.4], [1, 2, 0.99, 0, 0, 1, 1]]]]
+    )  # the label-2 row is not a person
+    per_image = inf.ssd_rows(det, 3)
+    assert [len(r) for r in per_image] == [1, 1, 0]
+    assert per_image[1].tolist() == [[0.3, 0.3, 0.4, 0.4, 0.8]]
+
+
+# ------------------------------------------------------------------ backend selection and packaging
+
+
+def test_backend_selection(inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("YOLO_WEIGHTS", raising=False)
+    monkeypatch.setenv("VIDSIFT_DETECTOR", "auto")
+    assert inf.model_fn(str(tmp_path)).model_id == "ssdlite_mobilenet_v2_person"  # no weights -> SSDLite
+    monkeypatch.setenv("VIDSIFT_DETECTOR", "yolo")
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        inf.model_fn(str(tmp_path))
+    monkeypatch.setenv("VIDSIFT_DETECTOR", "tensorflow")
+    with pytest.raises(ValueError, match="must be one of auto, yolo, ssdlite"):
+        inf.model_fn(str(tmp_path))
+    (tmp_path / "yolo11n.pt").write_bytes(b"weights")
+    assert inf.find_yolo_weights(tmp_path) == str(tmp_path / "yolo11n.pt")
+    monkeypatch.setenv("YOLO_WEIGHTS", "yolo11n.yaml")
+    assert inf.find_yolo_weights(tmp_path) == "yolo11n.yaml"
+
+
+def test_ssdlite_path_never_imports_torch() -> None:
+    """model load on the SSDLite path must not pull torch/ultralytics (Lambda-sized containers)."""
+    code = (
+        "import importlib.util, sys;"
+        f"spec = importlib.util.spec_from_file_location('inf', {str(CODE / 'inference.py')!r});"
+        "m = importlib.util.module_from_spec(spec); sys.modules['inf'] = m; spec.loader.exec_module(m);"
+        "m.load_model(None, backend='auto');"
+        "print(sorted({'torch', 'ultralytics', 'tensorflow'} & set(sys.modules)))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "YOLO_WEIGHTS": ""}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_committed_text_graph_is_what_the_generator_makes() -> None:
+    spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", CODE / "make_pbtxt.py")
+    assert spec and spec.loader
+    make = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = make
+    spec.loader.exec_module(make)
+    generated = make.generate(make.find_graph())
+    assert generated == (CODE / "ssdlite_person.pbtxt").read_text(), "run python sagemaker/code/make_pbtxt.py"
+    cfg = make.SSDConfig()
+    # 19x19x3 + (10x10 + 5x5 + 3x3 + 2x2 + 1x1) x 6 anchors: TF's 1917 for a 300x300 SSD.
+    assert sum(len(cfg.anchors(i)[0]) * s * s for i, s in enumerate((19, 10, 5, 3, 2, 1))) == 1917
+
+
+def test_missing_text_graph_is_generated_at_load(inf: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inf, "HERE", Path("/nonexistent"))
+    monkeypatch.setattr(inf, "_generate_pbtxt", lambda graph: CODE / "ssdlite_person.pbtxt")
+    graph, pbtxt = inf.find_ssdlite_files(None)
+    assert graph.name == "frozen_inference_graph.pb" and pbtxt.is_file()
+
+
+# ------------------------------------------------------------------ YOLO (only where ultralytics imports)
+
+
+@pytest.fixture(scope="module")
+def yolo(inf: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip(
+        "ultralytics",
+        reason="ultralytics (and torch) are not in the project venv; the YOLO path is the cloud's and is "
+        "checked in a separate venv: pip install torch==2.14.1 torchvision==0.29.1 ultralytics==8.4.190",
+    )
+    home = tmp_path_factory.mktemp("yolo-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setenv("YOLO_CONFIG_DIR", str(home / "yolo"))
+        mp.setenv("YOLO_OFFLINE", "1")
+        mp.setenv("YOLO_WEIGHTS", "yolo11n.yaml")  # untrained network, built offline
+        mp.setenv("VIDSIFT_DETECTOR", "auto")  # auto must pick YOLO when it can
+        model = inf.model_fn(str(home))
+    # Ultralytics read its settings at import; the other tests get their environment back.
+    return model
+
+
+def test_yolo_response_contract(inf: ModuleType, yolo: Any) -> None:
+    assert yolo.model_id == "yolo11n"
+    names = ["astronaut", "coffee", "camera"]
+    # An untrained net scores everything near zero: ask for everything to exercise the parsing.
+    body = {"instances": [{"image_b64": b64(n)} for n in names], "min_confidence": 0.0}
+    response = call(inf, yolo, body)
+    assert_contract(response, len(names), "yolo11n")
+    assert any(pred["boxes"] for pred in response["predictions"])
+    raw = json.dumps(body).encode()
+    assert inf.handle(yolo, raw, JSON, None) == inf.handle(yolo, raw, JSON, None)
+
+
+def test_yolo_raw_image_and_errors(inf: ModuleType, yolo: Any) -> None:
+    response = call(inf, yolo, jpeg("chelsea"), "image/jpeg")
+    assert_contract(response, 1, "yolo11n")
+    with pytest.raises(inf.RequestError, match="not a decodable image"):
+        inf.handle(yolo, b"nope", "image/jpeg")
