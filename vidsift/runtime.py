@@ -31,7 +31,8 @@ _CONFIG = IdempotencyConfig(event_key_jmespath="[bucket, key, etag]", expires_af
 
 
 def sqs_processor() -> BatchProcessor:
-    return BatchProcessor(event_type=EventType.SQS)
+    # Report every failure as a batch item, even when all fail: one shape for SQS to act on.
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @cache
