@@ -38,6 +38,7 @@ demo: venv
 	$(BIN)/python -m vidsift.demo
 
 test: venv node
+	$(BIN)/ruff check .
 	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
 
 lint: venv
