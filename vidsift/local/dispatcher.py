@@ -54,6 +54,8 @@ class StageStats:
     received: int = 0
     succeeded: int = 0
     failed: int = 0
+    #: Wall time spent inside the handler: what Lambda would bill as duration.
+    seconds: float = 0.0
 
 
 @dataclass
@@ -99,11 +101,13 @@ class Dispatcher:
         stats.received += len(messages)
         ctx = LocalContext(function_name=f"{self.stack.names.prefix}-{stage}",
                            timeout_s=contract.stage(stage)["timeout_s"])
+        started = time.monotonic()
         try:
             response = self.handlers[stage](self._event(stage, messages), ctx) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # an invocation error fails the whole batch, as in Lambda
             failed = {m["MessageId"] for m in messages}
+        stats.seconds += time.monotonic() - started
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
             aws.client("sqs").delete_message_batch(QueueUrl=self.stack.queue_urls[stage], Entries=[

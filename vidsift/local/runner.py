@@ -6,9 +6,10 @@ uploader sends them, and the dispatcher drains the queues S3 feeds.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -109,6 +110,21 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
     return list(by_uri.values())
 
 
+def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, StageStats], unowned: list[str],
+                     **settings: Any) -> None:
+    """``run.json``: what the report and the cost estimate need beyond the tables (stage
+    times, invocations, the memory each stage is configured with, per-video outcomes)."""
+    doc = {
+        "settings": settings,
+        "stages": {s: {**asdict(st), "memory_mb": contract.stage(s)["memory_mb"]} for s, st in stats.items()},
+        "videos": [{"file": v.path.name, "key": v.key, "video_id": v.video_id, "ok": v.ok,
+                    "frames_sampled": v.frames_sampled, "frames_with_people": v.frames_with_people,
+                    "faces": v.faces, "errors": v.errors} for v in videos],
+        "errors": unowned,
+    }
+    (out / "run.json").write_text(json.dumps(doc, indent=1))
+
+
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
                progress: bool = True, timeout_s: float = 3600) -> RunReport:
@@ -141,5 +157,6 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         export(stack, res, out)
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
+        write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes)
         return RunReport(out=out, videos=videos, stats=dispatcher.stats, results=res, finished=finished,
                          unowned_errors=unowned)
