@@ -205,8 +205,11 @@ class S3Reader:
     is None, boto3 still honours ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` by itself.
     """
 
-    def __init__(self, endpoint_url: str | None = None) -> None:
+    def __init__(self, endpoint_url: str | None = None, client_kwargs: dict[str, Any] | None = None) -> None:
         self.endpoint_url = endpoint_url
+        # Extra boto3.client arguments: the local emulator passes its own dummy credentials
+        # and region; in the container the execution role's credentials are found as usual.
+        self.client_kwargs = dict(client_kwargs or {})
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -220,6 +223,7 @@ class S3Reader:
                     "s3",
                     endpoint_url=self.endpoint_url,
                     config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+                    **self.client_kwargs,
                 )
             return self._client
 
@@ -462,12 +466,15 @@ def load_model(
     *,
     backend: str | None = None,
     s3_endpoint_url: str | None = None,
+    s3_client_kwargs: dict[str, Any] | None = None,
 ) -> PersonDetector:
     """Load the chosen backend once; ``model_fn`` is this with everything taken from the environment."""
     choice = (backend or os.environ.get("VIDSIFT_DETECTOR") or "auto").strip().lower()
     if choice not in BACKENDS:
         raise ValueError(f"VIDSIFT_DETECTOR must be one of {', '.join(BACKENDS)}, got {choice!r}")
-    s3 = S3Reader(s3_endpoint_url if s3_endpoint_url is not None else os.environ.get("AWS_ENDPOINT_URL_S3"))
+    s3 = S3Reader(
+        s3_endpoint_url if s3_endpoint_url is not None else os.environ.get("AWS_ENDPOINT_URL_S3"), s3_client_kwargs
+    )
     weights = find_yolo_weights(model_dir) if choice in ("auto", "yolo") else None
     if choice == "yolo" or (choice == "auto" and weights and _ultralytics_available()):
         if weights is None:
