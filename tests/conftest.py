@@ -39,10 +39,11 @@ def short_video(media_dir: Path) -> Path:
     return make_video(media_dir / "short.mp4", [Segment("grace_hopper", 3)], fps=10, width=320, height=240)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_stack() -> Iterator[object]:
-    """One embedded local AWS with the real model services for the whole session; tests use
-    their own object keys so they do not see each other's work."""
+    """An embedded local AWS with the real model services, shared by a module's tests (which
+    use their own object keys). Module scope: stacks set process-wide endpoint variables,
+    so two must never be up at once."""
     from vidsift.local.stack import LocalStack
 
     with LocalStack() as stack:
