@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def test_drop_a_video_into_a_running_stack(tmp_path: Path, short_video: Path) ->
             lines.append(line)
             if "Ctrl-C" in line:
                 break
+        # keep reading in the background so the child never blocks on a full pipe
+        threading.Thread(target=lambda: [lines.append(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
         text = "".join(lines)
         assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in text, text
         raw = re.search(r"raw\s+(\S+)", text).group(1)  # type: ignore[union-attr]
