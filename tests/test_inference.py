@@ -425,3 +425,122 @@ def test_yolo_raw_image_and_errors(inf: ModuleType, yolo: Any) -> None:
     assert_contract(response, 1, "yolo11n")
     with pytest.raises(inf.RequestError, match="not a decodable image"):
         inf.handle(yolo, b"nope", "image/jpeg")
+
+
+# ------------------------------------------------------------------ deploy.py packaging (offline)
+
+
+def load_deploy() -> ModuleType:
+    name = "vidsift_test_deploy"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "sagemaker" / "deploy.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def test_deploy_help_and_dry_run_need_no_sdk(tmp_path: Path) -> None:
+    script = str(ROOT / "sagemaker" / "deploy.py")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    help_out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, env=env, check=True)
+    assert "--instance-type" in help_out.stdout and "--delete" in help_out.stdout
+    weights = tmp_path / "yolo11n.pt"
+    weights.write_bytes(b"not really weights")
+    out = tmp_path / "model.tar.gz"
+    run = subprocess.run(
+        [sys.executable, script, "--dry-run", "--stage", "prod", "--weights", str(weights), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    doc = json.loads(run.stdout)
+    assert doc["plan"]["endpoint_name"] == "vidsift-prod-person-detector"
+    assert doc["plan"]["mode"] == "serverless" and doc["plan"]["memory_mb"] == 4096
+    assert doc["plan"]["env"]["VIDSIFT_DETECTOR"] == "yolo" and doc["plan"]["env"]["YOLO_MODEL"] == "yolo11n"
+    assert doc["model.tar.gz"] == [
+        "yolo11n.pt",
+        "code",
+        "code/inference.py",
+        "code/make_pbtxt.py",
+        "code/requirements.txt",
+        "code/ssdlite_person.pbtxt",
+    ]
+    assert "sagemaker" not in run.stderr
+
+
+def test_yolo_tarball_layout_is_reproducible(tmp_path: Path) -> None:
+    import tarfile
+
+    deploy = load_deploy()
+    weights = tmp_path / "yolo11s.pt"
+    weights.write_bytes(b"\x00weights")
+    a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    deploy.build_model_tarball(a, backend="yolo", weights=weights)
+    deploy.build_model_tarball(b, backend="yolo", weights=weights)
+    assert a.read_bytes() == b.read_bytes()
+    with tarfile.open(a) as tar:
+        assert tar.extractfile("yolo11s.pt").read() == b"\x00weights"  # type: ignore[union-attr]
+        assert tar.extractfile("code/inference.py").read() == (CODE / "inference.py").read_bytes()  # type: ignore[union-attr]
+        reqs = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
+        assert "ultralytics==" in reqs and "torch" not in reqs.split("#")[0]
+    with pytest.raises(ValueError, match=r"expected Ultralytics \.pt"):
+        deploy.build_model_tarball(a, backend="yolo", weights=CODE / "inference.py")
+    with pytest.raises(FileNotFoundError):
+        deploy.build_model_tarball(a, backend="yolo", weights=tmp_path / "missing.pt")
+
+
+def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extract the artefact like /opt/ml/model and run its own code/inference.py on a photo."""
+    import tarfile
+
+    deploy = load_deploy()
+    artefact = tmp_path / "model.tar.gz"
+    members = deploy.build_model_tarball(artefact, backend="ssdlite")
+    assert members[0] == "frozen_inference_graph.pb"
+    model_dir = tmp_path / "opt-ml-model"
+    with tarfile.open(artefact) as tar:
+        tar.extractall(model_dir, filter="data")
+    assert "ultralytics" not in (model_dir / "code" / "requirements.txt").read_text()
+    spec = importlib.util.spec_from_file_location("vidsift_packed_inference", model_dir / "code" / "inference.py")
+    assert spec and spec.loader
+    packed = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, packed)
+    spec.loader.exec_module(packed)
+    monkeypatch.setenv("VIDSIFT_DETECTOR", "ssdlite")
+    model = packed.model_fn(str(model_dir))
+    assert model.backend.graph == model_dir / "frozen_inference_graph.pb"
+    assert model.backend.pbtxt == model_dir / "code" / "ssdlite_person.pbtxt"
+    body, media = packed.output_fn(packed.predict_fn(packed.input_fn(jpeg("camera"), "image/jpeg"), model), "*/*")
+    assert media == "application/json" and json.loads(body)["predictions"][0]["boxes"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--async"], "--async needs --instance-type"),
+        (["--memory-mb", "1000"], "--memory-mb must be one of"),
+        (["--max-concurrency", "0"], "--max-concurrency must be between 1 and 200"),
+        (["--dry-run"], "give --weights PATH"),
+    ],
+)
+def test_deploy_argument_checks(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    deploy = load_deploy()
+    with pytest.raises(SystemExit):
+        deploy.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_deploy_modes_in_the_plan(tmp_path: Path) -> None:
+    deploy = load_deploy()
+    p = deploy.parser()
+    weights = tmp_path / "yolo11n.pt"
+    realtime = deploy.make_plan(p.parse_args(["--instance-type", "ml.c6i.xlarge", "--weights", str(weights)]), weights)
+    assert (realtime.mode, realtime.instance_type, realtime.memory_mb) == ("realtime", "ml.c6i.xlarge", None)
+    asynchronous = deploy.make_plan(p.parse_args(["--async", "--instance-type", "ml.g5.xlarge"]), weights)
+    assert asynchronous.mode == "async"
+    serverless = deploy.make_plan(p.parse_args(["--memory-mb", "6144", "--max-concurrency", "20"]), weights)
+    assert (serverless.mode, serverless.memory_mb, serverless.max_concurrency) == ("serverless", 6144, 20)
+    assert serverless.endpoint_name == deploy.endpoint_name_for("dev") == "vidsift-dev-person-detector"
