@@ -1,0 +1,100 @@
+"""When to start and stop a clip: a small state machine over frame times, nothing else.
+
+Kept free of video, models and clocks so its rule can be tested frame by frame:
+
+* start when a person is detected (and recording is allowed, and at least ``min_gap_s`` has
+  passed since the previous clip started); the clip begins ``pre_roll_s`` before the detection,
+  with the frames the recorder kept in its pre-roll buffer;
+* stop once ``post_roll_s`` have passed without a person, or the clip reached ``max_clip_s``
+  (pre-roll included), whichever comes first. The frame that triggers the stop is not in it.
+
+Clip start times (for the gap) are the times of their first frame.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    pre_roll_s: float = 3.0
+    post_roll_s: float = 5.0
+    max_clip_s: float = 20.0
+    min_gap_s: float = 60.0
+
+
+START = "start"
+STOP = "stop"
+
+
+class ClipRule:
+    def __init__(self, settings: ClipSettings) -> None:
+        self.s = settings
+        self.recording = False
+        self.first_t: float | None = None  # first frame of the current clip
+        self.last_person_t: float | None = None
+        self.last_start_t: float | None = None
+        self.stop_reason = ""
+
+    def step(self, t: float, person: bool | None, allowed: bool = True, oldest_buffered_t: float | None = None) -> \
+            str | None:
+        """Feed one frame. ``person`` is None when the detector did not run on this frame.
+        Returns START (the clip begins at ``self.first_t``, this frame included), STOP (the clip
+        ended before this frame) or None."""
+        if not self.recording:
+            if not person or not allowed:
+                return None
+            first = t - self.s.pre_roll_s
+            if oldest_buffered_t is not None:
+                first = max(first, oldest_buffered_t)
+            if self.last_start_t is not None and first - self.last_start_t < self.s.min_gap_s:
+                return None
+            self.recording, self.first_t, self.last_person_t, self.last_start_t = True, first, t, first
+            return START
+        if person:
+            self.last_person_t = t
+        assert self.first_t is not None and self.last_person_t is not None
+        if t - self.last_person_t >= self.s.post_roll_s:
+            self.stop_reason = f"no person for {self.s.post_roll_s:g} s"
+        elif t - self.first_t >= self.s.max_clip_s:
+            self.stop_reason = f"maximum length {self.s.max_clip_s:g} s"
+        else:
+            return None
+        self.recording = False
+        return STOP
+
+
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class HoursWindow:
+    """A daily local-time window such as "07:00-19:00"; "22:00-06:00" wraps midnight, "00:00-24:00" is all day."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> HoursWindow:
+        from edge.config import ConfigError
+
+        m = _HOURS.match(text)
+        if not m:
+            raise ConfigError(f"hours: expected HH:MM-HH:MM, got {text!r}")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        try:
+            return cls(time(h1 % 24, m1), time(h2 % 24, m2))
+        except ValueError as exc:
+            raise ConfigError(f"hours: {exc}") from exc
+
+    def contains(self, when: datetime) -> bool:
+        """``when`` is judged in its own time zone; pass local time."""
+        t = when.timetz().replace(tzinfo=None)
+        if self.start == self.end:  # "00:00-24:00": all day
+            return True
+        if self.start < self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end

