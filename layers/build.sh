@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Build the Lambda layers serverless.yml deploys: layers/build/<name>.zip for every
+# layers/<name>/requirements.txt, then print unzipped sizes against Lambda's 250 MiB limit.
+#
+# Wheels are fetched for Lambda's platform, not this machine's: CPython 3.12 on x86_64
+# Amazon Linux 2023 (glibc 2.34). manylinux_2_28 is needed, not just manylinux2014:
+# av 18.1.0 and numpy 2.4.6 ship no manylinux2014 wheel for it. --only-binary makes
+# a missing wheel an error instead of a source build for the wrong platform.
+#
+# Reproducible: exact pins (checked against what pip installed), no scripts, .pyc
+# compiled by a CPython 3.12 with unchecked-hash invalidation (no timestamps) and /opt
+# paths, and zips with sorted entries and fixed dates. Same pins => same zip bytes.
+#
+# Env: PYTHON runs pip (default python3); PY312 compiles .pyc (default: python3.12 if
+# one is installed; without it the layer still works, Lambda just compiles at import).
+# LAYERS="media" builds a subset.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+BUILD="layers/build"
+LAYERS="${LAYERS:-$(for r in layers/*/requirements.txt; do basename "$(dirname "$r")"; done)}"
+PIP_PLATFORM=(--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64
+  --only-binary=:all: --python-version 3.12 --implementation cp)
+
+is_py312() { [[ -n "$1" ]] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; }
+if [[ -z "${PY312:-}" ]]; then
+  # A pyenv shim answers to python3.12 even when 3.12 is not the selected version.
+  for candidate in "$(command -v python3.12 || true)" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+    if is_py312 "$candidate"; then PY312="$candidate"; break; fi
+  done
+fi
+is_py312 "${PY312:-}" || PY312=""
+
+start=$(date +%s)
+mkdir -p "$BUILD"
+zips=()
+for name in $LAYERS; do
+  req="layers/$name/requirements.txt"
+  site="$BUILD/$name/python"
+  echo "layer $name: pip install -r $req (cp312 manylinux x86_64)"
+  rm -rf "${BUILD:?}/$name" "$BUILD/$name.zip"
+  mkdir -p "$site"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
+    "${PIP_PLATFORM[@]}" --target "$site" -r "$req"
+  # Console scripts carry this machine's interpreter path and are useless in Lambda.
+  rm -rf "$site/bin"
+  "$PYTHON" layers/layertool.py check-pins "$req" "$site"
+  if [[ -n "$PY312" ]]; then
+    # Lambda mounts layers read-only under /opt: without shipped .pyc every cold start
+    # recompiles. -s/-p record /opt/python paths in tracebacks instead of this checkout's.
+    "$PY312" -m compileall -q --invalidation-mode unchecked-hash \
+      -s "$site" -p /opt/python "$site" >/dev/null
+  else
+    echo "  (no python3.12 here: layer ships without .pyc; set PY312 to add them)"
+  fi
+  "$PYTHON" layers/layertool.py zip "$BUILD/$name" "$BUILD/$name.zip"
+  zips+=("$BUILD/$name.zip")
+done
+echo "built ${#zips[@]} layer(s) in $(( $(date +%s) - start )) s"
+"$PYTHON" layers/layertool.py measure "${zips[@]}"
