@@ -2,20 +2,23 @@
 
 Why this split of models:
 
-* Detection, box, confidence and the 5 landmarks come from ``yuface`` (libfacedetection's
+* Detection, box, confidence and the 5 main landmarks come from ``yuface`` (libfacedetection's
   YuNet, weights compiled into the PyPI wheel): fast (about 30 ms for a 512x512 frame on one
   core), no download, and exact on the bundled photos.
-* Age, gender, emotions, mouth/eye openness, the 3D head pose and the finer landmarks come
-  from ``@vladmandic/human`` (npm, MIT), whose tarball ships TensorFlow.js models (BlazeFace,
+* Head pose, the finer landmarks, age, gender, emotions and mouth/eye openness come from
+  ``@vladmandic/human`` (npm, MIT), whose tarball ships TensorFlow.js models (BlazeFace,
   MediaPipe face mesh + iris, an emotion CNN, "faceres" age/gender). No Python package in a
   registry ships comparable weights, so they run in a Node process (``human/sidecar.mjs``)
-  on crops around the faces yuface found. That process is optional: without Node or
-  ``vidsift/local/human/node_modules`` the analyser still detects faces and reports only
-  what it measured (box, landmarks, geometric pose, quality), never invented attributes.
+  on crops around the faces yuface found. Rekognition's DEFAULT set runs the mesh only
+  (pose, landmarks); ALL adds the emotion and age/gender models.
 * Quality (brightness, sharpness) is measured on the face pixels, not predicted.
 
+The Node process is optional: without Node or ``vidsift/local/human/node_modules`` the
+analyser still finds faces and reports what it measured (box, 5 landmarks, confidence,
+quality) and leaves out Pose and every attribute rather than invent them.
+
 Rekognition has no field naming the model; :data:`ANALYZER_ID` (and
-:meth:`FaceAnalyzer.analyzer_id` for what a given call really used) names it instead, so the
+:attr:`FaceAnalyzer.analyzer_id` for a running analyser) names it instead, so the
 ``analyzer`` column says which local models produced a row.
 """
 
@@ -58,8 +61,8 @@ def _full_id(human_version: str | None) -> str:
     return f"{DETECTOR_ID}+human-{human_version}" if human_version else DETECTOR_ID
 
 
-#: The analyser id for ALL-attribute calls on this install: ``yuface-<v>+human-<v>`` when the
-#: attribute models are installed, else ``yuface-<v>`` (then no attribute is reported).
+#: The analyser id on this install: ``yuface-<v>+human-<v>`` when Node and the Human models are
+#: installed, else ``yuface-<v>`` (detection only: no pose, no attribute is reported).
 ANALYZER_ID = _full_id(_human_version() if shutil.which("node") else None)
 
 #: Faces yuface scores at or below this (0-100) are not reported. Rekognition reports weak
@@ -92,11 +95,6 @@ CROP_MAX_SIDE = 320
 # Laplacian variance (on a 128x128 face) at which sharpness reads 50 of 100.
 SHARPNESS_HALF = 100.0
 
-# A generic adult face, in mm, nose tip at the origin, depth measured away from the camera:
-# eye centres 63 mm apart and 27 mm behind the nose tip, 34 mm above it; mouth corners 25 mm
-# behind it and 30 mm below. Used to turn 5 landmarks into a rough head pose.
-_EYE_HALF_SPAN, _EYE_DEPTH, _EYE_ABOVE = 31.5, 27.0, 34.0
-_MOUTH_DEPTH, _MOUTH_BELOW = 25.0, 30.0
 _FIVE_POINTS = ("eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")
 
 
@@ -154,14 +152,24 @@ class HumanSidecar:
     def alive(self) -> bool:
         return self._proc.poll() is None
 
-    def analyse(self, crops: list[np.ndarray], timeout_s: float = 60.0) -> list[list[dict[str, Any]]]:
-        """Human's findings for each RGB crop, in order (an empty list where it saw no face)."""
+    def analyse(
+        self, crops: list[np.ndarray], attributes: bool = True, timeout_s: float = 60.0
+    ) -> list[list[dict[str, Any]]]:
+        """Human's findings for each RGB crop, in order (an empty list where it saw no face).
+
+        ``attributes=False`` runs the mesh and iris only (pose, landmarks), skipping the
+        emotion and age/gender models.
+        """
         if not crops:
             return []
         with self._lock:
             self._next_id += 1
             header = json.dumps(
-                {"id": self._next_id, "images": [{"width": c.shape[1], "height": c.shape[0]} for c in crops]}
+                {
+                    "id": self._next_id,
+                    "attributes": attributes,
+                    "images": [{"width": c.shape[1], "height": c.shape[0]} for c in crops],
+                }
             ).encode()
             assert self._proc.stdin is not None
             try:
@@ -185,43 +193,6 @@ class HumanSidecar:
             except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
                 self._proc.wait(timeout=5)
-
-
-def _pose_from_five_points(points: np.ndarray) -> dict[str, float]:
-    """Roll/yaw/pitch in degrees from yuface's 5 landmarks and an average face's geometry.
-
-    An estimate, each angle from its most telling cue: roll is the eye line's angle (a direct
-    measurement); yaw comes from how far the nose tip sits beside the eyes' and mouth's centre,
-    pitch from where it sits between the eye line and the mouth line, both solved for an
-    average-shaped face seen without perspective. Expect a few degrees of error near frontal
-    and more for strongly turned faces (the mesh pose replaces it when attributes are on).
-    Signs follow Human's mesh pose so both sources agree: roll > 0 when the head leans
-    clockwise in the image, yaw > 0 when the face turns towards the image's left, pitch > 0
-    when it tilts down.
-    """
-    eye_l, eye_r, nose, mouth_l, mouth_r = (np.asarray(p, dtype=np.float64) for p in points)
-    eye_line = eye_r - eye_l
-    roll = math.atan2(eye_line[1], eye_line[0])
-    # Undo the roll so that the remaining offsets are along the face's own axes.
-    c, s = math.cos(-roll), math.sin(-roll)
-    rot = np.array([[c, -s], [s, c]])
-    el, er, no, ml, mr = (rot @ p for p in (eye_l, eye_r, nose, mouth_l, mouth_r))
-    eye_span = float(er[0] - el[0])
-    eye_y, mouth_y = (el[1] + er[1]) / 2.0, (ml[1] + mr[1]) / 2.0
-    if eye_span <= 1e-6 or mouth_y - eye_y <= 1e-6:
-        return {"Roll": math.degrees(roll), "Yaw": 0.0, "Pitch": 0.0}
-    # Yaw: x' = x cos(yaw) + depth sin(yaw). The eyes and mouth corners (about 26 mm deep) shift
-    # against the nose tip by depth*sin(yaw) while the eye span shrinks to 63*cos(yaw).
-    centre_x = (el[0] + er[0] + ml[0] + mr[0]) / 4.0
-    depth = (_EYE_DEPTH + _MOUTH_DEPTH) / 2.0
-    offset = float(no[0] - centre_x) / eye_span
-    yaw = math.atan2(-offset * 2.0 * _EYE_HALF_SPAN, depth)
-    # Pitch: y' = y cos(pitch) - depth sin(pitch); the nose tip's place t between eye line (0)
-    # and mouth line (1) gives tan(pitch) = (t*(above+below) - above) / (eye_depth - t*(eye_depth-mouth_depth)).
-    t = float(no[1] - eye_y) / float(mouth_y - eye_y)
-    span = _EYE_ABOVE + _MOUTH_BELOW
-    pitch = math.atan2(t * span - _EYE_ABOVE, _EYE_DEPTH - t * (_EYE_DEPTH - _MOUTH_DEPTH))
-    return {"Roll": math.degrees(roll), "Yaw": math.degrees(yaw), "Pitch": math.degrees(pitch)}
 
 
 def measure_quality(gray: np.ndarray, box: tuple[int, int, int, int]) -> dict[str, float]:
@@ -315,9 +286,10 @@ class FaceAnalyzer:
     def has_attributes(self) -> bool:
         return self._sidecar is not None
 
-    def analyzer_id(self, attributes_all: bool = True) -> str:
-        """What actually produced a call's answer: the detector alone, or detector + Human."""
-        if attributes_all and self._sidecar is not None:
+    @property
+    def analyzer_id(self) -> str:
+        """What produces this analyser's answers: the detector alone, or detector + Human."""
+        if self._sidecar is not None:
             return f"{DETECTOR_ID}+human-{self._sidecar.versions.get('human', _human_version())}"
         return DETECTOR_ID
 
@@ -361,25 +333,26 @@ class FaceAnalyzer:
                         {"Type": name, "X": float(px) / w, "Y": float(py) / h}
                         for name, (px, py) in zip(_FIVE_POINTS, points, strict=True)
                     ],
-                    "Pose": _pose_from_five_points(points),
                     "Quality": measure_quality(gray, box),
                     "Confidence": min(100.0, score),
                 }
             )
-        if attributes_all and self._sidecar is not None and faces:
-            self._add_attributes(image, faces, details)
+        if self._sidecar is not None and faces:
+            self._add_mesh(image, faces, details, attributes_all)
         return details
 
-    def _add_attributes(
+    def _add_mesh(
         self,
         bgr: np.ndarray,
         faces: list[tuple[float, tuple[int, int, int, int], np.ndarray]],
         details: list[dict[str, Any]],
+        attributes_all: bool,
     ) -> None:
+        """Pose and fine landmarks (always) and attributes (if asked) from Human, per face."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         crops = [_crop_square(rgb, box) for _, box, _ in faces]
-        results = self._run_sidecar([c[0] for c in crops])
+        results = self._run_sidecar([c[0] for c in crops], attributes_all)
         for (_, box, _), (_, x0, y0, scale), found, detail in zip(faces, crops, results, details, strict=True):
             # Human sees one face per crop; it must be the face yuface found (the crop's centre),
             # not a neighbour that also fits in the crop.
@@ -388,11 +361,13 @@ class FaceAnalyzer:
             if match is None:
                 continue
             attributes, landmarks = self._attributes(match, x0, y0, scale, w, h)
+            if not attributes_all:
+                attributes = {"Pose": attributes["Pose"]} if "Pose" in attributes else {}
             detail.update(attributes)
             # The mesh adds Rekognition's finer landmark types; the 5 main ones stay yuface's.
             detail["Landmarks"].extend(landmarks)
 
-    def _run_sidecar(self, crops: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+    def _run_sidecar(self, crops: list[np.ndarray], attributes: bool) -> list[list[dict[str, Any]]]:
         with self._sidecar_lock:
             sidecar = self._sidecar
             assert sidecar is not None
@@ -401,7 +376,7 @@ class FaceAnalyzer:
                 log.warning("human sidecar died; restarting it")
                 sidecar.close()
                 sidecar = self._sidecar = HumanSidecar()
-        return sidecar.analyse(crops)
+        return sidecar.analyse(crops, attributes)
 
     @staticmethod
     def _attributes(
@@ -436,7 +411,8 @@ class FaceAnalyzer:
             out["MouthOpen"] = _binary(mouth > MOUTH_OPEN_RATIO, (mouth - MOUTH_OPEN_RATIO) / MOUTH_OPEN_RATIO)
         rotation = face.get("rotation")
         if rotation:
-            # The mesh's 468 points pin the head pose far better than 5 points do.
+            # From the 468-point mesh. yuface's 5 points cannot give a pose: they barely move
+            # when a face is rotated in the image (a 15-degree turn reads as 1-2 degrees).
             out["Pose"] = {
                 "Roll": math.degrees(float(rotation["roll"])),
                 "Yaw": math.degrees(float(rotation["yaw"])),

@@ -168,7 +168,7 @@ class RekognitionService(LocalService):
         if with_attributes and "ALL" not in wanted:
             keep = set(_DEFAULT_KEYS).union(*(ATTRIBUTE_KEYS[a] for a in wanted if a in ATTRIBUTE_KEYS))
             faces = [{k: v for k, v in face.items() if k in keep} for face in faces]
-        return {"FaceDetails": faces}, self.analyzer.analyzer_id(with_attributes)
+        return {"FaceDetails": faces}, self.analyzer.analyzer_id
 
     def _load_image(self, image: Any) -> np.ndarray:
         if not isinstance(image, dict):
@@ -243,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         # A health check for the embedded local AWS: models are loaded before serve() returns.
         if self.path.rstrip("/") == "/_vidsift/health":
-            self._send(200, {"status": "ok", "analyzer": self.service.analyzer.analyzer_id(True)})
+            self._send(200, {"status": "ok", "analyzer": self.service.analyzer.analyzer_id})
         else:
             self._error(RekognitionError("UnknownOperationException", "Only POST / is served", 404))
 

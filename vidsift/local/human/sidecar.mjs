@@ -5,7 +5,7 @@
 // package. Python keeps detection (yuface) and talks to this process over stdin/stdout.
 //
 // Protocol (one request at a time, in order):
-//   request  = uint32 big-endian N, N bytes of JSON {"id", "images": [{"width", "height"}, ...]},
+//   request  = uint32 big-endian N, N bytes of JSON {"id", "attributes": bool, "images": [{"width", "height"}, ...]},
 //              then width*height*3 bytes of RGB for each image, in order.
 //   response = one line of JSON {"id", "results": [[face, ...] per image]} or {"id", "error"}.
 // First line written is {"ready": true, "versions": {...}} once the models are loaded and warm.
@@ -112,9 +112,9 @@ async function ageGender(faceTensor) {
   }
 }
 
-async function describe(face) {
+async function describe(face, attributes) {
   const mesh = face.mesh ?? [];
-  const ag = await ageGender(face.tensor);
+  const ag = attributes ? await ageGender(face.tensor) : null;
   const out = {
     score: face.score,
     boxScore: face.boxScore,
@@ -145,15 +145,17 @@ async function describe(face) {
   return out;
 }
 
-async function analyse(width, height, rgb) {
+// attributes=false: face mesh and iris only (pose, landmarks), for Rekognition's DEFAULT set.
+// Human merges a per-call config into its own for good, so the switch is always sent whole.
+async function analyse(width, height, rgb, attributes = true) {
   const tensor = human.tf.tensor3d(rgb, [height, width, 3], 'int32');
   const batched = human.tf.expandDims(tensor, 0);
   try {
-    const result = await human.detect(batched);
+    const result = await human.detect(batched, { face: { emotion: { enabled: attributes } } });
     const faces = result.face ?? [];
     try {
       const described = [];
-      for (const face of faces) described.push(await describe(face));
+      for (const face of faces) described.push(await describe(face, attributes));
       return described;
     } finally {
       human.tf.dispose(faces.map((f) => f.tensor).filter(Boolean));
@@ -203,7 +205,7 @@ async function main() {
             const { width, height } = header.images[i];
             const rgb = new Uint8Array(buffer.subarray(offset, offset + sizes[i]));
             offset += sizes[i];
-            results.push(await analyse(width, height, rgb));
+            results.push(await analyse(width, height, rgb, header.attributes !== false));
           }
           write({ id: header.id, results });
         } catch (err) {
