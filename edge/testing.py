@@ -200,6 +200,20 @@ def reset_moto(port: int) -> None:
                            timeout=10).read()
 
 
+def use_local_s3(monkeypatch, scratch: Path, endpoint: str) -> None:
+    """Point boto3 at a local endpoint with dummy credentials, and nothing of the real machine's
+    AWS setup (profiles, config files, instance metadata) in the way. ``monkeypatch`` is pytest's."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(scratch / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(scratch / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", endpoint)
+
+
 # -- a video with people in some segments -----------------------------------------------------
 def photo(name: str):
     """RGB photos that ship in packages: astronaut, camera, grace_hopper show a person;

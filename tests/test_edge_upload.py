@@ -27,7 +27,7 @@ import pytest
 from edge.config import EdgeConfig
 from edge.metadata import build_metadata
 from edge.queue import DONE, UploadQueue
-from edge.testing import CORRUPT, CUT, DROP, ERROR_500, PASS, REFUSE, FaultProxy, reset_moto, start_moto
+from edge.testing import CORRUPT, CUT, DROP, ERROR_500, PASS, REFUSE, FaultProxy, reset_moto, start_moto, use_local_s3
 from edge.uploader import Uploader
 from vidsift.contract import local_names
 
@@ -49,16 +49,8 @@ def s3(moto_port, monkeypatch, tmp_path):
     """Dummy credentials, the endpoint pointed at a fault proxy in front of moto, a fresh bucket.
     Returns (admin client talking to moto directly, proxy)."""
     reset_moto(moto_port)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     proxy = FaultProxy(moto_port).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    use_local_s3(monkeypatch, tmp_path, proxy.url)
     admin = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
     admin.create_bucket(Bucket=BUCKET)
     yield admin, proxy
