@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +58,8 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
+        # moto's server logs every request; a person watching a run wants the pipeline's lines.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.port = self.port or free_port()
         self._set_env({
             "AWS_ACCESS_KEY_ID": "vidsift-local", "AWS_SECRET_ACCESS_KEY": "vidsift-local",
@@ -64,6 +68,7 @@ class LocalStack:
         })
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._moto.start()
+        self._reset_moto()
         aws.reset_clients()
         if self.with_models:
             self._start_model_services()
@@ -79,6 +84,7 @@ class LocalStack:
         self._services.clear()
         if self._moto is not None:
             with contextlib.suppress(Exception):
+                self._reset_moto()
                 self._moto.stop()
             self._moto = None
         for key, value in self._saved_env.items():
@@ -88,6 +94,11 @@ class LocalStack:
                 os.environ[key] = value
         self._saved_env.clear()
         aws.reset_clients()
+
+    def _reset_moto(self) -> None:
+        """moto keeps its state per process, not per server: a new stack starts empty."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"),
+                               timeout=10).read()
 
     def __enter__(self) -> LocalStack:
         return self.start()
