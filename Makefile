@@ -30,11 +30,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt pyprojec
 
 node: $(NODE_STAMP)
 
-$(NODE_STAMP): package.json package-lock.json
+# The Serverless CLI (top level) and the local face analyser's Node sidecar (its models
+# ship inside the npm package @vladmandic/human).
+$(NODE_STAMP): package.json package-lock.json vidsift/local/human/package.json vidsift/local/human/package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error --prefix vidsift/local/human
 	touch $@
 
-demo: venv
+demo: venv node
 	$(BIN)/python -m vidsift.demo
 
 test: venv node
@@ -57,4 +60,4 @@ soak: venv node
 	$(TEST_ENV) $(OFFLINE_ENV) $(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) node_modules .serverless layers/build
+	rm -rf $(VENV) node_modules vidsift/local/human/node_modules .serverless layers/build
