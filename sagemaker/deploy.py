@@ -33,6 +33,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -300,6 +301,8 @@ def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
     model_data = session.upload_data(plan.artefact, bucket=bucket, key_prefix=f"vidsift/{plan.endpoint_name}")
     print("uploaded", model_data)
     model = PyTorchModel(
+        # Named after the endpoint, so the console shows what a model is for.
+        name=f"{plan.endpoint_name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"[:63],
         model_data=model_data,
         role=role,
         entry_point="inference.py",

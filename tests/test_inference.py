@@ -544,3 +544,54 @@ def test_deploy_modes_in_the_plan(tmp_path: Path) -> None:
     serverless = deploy.make_plan(p.parse_args(["--memory-mb", "6144", "--max-concurrency", "20"]), weights)
     assert (serverless.mode, serverless.memory_mb, serverless.max_concurrency) == ("serverless", 6144, 20)
     assert serverless.endpoint_name == deploy.endpoint_name_for("dev") == "vidsift-dev-person-detector"
+
+
+def test_deploy_against_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK path of deploy.py (upload, model, endpoint config per mode, teardown) on moto.
+
+    Needs the SageMaker SDK v2, which is not in the project venv (sagemaker/requirements-deploy.txt).
+    """
+    sdk = pytest.importorskip("sagemaker", reason="SageMaker SDK not installed (sagemaker/requirements-deploy.txt)")
+    if getattr(sdk, "__version__", None) is None:
+        pytest.skip("SageMaker SDK not installed (only this repo's sagemaker/ folder is importable)")
+    import boto3
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    import sagemaker.session
+
+    # moto's endpoints are InService at once; the SDK would still sleep 30 s before looking.
+    monkeypatch.setattr(sagemaker.session.time, "sleep", lambda _s: None)
+    deploy = load_deploy()
+    weights = tmp_path / "yolo11n.pt"
+    weights.write_bytes(b"weights")
+    common = ["--role", "arn:aws:iam::123456789012:role/sm", "--out", str(tmp_path / "m.tar.gz"), "--stage", "t"]
+    with mock_aws():
+        sm = boto3.client("sagemaker")
+
+        def variant() -> dict[str, Any]:
+            ep = sm.describe_endpoint(EndpointName="vidsift-t-person-detector")
+            assert ep["EndpointStatus"] == "InService"
+            return sm.describe_endpoint_config(EndpointConfigName=ep["EndpointConfigName"])
+
+        assert deploy.main([*common, "--weights", str(weights), "--memory-mb", "6144"]) == 0
+        config = variant()
+        assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 5}
+        model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        env = model["PrimaryContainer"]["Environment"]
+        assert env["SAGEMAKER_PROGRAM"] == "inference.py" and env["VIDSIFT_DETECTOR"] == "yolo"
+        assert "pytorch-inference" in model["PrimaryContainer"]["Image"]
+        with pytest.raises(SystemExit, match="exists: pass --replace"):
+            deploy.main([*common, "--weights", str(weights)])
+        deploy.main([*common, "--backend", "ssdlite", "--replace", "--instance-type", "ml.c5.xlarge", "--async"])
+        config = variant()
+        assert config["ProductionVariants"][0]["InstanceType"] == "ml.c5.xlarge"
+        assert config["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"].startswith("s3://")
+        assert deploy.main([*common, "--delete"]) == 0
+        assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []

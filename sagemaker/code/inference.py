@@ -334,17 +334,23 @@ class SSDLiteDetector:
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self._lock = threading.Lock()  # a cv2.dnn.Net is not safe to run from two threads
 
+    #: Frames per forward pass. Measured on 2 CPUs: 4 is as fast per frame as any size and
+    #: one 16-frame pass is ~20% slower (cache-unfriendly blobs); also bounds memory.
+    chunk = 4
+
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
-        if not images:
-            return []
-        # TF's preprocessor: resize to 300x300, RGB, scale to [-1, 1].
-        blob = cv2.dnn.blobFromImages(
-            list(images), 1.0 / 127.5, (SSDLITE_INPUT, SSDLITE_INPUT), (127.5, 127.5, 127.5), swapRB=True, crop=False
-        )
-        with self._lock:
-            self._net.setInput(blob)
-            out = self._net.forward()
-        return ssd_rows(out, len(images))
+        rows: list[np.ndarray] = []
+        for start in range(0, len(images), self.chunk):
+            part = list(images[start : start + self.chunk])
+            # TF's preprocessor: resize to 300x300, RGB, scale to [-1, 1].
+            blob = cv2.dnn.blobFromImages(
+                part, 1.0 / 127.5, (SSDLITE_INPUT, SSDLITE_INPUT), (127.5, 127.5, 127.5), swapRB=True, crop=False
+            )
+            with self._lock:
+                self._net.setInput(blob)
+                out = self._net.forward()
+            rows.extend(ssd_rows(out, len(part)))
+        return rows
 
 
 class YoloDetector:
