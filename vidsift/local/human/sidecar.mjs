@@ -16,6 +16,11 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+// stdout carries the protocol only: anything a library logs goes to stderr instead.
+for (const level of ['log', 'info', 'warn', 'debug']) {
+  console[level] = (...args) => process.stderr.write(`${args.map(String).join(' ')}\n`);
+}
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const humanDir = path.join(here, 'node_modules', '@vladmandic', 'human');
