@@ -26,10 +26,11 @@ from botocore.exceptions import ClientError
 
 T = TypeVar("T")
 
-#: Attempts per call including the first; botocore spaces them with jittered backoff.
-MAX_ATTEMPTS = 6
+#: Attempts per call including the first; botocore spaces them with jittered backoff
+#: (up to 1, 2, 4, 8 s). Past that, SQS redelivery is the next, slower layer of retry.
+MAX_ATTEMPTS = 5
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
     read_timeout=60,
     tcp_keepalive=True,

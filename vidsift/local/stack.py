@@ -48,6 +48,9 @@ class LocalStack:
     dlq_urls: dict[str, str] = field(default_factory=dict)
     sagemaker_url: str | None = None
     rekognition_url: str | None = None
+    #: The model services (with their fault switches, for resilience tests).
+    sagemaker: Any = None
+    rekognition: Any = None
 
     @property
     def endpoint_url(self) -> str:
@@ -123,6 +126,7 @@ class LocalStack:
         self._services.append(sm)
         rk = rekognition.serve(s3_endpoint_url=self.endpoint_url)
         self._services.append(rk)
+        self.sagemaker, self.rekognition = sm, rk
         self.sagemaker_url, self.rekognition_url = sm.url, rk.url
 
     # --- what the handlers and users see ----------------------------------------------

@@ -1,0 +1,122 @@
+"""detect_people and analyze_faces under faults, on the local stack with real models:
+transient errors are retried, persistent ones fail only their own messages, and every
+frame ends up recorded exactly once."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from vidsift import aws
+from vidsift.core import ids
+from vidsift.core.events import parse_s3_message
+from vidsift.core.records import FrameMeta
+from vidsift.local.dispatcher import Dispatcher
+from vidsift.local.results import analytics_rows
+from vidsift.local.stack import LocalStack
+from vidsift.samples import photo
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    # S3 sends each queue a test event when notifications are set up: consume those first.
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=60)
+    yield local_stack
+
+
+def jpeg(name: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(photo(name)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def put_frame(stack: LocalStack, video: str, index: int, body: bytes) -> str:
+    meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
+                     frame_index=index, frame_time_s=float(index), captured_at=None)
+    key = ids.frame_key(video, index)
+    aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key=key, Body=body, Metadata=meta.to_s3())
+    return key
+
+
+def rows(stack: LocalStack, table: str, video: str) -> list[dict]:
+    return [r for r in analytics_rows(stack, table) if r["video_id"] == video]
+
+
+def test_one_bad_frame_fails_alone(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    put_frame(stack, "badbatch", 0, jpeg("astronaut"))
+    put_frame(stack, "badbatch", 1, b"this is no jpeg")
+    put_frame(stack, "badbatch", 2, jpeg("coffee"))
+    d.poll("detect_people")
+    assert d.stats["detect_people"].failed == 1 and d.stats["detect_people"].succeeded == 2
+    people = {r["frame_index"]: r["person_count"] for r in rows(stack, "people", "badbatch")}
+    assert people[0] >= 1 and people[2] == 0 and 1 not in people
+    assert d.run_until_idle(timeout_s=120)
+    dlq = aws.client("sqs").receive_message(QueueUrl=stack.dlq_urls["detect_people"], MaxNumberOfMessages=10)
+    in_dlq = [r.key for m in dlq.get("Messages", []) for r in parse_s3_message(m["Body"])]
+    assert "badbatch/000001.jpg" in in_dlq
+
+
+def test_transient_endpoint_errors_are_retried(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    stack.sagemaker.faults.inject("model_error", times=2)
+    put_frame(stack, "flaky-endpoint", 0, jpeg("grace_hopper"))
+    d.poll("detect_people")
+    assert d.stats["detect_people"].succeeded == 1
+    assert [r["person_count"] >= 1 for r in rows(stack, "people", "flaky-endpoint")] == [True]
+
+
+def test_endpoint_down_fails_the_batch_then_redrive_delivers_once(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    stack.sagemaker.faults.inject("service_unavailable", times=50)
+    put_frame(stack, "down", 0, jpeg("astronaut"))
+    put_frame(stack, "down", 1, jpeg("camera"))
+    d.poll("detect_people")
+    assert d.stats["detect_people"].failed == 2 and not rows(stack, "people", "down")
+    stack.sagemaker.faults.clear()
+    assert d.run_until_idle(timeout_s=120)
+    assert sorted(r["frame_index"] for r in rows(stack, "people", "down")) == [0, 1]
+    assert len(rows(stack, "faces", "down")) >= 2
+
+
+def test_rekognition_throttling_is_retried_with_backoff(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    put_frame(stack, "throttled", 0, jpeg("astronaut"))
+    d.poll("detect_people")
+    calls = stack.rekognition.detect_faces_calls
+    stack.rekognition.fail_next(3, "ProvisionedThroughputExceededException")
+    d.poll("analyze_faces")
+    assert stack.rekognition.detect_faces_calls - calls == 4  # three refusals, then the answer
+    assert d.stats["analyze_faces"].succeeded == 1
+    assert len(rows(stack, "faces", "throttled")) == 1
+
+
+def test_persistent_throttling_fails_the_message_and_loses_nothing(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    put_frame(stack, "starved", 0, jpeg("grace_hopper"))
+    d.poll("detect_people")
+    stack.rekognition.fail_next(aws.MAX_ATTEMPTS, "ThrottlingException")
+    d.poll("analyze_faces")
+    assert d.stats["analyze_faces"].failed == 1 and not rows(stack, "faces", "starved")
+    assert d.run_until_idle(timeout_s=120)  # redelivered after the visibility timeout
+    assert len(rows(stack, "faces", "starved")) == 1
+
+
+def test_frame_without_metadata_is_a_clear_error(stack: LocalStack) -> None:
+    d = Dispatcher(stack)
+    aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key="orphan/000000.jpg",
+                                Body=jpeg("astronaut"))
+    d.poll("detect_people")
+    assert d.stats["detect_people"].failed == 1
+    errors = aws.client("s3").list_objects_v2(Bucket=stack.names.bucket("analytics"),
+                                              Prefix="errors/detect_people/")
+    assert errors.get("KeyCount", 0) >= 1
+
+
+def test_rows_are_not_duplicated(stack: LocalStack) -> None:
+    for table in ("people", "faces"):
+        ids_ = [r["record_id"] for r in analytics_rows(stack, table)]
+        assert len(ids_) == len(set(ids_)), table
