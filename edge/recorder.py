@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clips import START, STOP, ClipRule, ClipSettings, HoursWindow
+from edge.clips import EPS, START, STOP, ClipRule, ClipSettings, HoursWindow
 from edge.config import EdgeConfig
 from edge.detector import Detection, PersonDetector
 from edge.metadata import CLIP_KEY, EdgeStats, VideoInfo, build_metadata, probe_video
@@ -174,7 +174,7 @@ class Recorder:
         self.frames_moving += moving
         if not moving:
             return None
-        if self._last_detect_t is not None and frame.t - self._last_detect_t < 1.0 / self.cfg.detect_fps:
+        if self._last_detect_t is not None and frame.t - self._last_detect_t < 1.0 / self.cfg.detect_fps - EPS:
             return None
         self._last_detect_t = frame.t
         self.detector_runs += 1
@@ -200,7 +200,7 @@ class Recorder:
                 self._note(persons)
         else:
             self.buffer.append(frame)
-            while self.buffer and frame.t - self.buffer[0].t > self.cfg.pre_roll_s:
+            while self.buffer and frame.t - self.buffer[0].t > self.cfg.pre_roll_s + EPS:
                 self.buffer.popleft()
 
     def _note(self, persons: list[Detection]) -> None:
@@ -210,7 +210,7 @@ class Recorder:
 
     def _open_clip(self, frame: TimedFrame, persons: list[Detection]) -> None:
         assert self.rule.first_t is not None
-        pre = [f for f in self.buffer if f.t >= self.rule.first_t]
+        pre = [f for f in self.buffer if f.t >= self.rule.first_t - EPS]
         self.buffer.clear()
         first = pre[0] if pre else frame
         key = random_key(".mp4")

@@ -70,10 +70,12 @@ class LiveSource:
 
     live = True
 
-    def __init__(self, spec: str, reconnect_max_s: float = 60.0, fps_hint: float = 10.0) -> None:
+    def __init__(self, spec: str, reconnect_max_s: float = 60.0, fps_hint: float = 10.0,
+                 reconnect_base_s: float = 1.0) -> None:
         self.spec = spec
         self.target: int | str = int(spec) if spec.isdigit() else spec
         self.reconnect_max_s = reconnect_max_s
+        self.reconnect_base_s = reconnect_base_s
         self.fps = fps_hint
         self.name = f"camera {spec}" if isinstance(self.target, int) else _redact(spec)
         self.reconnects = 0
@@ -95,7 +97,7 @@ class LiveSource:
             if not cap.isOpened():
                 cap.release()
                 failures += 1
-                delay = backoff_delay(failures, 1.0, self.reconnect_max_s)
+                delay = backoff_delay(failures, self.reconnect_base_s, self.reconnect_max_s)
                 log.warning("%s: cannot open (attempt %d); retrying in %.1f s", self.name, failures, delay)
                 stop.wait(delay)
                 continue
@@ -115,7 +117,7 @@ class LiveSource:
                 return
             failures += 1
             self.reconnects += 1
-            delay = backoff_delay(failures, 1.0, self.reconnect_max_s)
+            delay = backoff_delay(failures, self.reconnect_base_s, self.reconnect_max_s)
             log.warning("%s: stream dropped; reconnecting in %.1f s", self.name, delay)
             stop.wait(delay)
 

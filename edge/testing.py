@@ -244,6 +244,7 @@ def people_video(path: Path, segments: list[tuple[str, float]], fps: int = 10, s
 
     rng = np.random.default_rng(seed)
     w, h = size
+    noise = [rng.normal(0, 3, (h, w, 3)).astype(np.int16) for _ in range(7)]  # sensor noise, reused
     timeline = []
     t = 0.0
     with av.open(str(path), "w") as out:
@@ -257,7 +258,7 @@ def people_video(path: Path, segments: list[tuple[str, float]], fps: int = 10, s
             for i in range(n):
                 dx, dy = int(8 + 6 * np.sin(i / 3)), int(8 + 6 * np.cos(i / 4))
                 frame = base[dy: dy + h, dx: dx + w].astype(np.int16)
-                frame += rng.normal(0, 3, frame.shape).astype(np.int16)
+                frame += noise[index % len(noise)]
                 vf = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="bgr24")
                 vf.pts = index
                 index += 1
