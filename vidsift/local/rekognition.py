@@ -334,5 +334,10 @@ def serve(
     owns = analyzer is None
     if analyzer is None:
         analyzer = FaceAnalyzer(attributes=attributes)
-    service = RekognitionService(analyzer, _s3_client(s3_endpoint_url), port, owns_analyzer=owns)
+    try:
+        service = RekognitionService(analyzer, _s3_client(s3_endpoint_url), port, owns_analyzer=owns)
+    except BaseException:
+        if owns:  # e.g. the port is taken: do not leave the Node process behind
+            analyzer.close()
+        raise
     return service.start()
