@@ -379,11 +379,18 @@ def test_committed_text_graph_is_what_the_generator_makes() -> None:
     assert sum(len(cfg.anchors(i)[0]) * s * s for i, s in enumerate((19, 10, 5, 3, 2, 1))) == 1917
 
 
-def test_missing_text_graph_is_generated_at_load(inf: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inf, "HERE", Path("/nonexistent"))
-    monkeypatch.setattr(inf, "_generate_pbtxt", lambda graph: CODE / "ssdlite_person.pbtxt")
+def test_missing_text_graph_is_generated_at_load(
+    inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A code/ dir without the .pbtxt (say, someone forgot it) still loads: make_pbtxt.py runs."""
+    import shutil
+
+    shutil.copy(CODE / "make_pbtxt.py", tmp_path / "make_pbtxt.py")
+    monkeypatch.setattr(inf, "HERE", tmp_path)
+    monkeypatch.delenv("SSDLITE_PBTXT", raising=False)
     graph, pbtxt = inf.find_ssdlite_files(None)
-    assert graph.name == "frozen_inference_graph.pb" and pbtxt.is_file()
+    assert graph.name == "frozen_inference_graph.pb"
+    assert pbtxt.parent != CODE and pbtxt.read_text() == (CODE / "ssdlite_person.pbtxt").read_text()
 
 
 # ------------------------------------------------------------------ YOLO (only where ultralytics imports)

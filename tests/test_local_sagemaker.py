@@ -227,3 +227,28 @@ def test_counters_and_identity(service: sagemaker_runtime.SageMakerRuntimeServic
     assert service.endpoint_name == ENDPOINT == "vidsift-local-person-detector"
     assert service.model_id == "ssdlite_mobilenet_v2_person"
     assert service.endpoint.invocations > 0 and service.endpoint.errors > 0
+
+
+def test_yolo_backend_behind_the_runtime(
+    s3_url: str, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud's backend through the same runtime (untrained yolo11n: contract, not accuracy)."""
+    pytest.importorskip(
+        "ultralytics",
+        reason="ultralytics (and torch) are not in the project venv; see tests/test_inference.py for the YOLO venv",
+    )
+    home = tmp_path_factory.mktemp("yolo-home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(home / "yolo"))
+    monkeypatch.setenv("YOLO_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_WEIGHTS", "yolo11n.yaml")
+    svc = sagemaker_runtime.serve(endpoint_name="yolo-endpoint", s3_endpoint_url=s3_url, backend="yolo")
+    try:
+        client = boto3.client("sagemaker-runtime", endpoint_url=svc.url, **CREDS)
+        doc, _ = invoke_json(client, {"instances": [uri("astronaut"), uri("coffee")], "min_confidence": 0.0},
+                             endpoint="yolo-endpoint")
+        assert doc["model"] == "yolo11n" and len(doc["predictions"]) == 2
+        with pytest.raises(client.exceptions.ModelError, match="does not exist"):
+            invoke_json(client, {"instances": [uri("nobody")]}, endpoint="yolo-endpoint")
+    finally:
+        svc.stop()

@@ -40,6 +40,7 @@ import importlib.util
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -460,6 +461,7 @@ def _generate_pbtxt(graph: Path) -> Path:
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"neither {SSDLITE_PBTXT_FILE} nor make_pbtxt.py is next to {__file__}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
     out = Path(tempfile.mkdtemp(prefix="ssdlite-")) / SSDLITE_PBTXT_FILE
     module.generate(graph, out)
