@@ -144,7 +144,8 @@ def report(layer_zips: Iterable[Path], serverless_dir: Path) -> list[str]:
     template = serverless_dir / "cloudformation-template-update-stack.json"
     if not template.exists():
         total = sum(layers.values())
-        lines.append(f"  all layers together              {mib(total)}  ({100 * total / LAMBDA_UNZIPPED_LIMIT:.0f}% of limit)")
+        share = 100 * total / LAMBDA_UNZIPPED_LIMIT
+        lines.append(f"  all layers together              {mib(total)}  ({share:.0f}% of limit)")
         lines.append("  (run `make package` and then this again for per-function totals)")
         return lines
     for code, used in sorted(function_layers(template).items()):

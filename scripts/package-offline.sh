@@ -4,7 +4,8 @@
 #   bash scripts/package-offline.sh [extra `sls package` options, e.g. --param="kms=true"]
 #
 # Output: .serverless/ (function zips, cloudformation-template-update-stack.json), exactly
-# what `npx sls deploy` would upload. The layer zips it references (layers/build/*.zip) are
+# what `npx sls deploy` would upload; SLS_PACKAGE_DIR=<dir> writes there instead (the
+# tests do, so two test runs in one checkout do not overwrite each other's package). The layer zips it references (layers/build/*.zip) are
 # built first when missing or older than their inputs; that needs PyPI (about 20 s).
 # Exits non-zero if packaging fails or cfn-lint reports any error or warning.
 set -euo pipefail
@@ -34,10 +35,15 @@ layers_stale() {
   return 1
 }
 
+# One build at a time per checkout; whoever waited re-checks before building again.
+mkdir -p layers/build
+exec 9>layers/build/.lock
+flock 9
 if layers_stale; then
   echo "== layers missing or out of date: bash layers/build.sh"
   bash layers/build.sh
 fi
+flock -u 9
 
 if [[ ! -x node_modules/.bin/sls ]]; then
   echo "== npm ci (serverless CLI)"
@@ -46,14 +52,15 @@ fi
 
 CFN_LINT="${CFN_LINT:-$(command -v cfn-lint || echo .venv/bin/cfn-lint)}"
 
-echo "== sls package --stage dev --region us-east-1 $*"
+OUT="${SLS_PACKAGE_DIR:-.serverless}"
+echo "== sls package --stage dev --region us-east-1 --package $OUT $*"
 start=$(date +%s%N)
-rm -rf .serverless
-npx sls package --stage dev --region us-east-1 "$@"
+rm -rf "$OUT"
+npx sls package --stage dev --region us-east-1 --package "$OUT" "$@"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 printf '== packaged in %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
 
-TEMPLATE=.serverless/cloudformation-template-update-stack.json
+TEMPLATE="$OUT/cloudformation-template-update-stack.json"
 echo "== cfn-lint $TEMPLATE"
 # W3005 (DependsOn already implied by a GetAtt) comes from the framework itself: it
 # makes every function DependsOn its role and log group. Every other finding fails.

@@ -1,0 +1,795 @@
+"""The packaged CloudFormation stack agrees with contract.json and is locked down.
+
+serverless.yml is packaged offline once per module (scripts/package-offline.sh: osls +
+cfn-lint, no AWS account) and the compiled template is evaluated, intrinsics and all, in
+a fake account (tests/conftest_stack.py), with the KMS and Parquet switches both ways.
+Each check returns its problems as text, so the tests at the end can prove every check
+fails when the template drifts.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest_stack import ACCOUNT, PARTITION, REGION, STAGE, Template, as_list, grants, role_statements
+
+from vidsift import contract
+from vidsift.core import ids
+
+ROOT = Path(__file__).resolve().parents[1]
+C = contract.load()
+NAMES = contract.ResourceNames(stage=STAGE, account=ACCOUNT)
+MODES = [{"KmsEncryption": kms, "ParquetOutput": parquet} for kms in ("false", "true") for parquet in ("false", "true")]
+MODE_IDS = [f"kms={m['KmsEncryption']},parquet={m['ParquetOutput']}" for m in MODES]
+
+#: Actions whose IAM authorisation has no resource type, so AWS requires Resource "*".
+#: rekognition:DetectFaces: Rekognition's image operations are not resource-scoped.
+STAR_RESOURCE_OK = {"rekognition:DetectFaces"}
+POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
+#: Lambda layers each function needs (layer key in serverless.yml -> logical id ...LambdaLayer).
+FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
+                   "detect_people": {"PowertoolsLambdaLayer"}, "analyze_faces": {"PowertoolsLambdaLayer"}}
+
+
+@dataclass(frozen=True)
+class Packaged:
+    out: Path
+    log: str
+    template: Template
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
+    """One offline `sls package` + cfn-lint for the module (builds the layers if missing)."""
+    out = tmp_path_factory.mktemp("sls-package")
+    env = {**os.environ, "SLS_PACKAGE_DIR": str(out)}
+    proc = subprocess.run(["bash", "scripts/package-offline.sh"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/package-offline.sh exited {proc.returncode}:\n{log[-6000:]}")
+    return Packaged(out, log, Template.load(out / "cloudformation-template-update-stack.json"))
+
+
+@pytest.fixture(params=MODES, ids=MODE_IDS)
+def tpl(packaged: Packaged, request: pytest.FixtureRequest) -> Template:
+    return packaged.template.with_parameters(**request.param)
+
+
+# -------------------------------------------------------------------- expected names
+
+
+def arn(service: str, resource: str, *, region: str = REGION, account: str = ACCOUNT) -> str:
+    return f"arn:{PARTITION}:{service}:{region}:{account}:{resource}"
+
+
+def bucket_arn(role: str) -> str:
+    return f"arn:{PARTITION}:s3:::{NAMES.bucket(role)}"
+
+
+def queue_arn(name: str) -> str:
+    return arn("sqs", name)
+
+
+def stream_arn(table: str) -> str:
+    return arn("firehose", f"deliverystream/{NAMES.stream(table)}")
+
+
+def function_name(stage: str) -> str:
+    return f"{NAMES.prefix}-{stage}"
+
+
+def static_prefix(prefix: str) -> str:
+    """The part of a Firehose prefix before its first !{...} expression."""
+    return prefix.split("!{", 1)[0]
+
+
+def function_id(tpl: Template, stage: str) -> str:
+    found = [k for k, r in tpl.of_type("AWS::Lambda::Function").items()
+             if tpl.eval(r["Properties"]["FunctionName"]) == function_name(stage)]
+    assert len(found) == 1, f"function {function_name(stage)}: {found}"
+    return found[0]
+
+
+def find_by(tpl: Template, cfn_type: str, prop: str, value: Any) -> str | None:
+    for k, r in tpl.of_type(cfn_type).items():
+        if tpl.resource_included(k) and tpl.eval(r["Properties"].get(prop)) == value:
+            return k
+    return None
+
+
+def kms_key(tpl: Template) -> str:
+    return tpl.get_att("DataKey", "Arn")
+
+
+def kms_on(tpl: Template) -> bool:
+    return tpl.condition("UseKms")
+
+
+def parquet_on(tpl: Template) -> bool:
+    return tpl.condition("UseParquet")
+
+
+def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
+    log_group = arn("logs", f"log-group:/aws/lambda/{function_name(stage)}:*")
+    queue = queue_arn(NAMES.queue(stage))
+    table = arn("dynamodb", f"table/{NAMES.idempotency_table}")
+    errors = ids.error_key(stage, "x").rsplit("/", 1)[0] + "/*"  # where record_bad_input writes
+    pairs = {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
+             ("s3:PutObject", f"{bucket_arn('analytics')}/{errors}")}
+    pairs |= {(f"sqs:{a}", queue) for a in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")}
+    pairs |= {(f"dynamodb:{a}", table) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    if kms_on(tpl):
+        pairs |= {("kms:Decrypt", kms_key(tpl)), ("kms:GenerateDataKey", kms_key(tpl))}
+    own = {
+        "split_frames": {
+            ("s3:GetObject", f"{bucket_arn('raw')}/{C['raw_upload_prefix']}*"),
+            # HeadObject on a deleted video: 404 (bad input) rather than 403 (retry) needs ListBucket.
+            ("s3:ListBucket", bucket_arn("raw")),
+            ("s3:PutObject", f"{bucket_arn('frames')}/*"),
+        },
+        "detect_people": {
+            ("s3:GetObject", f"{bucket_arn('frames')}/*"),
+            ("s3:PutObject", f"{bucket_arn('people')}/*"),
+            ("sagemaker:InvokeEndpoint", arn("sagemaker", f"endpoint/{NAMES.endpoint}")),
+            ("firehose:PutRecordBatch", stream_arn("people")),
+        },
+        "analyze_faces": {
+            ("s3:GetObject", f"{bucket_arn('people')}/*"),
+            ("rekognition:DetectFaces", "*"),
+            ("firehose:PutRecordBatch", stream_arn("faces")),
+        },
+    }
+    return pairs | own[stage]
+
+
+def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
+    analytics = bucket_arn("analytics")
+    prefixes = [C["analytics_prefixes"][k] for k in ("people", "faces", "firehose_errors")]
+    pairs = {(a, analytics) for a in ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")}
+    pairs |= {(a, f"{analytics}/{static_prefix(p)}*") for a in ("s3:AbortMultipartUpload", "s3:GetObject",
+                                                                "s3:PutObject") for p in prefixes}
+    pairs.add(("logs:PutLogEvents", arn("logs", f"log-group:/aws/kinesisfirehose/{NAMES.prefix}:*")))
+    if parquet_on(tpl):
+        db = glue_database_name()
+        targets = [arn("glue", "catalog"), arn("glue", f"database/{db}")]
+        targets += [arn("glue", f"table/{db}/{t}") for t in contract.TABLES]
+        pairs |= {(a, r) for a in ("glue:GetTable", "glue:GetTableVersion", "glue:GetTableVersions")
+                  for r in targets}
+    if kms_on(tpl):
+        pairs |= {("kms:Decrypt", kms_key(tpl)), ("kms:GenerateDataKey", kms_key(tpl))}
+    return pairs
+
+
+def glue_database_name() -> str:
+    return f"{C['glue_database']}_{STAGE}".replace("-", "_")
+
+
+# -------------------------------------------------------------------- checks
+
+
+def iam_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    roles = set(tpl.of_type("AWS::IAM::Role"))
+    used: dict[str, str] = {}
+    for stage in contract.STAGES:
+        fid = function_id(tpl, stage)
+        role = tpl.resources[fid]["Properties"]["Role"]["Fn::GetAtt"][0]
+        if role in used.values():
+            problems.append(f"{stage} shares role {role}")
+        used[stage] = role
+    firehose_role = tpl.resources[find_by(tpl, "AWS::KinesisFirehose::DeliveryStream", "DeliveryStreamName",
+                                          NAMES.stream("people"))]
+    firehose_role_id = firehose_role["Properties"]["ExtendedS3DestinationConfiguration"]["RoleARN"]["Fn::GetAtt"][0]
+    extra = roles - set(used.values()) - {firehose_role_id}
+    if extra:
+        problems.append(f"roles no function or stream uses: {sorted(extra)}")
+    checks: list[tuple[str, str, str, set[tuple[str, str]]]] = [
+        (stage, role, "lambda.amazonaws.com", expected_function_grants(tpl, stage)) for stage, role in used.items()
+    ]
+    checks.append(("firehose", firehose_role_id, "firehose.amazonaws.com", expected_firehose_grants(tpl)))
+    for who, role, service, expected in checks:
+        props = tpl.props(role)
+        trust = props["AssumeRolePolicyDocument"]["Statement"]
+        if [s["Principal"] for s in trust] != [{"Service": service}]:
+            problems.append(f"{who}: role trusts {[s['Principal'] for s in trust]}, expected only {service}")
+        if props.get("ManagedPolicyArns"):
+            problems.append(f"{who}: managed policies {props.get('ManagedPolicyArns')}")
+        statements = role_statements(tpl, role)
+        for st in statements:
+            if st["Effect"] != "Allow":
+                problems.append(f"{who}: unexpected {st['Effect']} statement")
+            for action in as_list(st["Action"]):
+                if "*" in action:
+                    problems.append(f"{who}: wildcard action {action}")
+                if "*" in as_list(st["Resource"]) and action not in STAR_RESOURCE_OK:
+                    problems.append(f"{who}: {action} on Resource '*'")
+        actual = grants(statements)
+        for action, resource in sorted(actual - expected):
+            problems.append(f"{who}: grants {action} on {resource}, which it does not need")
+        for action, resource in sorted(expected - actual):
+            problems.append(f"{who}: lacks {action} on {resource}")
+    return problems
+
+
+def tls_deny_ok(statement: dict[str, Any], action: str, resources: set[str]) -> bool:
+    cond = statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")
+    return (statement["Effect"] == "Deny" and statement.get("Principal") in ("*", {"AWS": "*"})
+            and as_list(statement["Action"]) == [action] and set(as_list(statement["Resource"])) >= resources
+            and str(cond).lower() == "false")
+
+
+def bucket_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    ours = {NAMES.bucket(role): role for role in C["buckets"]}
+    policies = {tpl.props(k)["Bucket"]: tpl.props(k)["PolicyDocument"]["Statement"]
+                for k in tpl.of_type("AWS::S3::BucketPolicy")}
+    seen = set()
+    for bid in tpl.of_type("AWS::S3::Bucket"):
+        props = tpl.props(bid)
+        name = tpl.ref(bid)
+        seen.add(name)
+        pab = props.get("PublicAccessBlockConfiguration", {})
+        for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+            if pab.get(flag) is not True:
+                problems.append(f"{bid}: {flag} is not on")
+        rules = props.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        algos = [r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules]
+        want = "aws:kms" if (kms_on(tpl) and name in ours) else "AES256"
+        if algos != [want]:
+            problems.append(f"{bid}: default encryption {algos}, expected [{want}]")
+        if want == "aws:kms" and rules[0]["ServerSideEncryptionByDefault"].get("KMSMasterKeyID") != kms_key(tpl):
+            problems.append(f"{bid}: SSE-KMS without the stack's key")
+        barn = f"arn:{PARTITION}:s3:::{name}"
+        if not any(tls_deny_ok(s, "s3:*", {barn, f"{barn}/*"}) for s in policies.get(name, [])):
+            problems.append(f"{bid}: no bucket policy statement denying non-TLS requests")
+        if name not in ours:
+            continue
+        lifecycle = props.get("LifecycleConfiguration", {}).get("Rules", [])
+        if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") for r in lifecycle):
+            problems.append(f"{bid}: no rule aborting incomplete multipart uploads")
+        expiry = [r for r in lifecycle if "ExpirationInDays" in r and "Prefix" not in r and "Filter" not in r]
+        if ours[name] in ("frames", "people"):
+            days = expiry[0]["ExpirationInDays"] if len(expiry) == 1 else None
+            if not (isinstance(days, int) and days > 0):
+                problems.append(f"{bid}: frames must expire after a number of days, rules: {lifecycle}")
+        elif expiry:
+            problems.append(f"{bid}: {ours[name]} objects must not expire wholesale: {expiry}")
+    missing = set(ours) - seen
+    if missing:
+        problems.append(f"buckets missing: {sorted(missing)}")
+    return problems
+
+
+def queue_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    policies = {}
+    for k in tpl.of_type("AWS::SQS::QueuePolicy"):
+        p = tpl.props(k)
+        for url in p["Queues"]:
+            policies[url] = (k, p["PolicyDocument"]["Statement"])
+    for stage in contract.STAGES:
+        spec = contract.stage(stage)
+        qid = find_by(tpl, "AWS::SQS::Queue", "QueueName", NAMES.queue(stage))
+        did = find_by(tpl, "AWS::SQS::Queue", "QueueName", NAMES.dlq(stage))
+        if not qid or not did:
+            problems.append(f"{stage}: queue {NAMES.queue(stage)} or DLQ {NAMES.dlq(stage)} missing")
+            continue
+        q, d = tpl.props(qid), tpl.props(did)
+        redrive = q.get("RedrivePolicy", {})
+        if redrive.get("deadLetterTargetArn") != queue_arn(NAMES.dlq(stage)):
+            problems.append(f"{stage}: redrive target {redrive.get('deadLetterTargetArn')}")
+        if redrive.get("maxReceiveCount") != spec["max_receive_count"]:
+            problems.append(f"{stage}: maxReceiveCount {redrive.get('maxReceiveCount')} != {spec['max_receive_count']}")
+        if q.get("VisibilityTimeout") != 6 * spec["timeout_s"]:
+            problems.append(f"{stage}: visibility timeout {q.get('VisibilityTimeout')} != 6 x {spec['timeout_s']}")
+        if d.get("MessageRetentionPeriod", 0) <= q.get("MessageRetentionPeriod", 345600):
+            problems.append(f"{stage}: DLQ must keep messages longer than the queue")
+        for what, props in (("queue", q), ("DLQ", d)):
+            if props.get("SqsManagedSseEnabled") is not True:
+                problems.append(f"{stage}: {what} not encrypted")
+        qurl, durl = tpl.ref(qid), tpl.ref(did)
+        source = bucket_arn(spec["source_bucket"])
+        pid, statements = policies.get(qurl, (None, []))
+        allows = [s for s in statements if s["Effect"] == "Allow"]
+        want_allow = {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
+                      "Resource": queue_arn(NAMES.queue(stage)),
+                      "Condition": {"ArnEquals": {"aws:SourceArn": source},
+                                    "StringEquals": {"aws:SourceAccount": ACCOUNT}}}
+        if [{k: v for k, v in s.items() if k != "Sid"} for s in allows] != [want_allow]:
+            problems.append(f"{stage}: queue policy allows {allows}, expected only S3 from {source}")
+        if not any(tls_deny_ok(s, "sqs:*", {queue_arn(NAMES.queue(stage))}) for s in statements):
+            problems.append(f"{stage}: queue policy does not deny non-TLS")
+        _, dlq_statements = policies.get(durl, (None, []))
+        if not any(tls_deny_ok(s, "sqs:*", {queue_arn(NAMES.dlq(stage))}) for s in dlq_statements) or any(
+                s["Effect"] == "Allow" for s in dlq_statements):
+            problems.append(f"{stage}: DLQ policy must only deny non-TLS")
+        bid = find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket(spec["source_bucket"]))
+        if pid is None or bid is None or pid not in as_list(tpl.resources[bid].get("DependsOn", [])):
+            problems.append(f"{stage}: source bucket must DependsOn the queue policy {pid}")
+    return problems
+
+
+def notification_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    expected: dict[str, set[tuple[str, str, str | None, str]]] = {NAMES.bucket(r): set() for r in C["buckets"]}
+    for stage in contract.STAGES:
+        spec = contract.stage(stage)
+        q = queue_arn(NAMES.queue(stage))
+        if spec["source_bucket"] == "raw":
+            rules = {(C["raw_upload_prefix"], s) for s in C["video_suffixes"]}
+        else:
+            rules = {(None, C["frame_suffix"])}
+        expected[NAMES.bucket(spec["source_bucket"])] |= {("s3:ObjectCreated:*", q, p, s) for p, s in rules}
+    for name, want in expected.items():
+        bid = find_by(tpl, "AWS::S3::Bucket", "BucketName", name)
+        if bid is None:
+            problems.append(f"bucket {name} missing")
+            continue
+        nc = tpl.props(bid).get("NotificationConfiguration", {})
+        if set(nc) - {"QueueConfigurations"}:
+            problems.append(f"{bid}: unexpected notifications {sorted(set(nc) - {'QueueConfigurations'})}")
+        got = set()
+        for qc in nc.get("QueueConfigurations", []):
+            rules = {r["Name"].lower(): r["Value"] for r in qc.get("Filter", {}).get("S3Key", {}).get("Rules", [])}
+            got.add((qc["Event"], qc["Queue"], rules.get("prefix"), rules.get("suffix")))
+        if got != want:
+            problems.append(f"{bid}: notifications {sorted(got, key=str)} != {sorted(want, key=str)}")
+    return problems
+
+
+def event_source_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    mappings = [tpl.props(k) for k in tpl.of_type("AWS::Lambda::EventSourceMapping")]
+    if len(mappings) != len(contract.STAGES):
+        problems.append(f"{len(mappings)} event source mappings, expected {len(contract.STAGES)}")
+    for stage in contract.STAGES:
+        spec = contract.stage(stage)
+        fn_arn = arn("lambda", f"function:{function_name(stage)}")
+        mine = [m for m in mappings if m["FunctionName"] == fn_arn]
+        if len(mine) != 1:
+            problems.append(f"{stage}: {len(mine)} event source mappings")
+            continue
+        m = mine[0]
+        got = {"source": m["EventSourceArn"], "batch": m.get("BatchSize"),
+               "window": m.get("MaximumBatchingWindowInSeconds", 0),
+               "responses": m.get("FunctionResponseTypes"),
+               "concurrency": m.get("ScalingConfig", {}).get("MaximumConcurrency"),
+               "enabled": m.get("Enabled", True)}
+        want = {"source": queue_arn(NAMES.queue(stage)), "batch": spec["batch_size"],
+                "window": spec["batching_window_s"], "responses": ["ReportBatchItemFailures"],
+                "concurrency": spec["max_concurrency"], "enabled": True}
+        if got != want:
+            problems.append(f"{stage}: event source {got} != {want}")
+    return problems
+
+
+def function_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    for stage in contract.STAGES:
+        spec = contract.stage(stage)
+        fid = function_id(tpl, stage)
+        p = tpl.props(fid)
+        got = {"handler": p["Handler"], "runtime": p["Runtime"], "memory": p["MemorySize"], "timeout": p["Timeout"],
+               "tmp": p.get("EphemeralStorage", {}).get("Size", 512),
+               "logs": p.get("LoggingConfig", {}).get("LogFormat"),
+               "layers": {ref["Ref"] for ref in tpl.resources[fid]["Properties"].get("Layers", [])}}
+        want = {"handler": spec["handler"], "runtime": "python3.12", "memory": spec["memory_mb"],
+                "timeout": spec["timeout_s"], "tmp": spec["ephemeral_storage_mb"], "logs": "JSON",
+                "layers": FUNCTION_LAYERS[stage]}
+        if got != want:
+            problems.append(f"{stage}: {got} != {want}")
+        env = p.get("Environment", {}).get("Variables", {})
+        if set(env) != set(C["env"]) | POWERTOOLS_ENV:
+            problems.append(f"{stage}: env keys differ from contract env + Powertools: "
+                            f"extra {sorted(set(env) - set(C['env']) - POWERTOOLS_ENV)}, "
+                            f"missing {sorted((set(C['env']) | POWERTOOLS_ENV) - set(env))}")
+        for key, value in NAMES.function_env().items():
+            if env.get(key) != value:
+                problems.append(f"{stage}: {key}={env.get(key)!r}, contract says {value!r}")
+        if env.get("POWERTOOLS_SERVICE_NAME") != stage:
+            problems.append(f"{stage}: POWERTOOLS_SERVICE_NAME={env.get('POWERTOOLS_SERVICE_NAME')!r}")
+    return problems
+
+
+def firehose_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    streams = tpl.of_type("AWS::KinesisFirehose::DeliveryStream")
+    if len(streams) != len(C["streams"]):
+        problems.append(f"{len(streams)} delivery streams, expected {len(C['streams'])}")
+    for table in C["streams"]:
+        sid = find_by(tpl, "AWS::KinesisFirehose::DeliveryStream", "DeliveryStreamName", NAMES.stream(table))
+        if sid is None:
+            problems.append(f"stream {NAMES.stream(table)} missing")
+            continue
+        p = tpl.props(sid)
+        d = p["ExtendedS3DestinationConfiguration"]
+        if p.get("DeliveryStreamEncryptionConfigurationInput", {}).get("KeyType") not in (
+                "AWS_OWNED_CMK", "CUSTOMER_MANAGED_CMK"):
+            problems.append(f"{sid}: stream not encrypted")
+        got = {"bucket": d["BucketARN"], "prefix": d["Prefix"], "errors": d["ErrorOutputPrefix"],
+               "logging": d.get("CloudWatchLoggingOptions", {}).get("Enabled")}
+        want = {"bucket": bucket_arn("analytics"), "prefix": C["analytics_prefixes"][table],
+                "errors": C["analytics_prefixes"]["firehose_errors"], "logging": True}
+        if got != want:
+            problems.append(f"{sid}: {got} != {want}")
+        conversion = d.get("DataFormatConversionConfiguration")
+        if parquet_on(tpl):
+            schema = (conversion or {}).get("SchemaConfiguration", {})
+            if not (conversion and conversion.get("Enabled") and "ParquetSerDe" in str(conversion)
+                    and schema.get("DatabaseName") == glue_database_name() and schema.get("TableName") == table
+                    and d["CompressionFormat"] == "UNCOMPRESSED" and d["BufferingHints"]["SizeInMBs"] >= 64):
+                problems.append(f"{sid}: Parquet conversion misconfigured: {conversion}, {d['BufferingHints']}")
+        elif conversion is not None or d["CompressionFormat"] != "GZIP":
+            problems.append(f"{sid}: expected GZIP JSON, got {d['CompressionFormat']} / {conversion}")
+        enc = d.get("EncryptionConfiguration", {})
+        want_enc = ({"KMSEncryptionConfig": {"AWSKMSKeyARN": kms_key(tpl)}} if kms_on(tpl)
+                    else {"NoEncryptionConfig": "NoEncryption"})  # then the bucket's SSE-S3 default applies
+        if enc != want_enc:
+            problems.append(f"{sid}: S3 encryption {enc} != {want_enc}")
+    return problems
+
+
+def glue_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    if tpl.ref("GlueDatabase") != glue_database_name():
+        problems.append(f"Glue database {tpl.ref('GlueDatabase')} != {glue_database_name()}")
+    tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
+    if set(tables) != set(contract.TABLES):
+        problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.TABLES)}")
+    for name, props in tables.items():
+        spec = C["tables"].get(name, {})
+        ti = props["TableInput"]
+        sd = ti["StorageDescriptor"]
+        if props["DatabaseName"] != glue_database_name():
+            problems.append(f"{name}: in database {props['DatabaseName']}")
+        if sd["Columns"] != spec.get("columns"):
+            problems.append(f"{name}: columns differ from the contract (names, order or types)")
+        if ti.get("PartitionKeys") != spec.get("partition_keys"):
+            problems.append(f"{name}: partition keys {ti.get('PartitionKeys')} != {spec.get('partition_keys')}")
+        prefix = C["analytics_prefixes"].get(name, "")
+        location = f"s3://{NAMES.bucket('analytics')}/{prefix.split('dt=', 1)[0]}"
+        if sd["Location"] != location:
+            problems.append(f"{name}: location {sd['Location']} != {location}")
+        params = ti.get("Parameters", {})
+        want_params = {"projection.enabled": "true", "projection.dt.type": "date",
+                       "projection.dt.format": "yyyy-MM-dd", "projection.dt.interval": "1",
+                       "projection.dt.interval.unit": "DAYS"}
+        if {k: params.get(k) for k in want_params} != want_params or not str(
+                params.get("projection.dt.range", "")).endswith(",NOW"):
+            problems.append(f"{name}: partition projection on dt misconfigured: {params}")
+        serde = sd["SerdeInfo"]["SerializationLibrary"]
+        want_serde = ("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" if parquet_on(tpl)
+                      else "org.openx.data.jsonserde.JsonSerDe")
+        if serde != want_serde:
+            problems.append(f"{name}: SerDe {serde} != {want_serde}")
+    return problems
+
+
+def athena_problems(tpl: Template) -> list[str]:
+    problems: list[str] = []
+    wg = tpl.props("AthenaWorkGroup")
+    cfg = wg["WorkGroupConfiguration"]
+    rc = cfg["ResultConfiguration"]
+    want_loc = f"s3://{NAMES.bucket('analytics')}/{C['athena_results_prefix']}"
+    want_enc = ({"EncryptionOption": "SSE_KMS", "KmsKey": kms_key(tpl)} if kms_on(tpl)
+                else {"EncryptionOption": "SSE_S3"})
+    if wg["Name"] != f"{C['athena_workgroup']}-{STAGE}":
+        problems.append(f"workgroup name {wg['Name']}")
+    if rc["OutputLocation"] != want_loc or rc.get("EncryptionConfiguration") != want_enc:
+        problems.append(f"workgroup results {rc} != {want_loc} {want_enc}")
+    if cfg.get("EnforceWorkGroupConfiguration") is not True:
+        problems.append("workgroup configuration not enforced")
+    queries = {tpl.props(k)["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Athena::NamedQuery")}
+    files = sorted((ROOT / "vidsift" / "sql").glob("*.sql"))
+    for f in files:
+        text = f.read_text()
+        name = text.splitlines()[0].removeprefix("-- name:").strip()
+        q = queries.pop(name, None)
+        if q is None:
+            problems.append(f"{f.name}: no named query {name!r}")
+            continue
+        if q["QueryString"] != text:
+            problems.append(f"{name}: QueryString is not {f.name}")
+        if q["Database"] != glue_database_name() or q["WorkGroup"] != wg["Name"]:
+            problems.append(f"{name}: database {q['Database']} / workgroup {q['WorkGroup']}")
+    if queries:
+        problems.append(f"named queries without a vidsift/sql file: {sorted(queries)}")
+    if len(files) < 5:
+        problems.append(f"expected at least 5 SQL files, found {len(files)}")
+    return problems
+
+
+def table_problems(tpl: Template) -> list[str]:
+    tid = find_by(tpl, "AWS::DynamoDB::Table", "TableName", NAMES.idempotency_table)
+    if tid is None:
+        return [f"idempotency table {NAMES.idempotency_table} missing"]
+    p = tpl.props(tid)
+    got = {"billing": p.get("BillingMode"), "keys": p.get("KeySchema"), "attrs": p.get("AttributeDefinitions"),
+           "ttl": p.get("TimeToLiveSpecification"), "sse": p.get("SSESpecification", {}).get("SSEEnabled")}
+    want = {"billing": "PAY_PER_REQUEST", "keys": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "attrs": [{"AttributeName": "id", "AttributeType": "S"}],
+            "ttl": {"AttributeName": "expiration", "Enabled": True}, "sse": True}
+    return [] if got == want else [f"idempotency table {got} != {want}"]
+
+
+def output_problems(tpl: Template) -> list[str]:
+    outputs = {k: tpl.eval(v["Value"]) for k, v in tpl.doc["Outputs"].items()}
+    want: dict[str, str] = {
+        "RawBucketName": NAMES.bucket("raw"), "FramesBucketName": NAMES.bucket("frames"),
+        "PeopleBucketName": NAMES.bucket("people"), "AnalyticsBucketName": NAMES.bucket("analytics"),
+        "PeopleStreamName": NAMES.stream("people"), "FacesStreamName": NAMES.stream("faces"),
+        "IdempotencyTableName": NAMES.idempotency_table, "GlueDatabaseName": glue_database_name(),
+        "AthenaWorkGroupName": f"{C['athena_workgroup']}-{STAGE}", "EndpointName": NAMES.endpoint,
+    }
+    for stage in contract.STAGES:
+        camel = "".join(part.title() for part in stage.split("_"))
+        want[f"{camel}QueueUrl"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAMES.queue(stage)}"
+        want[f"{camel}DlqUrl"] = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{NAMES.dlq(stage)}"
+    return [f"output {k}: {outputs.get(k)!r} != {v!r}" for k, v in want.items() if outputs.get(k) != v]
+
+
+CHECKS: dict[str, Callable[[Template], list[str]]] = {
+    "iam": iam_problems, "buckets": bucket_problems, "queues": queue_problems,
+    "notifications": notification_problems, "event_sources": event_source_problems,
+    "functions": function_problems, "firehose": firehose_problems, "glue": glue_problems,
+    "athena": athena_problems, "idempotency_table": table_problems, "outputs": output_problems,
+}
+
+
+# -------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_template_matches_contract(tpl: Template, check: str) -> None:
+    assert CHECKS[check](tpl) == []
+
+
+def test_packaging_lints_clean(packaged: Packaged) -> None:
+    """The script ran cfn-lint already (and would have failed the fixture); run it once more
+    here so a lint regression is reported as such, not as a packaging failure."""
+    assert "cfn-lint: no errors, no warnings" in packaged.log
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    proc = subprocess.run([str(cfn_lint), "--ignore-checks", "W3005", "--",
+                           str(packaged.out / "cloudformation-template-update-stack.json")],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_kms_switch_adds_only_the_key(packaged: Packaged) -> None:
+    """The key exists only with kms=true; every KMS grant points at that key."""
+    off = packaged.template.with_parameters(KmsEncryption="false")
+    on = packaged.template.with_parameters(KmsEncryption="true")
+    assert not off.resource_included("DataKey") and on.resource_included("DataKey")
+    assert on.props("DataKey")["EnableKeyRotation"] is True
+    for role in off.of_type("AWS::IAM::Role"):
+        assert not any(a.startswith("kms:") for a, _ in grants(role_statements(off, role)))
+
+
+def test_function_zips_hold_only_lambda_code(packaged: Packaged) -> None:
+    forbidden = ("vidsift/local/", "vidsift/cli", "vidsift/demo", "__pycache__", "tests/", "node_modules/",
+                 "layers/", ".venv/", "sagemaker/", "edge/", ".serverless/")
+    for stage in contract.STAGES:
+        names = zipfile.ZipFile(packaged.out / f"{stage}.zip").namelist()
+        handler_file = contract.stage(stage)["handler"].rsplit(".", 1)[0] + ".py"
+        assert handler_file in names and "vidsift/contract.json" in names and "vidsift/runtime.py" in names
+        assert any(n.startswith("vidsift/core/") for n in names)
+        leaked = [n for n in names if any(f in n for f in forbidden) or n.endswith(".pyc")]
+        assert leaked == [], f"{stage}.zip ships local-only files: {leaked}"
+
+
+def _layertool() -> Any:
+    spec = importlib.util.spec_from_file_location("layertool", ROOT / "layers" / "layertool.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_functions_with_layers_fit_lambdas_unzipped_limit(packaged: Packaged) -> None:
+    tool = _layertool()
+    zips = sorted((ROOT / "layers" / "build").glob("*.zip"))
+    lines = tool.report(zips, packaged.out)
+    per_function = [line for line in lines if line.strip().startswith("function")]
+    assert len(per_function) == len(contract.STAGES), lines
+    assert all(line.endswith(" OK") for line in per_function), "\n".join(lines)
+
+
+# -------------------------------------------------------------------- the checks can fail
+
+
+def _mutated(packaged: Packaged, mutate: Callable[[dict[str, Any]], None]) -> Template:
+    doc = copy.deepcopy(packaged.template.doc)
+    mutate(doc)
+    return Template(doc, {"KmsEncryption": "false", "ParquetOutput": "false"})
+
+
+def _statements(doc: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return doc["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+
+def _swap_columns(doc: dict[str, Any]) -> None:
+    cols = doc["Resources"]["PeopleTable"]["Properties"]["TableInput"]["StorageDescriptor"]["Columns"]
+    cols[0], cols[1] = cols[1], cols[0]
+
+
+def _drop_tls_deny(doc: dict[str, Any]) -> None:
+    doc["Resources"]["FramesBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"] = []
+
+
+def _drop_notification(doc: dict[str, Any]) -> None:
+    doc["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"].pop()
+
+
+def _esm(doc: dict[str, Any], stage_queue: str) -> dict[str, Any]:
+    return next(r for r in doc["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                and r["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == stage_queue)
+
+
+def _fn(doc: dict[str, Any], logical: str) -> dict[str, Any]:
+    return doc["Resources"][logical]["Properties"]
+
+
+DRIFTS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
+    "extra action": ("iam", lambda d: _statements(d, "SplitFramesRole").append(
+        {"Effect": "Allow", "Action": "s3:DeleteObject", "Resource": {"Fn::Sub": "${RawBucket.Arn}/*"}})),
+    "star resource": ("iam", lambda d: _statements(d, "DetectPeopleRole").append(
+        {"Effect": "Allow", "Action": "firehose:PutRecordBatch", "Resource": "*"})),
+    "other function's queue": ("iam", lambda d: _statements(d, "AnalyzeFacesRole")[1].update(
+        {"Resource": {"Fn::GetAtt": ["SplitFramesQueue", "Arn"]}})),
+    "public bucket": ("buckets", lambda d: d["Resources"]["PeopleBucket"]["Properties"]
+                      ["PublicAccessBlockConfiguration"].update({"RestrictPublicBuckets": False})),
+    "no TLS deny": ("buckets", _drop_tls_deny),
+    "unencrypted queue": ("queues", lambda d: d["Resources"]["DetectPeopleDlq"]["Properties"].pop(
+        "SqsManagedSseEnabled")),
+    "maxReceiveCount": ("queues", lambda d: d["Resources"]["AnalyzeFacesQueue"]["Properties"]["RedrivePolicy"]
+                        .update({"maxReceiveCount": 99})),
+    "visibility timeout": ("queues", lambda d: d["Resources"]["SplitFramesQueue"]["Properties"].update(
+        {"VisibilityTimeout": 900})),
+    "missing suffix": ("notifications", _drop_notification),
+    "batch size": ("event_sources", lambda d: _esm(d, "DetectPeopleQueue")["Properties"].update({"BatchSize": 10})),
+    "no partial failures": ("event_sources", lambda d: _esm(d, "AnalyzeFacesQueue")["Properties"].pop(
+        "FunctionResponseTypes")),
+    "env value": ("functions", lambda d: _fn(d, "AnalyzeUnderscorefacesLambdaFunction")["Environment"]
+                  ["Variables"].update({"PEOPLE_BUCKET": "somebody-elses-bucket"})),
+    "env key": ("functions", lambda d: _fn(d, "SplitUnderscoreframesLambdaFunction")["Environment"]
+                ["Variables"].pop("FACE_MIN_SIZE")),
+    "memory": ("functions", lambda d: _fn(d, "DetectUnderscorepeopleLambdaFunction").update({"MemorySize": 128})),
+    "firehose prefix": ("firehose", lambda d: d["Resources"]["FacesDeliveryStream"]["Properties"]
+                        ["ExtendedS3DestinationConfiguration"].update({"Prefix": "faces/"})),
+    "column order": ("glue", _swap_columns),
+    "column type": ("glue", lambda d: d["Resources"]["FacesTable"]["Properties"]["TableInput"]
+                    ["StorageDescriptor"]["Columns"][-1].update({"Type": "timestamp"})),
+    "ttl attribute": ("idempotency_table", lambda d: d["Resources"]["IdempotencyTable"]["Properties"]
+                      ["TimeToLiveSpecification"].update({"AttributeName": "ttl"})),
+    "results unencrypted": ("athena", lambda d: d["Resources"]["AthenaWorkGroup"]["Properties"]
+                            ["WorkGroupConfiguration"]["ResultConfiguration"].pop("EncryptionConfiguration")),
+}
+
+
+@pytest.mark.parametrize("drift", sorted(DRIFTS))
+def test_checks_catch_drift(packaged: Packaged, drift: str) -> None:
+    check, mutate = DRIFTS[drift]
+    baseline = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
+    assert CHECKS[check](baseline) == []
+    assert CHECKS[check](_mutated(packaged, mutate)) != [], f"{check} did not notice: {drift}"
+
+
+# -------------------------------------------------------------------- layers
+
+
+def test_layer_requirements_are_exact_pins_of_lambda_wheels() -> None:
+    tool = _layertool()
+    reqs = sorted((ROOT / "layers").glob("*/requirements.txt"))
+    assert {r.parent.name for r in reqs} == {"media", "powertools"}
+    for req in reqs:
+        assert tool.read_pins(req), req  # raises on anything but name==version
+    script = (ROOT / "layers" / "build.sh").read_text()
+    for flag in ("--platform manylinux_2_28_x86_64", "--only-binary=:all:", "--python-version 3.12",
+                 "--implementation cp", "--target"):
+        assert flag in script, f"layers/build.sh lost {flag}"
+
+
+def test_check_pins_refuses_unpinned_or_missing(tmp_path: Path) -> None:
+    tool = _layertool()
+    req = tmp_path / "requirements.txt"
+    req.write_text("numpy==2.4.6\nPillow==13.0.0\n")
+    for name, version in (("numpy", "2.4.6"), ("pillow", "13.0.0"), ("typing_extensions", "4.16.0")):
+        meta = tmp_path / "site" / f"{name}-{version}.dist-info" / "METADATA"
+        meta.parent.mkdir(parents=True)
+        meta.write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    assert tool.check_pins(req, tmp_path / "site") == ["installed but not pinned: typing-extensions==4.16.0"]
+    req.write_text("numpy>=2\n")
+    with pytest.raises(SystemExit):
+        tool.read_pins(req)
+
+
+def test_layer_zip_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    tool = _layertool()
+    src = tmp_path / "layer"
+    for rel in ("python/b/mod.py", "python/a.py", "python/b/lib.so"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(rel.encode() * 100)
+    (src / "python/b/lib.so").chmod(0o755)
+    tool.reproducible_zip(src, tmp_path / "one.zip")
+    for i, path in enumerate(sorted(src.rglob("*.py"))):
+        os.utime(path, (1_000_000 + i, 2_000_000 + i))  # other mtimes, other order of creation
+    tool.reproducible_zip(src, tmp_path / "two.zip")
+    assert (tmp_path / "one.zip").read_bytes() == (tmp_path / "two.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.zip") as zf:
+        infos = zf.infolist()
+    assert [i.filename for i in infos] == ["python/a.py", "python/b/lib.so", "python/b/mod.py"]
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert (infos[1].external_attr >> 16) & 0o777 == 0o755
+
+
+def _python312() -> str | None:
+    import glob
+    import shutil
+
+    candidates = [shutil.which("python3.12") or ""]
+    candidates += sorted(glob.glob(os.path.join(os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv")),
+                                                "versions", "3.12*", "bin", "python3.12")))
+    for c in candidates:
+        if c and subprocess.run([c, "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 12))"],
+                                capture_output=True, check=False).returncode == 0:
+            return c
+    return None
+
+
+def test_layers_import_on_cpython_312(packaged: Packaged, tmp_path: Path) -> None:
+    """The layers' wheels are Lambda's (cp312, x86_64, glibc <= 2.34): with a CPython 3.12
+    on this Linux they must import and work, from their /opt/python-style folders."""
+    py312 = _python312()
+    if py312 is None:
+        pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
+    paths = []
+    for name in ("media", "powertools"):
+        folder = ROOT / "layers" / "build" / name
+        if not (folder / "python").is_dir():
+            zipfile.ZipFile(ROOT / "layers" / "build" / f"{name}.zip").extractall(tmp_path / name)
+            folder = tmp_path / name
+        paths.append(str(folder / "python"))
+    # Lambda's runtime brings boto3 (after the layers on sys.path); stand in with this venv's
+    # pure-Python copy so Powertools' DynamoDB persistence layer can import.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    import boto3
+
+    site = Path(boto3.__file__).parents[1]
+    for name in ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six.py"):
+        (runtime / name).symlink_to(site / name)
+    paths.append(str(runtime))
+    code = (
+        "import io, av, numpy, PIL.Image\n"
+        "from aws_lambda_powertools import Logger\n"
+        "from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType\n"
+        "from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer\n"
+        "buf = io.BytesIO()\n"
+        "with av.open(buf, 'w', format='mp4') as out:\n"
+        "    s = out.add_stream('mpeg4', rate=5); s.width = 64; s.height = 48; s.pix_fmt = 'yuv420p'\n"
+        "    for i in range(5):\n"
+        "        img = numpy.full((48, 64, 3), i * 40, dtype=numpy.uint8)\n"
+        "        for p in s.encode(av.VideoFrame.from_ndarray(img, format='rgb24')): out.mux(p)\n"
+        "    for p in s.encode(): out.mux(p)\n"
+        "buf.seek(0)\n"
+        "frames = [f.to_image() for f in av.open(buf).decode(video=0)]\n"
+        "assert len(frames) == 5 and isinstance(frames[0], PIL.Image.Image)\n"
+        "print('ok', av.__version__, numpy.__version__, PIL.__version__)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
+    proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
