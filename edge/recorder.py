@@ -3,7 +3,7 @@
 Per frame: the motion check (always, cheap); the person detector only on moving frames and at
 most ``detect_fps`` times a second; the clip rule (edge.clips) decides start and stop. Frames of
 the last ``pre_roll_s`` are kept in memory so a clip shows the moments before the detection.
-A finished clip is written next to the queue database (``<state_dir>/spool``), renamed into
+A finished clip is written next to the queue database (``<state_dir>/spool/<camera>``), renamed into
 place only when complete, and handed to the queue with what the recorder saw (max people, max
 confidence, detector, threshold) and the wall time of its first frame as ``recorded-at``.
 On the first detection a JPEG snapshot can be queued at high priority, so an alert can go out
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -145,7 +146,8 @@ class Recorder:
         self.rule = ClipRule(ClipSettings(cfg.pre_roll_s, cfg.post_roll_s, cfg.max_clip_s, cfg.min_gap_s))
         self.motion = MotionDetector(cfg.motion_width, cfg.motion_pixel_delta, cfg.motion_fraction)
         self.hours = HoursWindow.parse(cfg.hours) if cfg.hours else None
-        self.spool = Path(cfg.state_dir) / "spool"
+        # One spool per camera, so two recorders sharing a state dir never touch each other's files.
+        self.spool = Path(cfg.state_dir) / "spool" / re.sub(r"[^A-Za-z0-9._-]", "_", camera_id)
         self.spool.mkdir(parents=True, exist_ok=True)
         self.buffer: deque[TimedFrame] = deque()
         self.active: _Active | None = None

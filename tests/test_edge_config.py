@@ -91,3 +91,22 @@ def test_device_policy_is_least_privilege(capsys):
     assert statement["Resource"] == f"arn:aws:s3:::{bucket}/uploads/*"
     with_kms = device_policy(bucket, "arn:aws:kms:eu-west-1:111122223333:key/abc")
     assert with_kms["Statement"][1]["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+def test_the_shipped_example_config_loads():
+    example = Path(__file__).resolve().parents[1] / "edge" / "config.example.toml"
+    cfg = load_config(example, env={})
+    assert cfg.raw_bucket() == "vidsift-prod-111122223333-raw"
+    assert cfg.source and cfg.source.startswith("rtsp://") and cfg.hours == "06:00-22:00"
+    assert cfg.disk_cap_bytes == 4 * 1024**3
+
+
+def test_the_systemd_unit_is_hardened_and_keeps_state():
+    unit = (Path(__file__).resolve().parents[1] / "edge" / "systemd" / "vidsift-edge.service").read_text()
+    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in unit.splitlines()
+                if "=" in line and not line.startswith("#")}
+    assert settings["ExecStart"].endswith("vidsift-edge run --config /etc/vidsift-edge/config.toml")
+    for key, value in {"DynamicUser": "yes", "ProtectSystem": "strict", "StateDirectory": "vidsift-edge",
+                       "Restart": "always", "NoNewPrivileges": "yes", "ProtectHome": "yes"}.items():
+        assert settings[key] == value, key
+    assert "AWS_SECRET" not in unit and "aws_secret" not in unit

@@ -167,7 +167,7 @@ def test_recorder_writes_queues_and_snapshots_clips(tmp_path):
     assert len(snaps) == 3 and all(s.priority == SNAPSHOT_PRIORITY for s in snaps)
     assert {s.metadata["clip-key"] for s in snaps} == {c.key for c in clips}
     assert all(s.key.startswith("uploads/snapshots/") and s.key.endswith(".jpg") for s in snaps)
-    assert not list((cfg.state_dir / "spool").glob("*.part"))
+    assert not list((cfg.state_dir / "spool").rglob("*.part"))
 
 
 def test_detector_runs_only_on_moving_frames(tmp_path):
@@ -332,5 +332,5 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
         assert obj["ContentType"] == "image/jpeg" and obj["Metadata"]["clip-key"] in clip_keys
         image = cv2.imdecode(np.frombuffer(obj["Body"].read(), np.uint8), cv2.IMREAD_COLOR)
         assert detector.detect(image)[0][0] >= 0.5
-    assert not list((tmp_path / "state" / "spool").iterdir())  # all uploaded, all removed locally
+    assert not [p for p in (tmp_path / "state" / "spool").rglob("*") if p.is_file()]  # uploaded, removed locally
     assert capsys.readouterr().out.count("clip uploads/") == 4

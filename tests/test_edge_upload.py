@@ -236,3 +236,28 @@ def test_killed_uploader_resumes_queue_and_multipart_upload(s3, tmp_path):
     got = {sha(admin.get_object(Bucket=BUCKET, Key=k)["Body"].read()) for k in stored}
     assert got == set(digests.values())
     assert not any(p.exists() for p in (big, *smalls))
+
+
+def test_upload_command_probes_metadata_and_never_uploads_a_file_twice(s3, tmp_path, capsys):
+    from edge.cli import main
+    from edge.testing import people_video
+
+    admin, proxy = s3
+    video = tmp_path / "Front Door 2025-06-01 Alice.mp4"  # personal details in a name stay local
+    people_video(video, [("astronaut", 1.0)], fps=10, size=(160, 120))
+    argv = ["upload", str(video), "--bucket", BUCKET, "--state-dir", str(tmp_path / "state"),
+            "--camera-id", "front", "--device-id", "pi-7", "--sample-fps", "2"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert main(argv) == 0  # the same file again: recognised, not sent again
+    second = capsys.readouterr().out
+    (key,) = objects(admin)
+    assert KEY_RE.match(key) and f"s3://{BUCKET}/{key}" in first and f"s3://{BUCKET}/{key}" in second
+    assert proxy.count(lambda r: r.method == "PUT") == 1
+    md = admin.head_object(Bucket=BUCKET, Key=key)["Metadata"]
+    assert md["camera-id"] == "front" and md["device-id"] == "pi-7" and md["fps"] == "2"
+    assert (md["frame-width"], md["frame-height"]) == ("160", "120")
+    assert float(md["duration-s"]) == pytest.approx(1.0, abs=0.15)
+    assert video.exists()  # `upload` leaves the user's files alone unless --delete
+    assert main(["upload", str(tmp_path / "notes.txt"), "--bucket", BUCKET,
+                 "--state-dir", str(tmp_path / "state")]) == 2
