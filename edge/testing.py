@@ -135,6 +135,9 @@ class FaultProxy:
                     time.sleep(len(piece) / self.bytes_per_s)
                 yield piece
 
+        if req.fault == REFUSE:  # chosen per request by a plan: hang up before the body
+            client.close()
+            return
         if req.fault in (ERROR_500, DROP):
             for _ in body_chunks(length):
                 pass

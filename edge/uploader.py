@@ -40,6 +40,10 @@ from edge.queue import Clip, Part, UploadQueue, backoff_delay
 log = logging.getLogger(__name__)
 
 
+_NEEDS_AN_OPERATOR = {"AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                      "KMS.NotFoundException", "KMS.DisabledException", "InvalidArgument"}
+
+
 class ChecksumMismatch(Exception):
     """S3 stored bytes whose SHA-256 is not the one we sent: the transfer was corrupted."""
 
@@ -179,8 +183,11 @@ class Uploader:
         except (BotoCoreError, ClientError, OSError, ChecksumMismatch) as exc:
             delay = backoff_delay(clip.attempts + 1, self.cfg.backoff_base_s, self.cfg.backoff_max_s)
             attempts = self.queue.mark_failed(clip, f"{type(exc).__name__}: {exc}", delay)
-            log.warning("upload of %s failed (attempt %d): %s: %s; retrying in %.1f s", clip.key, attempts,
-                        type(exc).__name__, exc, delay)
+            # Still retried (the operator may fix the bucket or the role), but said louder: these
+            # do not go away by waiting.
+            level = logging.ERROR if _error_code(exc) in _NEEDS_AN_OPERATOR else logging.WARNING
+            log.log(level, "upload of %s failed (attempt %d): %s: %s; retrying in %.1f s", clip.key, attempts,
+                    type(exc).__name__, exc, delay)
             return False
         self.queue.mark_done(clip, etag, checksum)
         log.info("uploaded %s -> s3://%s/%s (%d bytes, sha256 confirmed)", clip.path.name, self.bucket, clip.key,

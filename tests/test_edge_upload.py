@@ -261,3 +261,24 @@ def test_upload_command_probes_metadata_and_never_uploads_a_file_twice(s3, tmp_p
     assert video.exists()  # `upload` leaves the user's files alone unless --delete
     assert main(["upload", str(tmp_path / "notes.txt"), "--bucket", BUCKET,
                  "--state-dir", str(tmp_path / "state")]) == 2
+
+
+def test_a_clip_dropped_by_the_disk_cap_has_its_multipart_upload_aborted(s3, tmp_path):
+    admin, proxy = s3
+    cfg = edge_config(tmp_path, disk_cap_bytes=13 * MiB)
+    queue = UploadQueue(cfg.state_dir, cfg.disk_cap_bytes)
+    big = queue.enqueue(make_clip(tmp_path / "spool", "big.mp4", 12 * MiB), metadata(0), owned=True)
+    # S3 takes part 1, then the link fails on part 2: the upload is left half done...
+    proxy.plan = lambda r: REFUSE if r.is_part and r.part_number() == 2 else None
+    uploader = Uploader(queue, cfg)
+    assert uploader.upload_one(queue.next_due()) is False
+    upload_id = queue.get(big.id).upload_id
+    assert upload_id and admin.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+    # ...and while offline, new clips push the queue over its cap: the oldest, big one goes.
+    newer = queue.enqueue(make_clip(tmp_path / "spool", "new.mp4", 2 * MiB), metadata(1), owned=True)
+    assert queue.get(big.id).state == "dropped" and not big.path.exists()
+    proxy.plan = None
+    assert drain(Uploader(queue, cfg))
+    assert proxy.count(lambda r: r.method == "DELETE" and f"uploadId={upload_id}" in r.target) == 1
+    assert not admin.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+    assert list(objects(admin)) == [newer.key]
