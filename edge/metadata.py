@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,12 @@ def recording_start(path: Path, info: VideoInfo) -> datetime:
     return end - timedelta(seconds=info.duration_s or 0.0)
 
 
+def _ascii(name: str) -> str:
+    """S3 user metadata is ASCII. A name like "Küche" is percent-encoded (the pipeline unquotes
+    camera-id); plain ASCII names are left exactly as configured."""
+    return name if name.isascii() and "%" not in name else quote(name, safe=" -_.~:@/+")
+
+
 @dataclass(frozen=True)
 class EdgeStats:
     """What the recorder saw: the pipeline can skip or prioritise on these."""
@@ -109,7 +116,7 @@ def build_metadata(
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """S3 user metadata (boto3 ``Metadata=``; S3 adds the x-amz-meta- prefix). Values are ASCII."""
-    md = {CAMERA_ID: camera_id, DEVICE_ID: device_id, RECORDED_AT: iso_utc(recorded_at)}
+    md = {CAMERA_ID: _ascii(camera_id), DEVICE_ID: _ascii(device_id), RECORDED_AT: iso_utc(recorded_at)}
     if sample_fps is not None:
         md[FPS] = f"{sample_fps:g}"
     if info is not None:

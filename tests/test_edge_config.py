@@ -110,3 +110,19 @@ def test_the_systemd_unit_is_hardened_and_keeps_state():
                        "Restart": "always", "NoNewPrivileges": "yes", "ProtectHome": "yes"}.items():
         assert settings[key] == value, key
     assert "AWS_SECRET" not in unit and "aws_secret" not in unit
+
+
+def test_metadata_is_ascii_and_keeps_the_pipeline_key_names():
+    from datetime import UTC, datetime
+    from urllib.parse import unquote
+
+    from edge.metadata import EdgeStats, VideoInfo, build_metadata
+
+    md = build_metadata(camera_id="Küche", device_id="pi-1", recorded_at=datetime(2025, 1, 2, 3, 4, 5, 6000, UTC),
+                        info=VideoInfo(12.3456, 640, 480, None), stats=EdgeStats(2, 0.91234, "ssdlite", 0.5),
+                        sample_fps=0.5)
+    assert md == {"camera-id": "K%C3%BCche", "device-id": "pi-1", "recorded-at": "2025-01-02T03:04:05.006Z",
+                  "fps": "0.5", "duration-s": "12.346", "frame-width": "640", "frame-height": "480",
+                  "edge-max-people": "2", "edge-max-confidence": "0.9123", "edge-detector": "ssdlite",
+                  "edge-threshold": "0.5"}
+    assert unquote(md["camera-id"]) == "Küche"
