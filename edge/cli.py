@@ -231,8 +231,9 @@ def _serve(cfg: EdgeConfig, start_wall: datetime | None = None) -> int:
             log.info("source ended; still uploading (SIGTERM to stop)")
     while not stop.is_set():
         stop.wait(1)
+    deadline = time.monotonic() + 20  # within systemd's TimeoutStopSec; the queue keeps the rest
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=max(0.1, deadline - time.monotonic()))
     return 0
 
 
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = {"upload": cmd_upload, "watch": cmd_watch, "record": cmd_record, "run": cmd_run,
                    "status": cmd_status}[args.command]
         return handler(args, cfg)
-    except ConfigError as exc:
+    except (ConfigError, FileNotFoundError) as exc:  # a setting, or a model/pbtxt/source path
         print(f"vidsift-edge: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -340,6 +340,7 @@ class UploadQueue:
         and report what is pending."""
         with self._tx() as db:
             db.execute("UPDATE clips SET leased_until = 0 WHERE state = ?", (PENDING,))
+        self.prune()
         rows = self._conn().execute("SELECT path FROM clips WHERE state = ? AND owned = 1", (DONE,)).fetchall()
         for r in rows:
             _unlink(Path(r["path"]), quiet=True)
@@ -347,6 +348,18 @@ class UploadQueue:
         if n:
             log.info("resuming %d pending clip(s) from %s", n, self.path)
         return n
+
+    def prune(self, keep_days: float = 30.0) -> int:
+        """Forget finished clips after ``keep_days`` so the database stays small on a device that
+        runs for years. (Content dedupe then covers the last month; the watcher's per-path memory
+        is kept.)"""
+        cutoff = time.time() - keep_days * 86400
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM clips WHERE state != ? AND upload_id IS NULL AND COALESCE(done_at, created_at) < ?",
+                (PENDING, cutoff),
+            )
+            return cur.rowcount
 
     def pending_bytes(self) -> int:
         row = self._conn().execute(

@@ -110,3 +110,16 @@ def test_recover_after_a_crash_releases_leases_and_finishes_deletions(tmp_path):
     assert not b.path.exists() and a.path.exists()
     due = restarted.next_due()
     assert due is not None and due.id == a.id
+
+
+def test_finished_clips_are_forgotten_after_a_month(tmp_path):
+    q = UploadQueue(tmp_path / "state")
+    old = q.enqueue(clip_file(tmp_path, "old.mp4", 10), {}, owned=False)
+    new = q.enqueue(clip_file(tmp_path, "new.mp4", 11), {}, owned=False)
+    waiting = q.enqueue(clip_file(tmp_path, "waiting.mp4", 12), {}, owned=False)
+    for c in (old, new):
+        q.mark_done(c, None, None)
+    q._conn().execute("UPDATE clips SET done_at = done_at - 31 * 86400, created_at = created_at - 40 * 86400"
+                      " WHERE id IN (?, ?)", (old.id, waiting.id))
+    assert q.prune() == 1
+    assert sorted(c.id for c in q.all()) == [new.id, waiting.id]  # pending clips are never forgotten
