@@ -48,7 +48,9 @@ def default_pb() -> Path:
 class SsdLitePersonDetector:
     """SSDLite-MobileNetV2 (person only) through cv2.dnn."""
 
-    name = "ssdlite-mobilenetv2-person"
+    #: The same id the pipeline's endpoint reports (sagemaker/code/inference.py), so edge and cloud
+    #: detections can be told apart or matched by model.
+    name = "ssdlite_mobilenet_v2_person"
     PERSON_CLASS = 1  # class 0 is the background in an SSD DetectionOutput
 
     def __init__(self, pb: Path | None = None, pbtxt: Path | None = None, floor: float = 0.1,
@@ -59,6 +61,8 @@ class SsdLitePersonDetector:
             if not p.is_file():
                 raise FileNotFoundError(f"{what}: {p} does not exist")
         self.net = cv2.dnn.readNetFromTensorflow(str(pb), str(pbtxt))
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         self.floor = floor
         if threads > 0:
             # One thread leaves the other cores to the encoder and the uploader, and is faster than

@@ -315,7 +315,7 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
         assert any(s - 0.01 <= trigger < e for s, e in people), trigger
         md = clip["md"]
         assert md["camera-id"] == "cam-street" and md["device-id"] == "pi-1"
-        assert md["edge-detector"] == "ssdlite-mobilenetv2-person" and md["edge-threshold"] == "0.5"
+        assert md["edge-detector"] == "ssdlite_mobilenet_v2_person" and md["edge-threshold"] == "0.5"
         assert int(md["edge-max-people"]) >= 1 and float(md["edge-max-confidence"]) >= 0.5
         assert (md["frame-width"], md["frame-height"]) == ("320", "240")
     # No clip over the middle of an empty stretch.
