@@ -11,6 +11,9 @@
 # compiled by a CPython 3.12 with unchecked-hash invalidation (no timestamps) and /opt
 # paths, and zips with sorted entries and fixed dates. Same pins => same zip bytes.
 #
+# Usage: bash layers/build.sh [--if-stale]
+#   --if-stale  do nothing when every zip is newer than its requirements and this
+#               script (what `sls package`/`sls deploy` run, via plugins/build-layers.js).
 # Env: PYTHON runs pip (default python3); PY312 compiles .pyc (default: python3.12 if
 # one is installed; without it the layer still works, Lambda just compiles at import).
 # LAYERS="media" builds a subset.
@@ -21,6 +24,34 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 BUILD="layers/build"
 LAYERS="${LAYERS:-$(for r in layers/*/requirements.txt; do basename "$(dirname "$r")"; done)}"
+
+# One build at a time in a checkout (tests and a deploy may ask at once); whoever waited
+# re-checks staleness, so the second one does not rebuild.
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.lock"
+flock 9
+
+stale() {
+  local name input
+  for name in $LAYERS; do
+    [[ -f "$BUILD/$name.zip" ]] || return 0
+    for input in "layers/$name/requirements.txt" layers/build.sh layers/layertool.py; do
+      [[ "$input" -nt "$BUILD/$name.zip" ]] && return 0
+    done
+  done
+  return 1
+}
+
+if [[ "${1:-}" == "--if-stale" ]]; then
+  if ! stale; then
+    echo "layers up to date: $(for n in $LAYERS; do printf '%s ' "$BUILD/$n.zip"; done)"
+    exit 0
+  fi
+  echo "layers missing or older than their inputs: building"
+elif [[ $# -gt 0 ]]; then
+  echo "usage: bash layers/build.sh [--if-stale]" >&2
+  exit 2
+fi
 PIP_PLATFORM=(--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64
   --only-binary=:all: --python-version 3.12 --implementation cp)
 
@@ -34,7 +65,6 @@ fi
 is_py312 "${PY312:-}" || PY312=""
 
 start=$(date +%s)
-mkdir -p "$BUILD"
 zips=()
 for name in $LAYERS; do
   req="layers/$name/requirements.txt"

@@ -5,8 +5,9 @@
 #
 # Output: .serverless/ (function zips, cloudformation-template-update-stack.json), exactly
 # what `npx sls deploy` would upload; SLS_PACKAGE_DIR=<dir> writes there instead (the
-# tests do, so two test runs in one checkout do not overwrite each other's package). The layer zips it references (layers/build/*.zip) are
-# built first when missing or older than their inputs; that needs PyPI (about 20 s).
+# tests do, so two test runs in one checkout do not overwrite each other's package).
+# The layer zips the template references are built first when missing or stale
+# (plugins/build-layers.js runs `layers/build.sh --if-stale`; needs PyPI, about 20 s).
 # Exits non-zero if packaging fails or cfn-lint reports any error or warning.
 set -euo pipefail
 
@@ -21,29 +22,6 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
 # plugins/offline-package.js: skip comparing layers with a deployed stack (DescribeStacks).
 export VIDSIFT_OFFLINE_PACKAGE=1
-
-layers_stale() {
-  local req name zip
-  for req in layers/*/requirements.txt; do
-    name="$(basename "$(dirname "$req")")"
-    zip="layers/build/$name.zip"
-    [[ -f "$zip" ]] || return 0
-    for input in "$req" layers/build.sh layers/layertool.py; do
-      [[ "$input" -nt "$zip" ]] && return 0
-    done
-  done
-  return 1
-}
-
-# One build at a time per checkout; whoever waited re-checks before building again.
-mkdir -p layers/build
-exec 9>layers/build/.lock
-flock 9
-if layers_stale; then
-  echo "== layers missing or out of date: bash layers/build.sh"
-  bash layers/build.sh
-fi
-flock -u 9
 
 if [[ ! -x node_modules/.bin/sls ]]; then
   echo "== npm ci (serverless CLI)"
