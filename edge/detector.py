@@ -7,14 +7,13 @@ the edge and in the cloud means the edge's ``edge-max-confidence`` is comparable
 the pipeline will find. It takes ~25 ms per frame on one x86 core (300x300 input), and the
 recorder only runs it on frames with motion, at most ``detect_fps`` times a second.
 
-``hog`` (OpenCV's HOG+SVM people detector) needs no model files: a fallback for a device where
-the graph is not installed.
+Another detector (a Coral TPU, a YOLO export...) only has to satisfy ``PersonDetector`` and be
+handed to ``edge.recorder.Recorder``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 from pathlib import Path
 from typing import Protocol
 
@@ -84,26 +83,8 @@ class SsdLitePersonDetector:
         return sorted(found, reverse=True)
 
 
-class HogPersonDetector:
-    """OpenCV's built-in HOG people detector; SVM margins squashed to (0, 1) with a logistic."""
-
-    name = "opencv-hog-people"
-
-    def __init__(self) -> None:
-        self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        boxes, weights = self.hog.detectMultiScale(frame_bgr, winStride=(8, 8), padding=(8, 8), scale=1.05)
-        found = [
-            (1 / (1 + math.exp(-float(wt))), (int(x), int(y), int(x + bw), int(y + bh)))
-            for (x, y, bw, bh), wt in zip(boxes, np.ravel(weights), strict=False)
-        ]
-        return sorted(found, reverse=True)
-
-
 def load_detector(kind: str = "ssdlite", pb: Path | None = None, pbtxt: Path | None = None,
                   threads: int = 0) -> PersonDetector:
-    if kind == "hog":
-        return HogPersonDetector()
+    if kind != "ssdlite":
+        raise ValueError(f"unknown detector {kind!r}")
     return SsdLitePersonDetector(pb, pbtxt, threads=threads)
