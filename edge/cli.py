@@ -219,21 +219,24 @@ def _serve(cfg: EdgeConfig, start_wall: datetime | None = None) -> int:
     log.info("vidsift-edge: camera %s, device %s, bucket %s, state %s", cfg.camera_id, device_id, cfg.raw_bucket(),
              cfg.state_dir)
     threads = [_uploader_thread(queue, cfg, stop)]
-    if cfg.watch_dir is not None:
-        watcher = Watcher(cfg.watch_dir, queue, _metadata_for(cfg, device_id), settle_s=cfg.settle_s,
-                          poll_s=cfg.poll_s, keep=cfg.keep_uploaded)
-        t = threading.Thread(target=watcher.run, args=(stop,), name="watcher", daemon=True)
-        t.start()
-        threads.append(t)
-    if cfg.source is not None:
-        _record(cfg, queue, device_id, stop, start_wall)
-        if not stop.is_set():  # a live source only returns when stopped; a file has ended
-            log.info("source ended; still uploading (SIGTERM to stop)")
-    while not stop.is_set():
-        stop.wait(1)
-    deadline = time.monotonic() + 20  # within systemd's TimeoutStopSec; the queue keeps the rest
-    for t in threads:
-        t.join(timeout=max(0.1, deadline - time.monotonic()))
+    try:
+        if cfg.watch_dir is not None:
+            watcher = Watcher(cfg.watch_dir, queue, _metadata_for(cfg, device_id), settle_s=cfg.settle_s,
+                              poll_s=cfg.poll_s, keep=cfg.keep_uploaded)
+            t = threading.Thread(target=watcher.run, args=(stop,), name="watcher", daemon=True)
+            t.start()
+            threads.append(t)
+        if cfg.source is not None:
+            _record(cfg, queue, device_id, stop, start_wall)
+            if not stop.is_set():  # a live source only returns when stopped; a file has ended
+                log.info("source ended; still uploading (SIGTERM to stop)")
+        while not stop.is_set():
+            stop.wait(1)
+    finally:
+        stop.set()  # also when the recorder failed: let the uploader finish its part and stop
+        deadline = time.monotonic() + 20  # within systemd's TimeoutStopSec; the queue keeps the rest
+        for t in threads:
+            t.join(timeout=max(0.1, deadline - time.monotonic()))
     return 0
 
 

@@ -123,7 +123,8 @@ class UploaderLock:
 
 
 class Uploader:
-    """Drains an UploadQueue into the raw bucket. Call run() in a thread, or drain() to finish."""
+    """Drains an UploadQueue into the raw bucket: run() in a thread until stopped, or
+    run(until_empty=True) to finish what is queued and return."""
 
     def __init__(self, queue: UploadQueue, cfg: EdgeConfig, client: Any | None = None,
                  stop: threading.Event | None = None) -> None:
