@@ -191,7 +191,7 @@ class Uploader:
                     type(exc).__name__, exc, delay)
             return False
         self.queue.mark_done(clip, etag, checksum)
-        log.info("uploaded %s -> s3://%s/%s (%d bytes, sha256 confirmed)", clip.path.name, self.bucket, clip.key,
+        log.info("uploaded %s -> s3://%s/%s (%d bytes, checksum confirmed)", clip.path.name, self.bucket, clip.key,
                  clip.size)
         return True
 
