@@ -1,0 +1,43 @@
+"""The run report: ``report.html`` (timeline of people, frames with their boxes, totals) and
+the cost estimate, both rebuilt from a results folder alone.
+
+Public entry points (what ``vidsift run`` and ``vidsift report`` call):
+``write_report(out)`` and ``cost_summary_line(out)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPORT_NAME = "report.html"
+
+
+def write_report(out: Path) -> Path:
+    """Write ``out/report.html`` from what is stored under ``out`` and return its path.
+
+    Written to a temporary name first and renamed, so a browser that has the old report
+    open never sees half a file.
+    """
+    from vidsift.report.data import load
+    from vidsift.report.render import render
+
+    out = Path(out)
+    page = render(load(out))
+    path = out / REPORT_NAME
+    tmp = path.with_name(f".{REPORT_NAME}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def cost_summary_line(out: Path) -> str:
+    """One line for ``vidsift run``'s summary: the run's estimated AWS cost, per video
+    minute, the DetectFaces calls avoided and the two alternatives."""
+    from vidsift.report.cost import run_estimates, summary_line
+    from vidsift.report.data import load
+
+    total, _ = run_estimates(load(Path(out)))
+    return summary_line(total)
+
+
+__all__ = ["REPORT_NAME", "cost_summary_line", "write_report"]

@@ -1,0 +1,384 @@
+"""What a run would cost on AWS, from what the run measured and the list prices in prices.json.
+
+The point is a number a person can argue with, so every quantity is either measured
+(stage handler times, invocations, rows, frames, bytes read) or counted from what the
+handlers do per frame, and every assumption is written next to it (``ASSUMPTIONS``).
+
+Per video: stage totals in run.json are shared out in proportion to what each video made
+the stage do (split_frames by the video's own split time, detect_people by its frames,
+analyze_faces by its frames with people), so the videos add up to the run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from vidsift import contract
+from vidsift.report.data import RunData
+
+PRICES_PATH = Path(__file__).with_name("prices.json")
+
+#: The serverless endpoint's memory: sagemaker/deploy.py's ``--memory-mb`` default.
+SAGEMAKER_MEMORY_MB = 4096
+#: Firehose bills each record rounded up to the next 5 KB.
+FIREHOSE_RECORD_INCREMENT = 5 * 1024
+GB = 1 << 30
+#: Powertools idempotency writes twice per handled object: the in-progress record, then the result.
+IDEMPOTENCY_WRITES_PER_CALL = 2
+
+
+def _range_block_size() -> int:
+    """split_frames reads a video in ranged GETs of this many bytes (aws.S3RangeReader)."""
+    from vidsift.aws import S3RangeReader
+
+    return int(inspect.signature(S3RangeReader.__init__).parameters["block_size"].default)
+
+
+ASSUMPTIONS = (
+    "Lambda is billed for the handler wall time measured locally (run.json stages.*.seconds) at the memory "
+    "configured in vidsift/contract.json; local hardware is not Lambda's, so times scale with it.",
+    "SageMaker Serverless Inference seconds = frames sent to the endpoint × the per-frame inference time. "
+    "Unless run.json records the endpoint's own time (endpoint.seconds / endpoint.frames), the per-frame time is "
+    "detect_people's handler time per frame kept, an upper bound (it also holds the S3 and Firehose calls); it is "
+    f"billed at the endpoint's memory size ({SAGEMAKER_MEMORY_MB} MB, sagemaker/deploy.py's default). "
+    "The local detector (SSDLite on CPU) is not the cloud's YOLO: measure on the real endpoint before relying on it.",
+    "Rekognition DetectFaces is called once per frame with people (the frames copied to the people bucket).",
+    "Firehose: one record per row (people: one per frame sent to detection; faces: one per face), each rounded "
+    "up to 5 KB; record bytes are the rows as JSON lines.",
+    "Frames: 'sampled' are the frames the sampling rule chose; duplicates are skipped before upload, so the "
+    "frames kept (sampled minus duplicates skipped) are what is stored, sent to the endpoint and written as "
+    "people rows.",
+    "S3 PUT/COPY: the video upload (one PUT; a multipart upload adds one per part), one PUT per frame kept, one "
+    "summary, one COPY per frame with people, one error object per error; a video cut into S segments adds per "
+    "segment one segment document and one LIST. S3 GET/HEAD: one HEAD and ceil(bytes read / range block) ranged "
+    "GETs of the video, per frame kept one GET by the endpoint and one HEAD, per frame with people one HEAD and "
+    "one GET by Rekognition; S segments add S HEADs and S(S+1)/2 segment-document GETs. Firehose's own delivery "
+    "PUTs (a few per buffer interval, shared by all videos) are not counted.",
+    "SQS: one send per S3 event (video, frame kept, frame with people) and per segment message, and one receive "
+    "and one delete per Lambda invocation; the event source mapping's empty polls are a fixed cost per queue and "
+    "are not counted.",
+    "DynamoDB: two idempotency writes per video, per segment and per frame handled by each stage.",
+    "Not counted: storage (S3, DynamoDB), CloudWatch Logs, KMS, data transfer, Athena queries, SageMaker data "
+    "processing (requests carry S3 URIs, not images), free tiers and volume discounts.",
+    "DetectFaces on every frame: every sampled frame before duplicate skipping sent to DetectFaces, no person "
+    "filter. Rekognition Video: stored-video face detection for the same video minutes, pro rata.",
+)
+
+
+# --------------------------------------------------------------------------- prices
+
+
+@dataclass(frozen=True)
+class Price:
+    key: str
+    #: Dollars per single unit (per request, per GB-second...).
+    usd: float
+    unit: str
+    what: str
+    source: str
+    as_of: str
+    #: How the pricing page states it: ``listed`` dollars per ``per`` units ($0.20 per 1M requests).
+    listed: float = 0.0
+    per: int = 1
+
+    def label(self) -> str:
+        """The price as the pricing page words it, so it is easy to check against it."""
+        listed = f"{self.listed or self.usd:.10f}".rstrip("0")
+        whole, _, frac = listed.partition(".")
+        listed = f"${whole}.{frac.ljust(2, '0')}"
+        if self.per == 1:
+            return f"{listed} per {self.unit}"
+        count = f"{self.per // 1_000_000}M" if self.per % 1_000_000 == 0 else f"{self.per:,}"
+        return f"{listed} per {count} {self.unit}s"
+
+
+@dataclass(frozen=True)
+class Prices:
+    region: str
+    currency: str
+    items: dict[str, Price]
+    #: SageMaker serverless price per second, by memory size in MB.
+    sagemaker_by_memory: dict[int, float]
+
+    def __getitem__(self, key: str) -> Price:
+        return self.items[key]
+
+    def sagemaker(self, memory_mb: int) -> Price:
+        base = self.items["sagemaker_serverless_second"]
+        if memory_mb not in self.sagemaker_by_memory:
+            raise ValueError(f"no SageMaker serverless price for {memory_mb} MB "
+                             f"(prices.json has {sorted(self.sagemaker_by_memory)})")
+        price = self.sagemaker_by_memory[memory_mb]
+        return Price(base.key, price, base.unit, f"{base.what}, {memory_mb} MB", base.source, base.as_of, price)
+
+    @property
+    def as_of(self) -> str:
+        """The oldest date among the prices: how stale the estimate may be."""
+        return min(p.as_of for p in self.items.values())
+
+
+def load_prices(path: Path | None = None) -> Prices:
+    doc = json.loads((path or PRICES_PATH).read_text())
+    items: dict[str, Price] = {}
+    by_memory: dict[int, float] = {}
+    for key, p in doc["prices"].items():
+        if "usd_by_memory_mb" in p:
+            by_memory = {int(k): float(v) for k, v in p["usd_by_memory_mb"].items()}
+            usd = by_memory.get(SAGEMAKER_MEMORY_MB, 0.0)
+        else:
+            usd = float(p["usd"]) / int(p.get("per", 1))
+        items[key] = Price(key, usd, p["unit"], p["what"], p["source"], p["as_of"],
+                           listed=float(p.get("usd", usd)), per=int(p.get("per", 1)))
+    return Prices(region=doc["region"], currency=doc["currency"], items=items, sagemaker_by_memory=by_memory)
+
+
+@cache
+def default_prices() -> Prices:
+    return load_prices()
+
+
+# --------------------------------------------------------------------------- usage
+
+
+@dataclass
+class Usage:
+    """Billable quantities for one video, or summed for a run."""
+
+    lambda_gb_s: dict[str, float] = field(default_factory=lambda: {s: 0.0 for s in contract.STAGES})
+    lambda_ephemeral_gb_s: float = 0.0
+    lambda_requests: float = 0.0
+    sagemaker_seconds: float = 0.0
+    detect_faces_images: int = 0
+    firehose_records: int = 0
+    firehose_bytes: int = 0
+    firehose_billed_bytes: int = 0
+    s3_put: float = 0.0
+    s3_get: float = 0.0
+    sqs_requests: float = 0.0
+    dynamodb_writes: float = 0.0
+    video_minutes: float = 0.0
+    #: Frames the sampling rule chose (before duplicate skipping) and frames kept after it.
+    frames_sampled: int = 0
+    frames_kept: int = 0
+    frames_with_people: int = 0
+    #: False when run.json (stage times) was missing: Lambda and SageMaker are then unknown.
+    timed: bool = True
+
+    def __add__(self, other: Usage) -> Usage:
+        out = Usage(timed=self.timed and other.timed)
+        for f in fields(self):
+            if f.name == "timed":
+                continue
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            setattr(out, f.name, {k: a.get(k, 0.0) + b.get(k, 0.0) for k in {*a, *b}} if isinstance(a, dict)
+                    else a + b)
+        return out
+
+
+def _record_bytes(row: dict[str, Any]) -> int:
+    """The size of a row as the handlers send it to Firehose (one compact JSON line)."""
+    return len((json.dumps(row, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode())
+
+
+def _shares(weights: Sequence[float]) -> list[float]:
+    total = sum(weights)
+    if total > 0:
+        return [w / total for w in weights]
+    return [1 / len(weights)] * len(weights) if weights else []
+
+
+def per_frame_inference_s(data: RunData) -> float | None:
+    """Seconds of endpoint time per frame: the endpoint's own measurement when run.json has
+    one, else detect_people's handler time per frame kept (an upper bound: all of the
+    stage's time is taken as inference time)."""
+    if not data.run:
+        return None
+    endpoint = data.run.get("endpoint") or {}
+    if endpoint.get("frames"):
+        return float(endpoint["seconds"]) / float(endpoint["frames"])
+    stage = (data.stages or {}).get("detect_people") or {}
+    frames = sum(v.frames_kept for v in data.videos)
+    if frames:
+        return float(stage.get("seconds") or 0.0) / frames
+    return None
+
+
+def usages(data: RunData) -> list[Usage]:
+    """Per-video usage, in the order of ``data.videos``."""
+    videos = data.videos
+    stages = data.stages
+    block = _range_block_size()
+    weights = {
+        "split_frames": _shares([float(v.summary.get("seconds") or 0.0) for v in videos]),
+        "detect_people": _shares([float(v.frames_kept) for v in videos]),
+        "analyze_faces": _shares([float(v.frames_with_people) for v in videos]),
+    }
+    per_frame = per_frame_inference_s(data)
+    result: list[Usage] = []
+    for i, v in enumerate(videos):
+        u = Usage(timed=stages is not None)
+        invocations = 0.0
+        for stage in contract.STAGES:
+            st = (stages or {}).get(stage)
+            if not st:
+                continue
+            share = weights[stage][i]
+            memory = float(st.get("memory_mb") or contract.stage(stage)["memory_mb"])
+            seconds = float(st.get("seconds") or 0.0) * share
+            u.lambda_gb_s[stage] = seconds * memory / 1024
+            extra_storage = max(0, int(contract.stage(stage).get("ephemeral_storage_mb", 512)) - 512)
+            u.lambda_ephemeral_gb_s += seconds * extra_storage / 1024
+            invocations += float(st.get("invocations") or 0) * share
+        u.lambda_requests = invocations
+        frames, people = v.frames_kept, v.frames_with_people
+        segs = v.segments if v.segments > 1 else 0
+        u.sagemaker_seconds = frames * per_frame if per_frame is not None else 0.0
+        u.detect_faces_images = people
+        rows = [*v.people, *v.faces]
+        u.firehose_records = len(rows)
+        sizes = [_record_bytes(r) for r in rows]
+        u.firehose_bytes = sum(sizes)
+        u.firehose_billed_bytes = sum(math.ceil(s / FIREHOSE_RECORD_INCREMENT) * FIREHOSE_RECORD_INCREMENT
+                                      for s in sizes)
+        n_errors = len(v.errors)
+        u.s3_put = 1 + frames + (1 if v.summary else 0) + people + n_errors + 2 * segs
+        bytes_read = int(v.summary.get("bytes_read") or 0)
+        u.s3_get = 1 + math.ceil(bytes_read / block) + 2 * frames + 2 * people + segs + segs * (segs + 1) // 2
+        u.sqs_requests = 1 + frames + people + segs + 2 * invocations
+        u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + people)
+        u.video_minutes = (v.duration_s or 0.0) / 60
+        u.frames_sampled, u.frames_kept, u.frames_with_people = v.frames_sampled, frames, people
+        result.append(u)
+    return result
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+@dataclass(frozen=True)
+class Line:
+    component: str
+    quantity: float
+    unit: str
+    price: Price
+    #: None when the quantity was not measured (no run.json).
+    usd: float | None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    lines: tuple[Line, ...]
+    usage: Usage
+    prices: Prices
+
+    @property
+    def total(self) -> float:
+        return sum(line.usd or 0.0 for line in self.lines)
+
+    @property
+    def complete(self) -> bool:
+        return all(line.usd is not None for line in self.lines)
+
+    @property
+    def video_minutes(self) -> float:
+        return self.usage.video_minutes
+
+    @property
+    def per_minute(self) -> float | None:
+        return self.total / self.video_minutes if self.video_minutes > 0 else None
+
+    @property
+    def every_frame_detect_faces(self) -> float:
+        """DetectFaces on every sampled frame, before duplicate skipping, no person filter."""
+        return self.usage.frames_sampled * self.prices["rekognition_detect_faces_image"].usd
+
+    @property
+    def rekognition_video(self) -> float:
+        return self.video_minutes * self.prices["rekognition_video_face_minute"].usd
+
+    @property
+    def detect_faces_avoided(self) -> int:
+        return self.usage.frames_sampled - self.usage.detect_faces_images
+
+    @property
+    def avoided_ratio(self) -> float | None:
+        """Share of the DetectFaces calls a no-filter, no-dedup pipeline would make that this
+        run did not make (measured: frames before dedup vs calls made)."""
+        before = self.usage.frames_sampled
+        return self.detect_faces_avoided / before if before else None
+
+
+def estimate(usage: Usage, prices: Prices | None = None) -> Estimate:
+    p = prices or default_prices()
+    timed = usage.timed
+
+    def line(component: str, quantity: float, unit: str, price: Price, measured: bool = True) -> Line:
+        return Line(component, quantity, unit, price, quantity * price.usd if measured else None)
+
+    lines = [line(f"Lambda {stage}", usage.lambda_gb_s.get(stage, 0.0), "GB-s", p["lambda_gb_second"], timed)
+             for stage in contract.STAGES]
+    lines += [
+        line("Lambda ephemeral storage", usage.lambda_ephemeral_gb_s, "GB-s", p["lambda_ephemeral_gb_second"], timed),
+        line("Lambda requests", usage.lambda_requests, "requests", p["lambda_request"], timed),
+        line("SageMaker serverless inference", usage.sagemaker_seconds, "s", p.sagemaker(SAGEMAKER_MEMORY_MB), timed),
+        line("Rekognition DetectFaces", usage.detect_faces_images, "images", p["rekognition_detect_faces_image"]),
+        line("Firehose ingestion", usage.firehose_billed_bytes / GB, "GB", p["firehose_gb"]),
+        line("S3 PUT/COPY", usage.s3_put, "requests", p["s3_put_request"]),
+        line("S3 GET/HEAD", usage.s3_get, "requests", p["s3_get_request"]),
+        line("SQS", usage.sqs_requests, "requests", p["sqs_request"]),
+        line("DynamoDB idempotency", usage.dynamodb_writes, "WRU", p["dynamodb_write_request"]),
+    ]
+    return Estimate(tuple(lines), usage, p)
+
+
+def total_usage(items: Iterable[Usage]) -> Usage:
+    out = Usage()
+    for u in items:
+        out = out + u
+    return out
+
+
+def run_estimates(data: RunData, prices: Prices | None = None) -> tuple[Estimate, list[Estimate]]:
+    """The run's estimate and one per video (same order as ``data.videos``)."""
+    per_video = usages(data)
+    total = total_usage(per_video)
+    if not per_video:
+        total.timed = data.stages is not None
+    return estimate(total, prices), [estimate(u, prices) for u in per_video]
+
+
+# --------------------------------------------------------------------------- text
+
+
+def usd(value: float | None) -> str:
+    """Dollars with three significant digits for small sums ($0.0123, $0.000456), cents above $1."""
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    decimals = max(2, 2 - math.floor(math.log10(abs(value))))
+    return f"${value:.{decimals}f}"
+
+
+def summary_line(total: Estimate) -> str:
+    u = total.usage
+    partial = "" if total.complete else " (without Lambda/SageMaker: no run.json)"
+    parts = [f"Estimated AWS cost: {usd(total.total)}{partial} for {total.video_minutes:.2f} video min"]
+    if total.per_minute is not None:
+        parts[0] += f" ({usd(total.per_minute)}/min)"
+    if total.avoided_ratio is not None:
+        parts.append(f"DetectFaces on {u.detect_faces_images} of {u.frames_sampled} sampled frames "
+                     f"({total.avoided_ratio:.0%} avoided)")
+    parts.append(f"DetectFaces on every frame alone {usd(total.every_frame_detect_faces)}, "
+                 f"Rekognition Video {usd(total.rekognition_video)}")
+    return "; ".join(parts) + (f". {total.prices.region} list prices as of {total.prices.as_of}, "
+                               "check vidsift/report/prices.json")
