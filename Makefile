@@ -12,7 +12,7 @@ OFFLINE_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGIO
 # Tests that touch onnxruntime/TFLite/Ultralytics write under $HOME: give them a scratch one.
 TEST_ENV := HOME=$(CURDIR)/.venv/home YOLO_CONFIG_DIR=$(CURDIR)/.venv/home/yolo YOLO_OFFLINE=1
 
-.PHONY: venv node demo test lint package layers bench soak clean
+.PHONY: venv node chromium demo test lint package layers bench soak clean
 
 venv: $(STAMP)
 
@@ -37,10 +37,15 @@ $(NODE_STAMP): package.json package-lock.json vidsift/local/human/package.json v
 	npm ci --no-audit --no-fund --loglevel=error --prefix vidsift/local/human
 	touch $@
 
+# The report's browser tests render report.html in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
+
 demo: venv node
 	$(BIN)/python -m vidsift.demo
 
-test: venv node
+test: venv node chromium
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
 
