@@ -61,7 +61,9 @@ const config = {
     detector: { rotation: true, maxDetected: 1, minConfidence: 0.2, skipFrames: 0, skipTime: 0, return: true },
     mesh: { enabled: true },
     iris: { enabled: true, skipFrames: 0, skipTime: 0 },
-    emotion: { enabled: true, minConfidence: 0, skipFrames: 0, skipTime: 0 },
+    // Run by emotions() below: Human truncates the probabilities to 2 decimals, caps them at
+    // 0.99 and drops zeros; Rekognition reports them whole.
+    emotion: { enabled: false },
     // Run by ageGender() below instead: Human keeps only the age point estimate and a rescaled
     // gender margin, but the model outputs a full age distribution and a gender probability.
     description: { enabled: false },
@@ -76,7 +78,11 @@ const config = {
 };
 
 const human = new Human(config);
-let faceres = null; // loaded in main(): Human does not load a model whose part is disabled
+// Loaded in main(): Human does not load a model whose part is disabled.
+let faceres = null;
+let emotionModel = null;
+// The bundled emotion model's classes, in output order (its input is 64x64 gray, as Human reads it).
+const EMOTIONS = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 
 // MediaPipe face-mesh indices of the points vidsift reports as Rekognition landmarks.
 // Left/right are as seen in the image (image-left first), matching yuface's order.
@@ -117,6 +123,27 @@ async function ageGender(faceTensor) {
   }
 }
 
+// Emotion probabilities from Human's emotion model, fed exactly as Human feeds it: the aligned
+// face crop resized to 64x64, to gray with BT.601 weights, scaled to -1..1. Softmax output.
+async function emotions(faceTensor) {
+  if (!emotionModel || !faceTensor) return null;
+  const tf = human.tf;
+  const [, h, w, channels] = emotionModel.inputs[0].shape;
+  if (channels !== 1) throw new Error(`unexpected emotion model input: ${emotionModel.inputs[0].shape}`);
+  const scores = tf.tidy(() => {
+    const batched = faceTensor.rank === 3 ? tf.expandDims(faceTensor, 0) : faceTensor;
+    const resized = tf.image.resizeBilinear(batched, [h, w], false);
+    const gray = tf.sum(tf.mul(resized, tf.tensor1d([0.2989, 0.587, 0.114])), 3, true);
+    return emotionModel.execute(tf.mul(tf.sub(gray, 0.5), 2));
+  });
+  try {
+    const data = await scores.data();
+    return EMOTIONS.map((emotion, i) => ({ emotion, score: data[i] }));
+  } finally {
+    tf.dispose(scores);
+  }
+}
+
 async function describe(face, attributes) {
   const mesh = face.mesh ?? [];
   const ag = attributes ? await ageGender(face.tensor) : null;
@@ -127,7 +154,7 @@ async function describe(face, attributes) {
     box: face.box,
     pMale: ag?.pMale ?? null,
     ageDistribution: ag?.ageDistribution ?? null,
-    emotion: face.emotion ?? null,
+    emotion: attributes ? await emotions(face.tensor) : null,
     rotation: face.rotation?.angle ?? null,
     points: {},
     eyeOpenness: null,
@@ -151,12 +178,11 @@ async function describe(face, attributes) {
 }
 
 // attributes=false: face mesh and iris only (pose, landmarks), for Rekognition's DEFAULT set.
-// Human merges a per-call config into its own for good, so the switch is always sent whole.
 async function analyse(width, height, rgb, attributes = true) {
   const tensor = human.tf.tensor3d(rgb, [height, width, 3], 'int32');
   const batched = human.tf.expandDims(tensor, 0);
   try {
-    const result = await human.detect(batched, { face: { emotion: { enabled: attributes } } });
+    const result = await human.detect(batched);
     const faces = result.face ?? [];
     try {
       const described = [];
@@ -177,9 +203,10 @@ function write(obj) {
 async function main() {
   await human.load();
   faceres = await human.tf.loadGraphModel(`${config.modelBasePath}faceres.json`);
+  emotionModel = await human.tf.loadGraphModel(`${config.modelBasePath}emotion.json`);
   // Run every model once on zeros so that the first real request does not pay for kernel setup
   // (a blank frame alone would stop at the detector: no face, no mesh/emotion/faceres run).
-  for (const model of [...Object.values(human.models.models), faceres]) {
+  for (const model of [...Object.values(human.models.models), faceres, emotionModel]) {
     if (!model?.inputs?.[0]?.shape) continue;
     const shape = model.inputs[0].shape.map((d) => (d > 0 ? d : 1));
     const zeros = human.tf.zeros(shape, model.inputs[0].dtype ?? 'float32');
