@@ -179,6 +179,30 @@ def test_s3_object_finds_the_faces_there_are(client: Any, name: str) -> None:
     assert len(answer["FaceDetails"]) == (1 if name in WITH_FACES else 0)
 
 
+def test_s3_object_version_is_honoured(moto_s3: str, client: Any) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name=REGION,
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.create_bucket(Bucket="versioned")
+    s3.put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    first = s3.put_object(Bucket="versioned", Key="frame.jpg", Body=jpeg("astronaut"))["VersionId"]
+    s3.put_object(Bucket="versioned", Key="frame.jpg", Body=jpeg("coffee"))
+    old = client.detect_faces(Image={"S3Object": {"Bucket": "versioned", "Name": "frame.jpg", "Version": first}})
+    latest = client.detect_faces(Image={"S3Object": {"Bucket": "versioned", "Name": "frame.jpg"}})
+    assert (len(old["FaceDetails"]), len(latest["FaceDetails"])) == (1, 0)
+    with pytest.raises(client.exceptions.InvalidS3ObjectException):
+        client.detect_faces(Image={"S3Object": {"Bucket": "versioned", "Name": "frame.jpg", "Version": "nope"}})
+
+
+def test_too_large_s3_object_is_image_too_large(moto_s3: str, client: Any) -> None:
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name=REGION,
+                      aws_access_key_id="test", aws_secret_access_key="test")
+    s3.put_object(Bucket=BUCKET, Key="frames/huge.jpg",
+                  Body=jpeg("astronaut") + b"\0" * (rekognition.MAX_S3_IMAGE + 1))
+    with pytest.raises(client.exceptions.ImageTooLargeException):
+        client.detect_faces(Image={"S3Object": {"Bucket": BUCKET, "Name": "frames/huge.jpg"}})
+    s3.delete_object(Bucket=BUCKET, Key="frames/huge.jpg")
+
+
 def test_s3_and_bytes_give_the_same_answer(client: Any) -> None:
     by_s3 = client.detect_faces(Image={"S3Object": {"Bucket": BUCKET, "Name": "frames/astronaut.png"}},
                                 Attributes=["ALL"])["FaceDetails"]
