@@ -139,6 +139,8 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             # HeadObject on a deleted video: 404 (bad input) rather than 403 (retry) needs ListBucket.
             ("s3:ListBucket", bucket_arn("raw")),
             ("s3:PutObject", f"{bucket_arn('frames')}/*"),
+            # segments of a long video go back on its own queue (SPLIT_QUEUE_URL)
+            ("sqs:SendMessage", queue_arn(NAMES.queue("split_frames"))),
         },
         "detect_people": {
             ("s3:GetObject", f"{bucket_arn('frames')}/*"),
@@ -396,11 +398,37 @@ def function_problems(tpl: Template) -> list[str]:
             problems.append(f"{stage}: env keys differ from contract env + Powertools: "
                             f"extra {sorted(set(env) - set(C['env']) - POWERTOOLS_ENV)}, "
                             f"missing {sorted((set(C['env']) | POWERTOOLS_ENV) - set(env))}")
-        for key, value in NAMES.function_env().items():
+        expected_env = dict(NAMES.function_env())
+        if "SPLIT_QUEUE_URL" in C["env"]:  # split_frames queues a long video's segments for itself
+            expected_env["SPLIT_QUEUE_URL"] = tpl.ref(find_by(tpl, "AWS::SQS::Queue", "QueueName",
+                                                              NAMES.queue("split_frames")))
+        for key, value in expected_env.items():
             if env.get(key) != value:
                 problems.append(f"{stage}: {key}={env.get(key)!r}, contract says {value!r}")
+        problems += settings_problems(stage, env)
         if env.get("POWERTOOLS_SERVICE_NAME") != stage:
             problems.append(f"{stage}: POWERTOOLS_SERVICE_NAME={env.get('POWERTOOLS_SERVICE_NAME')!r}")
+    return problems
+
+
+def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
+    """The handlers' own settings parsers accept the environment the stack gives them."""
+    from unittest import mock
+
+    from vidsift.config import Settings
+
+    parsers: list[Callable[[], Any]] = [Settings.from_env]
+    if stage == "split_frames" and importlib.util.find_spec("vidsift.core.splitting"):
+        from vidsift.core import splitting
+
+        parsers.append(splitting.SplitConfig.from_env)
+    problems = []
+    with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
+        for parse in parsers:
+            try:
+                parse()
+            except Exception as exc:
+                problems.append(f"{stage}: {parse.__qualname__} rejects the stack's environment: {exc}")
     return problems
 
 
@@ -667,6 +695,8 @@ DRIFTS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "env key": ("functions", lambda d: _fn(d, "SplitUnderscoreframesLambdaFunction")["Environment"]
                 ["Variables"].pop("FACE_MIN_SIZE")),
     "memory": ("functions", lambda d: _fn(d, "DetectUnderscorepeopleLambdaFunction").update({"MemorySize": 128})),
+    "bad setting": ("functions", lambda d: _fn(d, "SplitUnderscoreframesLambdaFunction")["Environment"]
+                    ["Variables"].update({"SAMPLE_MODE": "sometimes"})),
     "firehose prefix": ("firehose", lambda d: d["Resources"]["FacesDeliveryStream"]["Properties"]
                         ["ExtendedS3DestinationConfiguration"].update({"Prefix": "faces/"})),
     "column order": ("glue", _swap_columns),
