@@ -779,29 +779,62 @@ def _python312() -> str | None:
     return None
 
 
+def _layer_dir(name: str, tmp_path: Path) -> str:
+    """A layer's python/ folder, as Lambda mounts it under /opt (extracted if need be)."""
+    folder = ROOT / "layers" / "build" / name
+    if not (folder / "python").is_dir():
+        zipfile.ZipFile(ROOT / "layers" / "build" / f"{name}.zip").extractall(tmp_path / name)
+        folder = tmp_path / name
+    return str(folder / "python")
+
+
+def _lambda_runtime_boto3(tmp_path: Path) -> str:
+    """Lambda's runtime brings boto3 (after the layers on sys.path); stand in with this
+    venv's pure-Python copy."""
+    runtime = tmp_path / "runtime"
+    if not runtime.exists():
+        runtime.mkdir()
+        import boto3
+
+        site = Path(boto3.__file__).parents[1]
+        for name in ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six.py"):
+            (runtime / name).symlink_to(site / name)
+    return str(runtime)
+
+
+def test_each_function_imports_with_only_its_own_zip_and_layers(packaged: Packaged, tmp_path: Path) -> None:
+    """What Lambda does at a cold start, on CPython 3.12: the function's zip plus exactly its
+    layers (and the runtime's boto3) must import the handler. Catches a handler that needs
+    a package its layers lack, or a module left out of the zip."""
+    py312 = _python312()
+    if py312 is None:
+        pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
+    tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
+    layer_names = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools"}
+    for stage in contract.STAGES:
+        task = tmp_path / stage
+        zipfile.ZipFile(packaged.out / f"{stage}.zip").extractall(task)
+        fid = function_id(tpl, stage)
+        layers = [_layer_dir(layer_names[ref["Ref"]], tmp_path) for ref in tpl.resources[fid]["Properties"]["Layers"]]
+        env = {k: str(v) for k, v in tpl.props(fid)["Environment"]["Variables"].items()}
+        env |= {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "AWS_REGION": REGION,
+                "AWS_LAMBDA_FUNCTION_NAME": function_name(stage),
+                "PYTHONPATH": os.pathsep.join([str(task), *layers, _lambda_runtime_boto3(tmp_path)])}
+        module = contract.stage(stage)["handler"].rsplit(".", 1)[0].replace("/", ".")
+        code = f"import importlib; m = importlib.import_module({module!r}); assert callable(m.handler); print('ok')"
+        proc = subprocess.run([py312, "-s", "-c", code], cwd=task, env=env, capture_output=True, text=True,
+                              check=False, timeout=120)
+        assert proc.returncode == 0 and "ok" in proc.stdout, f"{stage}:\n{proc.stdout}{proc.stderr}"
+
+
 def test_layers_import_on_cpython_312(packaged: Packaged, tmp_path: Path) -> None:
     """The layers' wheels are Lambda's (cp312, x86_64, glibc <= 2.34): with a CPython 3.12
     on this Linux they must import and work, from their /opt/python-style folders."""
     py312 = _python312()
     if py312 is None:
         pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
-    paths = []
-    for name in ("media", "powertools"):
-        folder = ROOT / "layers" / "build" / name
-        if not (folder / "python").is_dir():
-            zipfile.ZipFile(ROOT / "layers" / "build" / f"{name}.zip").extractall(tmp_path / name)
-            folder = tmp_path / name
-        paths.append(str(folder / "python"))
-    # Lambda's runtime brings boto3 (after the layers on sys.path); stand in with this venv's
-    # pure-Python copy so Powertools' DynamoDB persistence layer can import.
-    runtime = tmp_path / "runtime"
-    runtime.mkdir()
-    import boto3
-
-    site = Path(boto3.__file__).parents[1]
-    for name in ("boto3", "botocore", "s3transfer", "dateutil", "urllib3", "six.py"):
-        (runtime / name).symlink_to(site / name)
-    paths.append(str(runtime))
+    paths = [_layer_dir(name, tmp_path) for name in ("media", "powertools")]
+    paths.append(_lambda_runtime_boto3(tmp_path))
     code = (
         "import io, av, numpy, PIL.Image\n"
         "from aws_lambda_powertools import Logger\n"
