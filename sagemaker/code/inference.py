@@ -98,7 +98,7 @@ class RequestError(_ToolkitError):
 
 @dataclass(frozen=True)
 class Instance:
-    """One image to look at: already decoded bytes source, resolved lazily (S3 needs a client)."""
+    """One image: inline bytes, or an S3 URI fetched in predict_fn (where the model's S3 client is)."""
 
     index: int
     s3_uri: str | None = None
@@ -123,7 +123,7 @@ def _env_float(name: str, default: float) -> float:
 
 
 def max_batch() -> int:
-    """Largest batch accepted; read per request so an operator can change it without a redeploy."""
+    """Largest batch accepted; read per request (cheap) so it can change without reloading the model."""
     raw = os.environ.get("MAX_BATCH", "")
     return int(raw) if raw.strip() else DEFAULT_MAX_BATCH
 
