@@ -1,86 +1,104 @@
-"""Stage 1: a video arrived in the raw bucket; sample its frames into the frames bucket."""
+"""Stage 1: a video arrived in the raw bucket; sample its frames into the frames bucket.
+
+Two kinds of message arrive on this queue: S3's notification of a new video, and the
+segment messages this function queues for itself when a video is longer than
+SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.core.splitting.
+"""
 
 from __future__ import annotations
 
-import time
+import json
+import os
+from functools import cache
 from typing import Any
-from urllib.parse import unquote
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 
 from vidsift import aws
-from vidsift.config import Settings
-from vidsift.core import ids
+from vidsift.core import segments, splitting
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
-from vidsift.core.frames import SamplingOptions, VideoInfo, sample_frames
-from vidsift.core.records import FrameMeta, captured_at
 from vidsift.logs import get_logger
-from vidsift.runtime import once, record_bad_input, sqs_processor
+from vidsift.runtime import IDEMPOTENCY_TTL_S, once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)
 processor = sqs_processor()
 _context: Any = None
-
-
-def _options(settings: Settings, meta: dict[str, str], what: str) -> SamplingOptions:
-    """Per-video overrides travel as the raw object's user metadata (x-amz-meta-fps...)."""
-    mode = meta.get("sample-mode", settings.sample_mode)
-    try:
-        fps = float(meta.get("fps", settings.sample_fps))
-        return SamplingOptions(fps=fps, keyframes=mode == "keyframes", jpeg_quality=settings.jpeg_quality,
-                               max_side=settings.max_frame_side)
-    except ValueError as exc:
-        raise BadInputError(what, f"bad sampling metadata ({exc})") from exc
+#: Segments of one video share bucket, key and etag: the segment number is part of the key.
+_SEGMENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="[bucket, key, etag, segment]",
+                                         expires_after_seconds=IDEMPOTENCY_TTL_S, raise_on_no_idempotency_key=True)
 
 
 def process_video(obj: dict[str, Any]) -> dict[str, Any]:
-    ref = ObjectRef(**obj)
-    settings = Settings.from_env()
-    started = time.monotonic()
+    config = splitting.SplitConfig.from_env()
+    source_arn = obj.get("source_queue_arn") or ""
+
+    def queue_url() -> str | None:
+        url = config.queue_url or (splitting.queue_url_from_arn(source_arn) if source_arn else None)
+        if not url:
+            logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
+        return url
+
+    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"])
+    result = splitting.split_video(config, ref, queue_url)
+    logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
+    return result
+
+
+def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
+    result = splitting.split_segment(splitting.SplitConfig.from_env(), segments.SegmentTask.from_obj(obj))
+    logger.info("segment split", extra=result)
+    return result
+
+
+@cache
+def _segment_once(table: str, endpoint: str | None) -> Any:
+    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
+    return idempotent_function(process_segment, data_keyword_argument="obj", persistence_store=store,
+                               config=_SEGMENT_IDEMPOTENCY)
+
+
+def once_per_segment(obj: dict[str, Any]) -> dict[str, Any]:
+    """``runtime.once`` for segment messages (its key is bucket/key/etag, one per video)."""
+    table = os.environ.get("IDEMPOTENCY_TABLE")
+    if not table:
+        return process_segment(obj=obj)
+    if _context is not None and hasattr(_context, "get_remaining_time_in_millis"):
+        _SEGMENT_IDEMPOTENCY.register_lambda_context(_context)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    return dict(_segment_once(table, endpoint)(obj=obj))
+
+
+def _segment_doc(body: str) -> dict[str, Any] | None:
     try:
-        head = aws.head_object(ref.bucket, ref.key)
-    except Exception as exc:
-        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            raise BadInputError(ref.uri, "the object no longer exists (deleted before processing)") from exc
-        raise
-    size = int(head.get("ContentLength", 0))
-    if size == 0:
-        raise BadInputError(ref.uri, "the object is empty (0 bytes)")
-    etag = str(head.get("ETag", ref.etag)).strip('"')
-    meta = head.get("Metadata", {})
-    video = ids.video_id(ref.bucket, ref.key, etag)
-    camera = unquote(meta.get("camera-id", "")) or "unknown"
-    recorded_at = meta.get("recorded-at")
-    options = _options(settings, meta, ref.uri)
-    reader = aws.S3RangeReader(ref.bucket, ref.key, size=size, etag=etag)
-    info = VideoInfo()
-    for frame in sample_frames(reader, options, info, what=ref.uri):
-        fm = FrameMeta(video_id=video, source_bucket=ref.bucket, source_key=ref.key, camera_id=camera,
-                       frame_index=frame.index, frame_time_s=frame.time_s,
-                       captured_at=captured_at(recorded_at, frame.time_s))
-        aws.put_object(settings.frames_bucket, ids.frame_key(video, frame.index), frame.jpeg,
-                       content_type="image/jpeg", metadata=fm.to_s3())
-    summary = {
-        "video_id": video, "source_bucket": ref.bucket, "source_key": ref.key, "camera_id": camera,
-        "width": info.width, "height": info.height, "codec": info.codec, "duration_s": info.duration_s,
-        "frames_decoded": info.frames_decoded, "frames_sampled": info.frames_sampled,
-        "sample_fps": None if options.keyframes else options.fps, "keyframes": options.keyframes,
-        "bytes_read": reader.bytes_fetched, "size": size, "seconds": round(time.monotonic() - started, 3),
-    }
-    aws.put_json(settings.frames_bucket, ids.summary_key(video), summary)
-    logger.info("video split", extra=summary)
-    return summary
+        doc = json.loads(body)
+    except (TypeError, json.JSONDecodeError):
+        return None  # parse_s3_message names the problem
+    return doc[segments.MESSAGE_KEY] if segments.is_segment_message(doc) else None
 
 
 def record_handler(record: SQSRecord) -> None:
     try:
+        seg = _segment_doc(record.body)
+        if seg is not None:
+            task = segments.SegmentTask.from_obj(seg)
+            try:
+                once_per_segment(task.to_obj())
+            except BadInputError as exc:
+                record_bad_input(logger, STAGE, exc, subject=task.subject, message_id=record.message_id)
+                raise
+            return
         for ref in parse_s3_message(record.body):
             try:
-                once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size},
-                     _context)
+                once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
+                                     "source_queue_arn": record.event_source_arn}, _context)
             except BadInputError as exc:
                 record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
                 raise

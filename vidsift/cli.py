@@ -115,22 +115,44 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_frames(args: argparse.Namespace) -> int:
+    """The sampling split_frames does, on a local file: same code, same frame names and indices."""
+    import json
+
+    from vidsift.core.dedup import DEFAULT_DISTANCE
     from vidsift.core.errors import BadInputError
-    from vidsift.core.frames import SamplingOptions, VideoInfo, sample_frames
+    from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
 
     out = Path(args.out)
+    dedup = (args.dedup_bits if args.dedup_bits is not None else DEFAULT_DISTANCE) if args.dedup else 0
+    try:
+        opts = SamplingOptions(fps=_positive(args.fps), keyframes=args.keyframes, jpeg_quality=args.quality,
+                               max_side=args.max_side, dedup_distance=dedup,
+                               strategy=args.strategy)
+    except ValueError as exc:
+        print(f"vidsift frames: {exc}", file=sys.stderr)
+        return 2
+    if not Path(args.video).is_file():
+        print(f"vidsift frames: no such file: {args.video}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     info = VideoInfo()
-    opts = SamplingOptions(fps=_positive(args.fps), keyframes=args.keyframes, jpeg_quality=args.quality,
-                           max_side=args.max_side)
+    started = time.monotonic()
+    error = None
     try:
-        for frame in sample_frames(args.video, opts, info, what=args.video):
-            (out / f"{frame.index:06d}.jpg").write_bytes(frame.jpeg)
+        with VideoFile(args.video, what=args.video) as video:
+            for frame in video.sample(opts, info, start_s=args.start, end_s=args.end):
+                (out / f"{frame.index:06d}.jpg").write_bytes(frame.jpeg)
     except BadInputError as exc:
+        error = exc
         print(f"vidsift frames: {exc}", file=sys.stderr)
-        return 1
-    print(f"{info.frames_sampled} frames from {info.frames_decoded} decoded -> {out}/")
-    return 0
+    summary = {"video": str(args.video), **{k: v for k, v in vars(info).items()},
+               "seconds": round(time.monotonic() - started, 3)}
+    if info.frames_decoded or not error:
+        (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    dedup = f", {info.duplicates_skipped} near-duplicates skipped" if opts.dedup_distance else ""
+    print(f"{info.frames_kept} frames kept of {info.frames_sampled} sampled{dedup}, {info.frames_decoded} decoded "
+          f"({info.strategy}), {summary['seconds']:.2f} s -> {out}/")
+    return 1 if error else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,10 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("frames", help="extract frames with the same code as split_frames")
     p.add_argument("video")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder for <index>.jpg files and summary.json")
     _add_sampling(p)
-    p.add_argument("--quality", type=int, default=90)
-    p.add_argument("--max-side", type=int, default=1920)
+    p.add_argument("--dedup", action="store_true", help="skip frames that repeat the last kept one (pHash)")
+    p.add_argument("--dedup-bits", type=int, metavar="N",
+                   help="with --dedup: frames within N of 64 pHash bits are repeats (default 6)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    p.add_argument("--max-side", type=int, default=1920, help="longest side of a frame in pixels (default 1920)")
+    p.add_argument("--start", type=float, default=0.0, help="first second to sample (as a segment does)")
+    p.add_argument("--end", type=float, default=None, help="sample up to this second (exclusive)")
+    p.add_argument("--strategy", choices=["auto", "sequential", "seek"], default="auto",
+                   help="decode every frame, or seek past GOPs no sample needs (auto: cheaper by the keyframe index)")
     p.set_defaults(func=cmd_frames)
     return parser
 

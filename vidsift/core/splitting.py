@@ -1,0 +1,263 @@
+"""What split_frames does for one video or one segment of it, behind its thin handler.
+
+The video is read where it lies (``S3RangeReader``: ranged GETs, a bounded block cache, no
+copy in /tmp), sampled by ``vidsift.core.frames`` and each kept JPEG is put to the frames
+bucket by a small pool of uploader threads, because one PutObject at a time would leave
+the function waiting on the network for most of its (billed) time. Keys and content are
+deterministic, so a retry overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from vidsift import aws
+from vidsift.config import ConfigError, Settings
+from vidsift.core import ids, segments
+from vidsift.core.dedup import parse_setting
+from vidsift.core.errors import BadInputError
+from vidsift.core.events import ObjectRef
+from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
+from vidsift.core.records import FrameMeta, captured_at
+from vidsift.core.segments import SegmentTask
+
+#: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
+UPLOAD_THREADS = 8
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """split_frames' settings: the shared ones plus DEDUP, SEGMENT_SECONDS, SPLIT_QUEUE_URL."""
+
+    frames_bucket: str
+    options: SamplingOptions
+    segment_seconds: float
+    queue_url: str | None
+
+    @classmethod
+    def from_env(cls) -> SplitConfig:
+        s = Settings.from_env()
+        try:
+            dedup = parse_setting(os.environ.get("DEDUP"))
+        except ValueError as exc:
+            raise ConfigError(f"DEDUP: {exc}") from exc
+        raw_span = os.environ.get("SEGMENT_SECONDS") or str(segments.DEFAULT_SEGMENT_SECONDS)
+        try:
+            span = float(raw_span)
+        except ValueError as exc:
+            raise ConfigError(f"SEGMENT_SECONDS={raw_span!r} is not a number") from exc
+        try:
+            options = SamplingOptions(fps=s.sample_fps, keyframes=s.sample_mode == "keyframes",
+                                      jpeg_quality=s.jpeg_quality, max_side=s.max_frame_side, dedup_distance=dedup)
+        except ValueError as exc:
+            raise ConfigError(f"sampling settings: {exc}") from exc
+        return cls(frames_bucket=s.frames_bucket, options=options, segment_seconds=span,
+                   queue_url=os.environ.get("SPLIT_QUEUE_URL") or None)
+
+
+def options_for(config: SplitConfig, meta: dict[str, str], what: str) -> SamplingOptions:
+    """Per-video overrides travel as the raw object's user metadata (x-amz-meta-fps, -sample-mode, -dedup)."""
+    base = config.options
+    try:
+        mode = meta.get("sample-mode")
+        keyframes = base.keyframes if mode is None else mode == "keyframes"
+        if mode not in (None, "fps", "keyframes"):
+            raise ValueError(f"sample-mode must be fps or keyframes, got {mode!r}")
+        return SamplingOptions(fps=float(meta.get("fps", base.fps)), keyframes=keyframes,
+                               jpeg_quality=base.jpeg_quality, max_side=base.max_side, max_bytes=base.max_bytes,
+                               dedup_distance=parse_setting(meta["dedup"]) if "dedup" in meta else base.dedup_distance)
+    except ValueError as exc:
+        raise BadInputError(what, f"bad sampling metadata ({exc})") from exc
+
+
+class Uploader:
+    """PutObject with bounded concurrency: at most ``limit`` frames in memory or in flight,
+    and the first failure is raised (the message is retried; keys are deterministic)."""
+
+    def __init__(self, threads: int = UPLOAD_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="put")
+        self._slots = threading.BoundedSemaphore(2 * threads)
+        self._futures: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._slots.acquire()
+        self._raise_failed()
+        fut = self._pool.submit(fn, *args, **kwargs)
+        self._futures.add(fut)
+        fut.add_done_callback(lambda _f: self._slots.release())
+
+    def _raise_failed(self) -> None:
+        for fut in [f for f in self._futures if f.done()]:
+            self._futures.discard(fut)
+            fut.result()
+
+    def drain(self) -> None:
+        wait(self._futures)
+        self._raise_failed()
+
+    def __enter__(self) -> Uploader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The video object, as HeadObject saw it."""
+
+    ref: ObjectRef
+    size: int
+    etag: str
+    video_id: str
+    camera_id: str
+    recorded_at: str | None
+    meta: dict[str, str]
+
+    @classmethod
+    def head(cls, ref: ObjectRef) -> Source:
+        try:
+            head = aws.head_object(ref.bucket, ref.key)
+        except Exception as exc:
+            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise BadInputError(ref.uri, "the object no longer exists (deleted before processing)") from exc
+            raise
+        size = int(head.get("ContentLength", 0))
+        if size == 0:
+            raise BadInputError(ref.uri, "the object is empty (0 bytes)")
+        etag = str(head.get("ETag", ref.etag)).strip('"')
+        meta = head.get("Metadata", {})
+        return cls(ref=ref, size=size, etag=etag, video_id=ids.video_id(ref.bucket, ref.key, etag),
+                   camera_id=unquote(meta.get("camera-id", "")) or "unknown", recorded_at=meta.get("recorded-at"),
+                   meta=meta)
+
+    def reader(self) -> aws.S3RangeReader:
+        return aws.S3RangeReader(self.ref.bucket, self.ref.key, size=self.size, etag=self.etag)
+
+
+def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aws.S3RangeReader,
+                  options: SamplingOptions, *, start_s: float, end_s: float | None, segment: int,
+                  segment_count: int, started: float) -> tuple[dict[str, Any], BadInputError | None]:
+    """Sample one range and put its frames; returns the segment document and a late error
+    (frames were produced, then the stream turned out truncated or damaged)."""
+    info = VideoInfo()
+    error: BadInputError | None = None
+    first_index = last_index = None
+    with Uploader() as up:
+        try:
+            for frame in video.sample(options, info, start_s=start_s, end_s=end_s):
+                fm = FrameMeta(video_id=src.video_id, source_bucket=src.ref.bucket, source_key=src.ref.key,
+                               camera_id=src.camera_id, frame_index=frame.index, frame_time_s=frame.time_s,
+                               captured_at=captured_at(src.recorded_at, frame.time_s))
+                up.submit(aws.put_object, config.frames_bucket, ids.frame_key(src.video_id, frame.index),
+                          frame.jpeg, content_type="image/jpeg", metadata=fm.to_s3())
+                first_index = frame.index if first_index is None else first_index
+                last_index = frame.index
+        except BadInputError as exc:
+            error = exc
+    doc = {
+        "video_id": src.video_id, "source_bucket": src.ref.bucket, "source_key": src.ref.key,
+        "camera_id": src.camera_id, "recorded_at": src.recorded_at, "size": src.size,
+        "width": info.width, "height": info.height, "codec": info.codec, "container": info.container,
+        "duration_s": info.duration_s, "rotation": info.rotation, "nominal_fps": info.nominal_fps,
+        "keyframe_interval_s": info.keyframe_interval_s,
+        "sample_fps": None if options.keyframes else options.fps, "keyframes": options.keyframes,
+        "dedup_distance": options.dedup_distance, "segments": segment_count,
+        "segment_seconds": config.segment_seconds if segment_count > 1 else None,
+        "segment": segment, "start_s": start_s, "end_s": end_s, "strategy": info.strategy,
+        "frames_decoded": info.frames_decoded, "frames_sampled": info.frames_sampled,
+        "frames_kept": info.frames_kept, "duplicates_skipped": info.duplicates_skipped, "seeks": info.seeks,
+        "decode_errors": info.decode_errors, "first_index": first_index, "last_index": last_index,
+        "bytes_read": reader.bytes_fetched, "seconds": round(time.monotonic() - started, 3),
+        "errors": [error.reason] if error else [], "warnings": info.warnings[:20],
+    }
+    return doc, error
+
+
+def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str | None]) -> dict[str, Any]:
+    """A video arrived: sample it whole, or (when longer than SEGMENT_SECONDS) queue its segments."""
+    started = time.monotonic()
+    src = Source.head(ref)
+    options = options_for(config, src.meta, ref.uri)
+    reader = src.reader()
+    with VideoFile(reader, what=ref.uri) as video:
+        spans = segments.plan(video.duration_s, options, config.segment_seconds)
+        url = queue_url() if len(spans) > 1 else None
+        if url:
+            tasks = [SegmentTask(bucket=ref.bucket, key=ref.key, etag=src.etag, size=src.size, start_s=start,
+                                 end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
+                                 camera_id=src.camera_id, recorded_at=src.recorded_at)
+                     for n, (start, end) in enumerate(spans)]
+            _send_messages(url, [t.to_message() for t in tasks])
+            return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
+                    "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
+        doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
+                                   segment_count=1, started=started)
+    summary = segments.merge([doc])
+    aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), summary)
+    if error:
+        raise error
+    return summary
+
+
+def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
+    """One segment: sample it, record it, and write the summary if it completed the video."""
+    started = time.monotonic()
+    src = Source.head(ObjectRef(bucket=task.bucket, key=task.key, size=task.size, etag=task.etag))
+    if src.etag != task.etag:
+        raise BadInputError(task.uri, "the object changed since its segments were planned (new ETag); the new "
+                                      "version is processed on its own notification")
+    src = Source(ref=src.ref, size=src.size, etag=src.etag, video_id=src.video_id, camera_id=task.camera_id,
+                 recorded_at=task.recorded_at, meta=src.meta)
+    options = task.sampling_options()
+    reader = src.reader()
+    with VideoFile(reader, what=task.uri) as video:
+        doc, error = _sample_range(config, src, video, reader, options, start_s=task.start_s, end_s=task.end_s,
+                                   segment=task.segment, segment_count=task.segments, started=started)
+    aws.put_json(config.frames_bucket, segments.segment_key(src.video_id, task.segment), doc)
+    docs = _segment_docs(config.frames_bucket, src.video_id)
+    if len({d["segment"] for d in docs}) == task.segments:
+        aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), segments.merge(docs))
+    if error:
+        raise error
+    return {k: doc[k] for k in ("video_id", "segment", "segments", "frames_kept", "seconds")}
+
+
+def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
+    s3 = aws.client("s3")
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=segments.segment_prefix(video)):
+        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+
+
+def _send_messages(url: str, bodies: list[dict[str, Any]]) -> None:
+    sqs = aws.client("sqs")
+    for i in range(0, len(bodies), 10):  # SendMessageBatch takes 10 at most
+        chunk = bodies[i : i + 10]
+        resp = sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(b, sort_keys=True)} for n, b in enumerate(chunk)])
+        if resp.get("Failed"):  # resend only the refused ones; a duplicate is harmless (idempotent)
+            failed = {int(f["Id"]) for f in resp["Failed"]}
+            for n in sorted(failed):
+                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(chunk[n], sort_keys=True))
+
+
+def queue_url_from_arn(arn: str) -> str | None:
+    """The URL of the queue a record came from (its eventSourceARN), when SPLIT_QUEUE_URL is unset."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        return None
+    return str(aws.client("sqs").get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
