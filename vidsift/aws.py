@@ -92,9 +92,8 @@ def head_object(bucket: str, key: str) -> dict[str, Any]:
 
 
 def put_object(bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]) -> str:
-    resp = client("s3").put_object(
-        Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata, ServerSideEncryption="AES256"
-    )
+    # No ServerSideEncryption here: the bucket's default (SSE-S3, or SSE-KMS with kms=true) applies.
+    resp = client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
     return str(resp.get("ETag", "")).strip('"')
 
 
@@ -112,7 +111,6 @@ def copy_object(src_bucket: str, key: str, dst_bucket: str, *, metadata: dict[st
         Metadata=metadata,
         MetadataDirective="REPLACE",
         ContentType="image/jpeg",
-        ServerSideEncryption="AES256",
     )
 
 
