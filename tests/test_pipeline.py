@@ -101,6 +101,12 @@ def test_query_formats(mixed_run, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["query", "--out", str(mixed_run.out), "SELECT nonsense FROM nowhere"]) == 2
 
 
+def test_report_regenerates_from_stored_results(mixed_run) -> None:
+    assert cli(["report", "--out", str(mixed_run.out)]) == 0
+    html = (mixed_run.out / "report.html").read_text()
+    assert "people clip.mp4" in html and "readme.mp4" in html
+
+
 def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, short_video: Path, bad_inputs) -> None:
     assert cli(["run", str(short_video), str(bad_inputs["text"]), "--out", str(tmp_path), "--quiet"]) == 1
 

@@ -52,6 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = sum(not v.ok for v in report.videos)
     print(f"\n{len(report.videos)} video(s), {failed} failed, {elapsed:.1f} s. Results in {report.out}/ "
           f"(query with: vidsift query --out {report.out} \"SELECT ...\")")
+    from vidsift.report import cost_summary_line, write_report
+
+    path = write_report(report.out)
+    print(cost_summary_line(report.out))
+    print(f"Report: {path}")
     return 0 if report.ok else 1
 
 
@@ -197,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=["auto", "sequential", "seek"], default="auto",
                    help="decode every frame, or seek past GOPs no sample needs (auto: cheaper by the keyframe index)")
     p.set_defaults(func=cmd_frames)
+
+    from vidsift.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
