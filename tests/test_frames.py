@@ -143,11 +143,11 @@ def test_seek_based_equals_sequential(bframe_clip: Path, fps: float) -> None:
     seek, seek_info = run(bframe_clip, SamplingOptions(fps=fps, strategy="seek"))
     assert [(f.index, f.time_s) for f in seek] == [(f.index, f.time_s) for f in seq]
     assert [f.jpeg for f in seek] == [f.jpeg for f in seq]  # bit-identical pictures too
-    assert seq_info.frames_decoded == 180 and seq_info.seeks == 0
-    if fps <= 2:  # samples leave whole stretches of GOPs unused: seeking skipped them
-        assert seek_info.seeks > 0 and seek_info.frames_decoded < 180
-    else:  # every GOP is needed up to its last few frames: cheaper to decode through
-        assert seek_info.seeks == 0
+    assert seq_info.frames_decoded == 180 and seq_info.packets_skipped == 0
+    if fps <= 2:  # samples leave stretches of GOPs unused: those were dropped or seeked past
+        assert seek_info.frames_decoded < 180 and (seek_info.packets_skipped > 0 or seek_info.seeks > 0)
+    if fps == 1:  # jumps within two GOPs drop packets instead of seeking (no decoder flush)
+        assert seek_info.seeks == 0 and seek_info.frames_decoded == 180 - seek_info.packets_skipped
 
 
 def test_seek_based_equals_sequential_on_vfr_with_bframes(tmp_path: Path) -> None:
@@ -159,7 +159,23 @@ def test_seek_based_equals_sequential_on_vfr_with_bframes(tmp_path: Path) -> Non
         seek, info = run(clip, SamplingOptions(fps=fps, strategy="seek"))
         assert [(f.index, f.time_s, f.jpeg) for f in seek] == [(f.index, f.time_s, f.jpeg) for f in seq]
         assert [f.index for f in seq] == [g for g, _ in expected(times, fps)]
-        assert info.seeks > 0 or fps > 1  # the sparse rates did take the seek path
+        assert info.frames_decoded < len(times) or fps > 1  # the sparse rates did skip
+
+
+@pytest.mark.parametrize("shift_frames,fps", [(-7, 1.5), (-1, 1.0), (1, 1.0), (7, 2.0), (20, 1.0)])
+def test_a_wrong_keyframe_index_costs_time_not_frames(bframe_clip: Path, shift_frames: int, fps: float) -> None:
+    """Skipping trusts the index only as far as the packets confirm it: a keyframe estimate
+    that is off ends in a verified seek (or in decoding on), never in a missed or wrong sample."""
+    with VideoFile(bframe_clip) as video:
+        want = [(f.index, f.time_s, f.jpeg) for f in video.sample(SamplingOptions(fps=fps, strategy="sequential"))]
+    with VideoFile(bframe_clip) as video:
+        step = int(1 / (15 * video.time_base))
+        video.keyframe_ticks = [max(0, t + shift_frames * step) for t in video.keyframe_ticks]
+        info = VideoInfo()
+        got = [(f.index, f.time_s, f.jpeg) for f in video.sample(SamplingOptions(fps=fps, strategy="seek"), info)]
+    assert got == want
+    if shift_frames == -7:  # keyframes thought 7 frames early: dropping overshot the 0.67 s sample, and it seeked
+        assert info.seeks > 0
 
 
 def test_auto_seeks_for_sparse_samples_and_decodes_all_for_dense(bframe_clip: Path) -> None:

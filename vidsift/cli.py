@@ -123,12 +123,15 @@ def cmd_frames(args: argparse.Namespace) -> int:
     """The sampling split_frames does, on a local file: same code, same frame names and indices."""
     import json
 
-    from vidsift.core.dedup import DEFAULT_DISTANCE
     from vidsift.core.errors import BadInputError
     from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
 
     out = Path(args.out)
-    dedup = (args.dedup_bits if args.dedup_bits is not None else DEFAULT_DISTANCE) if args.dedup else 0
+    dedup = 0
+    if args.dedup:  # numpy (pHash) is imported only when asked for: it is a tenth of a short run
+        from vidsift.core.dedup import DEFAULT_DISTANCE
+
+        dedup = args.dedup_bits if args.dedup_bits is not None else DEFAULT_DISTANCE
     try:
         opts = SamplingOptions(fps=_positive(args.fps), keyframes=args.keyframes, jpeg_quality=args.quality,
                                max_side=args.max_side, dedup_distance=dedup,

@@ -44,14 +44,16 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import av
 import av.error
 from PIL import Image
 
-from vidsift.core.dedup import Deduplicator
 from vidsift.core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from vidsift.core.dedup import Deduplicator
 
 #: Rekognition takes images up to 5 MB from S3 (and the endpoint's batch stays small):
 #: a frame is re-encoded at lower quality, then smaller, until it fits.
@@ -66,9 +68,12 @@ _INDEXED_FORMATS = ("mov", "mp4", "matroska", "webm", "avi")
 #: A seek costs a decoder flush and a refill of the frame-thread pipeline: about this many
 #: frames' worth of decoding (measured on 720p H.264, 2 cores).
 _SEEK_COST_FRAMES = 4
-#: Seek-based decoding is chosen when it is expected to decode at most this share of the
-#: frames sequential decoding would.
-_SEEK_WORTH = 0.85
+#: Skipping ahead by at most this many GOPs drops packets (no flush, no stall); further, it seeks.
+_DROP_WITHIN_GOPS = 2
+#: Skipping is chosen when it is expected to decode at most this share of the frames
+#: sequential decoding would (it costs nothing when nothing is skipped, but a little
+#: bookkeeping per frame).
+_SEEK_WORTH = 0.95
 #: A stream that ends more than this short of its declared duration was cut.
 _TRUNCATION_SLACK_S = 0.5
 
@@ -142,6 +147,8 @@ class VideoInfo:
     frames_kept: int = 0
     duplicates_skipped: int = 0
     seeks: int = 0
+    #: Packets read but never decoded (no sample needed them).
+    packets_skipped: int = 0
     decode_errors: int = 0
     last_time_s: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -252,10 +259,15 @@ def encode_jpeg(image: Image.Image, quality: int, max_bytes: int = MAX_JPEG_BYTE
 def _render(frame: av.VideoFrame, rotation: int, options: SamplingOptions) -> tuple[int, int, bytes]:
     """Scale, convert, turn upright and encode one kept frame (runs on a worker thread)."""
     w, h = fit_size(frame.width, frame.height, options.max_side)
-    if (w, h) == (frame.width, frame.height):
-        image = frame.to_image()
-    else:  # swscale scales while it converts: cheaper than converting the full frame first
-        image = frame.to_image(width=w, height=h, interpolation="AREA")
+    # swscale converts (and scales, in the same pass) straight into an RGB plane that Pillow
+    # reads with its stride; VideoFrame.to_image copies it row by row in Python, 3x slower.
+    scaled = (w, h) != (frame.width, frame.height)
+    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA" if scaled else None)
+    plane = rgb.planes[0]
+    if plane.line_size > 0:
+        image = Image.frombuffer("RGB", (rgb.width, rgb.height), memoryview(plane), "raw", "RGB", plane.line_size, 1)
+    else:
+        image = rgb.to_image()
     if rotation:
         image = image.transpose(_TRANSPOSE[rotation])
     return image.width, image.height, encode_jpeg(image, options.jpeg_quality, options.max_bytes)
@@ -403,12 +415,15 @@ class VideoFile:
         cost, pos = Fraction(0), None
         first = self._grid_ticks(k, rate)
         seq_start = keys[max(0, bisect_right(keys, first) - 1)]
+        reach = _DROP_WITHIN_GOPS * (self.gop_ticks or 0)
         while k < k_end:
             target = self._grid_ticks(k, rate)
             key = keys[max(0, bisect_right(keys, target) - 1)]
-            if pos is not None and key <= pos + overhead:
+            if pos is not None and key <= pos:  # same GOP: decode on
                 cost += target - pos
-            else:
+            elif pos is not None and key - pos <= reach:  # drop the packets in between
+                cost += target - key
+            else:  # seek
                 cost += target - key + overhead
             pos, k = target, k + 1
         sequential = Fraction(end) / tb - seq_start
@@ -446,8 +461,16 @@ class _Sampler:
         self.end_k = math.ceil(float(Fraction(end_s) * self.rate) - 1e-6) if end_s is not None else None
         self.strategy = info.strategy = video.choose_strategy(options, start_s, end_s)
         self.workers = max(1, workers)
-        self.dedup = Deduplicator(options.dedup_distance)
+        self.dedup: Deduplicator | None = None
+        if options.dedup_distance:  # imported here: numpy costs a CLI run 60 ms of startup otherwise
+            from vidsift.core.dedup import Deduplicator
+
+            self.dedup = Deduplicator(options.dedup_distance)
         self.end_seen = -1  # ticks: the furthest packet end read
+        self.sent = -1  # ticks: the latest packet handed to the decoder
+        self.resume_at: int | None = None  # drop packets until this keyframe (ticks)...
+        self.resume_target = 0  # ...which must not be after this sample time
+        self.overshot = False
         self.frame_ticks = int(1 / (Fraction(video.nominal_fps or 30).limit_denominator(1000) * tb)) or 1
         self.last_ticks = -1
 
@@ -460,15 +483,25 @@ class _Sampler:
         return max(0, int(pts) - self.v.start_pts)
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        """Frames in presentation order from the container's current position. A packet the
-        decoder rejects is skipped (as the ffmpeg command does); a read error ends the stream
-        here, and the duration check tells a cut file from a finished one."""
+        """Frames in presentation order from the container's current position.
+
+        Packets no sample needs never reach the decoder: in keyframes mode every packet that
+        is not a keyframe, and while ``resume_at`` is set every packet before that keyframe
+        (the rest of a GOP after its last sample). Dropping them, rather than seeking, keeps
+        the frame threads busy: a seek flushes and stalls them. A packet the decoder rejects
+        is skipped (as the ffmpeg command does); a read error ends the stream here, and the
+        duration check tells a cut file from a finished one.
+        """
         ctx = self.v.stream.codec_context
         packets = self.v.container.demux(self.v.stream)
+        keyframes_only = self.options.keyframes
         while True:
             try:
                 packet = next(packets)
             except StopIteration:
+                # Still waiting for the keyframe the index promised: it is not there (the index
+                # was off, or the file is cut), so find the sample's keyframe by seeking.
+                self.overshot = self.resume_at is not None
                 return
             except av.error.FFmpegError as exc:
                 self.info.decode_errors += 1
@@ -476,9 +509,22 @@ class _Sampler:
                 packet = None
             if packet is not None and packet.size:
                 ts = packet.pts if packet.pts is not None else packet.dts
-                if ts is not None:
-                    end = int(ts) - self.v.start_pts + int(packet.duration or self.frame_ticks)
-                    self.end_seen = max(self.end_seen, end)
+                rel = None if ts is None else int(ts) - self.v.start_pts
+                if rel is not None:
+                    self.end_seen = max(self.end_seen, rel + int(packet.duration or self.frame_ticks))
+                if keyframes_only and not packet.is_keyframe:
+                    self.info.packets_skipped += 1
+                    continue
+                if self.resume_at is not None:
+                    if not packet.is_keyframe or rel is None or rel < self.resume_at:
+                        self.info.packets_skipped += 1
+                        continue
+                    self.resume_at = None
+                    if rel > self.resume_target:  # the index was off: find the right keyframe by seeking
+                        self.overshot = True
+                        return
+                if rel is not None:
+                    self.sent = max(self.sent, rel)
             try:
                 yield from ctx.decode(packet)
             except av.error.EOFError:
@@ -500,6 +546,7 @@ class _Sampler:
             self.v.container.seek(self.v.start_pts + ticks, stream=self.v.stream, backward=True)
             self.v.used = True
             self.info.seeks += 1
+            self.sent, self.resume_at = -1, None
             frames = self._decode()
             first = next(frames, None)
             if first is None:  # nothing at or after this point: the stream ended (or was cut) before
@@ -534,6 +581,10 @@ class _Sampler:
             while True:
                 frame = next(frames, None)
                 if frame is None:
+                    if self.overshot:
+                        self.overshot = False
+                        frames = self._seek(self.resume_target)
+                        continue
                     break
                 ticks = self._ticks(frame)
                 self.last_ticks = ticks
@@ -546,7 +597,7 @@ class _Sampler:
                     break
                 next_k = g + 1
                 info.frames_sampled += 1
-                if self.dedup.is_duplicate(frame):
+                if self.dedup is not None and self.dedup.is_duplicate(frame):
                     info.duplicates_skipped += 1
                 else:
                     if rotation is None:
@@ -560,8 +611,11 @@ class _Sampler:
                 if self.strategy == "seek":
                     target = self.v._grid_ticks(next_k, self.rate)
                     key = keys[max(0, bisect_right(keys, target) - 1)]
-                    if key > ticks + _SEEK_COST_FRAMES * self.frame_ticks:
-                        frames = self._seek(target)
+                    if key > self.sent:  # the next sample's GOP is not in the decoder yet: skip to it
+                        if key - self.sent <= _DROP_WITHIN_GOPS * (self.v.gop_ticks or 0):
+                            self.resume_at, self.resume_target = key, target
+                        else:  # far ahead: seeking also spares reading the bytes in between
+                            frames = self._seek(target)
             if self.last_ticks >= 0:
                 info.last_time_s = round(float(self.last_ticks * self.v.time_base), 6)
             while pending:
