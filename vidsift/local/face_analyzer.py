@@ -153,12 +153,13 @@ class HumanSidecar:
         return self._proc.poll() is None
 
     def analyse(
-        self, crops: list[np.ndarray], attributes: bool = True, timeout_s: float = 60.0
+        self, crops: list[np.ndarray], attributes: bool = True, timeout_s: float = 60.0, *, descriptor: bool = False
     ) -> list[list[dict[str, Any]]]:
         """Human's findings for each RGB crop, in order (an empty list where it saw no face).
 
         ``attributes=False`` runs the mesh and iris only (pose, landmarks), skipping the
-        emotion and age/gender models.
+        emotion and age/gender models. ``descriptor=True`` adds each face's 1024-d faceres
+        identity descriptor under ``"descriptor"`` (what face collections compare).
         """
         if not crops:
             return []
@@ -168,6 +169,7 @@ class HumanSidecar:
                 {
                     "id": self._next_id,
                     "attributes": attributes,
+                    "descriptor": descriptor,
                     "images": [{"width": c.shape[1], "height": c.shape[0]} for c in crops],
                 }
             ).encode()
@@ -234,6 +236,17 @@ def _crop_square(rgb: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.nd
         scale = CROP_MAX_SIDE / side
         crop = cv2.resize(crop, (CROP_MAX_SIDE, CROP_MAX_SIDE), interpolation=cv2.INTER_AREA)
     return crop, float(x0), float(y0), scale
+
+
+def _unit(values: list[float] | None) -> np.ndarray | None:
+    """The descriptor scaled to unit length (cosine similarity is then a dot product)."""
+    if not values:
+        return None
+    vec = np.asarray(values, dtype=np.float32)
+    norm = float(np.linalg.norm(vec))
+    if not math.isfinite(norm) or norm == 0.0:
+        return None
+    return vec / norm
 
 
 def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
@@ -316,6 +329,23 @@ class FaceAnalyzer:
 
     def analyze(self, image: np.ndarray, attributes_all: bool = False) -> list[dict[str, Any]]:
         """FaceDetail dicts for a BGR image; with ``attributes_all`` also the estimated attributes."""
+        return [detail for detail, _ in self._analyze(image, attributes_all, descriptors=False)]
+
+    def analyze_with_descriptors(
+        self, image: np.ndarray, attributes_all: bool = False
+    ) -> list[tuple[dict[str, Any], np.ndarray | None]]:
+        """FaceDetail dicts, each with its identity descriptor (unit-length float32, 1024-d).
+
+        The descriptor is faceres's (Human's face matching model) on the face Human aligned
+        inside yuface's box; it is None where Human did not confirm the face, or when the Node
+        models are unavailable, since a face without a descriptor can be neither indexed nor
+        searched. Largest face first, as ``analyze``.
+        """
+        return self._analyze(image, attributes_all, descriptors=True)
+
+    def _analyze(
+        self, image: np.ndarray, attributes_all: bool, *, descriptors: bool
+    ) -> list[tuple[dict[str, Any], np.ndarray | None]]:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         elif image.shape[2] == 4:
@@ -337,9 +367,10 @@ class FaceAnalyzer:
                     "Confidence": min(100.0, score),
                 }
             )
+        found: list[np.ndarray | None] = [None] * len(details)
         if self._sidecar is not None and faces:
-            self._add_mesh(image, faces, details, attributes_all)
-        return details
+            found = self._add_mesh(image, faces, details, attributes_all, descriptors)
+        return list(zip(details, found, strict=True))
 
     def _add_mesh(
         self,
@@ -347,17 +378,21 @@ class FaceAnalyzer:
         faces: list[tuple[float, tuple[int, int, int, int], np.ndarray]],
         details: list[dict[str, Any]],
         attributes_all: bool,
-    ) -> None:
-        """Pose and fine landmarks (always) and attributes (if asked) from Human, per face."""
+        descriptors: bool = False,
+    ) -> list[np.ndarray | None]:
+        """Pose and fine landmarks (always), attributes and descriptors (if asked) from Human,
+        per face; returns the descriptors (None where not asked or not found)."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
         crops = [_crop_square(rgb, box) for _, box, _ in faces]
-        results = self._run_sidecar([c[0] for c in crops], attributes_all)
+        results = self._run_sidecar([c[0] for c in crops], attributes_all, descriptors)
+        out: list[np.ndarray | None] = []
         for (_, box, _), (_, x0, y0, scale), found, detail in zip(faces, crops, results, details, strict=True):
             # Human sees one face per crop; it must be the face yuface found (the crop's centre),
             # not a neighbour that also fits in the crop.
             expected = ((box[0] - x0) * scale, (box[1] - y0) * scale, box[2] * scale, box[3] * scale)
             match = next((f for f in found if _iou(tuple(f["box"]), expected) >= 0.3), None)
+            out.append(_unit(match.get("descriptor")) if match is not None else None)
             if match is None:
                 continue
             attributes, landmarks = self._attributes(match, x0, y0, scale, w, h)
@@ -366,8 +401,11 @@ class FaceAnalyzer:
             detail.update(attributes)
             # The mesh adds Rekognition's finer landmark types; the 5 main ones stay yuface's.
             detail["Landmarks"].extend(landmarks)
+        return out
 
-    def _run_sidecar(self, crops: list[np.ndarray], attributes: bool) -> list[list[dict[str, Any]]]:
+    def _run_sidecar(
+        self, crops: list[np.ndarray], attributes: bool, descriptors: bool = False
+    ) -> list[list[dict[str, Any]]]:
         with self._sidecar_lock:
             sidecar = self._sidecar
             assert sidecar is not None
@@ -376,7 +414,7 @@ class FaceAnalyzer:
                 log.warning("human sidecar died; restarting it")
                 sidecar.close()
                 sidecar = self._sidecar = HumanSidecar()
-        return sidecar.analyse(crops, attributes)
+        return sidecar.analyse(crops, attributes, descriptor=descriptors)
 
     @staticmethod
     def _attributes(

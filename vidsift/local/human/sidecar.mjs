@@ -5,7 +5,8 @@
 // package. Python keeps detection (yuface) and talks to this process over stdin/stdout.
 //
 // Protocol (one request at a time, in order):
-//   request  = uint32 big-endian N, N bytes of JSON {"id", "attributes": bool, "images": [{"width", "height"}, ...]},
+//   request  = uint32 big-endian N, N bytes of JSON {"id", "attributes": bool, "descriptor": bool,
+//              "images": [{"width", "height"}, ...]},
 //              then width*height*3 bytes of RGB for each image, in order.
 //   response = one line of JSON {"id", "results": [[face, ...] per image]} or {"id", "error"}.
 // First line written is {"ready": true, "versions": {...}} once the models are loaded and warm.
@@ -57,14 +58,14 @@ const config = {
   gesture: { enabled: false },
   face: {
     enabled: true,
-    // return: the aligned face crop comes back so that faceres can be run here (see ageGender).
+    // return: the aligned face crop comes back so that faceres can be run here (see faceresOutputs).
     detector: { rotation: true, maxDetected: 1, minConfidence: 0.2, skipFrames: 0, skipTime: 0, return: true },
     mesh: { enabled: true },
     iris: { enabled: true, skipFrames: 0, skipTime: 0 },
     // Run by emotions() below: Human truncates the probabilities to 2 decimals, caps them at
     // 0.99 and drops zeros; Rekognition reports them whole.
     emotion: { enabled: false },
-    // Run by ageGender() below instead: Human keeps only the age point estimate and a rescaled
+    // Run by faceresOutputs() below instead: Human keeps only the age point estimate and a rescaled
     // gender margin, but the model outputs a full age distribution and a gender probability.
     description: { enabled: false },
     antispoof: { enabled: false },
@@ -99,11 +100,12 @@ function gap(mesh, a, b) {
   return Math.abs(mesh[a][1] - mesh[b][1]);
 }
 
-// Age and gender from Human's faceres model, fed exactly as Human feeds it (the aligned face
-// crop resized to the model's input, scaled to 0..255), keeping the raw outputs:
-// age_pred is a softmax over ages 0..99 (so its quantiles are a real uncertainty band) and
-// gender_pred a sigmoid, P(male).
-async function ageGender(faceTensor) {
+// Age, gender and the identity descriptor from Human's faceres model, fed exactly as Human
+// feeds it (the aligned face crop resized to the model's input, scaled to 0..255), keeping the
+// raw outputs: age_pred is a softmax over ages 0..99 (so its quantiles are a real uncertainty
+// band), gender_pred a sigmoid, P(male), and global_pooling/Mean the 1024-d face descriptor
+// Human's own face matching compares (what the local IndexFaces/SearchFacesByImage store).
+async function faceresOutputs(faceTensor, wantDescriptor) {
   const model = faceres;
   if (!model || !faceTensor) return null;
   const tf = human.tf;
@@ -117,7 +119,9 @@ async function ageGender(faceTensor) {
     const byName = Object.fromEntries(model.outputs.map((o, i) => [o.name, outputs[i]]));
     const male = (await byName['gender_pred/Sigmoid'].data())[0];
     const ages = Array.from(await byName['age_pred/Softmax'].data());
-    return { pMale: male, ageDistribution: ages };
+    const out = { pMale: male, ageDistribution: ages };
+    if (wantDescriptor) out.descriptor = Array.from(await byName['global_pooling/Mean'].data());
+    return out;
   } finally {
     tf.dispose([resized, input, ...outputs]);
   }
@@ -144,9 +148,10 @@ async function emotions(faceTensor) {
   }
 }
 
-async function describe(face, attributes) {
+async function describe(face, attributes, descriptor) {
   const mesh = face.mesh ?? [];
-  const ag = attributes ? await ageGender(face.tensor) : null;
+  const res = attributes || descriptor ? await faceresOutputs(face.tensor, descriptor) : null;
+  const ag = attributes ? res : null;
   const out = {
     score: face.score,
     boxScore: face.boxScore,
@@ -160,6 +165,7 @@ async function describe(face, attributes) {
     eyeOpenness: null,
     mouthOpenness: null,
   };
+  if (descriptor) out.descriptor = res?.descriptor ?? null;
   if (mesh.length > 450) {
     for (const [name, idx] of Object.entries(MESH_POINTS)) out.points[name] = [mesh[idx][0], mesh[idx][1]];
     // Eyelid gap over a reference span around each eye: the ratio Human's own blink gesture uses
@@ -178,7 +184,8 @@ async function describe(face, attributes) {
 }
 
 // attributes=false: face mesh and iris only (pose, landmarks), for Rekognition's DEFAULT set.
-async function analyse(width, height, rgb, attributes = true) {
+// descriptor=true: also faceres's 1024-d identity descriptor (IndexFaces, SearchFacesByImage).
+async function analyse(width, height, rgb, attributes = true, descriptor = false) {
   const tensor = human.tf.tensor3d(rgb, [height, width, 3], 'int32');
   const batched = human.tf.expandDims(tensor, 0);
   try {
@@ -186,7 +193,7 @@ async function analyse(width, height, rgb, attributes = true) {
     const faces = result.face ?? [];
     try {
       const described = [];
-      for (const face of faces) described.push(await describe(face, attributes));
+      for (const face of faces) described.push(await describe(face, attributes, descriptor));
       return described;
     } finally {
       human.tf.dispose(faces.map((f) => f.tensor).filter(Boolean));
@@ -237,7 +244,7 @@ async function main() {
             const { width, height } = header.images[i];
             const rgb = new Uint8Array(buffer.subarray(offset, offset + sizes[i]));
             offset += sizes[i];
-            results.push(await analyse(width, height, rgb, header.attributes !== false));
+            results.push(await analyse(width, height, rgb, header.attributes !== false, header.descriptor === true));
           }
           write({ id: header.id, results });
         } catch (err) {
