@@ -100,6 +100,29 @@ def test_keyframes_only_decodes_only_keyframes(people_video: Path) -> None:
     assert info.frames_decoded == 3 and info.strategy == "keyframes"
 
 
+class _UnflaggedKeyframes:
+    """A container whose demuxer flags no packet as a keyframe (some raw and odd streams)."""
+
+    def __init__(self, container: av.container.InputContainer) -> None:
+        self._c = container
+
+    def demux(self, *args: object) -> object:
+        for packet in self._c.demux(*args):
+            packet.is_keyframe = False
+            yield packet
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._c, name)
+
+
+def test_keyframes_only_without_flagged_keyframes(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "long-gop.mp4", [i * 0.02 for i in range(1400)], gop=500)
+    with VideoFile(clip) as video:
+        video.container = _UnflaggedKeyframes(video.container)  # type: ignore[assignment]
+        frames = list(video.sample(SamplingOptions(keyframes=True)))
+    assert [f.index for f in frames] == [0, 10000, 20000]  # the decoder still found them
+
+
 def test_clip_shorter_than_interval_gives_one_frame(people_video: Path) -> None:
     frames, _ = run(people_video, SamplingOptions(fps=0.05))
     assert [(f.index, f.time_s) for f in frames] == [(0, 0.0)]

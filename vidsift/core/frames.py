@@ -74,6 +74,9 @@ _DROP_WITHIN_GOPS = 2
 #: sequential decoding would (it costs nothing when nothing is skipped, but a little
 #: bookkeeping per frame).
 _SEEK_WORTH = 0.95
+#: Keyframes-only mode sends only packets the demuxer flags as keyframes; after this many
+#: packets without one, it sends all and lets the decoder skip (``skip_frame=NONKEY``).
+_UNFLAGGED_KEYFRAMES = 600
 #: A stream that ends more than this short of its declared duration was cut.
 _TRUNCATION_SLACK_S = 0.5
 
@@ -471,6 +474,9 @@ class _Sampler:
         self.resume_at: int | None = None  # drop packets until this keyframe (ticks)...
         self.resume_target = 0  # ...which must not be after this sample time
         self.overshot = False
+        self.flagged_keys = 0
+        self.keys_only = options.keyframes  # send the decoder only packets flagged as keyframes
+        self.rewind = False
         self.frame_ticks = int(1 / (Fraction(video.nominal_fps or 30).limit_denominator(1000) * tb)) or 1
         self.last_ticks = -1
 
@@ -494,7 +500,6 @@ class _Sampler:
         """
         ctx = self.v.stream.codec_context
         packets = self.v.container.demux(self.v.stream)
-        keyframes_only = self.options.keyframes
         while True:
             try:
                 packet = next(packets)
@@ -512,9 +517,16 @@ class _Sampler:
                 rel = None if ts is None else int(ts) - self.v.start_pts
                 if rel is not None:
                     self.end_seen = max(self.end_seen, rel + int(packet.duration or self.frame_ticks))
-                if keyframes_only and not packet.is_keyframe:
+                if packet.is_keyframe:
+                    self.flagged_keys += 1
+                elif self.keys_only:
                     self.info.packets_skipped += 1
-                    continue
+                    if self.flagged_keys or self.info.packets_skipped < _UNFLAGGED_KEYFRAMES:
+                        continue
+                    # The demuxer flags no keyframes: start over sending every packet, and let
+                    # the decoder pick the keyframes (nothing was decoded so far).
+                    self.keys_only, self.rewind = False, True
+                    return
                 if self.resume_at is not None:
                     if not packet.is_keyframe or rel is None or rel < self.resume_at:
                         self.info.packets_skipped += 1
@@ -584,6 +596,10 @@ class _Sampler:
                     if self.overshot:
                         self.overshot = False
                         frames = self._seek(self.resume_target)
+                        continue
+                    if self.rewind:
+                        self.rewind = False
+                        frames = self._seek(self.v._grid_ticks(self.first_k, self.rate))
                         continue
                     break
                 ticks = self._ticks(frame)
