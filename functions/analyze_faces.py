@@ -1,5 +1,6 @@
 """Stage 3: a frame with people arrived; run Rekognition DetectFaces on it (Rekognition
-reads it from S3) and write one ``faces`` row per face through Firehose."""
+reads it from S3), search each face in the collection of known faces (if configured), alert
+on what the rules watch for, and write one ``faces`` row per face through Firehose."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import aws
 from vidsift.config import Settings
+from vidsift.core import alerts, matching
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
@@ -43,11 +45,16 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
     details = resp.get("FaceDetails", [])
     kept = [d for d in details if keep_face(d, settings.face_min_confidence, settings.face_min_size)]
+    found = matching.match_faces(ref.bucket, ref.key, kept)
     now = utc_now()
-    records = [build_face_record(meta, i, d, analyzer, now) for i, d in enumerate(kept)]
+    records = [build_face_record(meta, i, d, analyzer, now, m)
+               for i, (d, m) in enumerate(zip(kept, found.matches, strict=True))]
+    # Alerts before the rows: if publishing fails, SQS retries the frame and no row is duplicated.
+    alerts.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
     if records:
         aws.put_records(settings.faces_stream, records)
-    result = {"faces": len(records), "dropped": len(details) - len(kept)}
+    result = {"faces": len(records), "dropped": len(details) - len(kept),
+              "known": sum(m is not None for m in found.matches)}
     logger.info("frame analysed", extra={"frame": ref.uri, **result})
     return result
 

@@ -253,3 +253,138 @@ def invoke_endpoint(endpoint: str, payload: dict[str, Any]) -> tuple[dict[str, A
 def detect_faces(bucket: str, key: str) -> dict[str, Any]:
     """Rekognition reads the image straight from S3: no download in the function."""
     return client("rekognition").detect_faces(Image={"S3Object": {"Bucket": bucket, "Name": key}}, Attributes=["ALL"])
+
+
+# --- Face collections (known faces) --------------------------------------------------------
+
+
+def get_object_bytes(bucket: str, key: str) -> bytes:
+    """The whole object (a frame: a few hundred KB), for cropping faces out of it."""
+    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        return bytes(body.read())
+    finally:
+        body.close()
+
+
+def create_collection(collection: str) -> bool:
+    """Create the collection; False if it already existed (creating is then a no-op)."""
+    try:
+        client("rekognition").create_collection(CollectionId=collection)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceAlreadyExistsException":
+            return False
+        raise
+    return True
+
+
+def collection_face_count(collection: str) -> int:
+    return int(client("rekognition").describe_collection(CollectionId=collection)["FaceCount"])
+
+
+def search_faces_by_image(collection: str, image: bytes, threshold: float) -> dict[str, Any]:
+    """The best match (at or above ``threshold``) of the largest face in ``image``."""
+    return client("rekognition").search_faces_by_image(
+        CollectionId=collection, Image={"Bytes": image}, FaceMatchThreshold=threshold, MaxFaces=1,
+    )
+
+
+def index_faces(collection: str, image: bytes, external_image_id: str) -> dict[str, Any]:
+    """Index the largest face of ``image`` under ``external_image_id`` (one photo, one person)."""
+    return client("rekognition").index_faces(
+        CollectionId=collection, Image={"Bytes": image}, ExternalImageId=external_image_id, MaxFaces=1,
+        QualityFilter="AUTO", DetectionAttributes=["DEFAULT"],
+    )
+
+
+def list_faces(collection: str) -> list[dict[str, Any]]:
+    faces: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"CollectionId": collection, "MaxResults": 4096}
+    while True:
+        resp = client("rekognition").list_faces(**kwargs)
+        faces.extend(resp.get("Faces", []))
+        if not resp.get("NextToken"):
+            return faces
+        kwargs["NextToken"] = resp["NextToken"]
+
+
+def delete_faces(collection: str, face_ids: Sequence[str]) -> list[str]:
+    """Delete faces (4096 per call, Rekognition's limit); returns the ids deleted."""
+    deleted: list[str] = []
+    for start in range(0, len(face_ids), 4096):
+        resp = client("rekognition").delete_faces(CollectionId=collection, FaceIds=list(face_ids[start:start + 4096]))
+        deleted.extend(resp.get("DeletedFaces", []))
+    return deleted
+
+
+# --- Alerts: state (DynamoDB), links (S3 presigned), publishing (SNS) ----------------------
+
+
+def alert_state_get(table: str, key: str) -> tuple[dict[str, Any] | None, int]:
+    """(state document, version) of one alert key; (None, 0) if it has none yet.
+
+    Strongly consistent: a concurrent invocation's write must be seen before deciding.
+    """
+    item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+    if not item:
+        return None, 0
+    return json.loads(item["state"]["S"]), int(item["version"]["N"])
+
+
+def alert_state_put(table: str, key: str, state: dict[str, Any], *, expected_version: int, expires_at: int) -> bool:
+    """Write the state only if nobody wrote since it was read (optimistic concurrency).
+
+    False when another invocation won the race: the caller reads again and re-decides, so
+    two concurrent frames can never both start the same alert.
+    """
+    item = {"pk": {"S": key}, "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)},
+            "version": {"N": str(expected_version + 1)}, "expires_at": {"N": str(expires_at)}}
+    if expected_version == 0:
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+    else:
+        condition = {"ConditionExpression": "version = :v",
+                     "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
+    try:
+        client("dynamodb").put_item(TableName=table, Item=item, **condition)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+@cache
+def _presign_client(endpoint_url: str | None, region: str) -> Any:
+    """SigV4 (required for SSE-KMS objects, and the only signature new regions accept);
+    path-style addressing for a local endpoint, virtual-hosted on AWS."""
+    style = "path" if endpoint_url else "virtual"
+    with _lock:
+        return boto3.session.Session().client(
+            "s3", region_name=region, endpoint_url=endpoint_url,
+            config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+        )
+
+
+def presign_get(bucket: str, key: str, expires_s: int) -> str:
+    """A GetObject link anyone holding it can open until it expires (at most 7 days, SigV4's
+    limit; with temporary credentials, as in Lambda, at most until they expire)."""
+    import os
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return str(_presign_client(endpoint, region).generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=max(1, min(int(expires_s), 604800)),
+    ))
+
+
+def publish(topic_arn: str, *, subject: str, messages: dict[str, str], attributes: dict[str, str]) -> str:
+    """Publish one message per protocol (``messages["default"]`` for any other) to the topic.
+
+    ``attributes`` become String message attributes, so subscribers can filter (e.g. by
+    camera) with SNS subscription filter policies. Returns the MessageId.
+    """
+    resp = client("sns").publish(
+        TopicArn=topic_arn, Subject=subject, MessageStructure="json", Message=json.dumps(messages),
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v},
+    )
+    return str(resp["MessageId"])

@@ -113,9 +113,21 @@ def _num(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
+@dataclass(frozen=True)
+class FaceMatch:
+    """The known person a face matched in the face collection (SearchFacesByImage)."""
+
+    name: str
+    similarity: float
+
+
 def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], analyzer: str,
-                      processed: datetime) -> dict[str, Any]:
-    """Flatten one Rekognition FaceDetail; an attribute the analyser did not return is null."""
+                      processed: datetime, match: FaceMatch | None = None) -> dict[str, Any]:
+    """Flatten one Rekognition FaceDetail; an attribute the analyser did not return is null.
+
+    ``matched_name``/``match_similarity`` are null when the face matched nobody or when no
+    face collection is configured: a row never claims a match that was not made.
+    """
     box = detail.get("BoundingBox", {})
     age = detail.get("AgeRange") or {}
     gender = detail.get("Gender") or {}
@@ -157,6 +169,8 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
         "sharpness": _num(quality.get("Sharpness")),
         "analyzer": analyzer,
         "processed_at": iso(processed),
+        "matched_name": match.name if match else None,
+        "match_similarity": _num(match.similarity) if match else None,
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
     })
 

@@ -51,6 +51,9 @@ class LocalStack:
     #: The model services (with their fault switches, for resilience tests).
     sagemaker: Any = None
     rekognition: Any = None
+    #: Alerts: the SNS topic, and the SQS queue subscribed to it so alerts can be seen locally.
+    alert_topic_arn: str | None = None
+    alert_queue_url: str | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -78,6 +81,7 @@ class LocalStack:
         self._set_env(self.function_env())
         aws.reset_clients()
         self._create_resources()
+        self._create_alert_resources()
         return self
 
     def stop(self) -> None:
@@ -139,7 +143,20 @@ class LocalStack:
             "AWS_ENDPOINT_URL_REKOGNITION": self.rekognition_url,
             "POWERTOOLS_SERVICE_NAME": "vidsift", "POWERTOOLS_IDEMPOTENCY_DISABLED": None,
         })
+        env.update(self.alert_env())
         return env
+
+    def alert_env(self) -> dict[str, str | None]:
+        """Known faces and alerts, as serverless.yml sets them (the rules stay the user's:
+        ALERT_RULES, ALERT_TIMEZONE and ALERT_LINK_EXPIRY_S are read from the environment)."""
+        from vidsift.core import alerts, matching
+
+        return {
+            # Searching needs the local Rekognition's face models.
+            "FACE_COLLECTION": matching.collection_name(self.names) if self.with_models else None,
+            "ALERT_TOPIC_ARN": f"arn:aws:sns:{REGION}:{self.names.account}:{alerts.topic_name(self.names)}",
+            "ALERT_TABLE": alerts.table_name(self.names),
+        }
 
     def user_env(self) -> dict[str, str]:
         """What a user exports to reach this stack with the AWS CLI or boto3."""
@@ -220,3 +237,24 @@ class LocalStack:
                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
         ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
                                                                           "AttributeName": "expiration"})
+
+    def _create_alert_resources(self) -> None:
+        """The alert topic (plus a subscribed queue to read alerts from), the alert-state
+        table and the collection of known faces, as serverless.yml declares them."""
+        from vidsift.core import alerts, matching
+
+        sns, sqs, ddb = aws.client("sns"), aws.client("sqs"), aws.client("dynamodb")
+        self.alert_topic_arn = sns.create_topic(Name=alerts.topic_name(self.names),
+                                                Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
+        self.alert_queue_url = sqs.create_queue(QueueName=f"{alerts.topic_name(self.names)}-subscriber")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.alert_queue_url,
+                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.alert_topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        table = alerts.table_name(self.names)
+        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
+                                                                          "AttributeName": "expires_at"})
+        if self.with_models:
+            aws.create_collection(matching.collection_name(self.names))
