@@ -39,8 +39,10 @@ MODE_IDS = [f"kms={m['KmsEncryption']},parquet={m['ParquetOutput']}" for m in MO
 STAR_RESOURCE_OK = {"rekognition:DetectFaces"}
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 #: Lambda layers each function needs (layer key in serverless.yml -> logical id ...LambdaLayer).
+#: analyze_faces needs the media layer's Pillow to crop faces for SearchFacesByImage.
 FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
-                   "detect_people": {"PowertoolsLambdaLayer"}, "analyze_faces": {"PowertoolsLambdaLayer"}}
+                   "detect_people": {"PowertoolsLambdaLayer"},
+                   "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}}
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,24 @@ def stream_arn(table: str) -> str:
 
 def function_name(stage: str) -> str:
     return f"{NAMES.prefix}-{stage}"
+
+
+def alert_topic_arn() -> str:
+    from vidsift.core import alerts
+
+    return arn("sns", alerts.topic_name(NAMES))
+
+
+def alert_table_name() -> str:
+    from vidsift.core import alerts
+
+    return alerts.table_name(NAMES)
+
+
+def face_collection_name() -> str:
+    from vidsift.core import matching
+
+    return matching.collection_name(NAMES)
 
 
 def static_prefix(prefix: str) -> str:
@@ -147,14 +167,21 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:PutObject", f"{bucket_arn('people')}/*"),
             ("sagemaker:InvokeEndpoint", arn("sagemaker", f"endpoint/{NAMES.endpoint}")),
             ("firehose:PutRecordBatch", stream_arn("people")),
+            # person alerts: the frame link is presigned by this role
+            ("s3:GetObject", f"{bucket_arn('people')}/*"),
         },
         "analyze_faces": {
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
             ("rekognition:DetectFaces", "*"),
             ("firehose:PutRecordBatch", stream_arn("faces")),
+            # known faces: only this stack's collection
+            ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
+            ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
         },
     }
-    return pairs | own[stage]
+    alerting = {("sns:Publish", alert_topic_arn())}
+    alerting |= {(f"dynamodb:{a}", arn("dynamodb", f"table/{alert_table_name()}")) for a in ("GetItem", "PutItem")}
+    return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces") else set())
 
 
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
@@ -399,6 +426,8 @@ def function_problems(tpl: Template) -> list[str]:
                             f"extra {sorted(set(env) - set(C['env']) - POWERTOOLS_ENV)}, "
                             f"missing {sorted((set(C['env']) | POWERTOOLS_ENV) - set(env))}")
         expected_env = dict(NAMES.function_env())
+        expected_env.update({"FACE_COLLECTION": face_collection_name(), "ALERT_TOPIC_ARN": alert_topic_arn(),
+                             "ALERT_TABLE": alert_table_name()})
         if "SPLIT_QUEUE_URL" in C["env"]:  # split_frames queues a long video's segments for itself
             expected_env["SPLIT_QUEUE_URL"] = tpl.ref(find_by(tpl, "AWS::SQS::Queue", "QueueName",
                                                               NAMES.queue("split_frames")))
@@ -416,8 +445,12 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     from unittest import mock
 
     from vidsift.config import Settings
+    from vidsift.core.alerts import AlertSettings
+    from vidsift.core.matching import MatchSettings
 
     parsers: list[Callable[[], Any]] = [Settings.from_env]
+    if stage in ("detect_people", "analyze_faces"):
+        parsers += [MatchSettings.from_env, AlertSettings.from_env]
     if stage == "split_frames" and importlib.util.find_spec("vidsift.core.splitting"):
         from vidsift.core import splitting
 
@@ -561,6 +594,8 @@ def output_problems(tpl: Template) -> list[str]:
         "PeopleStreamName": NAMES.stream("people"), "FacesStreamName": NAMES.stream("faces"),
         "IdempotencyTableName": NAMES.idempotency_table, "GlueDatabaseName": glue_database_name(),
         "AthenaWorkGroupName": f"{C['athena_workgroup']}-{STAGE}", "EndpointName": NAMES.endpoint,
+        "AlertTopicArn": alert_topic_arn(), "FaceCollectionId": face_collection_name(),
+        "AlertStateTableName": alert_table_name(),
     }
     for stage in contract.STAGES:
         camel = "".join(part.title() for part in stage.split("_"))
@@ -569,11 +604,39 @@ def output_problems(tpl: Template) -> list[str]:
     return [f"output {k}: {outputs.get(k)!r} != {v!r}" for k, v in want.items() if outputs.get(k) != v]
 
 
+def alert_problems(tpl: Template) -> list[str]:
+    """The topic is encrypted with SNS's AWS managed key, the collection and the alert-state
+    table carry the names the functions are given."""
+    problems: list[str] = []
+    topics = {k: tpl.props(k) for k in tpl.of_type("AWS::SNS::Topic")}
+    want_topic = alert_topic_arn().rsplit(":", 1)[1]
+    if [p.get("TopicName") for p in topics.values()] != [want_topic]:
+        problems.append(f"SNS topics {[p.get('TopicName') for p in topics.values()]}, expected [{want_topic}]")
+    for k, p in topics.items():
+        if p.get("KmsMasterKeyId") != "alias/aws/sns":
+            problems.append(f"{k}: KmsMasterKeyId {p.get('KmsMasterKeyId')!r}, expected alias/aws/sns")
+    collections = [tpl.props(k).get("CollectionId") for k in tpl.of_type("AWS::Rekognition::Collection")]
+    if collections != [face_collection_name()]:
+        problems.append(f"Rekognition collections {collections}, expected [{face_collection_name()}]")
+    tid = find_by(tpl, "AWS::DynamoDB::Table", "TableName", alert_table_name())
+    if tid is None:
+        return [*problems, f"alert-state table {alert_table_name()} missing"]
+    p = tpl.props(tid)
+    got = {"billing": p.get("BillingMode"), "keys": p.get("KeySchema"), "ttl": p.get("TimeToLiveSpecification"),
+           "sse": p.get("SSESpecification", {}).get("SSEEnabled")}
+    want = {"billing": "PAY_PER_REQUEST", "keys": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "ttl": {"AttributeName": "expires_at", "Enabled": True}, "sse": True}
+    if got != want:
+        problems.append(f"alert-state table {got} != {want}")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "iam": iam_problems, "buckets": bucket_problems, "queues": queue_problems,
     "notifications": notification_problems, "event_sources": event_source_problems,
     "functions": function_problems, "firehose": firehose_problems, "glue": glue_problems,
     "athena": athena_problems, "idempotency_table": table_problems, "outputs": output_problems,
+    "alerts": alert_problems,
 }
 
 
@@ -704,6 +767,11 @@ DRIFTS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
                     ["StorageDescriptor"]["Columns"][-1].update({"Type": "timestamp"})),
     "ttl attribute": ("idempotency_table", lambda d: d["Resources"]["IdempotencyTable"]["Properties"]
                       ["TimeToLiveSpecification"].update({"AttributeName": "ttl"})),
+    "topic unencrypted": ("alerts", lambda d: d["Resources"]["AlertTopic"]["Properties"].pop("KmsMasterKeyId")),
+    "collection renamed": ("alerts", lambda d: d["Resources"]["KnownFacesCollection"]["Properties"].update(
+        {"CollectionId": "faces"})),
+    "publish anywhere": ("iam", lambda d: _statements(d, "AnalyzeFacesRole").append(
+        {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})),
     "results unencrypted": ("athena", lambda d: d["Resources"]["AthenaWorkGroup"]["Properties"]
                             ["WorkGroupConfiguration"]["ResultConfiguration"].pop("EncryptionConfiguration")),
 }
