@@ -51,7 +51,7 @@ import numpy as np
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from vidsift.local.face_analyzer import FaceAnalyzer
+from vidsift.local.face_analyzer import FaceAnalyzer, _human_version
 from vidsift.local.httpservice import LocalService
 
 log = logging.getLogger(__name__)
@@ -204,8 +204,10 @@ class RekognitionService(LocalService):
 
     @property
     def model_version(self) -> str:
-        """Rekognition's FaceModelVersion: here, the models that produce the descriptors."""
-        return f"{self.analyzer.analyzer_id}/faceres"
+        """Rekognition's FaceModelVersion (digits and dots, botocore's pattern): here the
+        version of @vladmandic/human, whose faceres model makes the descriptors."""
+        version = _human_version() or "0"
+        return version if re.fullmatch(r"[0-9.]+", version) else "0"
 
     def fail_next(self, count: int = 1, error: str = "ThrottlingException", *, status: int | None = None,
                   message: str | None = None, operation: str = "DetectFaces") -> None:
@@ -336,14 +338,21 @@ class RekognitionService(LocalService):
             return {"FaceCount": len(c.faces), "FaceModelVersion": self.model_version, "CollectionARN": c.arn,
                     "CreationTimestamp": c.created, "UserCount": 0}, None
 
-    def _faces_with_descriptors(self, request: dict[str, Any]) -> list[tuple[dict[str, Any], np.ndarray | None]]:
+    def _faces_with_descriptors(
+        self, request: dict[str, Any], attributes: list[str] | None = None
+    ) -> list[tuple[dict[str, Any], np.ndarray | None]]:
         if not self.analyzer.has_attributes:
             raise RekognitionError(
                 "InternalServerError",
                 "face collections need face descriptors, which come from the Node models "
                 f"(vidsift/local/human): {self.analyzer.attributes_error or 'not started'}", 500)
         image = self._load_image(request.get("Image"))
-        return self.analyzer.analyze_with_descriptors(image, False)
+        wanted = set(attributes or ["DEFAULT"])
+        found = self.analyzer.analyze_with_descriptors(image, bool(wanted - {"DEFAULT"}))
+        if wanted - {"DEFAULT"} and "ALL" not in wanted:
+            keep = set(_DEFAULT_KEYS).union(*(ATTRIBUTE_KEYS[a] for a in wanted if a in ATTRIBUTE_KEYS))
+            found = [({k: v for k, v in d.items() if k in keep}, desc) for d, desc in found]
+        return found
 
     def index_faces(self, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
         """IndexFaces: the largest ``MaxFaces`` faces Human confirmed are stored with their descriptor."""
@@ -363,7 +372,7 @@ class RekognitionService(LocalService):
         if not isinstance(attributes, list) or any(
                 a not in ATTRIBUTE_KEYS and a not in ("DEFAULT", "ALL") for a in attributes):
             raise RekognitionError("InvalidParameterException", f"Invalid DetectionAttributes {attributes!r}")
-        found = self._faces_with_descriptors(request)
+        found = self._faces_with_descriptors(request, attributes)
         image_id = str(uuid.uuid4())
         records: list[dict[str, Any]] = []
         unindexed: list[dict[str, Any]] = []
