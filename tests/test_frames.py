@@ -355,3 +355,35 @@ def test_options_are_validated() -> None:
                 {"strategy": "fast"}, {"max_bytes": 100}):
         with pytest.raises(ValueError):
             SamplingOptions(**bad)  # type: ignore[arg-type]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_frames_command(people_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from vidsift.cli import main
+
+    out = tmp_path / "out"
+    assert main(["frames", str(people_video), "--out", str(out), "--fps", "0.5", "--max-side", "160"]) == 0
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["000000.jpg", "000001.jpg", "000002.jpg"]
+    assert Image.open(out / "000001.jpg").size == (160, 120)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames_kept"] == 3 and summary["strategy"] in ("seek", "sequential")
+    # the same frames split_frames would write, under the same indices
+    assert (out / "000001.jpg").read_bytes() == run(people_video, SamplingOptions(fps=0.5, max_side=160))[0][1].jpeg
+    keys = tmp_path / "keys"
+    assert main(["frames", str(people_video), "--out", str(keys), "--keyframes", "--dedup"]) == 0
+    assert sorted(p.name for p in keys.glob("*.jpg")) == ["000000.jpg", "002000.jpg", "004000.jpg"]
+    assert "3 frames kept of 3 sampled, 0 near-duplicates skipped" in capsys.readouterr().out
+
+
+def test_frames_command_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidsift.cli import main
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n" * 20)
+    assert main(["frames", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert "not a readable video container" in capsys.readouterr().err
+    assert main(["frames", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o")]) == 2

@@ -124,7 +124,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
     import json
 
     from vidsift.core.errors import BadInputError
-    from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
+    from vidsift.core.frames import MAX_JPEG_BYTES, SamplingOptions, VideoFile, VideoInfo
 
     out = Path(args.out)
     dedup = 0
@@ -134,7 +134,7 @@ def cmd_frames(args: argparse.Namespace) -> int:
         dedup = args.dedup_bits if args.dedup_bits is not None else DEFAULT_DISTANCE
     try:
         opts = SamplingOptions(fps=_positive(args.fps), keyframes=args.keyframes, jpeg_quality=args.quality,
-                               max_side=args.max_side, dedup_distance=dedup,
+                               max_side=args.max_side, max_bytes=args.max_bytes or MAX_JPEG_BYTES, dedup_distance=dedup,
                                strategy=args.strategy)
     except ValueError as exc:
         print(f"vidsift frames: {exc}", file=sys.stderr)
@@ -200,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --dedup: frames within N of 64 pHash bits are repeats (default 6)")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
     p.add_argument("--max-side", type=int, default=1920, help="longest side of a frame in pixels (default 1920)")
+    p.add_argument("--max-bytes", type=int, default=None,
+                   help="no JPEG above this size: lower quality, then smaller (default: Rekognition's 5 MB)")
     p.add_argument("--start", type=float, default=0.0, help="first second to sample (as a segment does)")
     p.add_argument("--end", type=float, default=None, help="sample up to this second (exclusive)")
     p.add_argument("--strategy", choices=["auto", "sequential", "seek"], default="auto",

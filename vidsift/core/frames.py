@@ -12,13 +12,16 @@ segment can compute on its own (an ordinal could not be known without the frames
 
 Where the time goes, and what is done about it:
 
-* Decoding. Frame-threaded, and when the samples are sparse compared with the keyframe
-  interval (GOP) the decoder is *seeked* past the frames no sample needs: after a sample,
-  if the next target lies in a later GOP, jump to that GOP's keyframe instead of decoding
-  the rest of this one. Which way is cheaper is decided per video from the keyframe index
-  the container already holds (MP4/MOV, Matroska with cues, AVI). The results are
-  identical to decoding every frame, because a seek is only accepted when the first frame
-  it yields is at or before the target (otherwise it backs off to an earlier keyframe).
+* Decoding. Frame-threaded, and only what a sample needs: after a sample, if the next
+  target lies in a later GOP (keyframe interval), the packets up to that GOP's keyframe
+  are dropped without decoding (within two GOPs: a seek would flush and stall the frame
+  threads) or seeked past (further: that also spares reading the bytes). In keyframes
+  mode only keyframe packets reach the decoder, so its threads decode several at once.
+  The GOP structure comes from the keyframe index the container already holds (MP4/MOV,
+  Matroska with cues, AVI); without one, every frame is decoded. The results are
+  identical to decoding every frame, because the index is only trusted as far as the
+  packets confirm it: a keyframe that is not where the index said, or a seek that lands
+  after the target, falls back to an earlier keyframe.
 * Converting and encoding. Only frames that are kept are converted (swscale scales and
   converts in one pass) and JPEG-encoded, on worker threads (both release the GIL) while
   the next frames decode.
