@@ -1,0 +1,225 @@
+"""Known faces and alerts: how similar the local face descriptors say faces are, and how long
+an alert takes on the local stack.
+
+Why: the local Rekognition's SearchFacesByImage calls two faces the same person when the
+cosine of their faceres descriptors reaches ``MATCH_COSINE`` (reported as Similarity 90);
+that number must come from measurements, and this prints them. And alerts are only useful
+if they are fast: this times a frame from its arrival in the frames bucket to the message
+on the queue subscribed to the alert topic, through the real handlers.
+
+* similarity: descriptors of altered copies of the bundled photos (same person), 18
+  thumbnails of one man from different photos (the face-match screenshot shipped in
+  @vladmandic/human's npm package), and different people (the three photos, 97 lfw_subset
+  faces); prints the cosine distributions and the error rates around the threshold.
+* latency: the local stack, a person rule and a face_match rule; each frame is put into the
+  frames bucket (person alert: detect_people) or the people bucket (face alert:
+  analyze_faces), and the dispatcher polls as Lambda's event source mapping would.
+
+    python -m bench.bench_alerts [--repeat 10] [--parts similarity latency]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+HUMAN_ASSETS = Path(__file__).resolve().parents[1] / "vidsift/local/human/node_modules/@vladmandic/human/assets"
+PEOPLE = ("astronaut", "grace_hopper", "camera")
+
+
+def _bgr(name: str) -> np.ndarray:
+    from vidsift.samples import photo
+
+    return cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR)
+
+
+def variants(name: str) -> dict[str, np.ndarray]:
+    """Altered copies: what the same face may look like to a camera."""
+    img = _bgr(name)
+    h, w = img.shape[:2]
+    rng = np.random.default_rng(0)
+    out = {"original": img, "mirrored": img[:, ::-1].copy(),
+           "half size": cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA),
+           "noisy": np.clip(img.astype(np.int16) + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8),
+           "darker": (img * 0.6).astype(np.uint8),
+           "brighter": np.clip(img.astype(np.int16) * 1.3 + 20, 0, 255).astype(np.uint8),
+           "rotated 10 deg": cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 10, 1.0), (w, h)),
+           "blurred": cv2.GaussianBlur(img, (5, 5), 1.5),
+           "grey": cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)}
+    _ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 30])
+    out["jpeg q30"] = cv2.imdecode(enc, cv2.IMREAD_COLOR)
+    frame = np.full((720, 1280, 3), 40, np.uint8)
+    scale = min(600 / h, 1.0)
+    small = cv2.resize(img, (int(w * scale), int(h * scale)))
+    frame[60:60 + small.shape[0], 300:300 + small.shape[1]] = small
+    out["in a 1280x720 frame"] = frame
+    return out
+
+
+def _crop(img: np.ndarray, box: dict[str, float]) -> np.ndarray:
+    """What analyze_faces sends: the face with context (vidsift.core.matching.face_crops)."""
+    from vidsift.core import matching
+
+    _ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    (crop,) = matching.face_crops(enc.tobytes(), [box])
+    return cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _stats(xs: list[float]) -> str:
+    a = np.asarray(xs)
+    return (f"n={len(a):5d}  min {a.min():.3f}  p5 {np.percentile(a, 5):.3f}  median {np.median(a):.3f}  "
+            f"p95 {np.percentile(a, 95):.3f}  max {a.max():.3f}")
+
+
+def similarity_figures() -> None:
+    from skimage import data
+
+    from vidsift.local import face_analyzer as fa
+    from vidsift.local import rekognition
+
+    analyzer = fa.FaceAnalyzer(attributes=True)
+    if not analyzer.has_attributes:
+        print(f"face descriptor model unavailable: {analyzer.attributes_error}")
+        return
+    try:
+        same: dict[str, list[np.ndarray]] = {}
+        missed = []
+        for name in PEOPLE:
+            for label, img in variants(name).items():
+                found = analyzer.analyze_with_descriptors(img)
+                if not found or found[0][1] is None:
+                    missed.append(f"{name}/{label}")
+                    continue
+                same.setdefault(name, []).append(found[0][1])
+                crop = analyzer.analyze_with_descriptors(_crop(img, found[0][0]["BoundingBox"]))
+                if crop and crop[0][1] is not None:
+                    same[name].append(crop[0][1])
+                else:
+                    missed.append(f"{name}/{label}/crop")
+        lfw = []
+        for tile in data.lfw_subset()[:100]:
+            g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
+            g = cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128),
+                             cv2.COLOR_GRAY2BGR)
+            found = analyzer.analyze_with_descriptors(g)
+            if found and found[0][1] is not None:
+                lfw.append(found[0][1])
+        man: list[np.ndarray] = []
+        shot = cv2.imread(str(HUMAN_ASSETS / "screenshot-facematch.jpg"))
+        if shot is not None:  # the first row of thumbnails: one man, 18 different photos
+            man = [d for _, d in analyzer.analyze_with_descriptors(shot[283:395]) if d is not None]
+    finally:
+        analyzer.close()
+
+    pos = [float(a @ b) for v in same.values() for a, b in itertools.combinations(v, 2)]
+    neg = [float(a @ b) for x, y in itertools.combinations(same, 2) for a in same[x] for b in same[y]]
+    neg += [float(a @ b) for v in same.values() for a in v for b in lfw]
+    cross = [float(a @ b) for a, b in itertools.combinations(man, 2)]
+    man_neg = [float(a @ b) for a in man for b in [*lfw, *(d for v in same.values() for d in v)]]
+    print(f"faces without a descriptor: {missed or 'none'}; lfw faces with one: {len(lfw)} of 100; "
+          f"thumbnails of the man: {len(man)}")
+    print("cosine of faceres descriptors:")
+    print(f"  same person, altered copies and crops   {_stats(pos)}")
+    best = np.zeros(0)
+    if cross:
+        g = np.stack(man) @ np.stack(man).T
+        np.fill_diagonal(g, -1)
+        best = g.max(1)
+        print(f"  same man, different photos (pairs)      {_stats(cross)}")
+        print(f"  same man, best of his other photos      {_stats(best.tolist())}")
+    print(f"  different people                        {_stats(neg + man_neg)}")
+    tau = rekognition.MATCH_COSINE
+    print(f"threshold: cosine {tau} is reported as Similarity {rekognition.similarity(tau):.0f}")
+    for t in (0.55, 0.60, tau, 0.70):
+        line = (f"  cosine >= {t:.2f} (Similarity {rekognition.similarity(t):5.1f}): "
+                f"altered copies missed {np.mean(np.asarray(pos) < t) * 100:5.2f}%, ")
+        if cross:
+            line += (f"other photos missed {np.mean(np.asarray(cross) < t) * 100:5.1f}% one-to-one, "
+                     f"{np.mean(best < t) * 100:5.1f}% best of his others, ")
+        line += f"different people matched {np.mean(np.asarray(neg + man_neg) >= t) * 100:.3f}%"
+        print(line)
+
+
+def _jpeg(name: str) -> bytes:
+    _ok, enc = cv2.imencode(".jpg", _bgr(name), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return enc.tobytes()
+
+
+def latency_figures(repeat: int) -> None:
+    from vidsift import aws
+    from vidsift.core import ids, matching
+    from vidsift.core.records import FrameMeta
+    from vidsift.local.dispatcher import Dispatcher
+    from vidsift.local.stack import LocalStack
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with LocalStack() as stack:
+        d = Dispatcher(stack)
+        d.run_until_idle(timeout_s=60)
+        aws.index_faces(matching.collection_name(stack.names), _jpeg("astronaut"),
+                        matching.encode_name("Eileen Collins"))
+        os.environ["ALERT_RULES"] = json.dumps([
+            {"name": "person", "when": "person", "cooldown_s": 0},
+            {"name": "known", "when": "face_match", "cooldown_s": 0}])
+        sqs = aws.client("sqs")
+
+        def wait_alert(stage: str, kind: str, started: float) -> float:
+            while True:
+                d.poll(stage)
+                for m in sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10,
+                                             WaitTimeSeconds=0).get("Messages", []):
+                    sqs.delete_message(QueueUrl=stack.alert_queue_url, ReceiptHandle=m["ReceiptHandle"])
+                    if json.loads(json.loads(m["Body"])["Message"])["kind"] == kind:
+                        return time.perf_counter() - started
+
+        body = _jpeg("astronaut")
+        results: dict[str, list[float]] = {"person": [], "face": []}
+        for i in range(repeat + 1):  # the first round warms the models and clients up: not counted
+            meta = FrameMeta(video_id=f"bench{i}", source_bucket="raw", source_key="uploads/bench.mp4",
+                             camera_id="bench", frame_index=i, frame_time_s=float(i), captured_at=None)
+            key = ids.frame_key(meta.video_id, i)
+            started = time.perf_counter()
+            aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key=key, Body=body,
+                                        Metadata=meta.to_s3())
+            person = wait_alert("detect_people", "person", started)
+            # detect_people's copy into the people bucket is the next stage's arrival.
+            started = time.perf_counter()
+            face = wait_alert("analyze_faces", "face_match", started)
+            if i:
+                results["person"].append(person)
+                results["face"].append(face)
+        print(f"{repeat} frames, one person each (astronaut photo, 512x512), local stack on this machine:")
+        for label, what in (("person", "frames bucket -> detect_people -> SNS -> subscriber queue"),
+                            ("face", "people bucket -> analyze_faces (DetectFaces, crop, SearchFacesByImage) "
+                                     "-> SNS -> subscriber queue")):
+            xs = results[label]
+            print(f"  {what}: median {statistics.median(xs) * 1000:.0f} ms, "
+                  f"min {min(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms")
+        both = [a + b for a, b in zip(results["person"], results["face"], strict=True)]
+        print(f"  frame arrival -> face alert, both stages: median {statistics.median(both) * 1000:.0f} ms")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench_alerts", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--parts", nargs="+", choices=["similarity", "latency"], default=["similarity", "latency"])
+    args = parser.parse_args(sys.argv[1:] if argv is None and __name__ == "__main__" else (argv or []))
+    os.environ.setdefault("HOME", tempfile.mkdtemp(prefix="vidsift-bench-home-"))
+    if "similarity" in args.parts:
+        similarity_figures()
+    if "latency" in args.parts:
+        latency_figures(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
