@@ -133,8 +133,9 @@ def match_faces(bucket: str, key: str, details: Sequence[dict[str, Any]],
                 settings: MatchSettings | None = None) -> MatchResult:
     """Search every face of one frame in the collection; the frame is read once.
 
-    An empty collection is checked first (DescribeCollection costs nothing per image, a
-    search does): with nobody known there is nobody to find. A crop in which Rekognition finds
+    An empty collection is checked first (one DescribeCollection per frame, a collection
+    call, instead of one billed image search per face): with nobody known there is nobody
+    to find. A crop in which Rekognition finds
     no face is no match; any other error propagates, so the frame is retried by SQS before
     any row is written.
     """
