@@ -2,38 +2,30 @@
 
 Two kinds of message arrive on this queue: S3's notification of a new video, and the
 segment messages this function queues for itself when a video is longer than
-SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.core.splitting.
+SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.splitting.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 
-from vidsift import aws
-from vidsift.core import segments, splitting
+from vidsift import splitting
+from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
-from vidsift.runtime import IDEMPOTENCY_TTL_S, once, record_bad_input, sqs_processor
+from vidsift.runtime import once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)
 processor = sqs_processor()
 _context: Any = None
 #: Segments of one video share bucket, key and etag: the segment number is part of the key.
-_SEGMENT_IDEMPOTENCY = IdempotencyConfig(event_key_jmespath="[bucket, key, etag, segment]",
-                                         expires_after_seconds=IDEMPOTENCY_TTL_S, raise_on_no_idempotency_key=True)
+SEGMENT_KEY = "[bucket, key, etag, segment]"
 
 
 def process_video(obj: dict[str, Any]) -> dict[str, Any]:
@@ -58,24 +50,6 @@ def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-@cache
-def _segment_once(table: str, endpoint: str | None) -> Any:
-    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
-    return idempotent_function(process_segment, data_keyword_argument="obj", persistence_store=store,
-                               config=_SEGMENT_IDEMPOTENCY)
-
-
-def once_per_segment(obj: dict[str, Any]) -> dict[str, Any]:
-    """``runtime.once`` for segment messages (its key is bucket/key/etag, one per video)."""
-    table = os.environ.get("IDEMPOTENCY_TABLE")
-    if not table:
-        return process_segment(obj=obj)
-    if _context is not None and hasattr(_context, "get_remaining_time_in_millis"):
-        _SEGMENT_IDEMPOTENCY.register_lambda_context(_context)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
-    return dict(_segment_once(table, endpoint)(obj=obj))
-
-
 def _segment_doc(body: str) -> dict[str, Any] | None:
     try:
         doc = json.loads(body)
@@ -90,7 +64,7 @@ def record_handler(record: SQSRecord) -> None:
         if seg is not None:
             task = segments.SegmentTask.from_obj(seg)
             try:
-                once_per_segment(task.to_obj())
+                once(process_segment, task.to_obj(), _context, key=SEGMENT_KEY)
             except BadInputError as exc:
                 record_bad_input(logger, STAGE, exc, subject=task.subject, message_id=record.message_id)
                 raise

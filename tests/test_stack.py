@@ -451,8 +451,8 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     parsers: list[Callable[[], Any]] = [Settings.from_env]
     if stage in ("detect_people", "analyze_faces"):
         parsers += [MatchSettings.from_env, AlertSettings.from_env]
-    if stage == "split_frames" and importlib.util.find_spec("vidsift.core.splitting"):
-        from vidsift.core import splitting
+    if stage == "split_frames" and importlib.util.find_spec("vidsift.splitting"):
+        from vidsift import splitting
 
         parsers.append(splitting.SplitConfig.from_env)
     problems = []

@@ -180,6 +180,38 @@ class S3RangeReader(io.RawIOBase):
         return n
 
 
+def list_json(bucket: str, prefix: str) -> list[Any]:
+    """Every JSON document under a prefix, in key order."""
+    s3 = client("s3")
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+
+
+# --- SQS -------------------------------------------------------------------------------
+
+
+def send_messages(url: str, bodies: list[dict[str, Any]]) -> None:
+    """Queue JSON messages; those SendMessageBatch refuses are sent again one by one
+    (a duplicate is harmless: every consumer is idempotent)."""
+    sqs = client("sqs")
+    for i in range(0, len(bodies), 10):  # SendMessageBatch takes 10 at most
+        chunk = bodies[i : i + 10]
+        resp = sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "MessageBody": json.dumps(b, sort_keys=True)} for n, b in enumerate(chunk)])
+        for n in sorted(int(f["Id"]) for f in resp.get("Failed", [])):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(chunk[n], sort_keys=True))
+
+
+def queue_url_from_arn(arn: str) -> str | None:
+    """The URL of the queue a record came from (its eventSourceARN)."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        return None
+    return str(client("sqs").get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
+
+
 # --- Firehose --------------------------------------------------------------------------
 
 #: PutRecordBatch takes at most 500 records and 4 MiB per call.

@@ -26,8 +26,8 @@ from vidsift.core.records import iso, utc_now
 
 #: A replay within a week is recognised; a deliberate re-run after that processes again.
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
-_CONFIG = IdempotencyConfig(event_key_jmespath="[bucket, key, etag]", expires_after_seconds=IDEMPOTENCY_TTL_S,
-                            raise_on_no_idempotency_key=True)
+#: What identifies one piece of work: an S3 object version (segments add their number).
+OBJECT_KEY = "[bucket, key, etag]"
 
 
 def sqs_processor() -> BatchProcessor:
@@ -36,13 +36,20 @@ def sqs_processor() -> BatchProcessor:
 
 
 @cache
-def _wrapped(fn: Callable[..., Any], table: str, endpoint: str | None) -> Callable[..., Any]:
+def _config(key: str) -> IdempotencyConfig:
+    return IdempotencyConfig(event_key_jmespath=key, expires_after_seconds=IDEMPOTENCY_TTL_S,
+                             raise_on_no_idempotency_key=True)
+
+
+@cache
+def _wrapped(fn: Callable[..., Any], key: str, table: str, endpoint: str | None) -> Callable[..., Any]:
     store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
-    return idempotent_function(fn, data_keyword_argument="obj", persistence_store=store, config=_CONFIG)
+    return idempotent_function(fn, data_keyword_argument="obj", persistence_store=store, config=_config(key))
 
 
-def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None) -> Any:
-    """Run ``fn(obj=obj)`` at most once per S3 object version (bucket, key, etag).
+def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, key: str = OBJECT_KEY) -> Any:
+    """Run ``fn(obj=obj)`` at most once per piece of work: by default an S3 object version
+    (bucket, key, etag); ``key`` is the JMESPath over ``obj`` that identifies it.
 
     S3 and SQS deliver at least once, and a replayed event must not add rows: Powertools'
     idempotency records (DynamoDB) remember what was done and return the stored result.
@@ -52,9 +59,9 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None) -> An
     if not table:
         return fn(obj=obj)
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-        _CONFIG.register_lambda_context(context)
+        _config(key).register_lambda_context(context)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
-    return _wrapped(fn, table, endpoint)(obj=obj)
+    return _wrapped(fn, key, table, endpoint)(obj=obj)
 
 
 def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None) -> None:

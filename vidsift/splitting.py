@@ -9,7 +9,6 @@ deterministic, so a retry overwrites instead of duplicating.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -200,7 +199,7 @@ def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str
                                  end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
                                  camera_id=src.camera_id, recorded_at=src.recorded_at)
                      for n, (start, end) in enumerate(spans)]
-            _send_messages(url, [t.to_message() for t in tasks])
+            aws.send_messages(url, [t.to_message() for t in tasks])
             return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
                     "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
         doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
@@ -236,28 +235,7 @@ def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
 
 
 def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
-    s3 = aws.client("s3")
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=segments.segment_prefix(video)):
-        keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".json")]
-    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
+    return list(aws.list_json(bucket, segments.segment_prefix(video)))
 
 
-def _send_messages(url: str, bodies: list[dict[str, Any]]) -> None:
-    sqs = aws.client("sqs")
-    for i in range(0, len(bodies), 10):  # SendMessageBatch takes 10 at most
-        chunk = bodies[i : i + 10]
-        resp = sqs.send_message_batch(QueueUrl=url, Entries=[
-            {"Id": str(n), "MessageBody": json.dumps(b, sort_keys=True)} for n, b in enumerate(chunk)])
-        if resp.get("Failed"):  # resend only the refused ones; a duplicate is harmless (idempotent)
-            failed = {int(f["Id"]) for f in resp["Failed"]}
-            for n in sorted(failed):
-                sqs.send_message(QueueUrl=url, MessageBody=json.dumps(chunk[n], sort_keys=True))
-
-
-def queue_url_from_arn(arn: str) -> str | None:
-    """The URL of the queue a record came from (its eventSourceARN), when SPLIT_QUEUE_URL is unset."""
-    parts = arn.split(":")
-    if len(parts) != 6 or parts[2] != "sqs":
-        return None
-    return str(aws.client("sqs").get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
+queue_url_from_arn = aws.queue_url_from_arn
