@@ -161,6 +161,9 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:PutObject", f"{bucket_arn('frames')}/*"),
             # segments of a long video go back on its own queue (SPLIT_QUEUE_URL)
             ("sqs:SendMessage", queue_arn(NAMES.queue("split_frames"))),
+            # the last segment reads the others' documents to write the video's summary
+            ("s3:GetObject", f"{bucket_arn('frames')}/*/segments/*"),
+            ("s3:ListBucket", bucket_arn("frames")),
         },
         "detect_people": {
             ("s3:GetObject", f"{bucket_arn('frames')}/*"),
