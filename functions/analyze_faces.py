@@ -9,9 +9,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import aws
+from vidsift import alerting, aws, known_faces
 from vidsift.config import Settings
-from vidsift.core import alerts, matching
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
@@ -45,12 +44,12 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
     details = resp.get("FaceDetails", [])
     kept = [d for d in details if keep_face(d, settings.face_min_confidence, settings.face_min_size)]
-    found = matching.match_faces(ref.bucket, ref.key, kept)
+    found = known_faces.match_faces(ref.bucket, ref.key, kept)
     now = utc_now()
     records = [build_face_record(meta, i, d, analyzer, now, m)
                for i, (d, m) in enumerate(zip(kept, found.matches, strict=True))]
     # Alerts before the rows: if publishing fails, SQS retries the frame and no row is duplicated.
-    alerts.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
+    alerting.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
     if records:
         aws.put_records(settings.faces_stream, records)
     result = {"faces": len(records), "dropped": len(details) - len(kept),

@@ -9,9 +9,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import aws
+from vidsift import alerting, aws
 from vidsift.config import Settings
-from vidsift.core import alerts
 from vidsift.core.detection import Detection, build_request, parse_response
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
@@ -86,7 +85,7 @@ def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
         s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
                                   "max-confidence": str(detection.max_confidence), "detector": detection.model}
         aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
-        alerts.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the row (see analyze_faces)
+        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the row (see analyze_faces)
     record = build_people_record(meta, detection, utc_now())
     aws.put_records(settings.people_stream, [record])
     return {"record_id": record["record_id"], "person_count": detection.person_count}

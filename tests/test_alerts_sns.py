@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from vidsift import aws
+from vidsift import alerting, aws
 from vidsift.core import alerts
-from vidsift.core.alerts import DynamoStore
 from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta
 
@@ -76,7 +75,7 @@ PEOPLE = Detection(model="m", boxes=(Box(0.1, 0.1, 0.2, 0.5, 0.93), Box(0.5, 0.1
 
 def test_person_alert_reaches_an_sqs_subscriber(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "door", "when": "person", "camera": "front*"}]))
-    assert alerts.on_person_frame(META, PEOPLE, BUCKET, "vid/000012.jpg") == 1
+    assert alerting.on_person_frame(META, PEOPLE, BUCKET, "vid/000012.jpg") == 1
     (envelope,) = received(env["queue"])
     assert envelope["Type"] == "Notification" and envelope["TopicArn"] == env["topic"]
     assert envelope["Subject"] == "vidsift: person at camera front door"
@@ -103,7 +102,7 @@ def test_no_flooding_across_invocations(env: dict[str, Any], monkeypatch: pytest
     for second in (0, 2, 4, 6, 30, 100, 125, 126, 128):
         m = FrameMeta(**{**META.__dict__, "frame_index": second,
                          "captured_at": f"2026-07-04T16:{second // 60:02d}:{second % 60:02d}.000Z"})
-        sent.append(alerts.on_person_frame(m, PEOPLE, BUCKET, "vid/000012.jpg"))
+        sent.append(alerting.on_person_frame(m, PEOPLE, BUCKET, "vid/000012.jpg"))
     # 3rd frame within 10 s fires; quiet for 120 s (6, 30, 100); 125 is past the cool-down but
     # alone in its window; 128 completes three within 10 s again.
     assert sent == [0, 0, 1, 0, 0, 0, 0, 0, 1]
@@ -120,7 +119,7 @@ def test_face_alerts_known_and_unknown(env: dict[str, Any], monkeypatch: pytest.
     records = [{"matched_name": "Ada Lovelace", "match_similarity": 98.5, "confidence": 99.0},
                {"matched_name": "Bob", "match_similarity": 99.0, "confidence": 99.0},
                {"matched_name": None, "match_similarity": None, "confidence": 99.9}]
-    assert alerts.on_faces(META, BUCKET, "vid/000012.jpg", records, searched=True) == 2
+    assert alerting.on_faces(META, BUCKET, "vid/000012.jpg", records, searched=True) == 2
     by_rule = {e["MessageAttributes"]["rule"]["Value"]: e for e in received(env["queue"])}
     assert set(by_rule) == {"family", "stranger"}
     assert by_rule["family"]["Subject"] == "vidsift: Ada Lovelace at camera front door"
@@ -136,7 +135,7 @@ def test_people_alert_text_for_email_and_sms(env: dict[str, Any], monkeypatch: p
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "door", "when": "person"}]))
     published: list[dict[str, Any]] = []
     settings = alerts.AlertSettings.from_env()
-    alerter = alerts.Alerter.from_env(settings)
+    alerter = alerting.alerter(settings)
     real = alerter.publish
     alerter.publish = lambda a: (published.append(a.messages()), real(a))[1]
     alerter.process(alerts.person_sightings(META, 1, 0.9, BUCKET, "vid/000012.jpg"))
@@ -148,7 +147,7 @@ def test_people_alert_text_for_email_and_sms(env: dict[str, Any], monkeypatch: p
 
 
 def test_dynamo_store_refuses_a_stale_write(env: dict[str, Any]) -> None:
-    store = DynamoStore(TABLE)
+    store = alerting.DynamoStore(TABLE)
     assert store.get("k") == (None, 0)
     assert store.put("k", {"hits": {}}, expected_version=0, expires_at=1)
     assert not store.put("k", {"hits": {"x": 1}}, expected_version=0, expires_at=1)  # lost the race
@@ -160,6 +159,6 @@ def test_dynamo_store_refuses_a_stale_write(env: dict[str, Any]) -> None:
 def test_no_rules_no_calls(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALERT_RULES", raising=False)
     monkeypatch.setenv("ALERT_TABLE", "no-such-table")  # any DynamoDB call would fail
-    assert alerts.on_person_frame(META, PEOPLE, BUCKET, "vid/000012.jpg") == 0
-    assert alerts.on_faces(META, BUCKET, "vid/000012.jpg", [{"matched_name": None, "confidence": 99}],
+    assert alerting.on_person_frame(META, PEOPLE, BUCKET, "vid/000012.jpg") == 0
+    assert alerting.on_faces(META, BUCKET, "vid/000012.jpg", [{"matched_name": None, "confidence": 99}],
                            searched=True) == 0

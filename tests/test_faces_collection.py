@@ -27,7 +27,7 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from vidsift import aws, faces_cli
+from vidsift import aws, faces_cli, known_faces
 from vidsift.core import matching
 from vidsift.local import rekognition
 from vidsift.samples import photo
@@ -416,7 +416,7 @@ def test_match_faces_searches_each_face_crop_with_stubber(moto_s3: str, monkeypa
                           search_params)
         stub.add_client_error("search_faces_by_image", "InvalidParameterException",
                               "There are no faces in the image. Should be at least 1.", expected_params=search_params)
-        result = matching.match_faces("people", "v/000001.jpg", details,
+        result = known_faces.match_faces("people", "v/000001.jpg", details,
                                       matching.MatchSettings(collection="known", threshold=92.5))
         stub.assert_no_pending_responses()
     assert result.searched and [(m.name, m.similarity) if m else None for m in result.matches] == [
@@ -424,10 +424,10 @@ def test_match_faces_searches_each_face_crop_with_stubber(moto_s3: str, monkeypa
     assert [Image.open(io.BytesIO(b)).size for b in sent] == [(230, 230), (400, 400)]  # each face's own crop
     with Stubber(rek) as stub:  # an empty collection: nobody to find, no search paid for
         stub.add_response("describe_collection", {"FaceCount": 0}, {"CollectionId": "known"})
-        empty = matching.match_faces("people", "v/000001.jpg", details,
+        empty = known_faces.match_faces("people", "v/000001.jpg", details,
                                      matching.MatchSettings(collection="known", threshold=90))
     assert empty.searched and empty.matches == [None, None]
-    unset = matching.match_faces("people", "v/000001.jpg", details, matching.MatchSettings(None, 90))
+    unset = known_faces.match_faces("people", "v/000001.jpg", details, matching.MatchSettings(None, 90))
     assert not unset.searched and unset.matches == [None, None]
     aws.reset_clients()
 

@@ -21,10 +21,11 @@ per camera::
   camera and kind (and per person for ``face_match``). Times are the frames' capture times
   when known (the recording's clock), else when they were processed.
 
-Everything above is plain Python (:func:`decide`, :func:`parse_rules`, :func:`build_alert`).
-The state lives in a :class:`StateStore` (DynamoDB in the stack, with conditional writes so
-that concurrent invocations cannot both fire) and alerts go out through an SNS topic; those
-adapters call :mod:`vidsift.aws`. With no rules configured nothing is read or written.
+This module is plain Python, no AWS call (:func:`parse_rules`, :func:`decide`,
+:func:`build_alert`, :class:`Alerter` with its store and publisher given). The state lives in a
+:class:`StateStore`, which must refuse a write when someone wrote since the read, so
+concurrent invocations cannot both fire. :mod:`vidsift.alerting` wires this to DynamoDB
+and SNS for the handlers; with no rules configured it reads and writes nothing.
 """
 
 from __future__ import annotations
@@ -334,26 +335,9 @@ class StateStore(Protocol):
     def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool: ...
 
 
-class DynamoStore:
-    """The alert-state table: one item per key, conditional writes on a version number."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
-        from vidsift import aws
-
-        return aws.alert_state_get(self.table, key)
-
-    def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool:
-        from vidsift import aws
-
-        return aws.alert_state_put(self.table, key, doc, expected_version=expected_version, expires_at=expires_at)
-
-
 class MemoryStore:
-    """Process memory with the same version semantics: for one process (``vidsift run``
-    without ALERT_TABLE, unit tests), never for Lambda, whose containers share nothing."""
+    """Process memory with DynamoDB's conditional-write semantics: for one process (unit
+    tests, a local run without ALERT_TABLE), never for Lambda, whose containers share nothing."""
 
     def __init__(self) -> None:
         self._items: dict[str, tuple[dict[str, Any], int]] = {}
@@ -461,35 +445,19 @@ def build_alert(rule: Rule, s: Sighting, *, link: str, tz: ZoneInfo, link_expiry
     return Alert(subject, text, sms, doc, attributes)
 
 
-# --- the entry points the handlers call -------------------------------------------------------
-
-
-_memory_store = MemoryStore()
+# --- deciding and publishing ------------------------------------------------------------------
 
 
 @dataclass
 class Alerter:
-    """Rules + state + publishing. The handlers use :func:`on_person_frame` and
-    :func:`on_faces`, which build one from the environment."""
+    """Rules + state + publishing, each given: :mod:`vidsift.alerting` builds one from the
+    environment with DynamoDB and SNS (what the handlers call), tests with MemoryStore."""
 
     settings: AlertSettings
     store: StateStore
     publish: Callable[[Alert], str]
     presign: Callable[[str, str, int], str]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-
-    @classmethod
-    def from_env(cls, settings: AlertSettings | None = None) -> Alerter:
-        from vidsift import aws
-
-        settings = settings or AlertSettings.from_env()
-        store: StateStore = DynamoStore(settings.table) if settings.table else _memory_store
-        topic = settings.topic_arn or ""
-
-        def publish(alert: Alert) -> str:
-            return aws.publish(topic, subject=alert.subject, messages=alert.messages(), attributes=alert.attributes)
-
-        return cls(settings, store, publish, aws.presign_get)
 
     def process(self, sightings: Sequence[Sighting]) -> list[Alert]:
         """Count each sighting against the rules it matches; publish what fires."""
@@ -515,20 +483,3 @@ class Alerter:
                                                    "message_id": message_id})
                 sent.append(alert)
         return sent
-
-
-def on_person_frame(meta: FrameMeta, detection: Any, bucket: str, key: str) -> int:
-    """detect_people, for a frame with people copied to ``bucket``/``key``: alerts sent."""
-    settings = AlertSettings.from_env()
-    if not any(r.when == "person" for r in settings.rules):
-        return 0
-    sightings = person_sightings(meta, detection.person_count, detection.max_confidence, bucket, key)
-    return len(Alerter.from_env(settings).process(sightings))
-
-
-def on_faces(meta: FrameMeta, bucket: str, key: str, records: Sequence[dict[str, Any]], *, searched: bool) -> int:
-    """analyze_faces, for a frame's face rows (with their matches): alerts sent."""
-    settings = AlertSettings.from_env()
-    if not any(r.when != "person" for r in settings.rules):
-        return 0
-    return len(Alerter.from_env(settings).process(face_sightings(meta, records, bucket, key, searched=searched)))

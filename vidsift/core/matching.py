@@ -3,7 +3,8 @@
 Rekognition's ``SearchFacesByImage`` searches only the *largest* face of the image it is
 given. A frame often shows several people, so each face DetectFaces found is cut out of the
 frame (with context around it: the service must detect the face again in the crop) and
-searched alone, sending the crop's bytes. The frame is read once from S3 per frame.
+searched alone, sending the crop's bytes (:func:`face_crops`; the searching itself, which
+calls AWS, is vidsift.known_faces.match_faces).
 
 A person's name travels as the face's ``ExternalImageId``, which Rekognition restricts to
 ``[a-zA-Z0-9_.\\-:]+``: :func:`encode_name` keeps those characters (except ``:``) and writes
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vidsift import aws, contract
+from vidsift import contract
 from vidsift.config import ConfigError
 from vidsift.core.records import FaceMatch
 
@@ -127,32 +128,3 @@ def best_match(resp: dict[str, Any]) -> FaceMatch | None:
     external = face.get("ExternalImageId")
     name = decode_name(external) if external else f"face:{face.get('FaceId', '?')}"
     return FaceMatch(name=name, similarity=float(found[0]["Similarity"]))
-
-
-def match_faces(bucket: str, key: str, details: Sequence[dict[str, Any]],
-                settings: MatchSettings | None = None) -> MatchResult:
-    """Search every face of one frame in the collection; the frame is read once.
-
-    An empty collection is checked first (one DescribeCollection per frame, a collection
-    call, instead of one billed image search per face): with nobody known there is nobody
-    to find. A crop in which Rekognition finds
-    no face is no match; any other error propagates, so the frame is retried by SQS before
-    any row is written.
-    """
-    settings = settings or MatchSettings.from_env()
-    if not settings.collection or not details:
-        return MatchResult(searched=False, matches=[None] * len(details))
-    if aws.collection_face_count(settings.collection) == 0:
-        return MatchResult(searched=True, matches=[None] * len(details))
-    crops = face_crops(aws.get_object_bytes(bucket, key), [d.get("BoundingBox") or {} for d in details])
-    matches: list[FaceMatch | None] = []
-    for crop in crops:
-        try:
-            resp = aws.search_faces_by_image(settings.collection, crop, settings.threshold)
-        except Exception as exc:
-            if aws.error_code(exc) != "InvalidParameterException":  # "no faces in the image"
-                raise
-            matches.append(None)
-            continue
-        matches.append(best_match(resp))
-    return MatchResult(searched=True, matches=matches)
