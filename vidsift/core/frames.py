@@ -315,6 +315,8 @@ class VideoFile:
             raise BadInputError(self.what, "the file has no video stream")
         self.stream = stream = c.streams.video[0]
         ctx = stream.codec_context
+        if ctx is None:  # PyAV gives no decoder context when FFmpeg has no decoder for the codec
+            raise BadInputError(self.what, "the video codec is not supported (FFmpeg has no decoder for it)")
         self.width, self.height, self.codec = ctx.width, ctx.height, ctx.name
         if self.width * self.height > MAX_SOURCE_PIXELS:
             raise BadInputError(self.what, f"frame size {self.width}x{self.height} is over the "
