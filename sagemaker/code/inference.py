@@ -67,6 +67,10 @@ IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "application/x-
 DEFAULT_MIN_CONFIDENCE = 0.5
 DEFAULT_MIN_AREA = 0.0
 DEFAULT_MAX_BATCH = 32
+#: Images declaring more pixels are refused from their header, before any decoding: a few
+#: hundred bytes of JPEG can declare 20000x20000 and cv2 would allocate 1.2 GB for it.
+#: 8K (7680x4320) fits with room; ``MAX_IMAGE_PIXELS`` overrides it.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 try:  # In the SageMaker container: lets the model server answer with our 4xx status.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ToolkitError  # type: ignore[import-not-found]
@@ -245,11 +249,58 @@ class S3Reader:
             raise
 
 
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as a JPEG's frame header or a PNG's IHDR declares them, without
+    decoding; None for other formats or when no header is found."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _JPEG_SOF and pos + 9 <= len(data):
+            return int.from_bytes(data[pos + 7 : pos + 9], "big"), int.from_bytes(data[pos + 5 : pos + 7], "big")
+        if marker == 0xDA or length < 2:  # image data before any frame header: give up
+            return None
+        pos += 2 + length
+    return None
+
+
+def max_image_pixels() -> int:
+    raw = os.environ.get("MAX_IMAGE_PIXELS", "")
+    return int(raw) if raw.strip() else DEFAULT_MAX_IMAGE_PIXELS
+
+
 def decode_image(data: bytes, index: int) -> np.ndarray:
-    """Decode JPEG/PNG/... bytes to a BGR uint8 array (the layout both backends take)."""
+    """Decode JPEG/PNG/... bytes to a BGR uint8 array (the layout both backends take).
+
+    The declared size is checked first (400 above :func:`max_image_pixels`; 413 stays the
+    answer to a batch over MAX_BATCH, which callers split), so a decompression bomb is
+    refused without allocating its pixels.
+    """
     if not data:
         raise RequestError("image is empty", index=index)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    size = image_dimensions(data)
+    if size is not None and size[0] * size[1] > max_image_pixels():
+        raise RequestError(f"image declares {size[0]}x{size[1]} pixels, over the limit of {max_image_pixels()} "
+                           "(MAX_IMAGE_PIXELS); refused before decoding", index=index)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # e.g. over OpenCV's own pixel limit in a format sized only by decoding
+        image = None
     if image is None or image.size == 0:
         raise RequestError(f"not a decodable image ({len(data)} bytes)", index=index)
     return image
