@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import logging
 import os
@@ -66,6 +67,9 @@ MAX_S3_IMAGE = 15 * 1024 * 1024
 # A request body larger than this cannot hold a valid request (5 MB base64 is about 7 MB):
 # it is refused without being read.
 MAX_BODY = 16 * 1024 * 1024
+#: Images declaring more pixels are refused from their header (ImageTooLargeException) before
+#: decoding: a 700-byte JPEG can declare 20000x20000, which cv2 would allocate 1.2 GB for.
+MAX_IMAGE_PIXELS = 40_000_000
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -547,10 +551,28 @@ def _page(request: dict[str, Any], total: int) -> tuple[int, int]:
     return int(token), size
 
 
+def _check_declared_size(data: bytes) -> None:
+    """Refuse an image whose header declares more than MAX_IMAGE_PIXELS, without decoding it
+    (Pillow reads only the header; it refuses bigger bombs itself)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise RekognitionError("ImageTooLargeException", f"Image dimensions are too large ({exc})") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return  # no readable header: the decoder below names the problem
+    if width * height > MAX_IMAGE_PIXELS:
+        raise RekognitionError("ImageTooLargeException", f"Image dimensions are too large ({width}x{height}, at "
+                                                         f"most {MAX_IMAGE_PIXELS} pixels)")
+
+
 def _decode(data: bytes) -> np.ndarray:
     """JPEG or PNG only, as Rekognition; EXIF orientation is applied, as Rekognition does."""
     if not (data.startswith(_JPEG_MAGIC) or data.startswith(_PNG_MAGIC)):
         raise RekognitionError("InvalidImageFormatException", "Request has invalid image format")
+    _check_declared_size(data)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise RekognitionError("InvalidImageFormatException", "Request has invalid image format")
