@@ -31,9 +31,31 @@ class Batch:
     errors: dict[str, Exception] = field(default_factory=dict)
 
 
+#: Frames per InvokeEndpoint once the endpoint has refused a batch as too large (HTTP 413,
+#: its MAX_BATCH); None until then. Learned per container, so later batches split at once.
+_request_limit: int | None = None
+
+
 def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
-    answer, _ = aws.invoke_endpoint(settings.endpoint_name,
-                                    build_request([r.uri for r in refs], settings.person_min_confidence))
+    """Detections for ``refs`` in order, in as few requests as the endpoint accepts."""
+    global _request_limit
+    limit = _request_limit or len(refs)
+    if len(refs) > limit:
+        return [d for start in range(0, len(refs), limit) for d in _detect(settings, refs[start:start + limit])]
+    try:
+        answer, _ = aws.invoke_endpoint(settings.endpoint_name,
+                                        build_request([r.uri for r in refs], settings.person_min_confidence))
+    except Exception as exc:
+        status = aws.model_error_status(exc)
+        if status == 413 and len(refs) > 1:  # over the endpoint's batch limit: halve until it fits
+            half = (len(refs) + 1) // 2
+            _request_limit = min(_request_limit or half, half)
+            logger.warning("endpoint refused a batch as too large; splitting", extra={"frames": len(refs)})
+            return _detect(settings, refs[:half]) + _detect(settings, refs[half:])
+        if status is not None and 400 <= status < 500 and len(refs) == 1:  # this frame itself is refused
+            message = exc.response.get("OriginalMessage") or str(exc)  # type: ignore[attr-defined]
+            raise BadInputError(refs[0].uri, f"the person detector refused the frame ({message})") from exc
+        raise
     return parse_response(answer, len(refs))
 
 
@@ -102,8 +124,8 @@ def make_record_handler(batch: Batch, context: Any):
         if record.message_id in batch.errors:
             exc = batch.errors[record.message_id]
             if isinstance(exc, BadInputError):
-                record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}",
-                                 message_id=record.message_id)
+                subject = f"sqs:{record.message_id}" if exc.what == "SQS message" else exc.what
+                record_bad_input(logger, STAGE, exc, subject=subject, message_id=record.message_id)
             raise exc
         for ref, detection in batch.frames.get(record.message_id, []):
             obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,

@@ -262,11 +262,17 @@ class FirehoseDeliveryError(RuntimeError):
 # --- SageMaker runtime and Rekognition ---------------------------------------------------
 
 
+def model_error_status(exc: BaseException) -> int | None:
+    """The HTTP status the model container answered with, when SageMaker relayed it as ModelError."""
+    if error_code(exc) != "ModelError" or not isinstance(exc, ClientError):
+        return None
+    original = exc.response.get("OriginalStatusCode")
+    return original if isinstance(original, int) else None
+
+
 def _model_error_is_transient(exc: BaseException) -> bool:
-    if error_code(exc) != "ModelError":
-        return False
-    original = exc.response.get("OriginalStatusCode") if isinstance(exc, ClientError) else None
-    return isinstance(original, int) and original >= 500
+    status = model_error_status(exc)
+    return status is not None and status >= 500
 
 
 def invoke_endpoint(endpoint: str, payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
