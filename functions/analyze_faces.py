@@ -30,7 +30,12 @@ ANALYZER_HEADER = "x-vidsift-analyzer"
 def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
-    head = aws.head_object(ref.bucket, ref.key)
+    try:
+        head = aws.head_object(ref.bucket, ref.key)
+    except Exception as exc:
+        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise BadInputError(ref.uri, "the frame no longer exists (deleted before processing)") from exc
+        raise
     try:
         meta = FrameMeta.from_s3(head.get("Metadata", {}))
     except ValueError as exc:
@@ -39,7 +44,8 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
         resp = aws.detect_faces(ref.bucket, ref.key)
     except Exception as exc:
         if aws.error_code(exc) in _BAD_IMAGE:
-            raise BadInputError(ref.uri, f"Rekognition refused the image ({aws.error_code(exc)})") from exc
+            message = exc.response.get("Error", {}).get("Message", "")  # type: ignore[attr-defined]
+            raise BadInputError(ref.uri, f"Rekognition refused the image ({aws.error_code(exc)}: {message})") from exc
         raise
     analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
     details = resp.get("FaceDetails", [])
