@@ -1,0 +1,210 @@
+"""What arrives can be wrong in ways no file is: keys S3 URL-encodes, objects deleted before
+their event is handled, messages that are not S3 events, frames that are decompression
+bombs, more frames than the endpoint takes at once. Each ends in one clear error that names
+the object (an errors/ record, the message in the stage's DLQ) or is simply handled, and
+nothing next to it is affected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import pytest
+
+import functions.detect_people as detect_people
+from vidsift import aws
+from vidsift.core import ids
+from vidsift.core.events import parse_s3_message
+from vidsift.core.records import FrameMeta
+from vidsift.local.dispatcher import Dispatcher
+from vidsift.local.results import analytics_rows
+from vidsift.local.stack import LocalStack
+from vidsift.testing.faults import bomb_jpeg, bomb_png, jpeg
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
+    yield local_stack
+
+
+def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
+    meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
+                     frame_index=index, frame_time_s=float(index), captured_at=None)
+    key = ids.frame_key(video, index)
+    aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
+    return key
+
+
+def rows(stack: LocalStack, table: str, **match: object) -> list[dict]:
+    return [r for r in analytics_rows(stack, table) if all(r.get(k) == v for k, v in match.items())]
+
+
+def error_records(stack: LocalStack, stage: str) -> dict[str, dict]:
+    s3, bucket = aws.client("s3"), stack.names.bucket("analytics")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"errors/{stage}/").get("Contents", [])]
+    docs = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    return {d["subject"]: d for d in docs}
+
+
+def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
+    """Subjects (object URIs, or sqs:<id> for what is not an S3 event) now in the DLQ, removed."""
+    sqs, url, subjects = aws.client("sqs"), stack.dlq_urls[stage], []
+    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in msgs:
+            try:
+                subjects.extend(r.uri for r in parse_s3_message(m["Body"]))
+            except ValueError:
+                subjects.append(f"sqs:{m['MessageId']}")
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return subjects
+
+
+KEYS = [
+    "uploads/a/b/c/d/e/f/g/h/i/j/deep prefix/clip.mp4",
+    "uploads/spaces and+plus/clip +1 (copy).mp4",
+    "uploads/ünïcødé/日本語/動画 😀.mp4",
+    "uploads/100% sure/a%20b&c=d;e.mp4",
+]
+
+
+def test_awkward_keys_are_processed_under_their_own_names(stack: LocalStack, short_video: Path) -> None:
+    raw = stack.names.bucket("raw")
+    for key in KEYS:
+        aws.client("s3").upload_file(str(short_video), raw, key)
+    assert Dispatcher(stack).run_until_idle(timeout_s=300)
+    for key in KEYS:
+        people = rows(stack, "people", source_key=key)
+        assert sorted(r["frame_index"] for r in people) == [0, 1, 2], key
+        assert len(rows(stack, "faces", source_key=key)) == 3, key
+    assert not any(s.startswith(f"s3://{raw}/") for s in error_records(stack, "split_frames"))
+
+
+def test_video_deleted_before_processing(stack: LocalStack, short_video: Path) -> None:
+    raw, key = stack.names.bucket("raw"), "uploads/gone/before it was read.mp4"
+    aws.client("s3").upload_file(str(short_video), raw, key)
+    aws.client("s3").delete_object(Bucket=raw, Key=key)
+    assert Dispatcher(stack).run_until_idle(timeout_s=120)
+    uri = f"s3://{raw}/{key}"
+    assert "no longer exists" in error_records(stack, "split_frames")[uri]["reason"]
+    assert drain_dlq(stack, "split_frames") == [uri]
+    assert rows(stack, "people", source_key=key) == []
+
+
+def test_frames_deleted_before_detection_and_before_face_analysis(stack: LocalStack) -> None:
+    frames, people = stack.names.bucket("frames"), stack.names.bucket("people")
+    d = Dispatcher(stack)
+    gone = put_frame(stack, "deleted-frames", 0, jpeg("astronaut"))
+    kept = put_frame(stack, "deleted-frames", 1, jpeg("grace_hopper"))
+    aws.client("s3").delete_object(Bucket=frames, Key=gone)
+    d.poll("detect_people")  # both in one batch: the deleted frame must not fail its neighbour
+    assert d.stats["detect_people"].failed == 1 and d.stats["detect_people"].succeeded == 1
+    aws.client("s3").delete_object(Bucket=people, Key=kept)  # copied there; gone before analyze_faces
+    assert d.run_until_idle(timeout_s=120)
+    assert [r["frame_index"] for r in rows(stack, "people", video_id="deleted-frames")] == [1]
+    assert rows(stack, "faces", video_id="deleted-frames") == []
+    detect_errors, face_errors = error_records(stack, "detect_people"), error_records(stack, "analyze_faces")
+    assert "does not exist" in detect_errors[f"s3://{frames}/{gone}"]["reason"]
+    assert "no longer exists" in face_errors[f"s3://{people}/{kept}"]["reason"]
+    assert drain_dlq(stack, "detect_people") == [f"s3://{frames}/{gone}"]
+    assert drain_dlq(stack, "analyze_faces") == [f"s3://{people}/{kept}"]
+
+
+MALFORMED = ["this is not json", "[1, 2, 3]", json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
+             json.dumps({"hello": "world"})]
+
+
+@pytest.mark.parametrize("stage", ["split_frames", "detect_people", "analyze_faces"])
+def test_malformed_messages_fail_alone_with_a_reason(stack: LocalStack, stage: str) -> None:
+    sqs = aws.client("sqs")
+    sent = [sqs.send_message(QueueUrl=stack.queue_urls[stage], MessageBody=b)["MessageId"] for b in MALFORMED]
+    put_frame(stack, f"beside-malformed-{stage}", 0, jpeg("grace_hopper"),
+              bucket="people" if stage == "analyze_faces" else "frames")
+    assert Dispatcher(stack).run_until_idle(timeout_s=120)
+    records = error_records(stack, stage)
+    for message_id in sent:
+        assert f"sqs:{message_id}" in records, message_id
+        assert records[f"sqs:{message_id}"]["what"] == "SQS message"
+    assert sorted(drain_dlq(stack, stage)) == sorted(f"sqs:{m}" for m in sent)
+    table = "faces" if stage == "analyze_faces" else "people"
+    assert len(rows(stack, table, video_id=f"beside-malformed-{stage}")) == 1  # its neighbour was processed
+
+
+@pytest.fixture
+def decode_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of every buffer handed to cv2.imdecode (the endpoint and the local Rekognition
+    both decode with it, in this process)."""
+    seen: list[int] = []
+    real = cv2.imdecode
+
+    def spy(buf, flags):  # type: ignore[no-untyped-def]
+        seen.append(len(buf))
+        return real(buf, flags)
+
+    monkeypatch.setattr(cv2, "imdecode", spy)
+    return seen
+
+
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_decompression_bomb_frame_is_refused_before_decoding(stack: LocalStack, decode_spy: list[int],
+                                                             kind: str) -> None:
+    bomb = (bomb_jpeg if kind == "jpeg" else bomb_png)(20000, 20000)  # 1.2 GB of pixels in < 1 KB
+    video = f"bomb-{kind}"
+    frames = stack.names.bucket("frames")
+    bomb_key = put_frame(stack, video, 0, bomb)
+    put_frame(stack, video, 1, jpeg("astronaut"))
+    assert Dispatcher(stack).run_until_idle(timeout_s=120)
+    assert len(bomb) not in decode_spy and decode_spy  # the neighbour was decoded, the bomb never
+    reason = error_records(stack, "detect_people")[f"s3://{frames}/{bomb_key}"]["reason"]
+    assert "20000x20000" in reason and "refused before decoding" in reason
+    assert drain_dlq(stack, "detect_people") == [f"s3://{frames}/{bomb_key}"]
+    assert [r["frame_index"] for r in rows(stack, "people", video_id=video)] == [1]
+    assert len(rows(stack, "faces", video_id=video)) == 1
+
+
+@pytest.mark.parametrize("side", [9000, 30000])  # under and over Pillow's own bomb limit
+def test_decompression_bomb_in_the_people_bucket_is_refused_by_rekognition(stack: LocalStack,
+                                                                           decode_spy: list[int], side: int) -> None:
+    people = stack.names.bucket("people")
+    bomb = bomb_jpeg(side, side)
+    key = put_frame(stack, f"bomb-people-{side}", 0, bomb, bucket="people")
+    assert Dispatcher(stack).run_until_idle(timeout_s=120)
+    assert len(bomb) not in decode_spy
+    reason = error_records(stack, "analyze_faces")[f"s3://{people}/{key}"]["reason"]
+    assert "ImageTooLargeException" in reason and "too large" in reason
+    assert drain_dlq(stack, "analyze_faces") == [f"s3://{people}/{key}"]
+
+
+def test_batch_over_the_endpoint_limit_is_split_not_failed(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint takes at most MAX_BATCH frames per request (here 4); a 16-frame batch
+    must be sent in chunks it accepts, not fail nor fall back to one request per frame."""
+    monkeypatch.setenv("MAX_BATCH", "4")  # read per request by the in-process endpoint
+    monkeypatch.setattr(detect_people, "_request_limit", None)
+    endpoint = stack.sagemaker.endpoint
+    photos = ["astronaut", "coffee", "grace_hopper", "chelsea"] * 4
+    for i, name in enumerate(photos):
+        put_frame(stack, "big-batch", i, jpeg(name))
+    d = Dispatcher(stack)
+    before = endpoint.invocations
+    d.poll("detect_people")
+    assert d.stats["detect_people"].received == 16 and d.stats["detect_people"].succeeded == 16
+    # 16 refused, 8 refused, then chunks of 4: 1 + 1 + 4 requests, not 1 + 16.
+    assert endpoint.invocations - before == 6
+    for i, name in enumerate(photos):
+        put_frame(stack, "big-batch-2", i, jpeg(name))
+    before = endpoint.invocations
+    d.poll("detect_people")
+    assert d.stats["detect_people"].succeeded == 32
+    assert endpoint.invocations - before == 4  # the limit is remembered
+    for video in ("big-batch", "big-batch-2"):
+        found = {r["frame_index"]: r["person_count"] > 0 for r in rows(stack, "people", video_id=video)}
+        assert found == {i: name in ("astronaut", "grace_hopper") for i, name in enumerate(photos)}
+    assert d.run_until_idle(timeout_s=120)
+
+
+def test_nothing_was_recorded_twice(stack: LocalStack) -> None:
+    for table in ("people", "faces"):
+        got = [r["record_id"] for r in analytics_rows(stack, table)]
+        assert len(got) == len(set(got)), table
