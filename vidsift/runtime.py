@@ -35,16 +35,21 @@ def sqs_processor() -> BatchProcessor:
     return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-@cache
-def _config(key: str) -> IdempotencyConfig:
-    return IdempotencyConfig(event_key_jmespath=key, expires_after_seconds=IDEMPOTENCY_TTL_S,
-                             raise_on_no_idempotency_key=True)
+def _config(key: str, context: Any) -> IdempotencyConfig:
+    """A config per call: it carries this invocation's Lambda context, whose deadline becomes
+    the in-progress record's expiry. A config shared between calls would leak one invocation's
+    context into the next (or into a concurrent one), and without a context the record of an
+    invocation that timed out would block every retry until the whole record expires."""
+    config = IdempotencyConfig(event_key_jmespath=key, expires_after_seconds=IDEMPOTENCY_TTL_S,
+                               raise_on_no_idempotency_key=True)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(context)
+    return config
 
 
 @cache
-def _wrapped(fn: Callable[..., Any], key: str, table: str, endpoint: str | None) -> Callable[..., Any]:
-    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
-    return idempotent_function(fn, data_keyword_argument="obj", persistence_store=store, config=_config(key))
+def _store(fn: Callable[..., Any], key: str, table: str, endpoint: str | None) -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
 def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, key: str = OBJECT_KEY) -> Any:
@@ -58,10 +63,9 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, ke
     table = os.environ.get("IDEMPOTENCY_TABLE")
     if not table:
         return fn(obj=obj)
-    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-        _config(key).register_lambda_context(context)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
-    return _wrapped(fn, key, table, endpoint)(obj=obj)
+    return idempotent_function(fn, data_keyword_argument="obj", persistence_store=_store(fn, key, table, endpoint),
+                               config=_config(key, context))(obj=obj)
 
 
 def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None) -> None:
