@@ -29,33 +29,36 @@ T = TypeVar("T")
 #: Attempts per call including the first; botocore spaces them with jittered backoff
 #: (up to 1, 2, 4, 8 s). Past that, SQS redelivery is the next, slower layer of retry.
 MAX_ATTEMPTS = 5
-_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-    connect_timeout=5,
-    read_timeout=60,
-    tcp_keepalive=True,
-)
+#: Seconds to wait for an answer before the attempt counts as failed (and is retried).
+#: ``VIDSIFT_AWS_READ_TIMEOUT_S`` overrides it, e.g. for tests of a hung endpoint.
+READ_TIMEOUT_S = 60.0
 _lock = threading.Lock()
 
 
+def _config(read_timeout_s: float) -> Config:
+    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=5,
+                  read_timeout=read_timeout_s, tcp_keepalive=True)
+
+
 @cache
-def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+def _client(service: str, endpoint_url: str | None, region: str | None, read_timeout_s: float = READ_TIMEOUT_S) -> Any:
     with _lock:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, config=_CONFIG, region_name=region)
+        return boto3.session.Session().client(service, config=_config(read_timeout_s), region_name=region)
 
 
 def client(service: str) -> Any:
     """A cached client per service and per endpoint environment.
 
-    The endpoint variables are part of the cache key so tests and the local stack may
-    repoint the process at a new local AWS without stale clients surviving.
+    The endpoint variables (and the read timeout) are part of the cache key so tests and the
+    local stack may repoint the process at a new local AWS without stale clients surviving.
     """
     import os
 
     env_key = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
     endpoint = os.environ.get(env_key) or os.environ.get("AWS_ENDPOINT_URL")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _client(service, endpoint, region)
+    timeout = float(os.environ.get("VIDSIFT_AWS_READ_TIMEOUT_S") or READ_TIMEOUT_S)
+    return _client(service, endpoint, region, timeout)
 
 
 def reset_clients() -> None:
