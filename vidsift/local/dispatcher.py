@@ -4,14 +4,24 @@ It polls each stage's queue, hands the handler a real SQS event (batch size from
 contract, as serverless.yml configures it), deletes what succeeded and leaves the
 reported failures to come back after the visibility timeout and, past their receive
 count, to be moved to the DLQ by the queue's redrive policy, as in AWS.
+
+Like Lambda, it may run several invocations at once (``concurrency``): each stage up to its
+contract ``max_concurrency``, all stages together up to ``concurrency``. Received messages
+stay invisible for the function's timeout (AWS requires the queue's visibility timeout to
+cover it), so a slow invocation's messages are not handed to a second one; the failures a
+handler reports are made visible again after the queue's short local visibility timeout.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +36,7 @@ class LocalContext:
     """The attributes of Lambda's context object that Powertools reads."""
 
     function_name: str
-    timeout_s: int
+    timeout_s: float
     memory_limit_in_mb: int = 1024
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     _deadline: float = 0.0
@@ -64,18 +74,31 @@ class Dispatcher:
     handlers: dict[str, Handler] = field(default_factory=dict)
     stats: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in contract.STAGES})
     on_batch: Callable[[str, StageStats], None] | None = None
+    #: Invocations at once over all stages; 1 runs them one after another.
+    concurrency: int = 1
+    #: Function timeouts (seconds) per stage instead of the contract's, e.g. to test what
+    #: happens to an invocation that runs out of time.
+    timeouts: dict[str, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         for stage in contract.STAGES:
             self.handlers.setdefault(stage, load_handler(stage))
+
+    def timeout_s(self, stage: str) -> float:
+        return float(self.timeouts.get(stage, contract.stage(stage)["timeout_s"]))
 
     def _receive(self, stage: str) -> list[dict[str, Any]]:
         sqs = aws.client("sqs")
         want = contract.stage(stage)["batch_size"]
+        # Invisible while the function may still run on them, plus the local retry delay.
+        hide_s = math.ceil(self.timeout_s(stage)) + self.stack.visibility_timeout_s
         messages: list[dict[str, Any]] = []
         while len(messages) < want:
             got = sqs.receive_message(QueueUrl=self.stack.queue_urls[stage], WaitTimeSeconds=0,
-                                      MaxNumberOfMessages=min(10, want - len(messages)),
+                                      MaxNumberOfMessages=min(10, want - len(messages)), VisibilityTimeout=hide_s,
                                       AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             if not got:
                 break
@@ -94,29 +117,39 @@ class Dispatcher:
     def poll(self, stage: str) -> int:
         """One invocation with up to a batch of messages; returns how many were handled."""
         messages = self._receive(stage)
-        if not messages:
-            return 0
-        stats = self.stats[stage]
-        stats.invocations += 1
-        stats.received += len(messages)
-        ctx = LocalContext(function_name=f"{self.stack.names.prefix}-{stage}",
-                           timeout_s=contract.stage(stage)["timeout_s"])
+        if messages:
+            self._invoke(stage, messages)
+        return len(messages)
+
+    def _invoke(self, stage: str, messages: list[dict[str, Any]]) -> None:
+        ctx = LocalContext(function_name=f"{self.stack.names.prefix}-{stage}", timeout_s=self.timeout_s(stage))
         started = time.monotonic()
         try:
             response = self.handlers[stage](self._event(stage, messages), ctx) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # an invocation error fails the whole batch, as in Lambda
             failed = {m["MessageId"] for m in messages}
-        stats.seconds += time.monotonic() - started
+        seconds = time.monotonic() - started
+        sqs, url = aws.client("sqs"), self.stack.queue_urls[stage]
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            aws.client("sqs").delete_message_batch(QueueUrl=self.stack.queue_urls[stage], Entries=[
+            sqs.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
-        stats.succeeded += len(done)
-        stats.failed += len(failed)
-        if self.on_batch:
-            self.on_batch(stage, stats)
-        return len(messages)
+        retry = [m for m in messages if m["MessageId"] in failed]
+        if retry:  # back after the queue's own visibility timeout, as if received with it
+            back_s = self.stack.visibility_timeout_s
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": back_s}
+                for i, m in enumerate(retry)])
+        with self._lock:
+            stats = self.stats[stage]
+            stats.invocations += 1
+            stats.received += len(messages)
+            stats.seconds += seconds
+            stats.succeeded += len(done)
+            stats.failed += len(retry)
+            if self.on_batch:
+                self.on_batch(stage, stats)
 
     def in_flight(self) -> int:
         sqs = aws.client("sqs")
@@ -130,6 +163,8 @@ class Dispatcher:
     def run_until_idle(self, timeout_s: float = 3600, idle_sleep_s: float = 0.2) -> bool:
         """Drain every queue (later stages first, so frames flow on as soon as they exist).
         Returns False if the timeout came first."""
+        if self.concurrency > 1:
+            return self._run_concurrently(timeout_s, idle_sleep_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             handled = sum(self.poll(stage) for stage in reversed(contract.STAGES))
@@ -138,4 +173,36 @@ class Dispatcher:
             if self.in_flight() == 0:
                 return True
             time.sleep(idle_sleep_s)
+        return False
+
+    def _run_concurrently(self, timeout_s: float, idle_sleep_s: float) -> bool:
+        """Receive on this thread, invoke on a pool: a stage takes a free slot while it is under
+        its max_concurrency and the total is under ``concurrency``."""
+        deadline = time.monotonic() + timeout_s
+        running: dict[Future[None], str] = {}
+        per_stage: Counter[str] = Counter()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="invoke") as pool:
+            while time.monotonic() < deadline:
+                started = 0
+                for stage in reversed(contract.STAGES):
+                    cap = contract.stage(stage)["max_concurrency"]
+                    while len(running) < self.concurrency and per_stage[stage] < cap:
+                        messages = self._receive(stage)
+                        if not messages:
+                            break
+                        running[pool.submit(self._invoke, stage, messages)] = stage
+                        per_stage[stage] += 1
+                        started += 1
+                finished = [f for f in running if f.done()]
+                for fut in finished:
+                    per_stage[running.pop(fut)] -= 1
+                    fut.result()  # _invoke catches what a handler raises; anything else is a bug to surface
+                if started or finished:
+                    continue
+                if running:
+                    wait(running, timeout=idle_sleep_s, return_when=FIRST_COMPLETED)
+                elif self.in_flight() == 0:
+                    return True
+                else:
+                    time.sleep(idle_sleep_s)
         return False
