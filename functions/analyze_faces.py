@@ -19,8 +19,6 @@ from vidsift.runtime import once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
 logger = get_logger(STAGE)
-processor = sqs_processor()
-_context: Any = None
 #: Rekognition errors that say the image itself is unusable: retrying cannot help.
 _BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException", "InvalidS3ObjectException"}
 #: The local analyser names itself in this response header; Amazon Rekognition sends none.
@@ -64,7 +62,8 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    """One frame; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
     try:
         refs = parse_s3_message(record.body)
     except BadInputError as exc:
@@ -73,7 +72,7 @@ def record_handler(record: SQSRecord) -> None:
     for ref in refs:
         try:
             once(analyze_frame, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size},
-                 _context)
+                 lambda_context)
         except BadInputError as exc:
             record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
             raise
@@ -81,7 +80,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _context
-    _context = context
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+    # A processor per invocation: it holds the batch's state, and invocations may run side by side.
+    return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)

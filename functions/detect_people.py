@@ -20,7 +20,6 @@ from vidsift.runtime import once, record_bad_input, sqs_processor
 
 STAGE = "detect_people"
 logger = get_logger(STAGE)
-processor = sqs_processor()
 
 
 @dataclass
@@ -143,4 +142,4 @@ def make_record_handler(batch: Batch, context: Any):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     batch = prepare(event, Settings.from_env())
     return process_partial_response(event=event, record_handler=make_record_handler(batch, context),
-                                    processor=processor, context=context)
+                                    processor=sqs_processor(), context=context)

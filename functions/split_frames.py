@@ -22,8 +22,6 @@ from vidsift.runtime import once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)
-processor = sqs_processor()
-_context: Any = None
 #: Segments of one video share bucket, key and etag: the segment number is part of the key.
 SEGMENT_KEY = "[bucket, key, etag, segment]"
 
@@ -58,13 +56,14 @@ def _segment_doc(body: str) -> dict[str, Any] | None:
     return doc[segments.MESSAGE_KEY] if segments.is_segment_message(doc) else None
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
     try:
         seg = _segment_doc(record.body)
         if seg is not None:
             task = segments.SegmentTask.from_obj(seg)
             try:
-                once(process_segment, task.to_obj(), _context, key=SEGMENT_KEY)
+                once(process_segment, task.to_obj(), lambda_context, key=SEGMENT_KEY)
             except BadInputError as exc:
                 record_bad_input(logger, STAGE, exc, subject=task.subject, message_id=record.message_id)
                 raise
@@ -72,7 +71,7 @@ def record_handler(record: SQSRecord) -> None:
         for ref in parse_s3_message(record.body):
             try:
                 once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
-                                     "source_queue_arn": record.event_source_arn}, _context)
+                                     "source_queue_arn": record.event_source_arn}, lambda_context)
             except BadInputError as exc:
                 record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
                 raise
@@ -84,7 +83,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    global _context
-    _context = context
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+    # A processor per invocation: it holds the batch's state, and invocations may run side by side.
+    return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)
