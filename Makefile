@@ -18,6 +18,9 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@# The editable install below builds without isolation: it needs a setuptools with
+	@# bdist_wheel built in (>= 70.1), not the 65.x a fresh venv starts with.
+	$(BIN)/pip install -q --disable-pip-version-check "setuptools==80.9.0"
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@# A dependency may drag in the non-headless OpenCV 5.x; keep the one we pinned.
