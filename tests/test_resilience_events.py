@@ -15,51 +15,16 @@ import pytest
 
 import functions.detect_people as detect_people
 from vidsift import aws
-from vidsift.core import ids
-from vidsift.core.events import parse_s3_message
-from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
-from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.testing.faults import bomb_jpeg, bomb_png, jpeg
+from vidsift.testing.localcheck import drain_dlq, duplicates, error_records, put_frame, rows
 
 
 @pytest.fixture(scope="module")
 def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
     yield local_stack
-
-
-def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
-    meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
-                     frame_index=index, frame_time_s=float(index), captured_at=None)
-    key = ids.frame_key(video, index)
-    aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
-    return key
-
-
-def rows(stack: LocalStack, table: str, **match: object) -> list[dict]:
-    return [r for r in analytics_rows(stack, table) if all(r.get(k) == v for k, v in match.items())]
-
-
-def error_records(stack: LocalStack, stage: str) -> dict[str, dict]:
-    s3, bucket = aws.client("s3"), stack.names.bucket("analytics")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"errors/{stage}/").get("Contents", [])]
-    docs = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
-    return {d["subject"]: d for d in docs}
-
-
-def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
-    """Subjects (object URIs, or sqs:<id> for what is not an S3 event) now in the DLQ, removed."""
-    sqs, url, subjects = aws.client("sqs"), stack.dlq_urls[stage], []
-    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in msgs:
-            try:
-                subjects.extend(r.uri for r in parse_s3_message(m["Body"]))
-            except ValueError:
-                subjects.append(f"sqs:{m['MessageId']}")
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return subjects
 
 
 KEYS = [
@@ -205,6 +170,4 @@ def test_batch_over_the_endpoint_limit_is_split_not_failed(stack: LocalStack, mo
 
 
 def test_nothing_was_recorded_twice(stack: LocalStack) -> None:
-    for table in ("people", "faces"):
-        got = [r["record_id"] for r in analytics_rows(stack, table)]
-        assert len(got) == len(set(got)), table
+    assert duplicates(stack, "people") == [] and duplicates(stack, "faces") == []

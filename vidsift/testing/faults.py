@@ -144,3 +144,31 @@ def bomb_png(width: int, height: int) -> bytes:
     data[16:20], data[20:24] = width.to_bytes(4, "big"), height.to_bytes(4, "big")
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     return bytes(data)
+
+
+class FirehoseRefusesRecords:
+    """The next ``calls`` PutRecordBatch calls come back with every record refused
+    (``FailedPutCount`` = all, each with an ErrorCode), the shape Firehose answers with when it
+    is overloaded. Nothing is sent, so nothing refused is delivered behind the caller's back."""
+
+    def __init__(self, client: Any, calls: int) -> None:
+        self.client, self.calls, self.refused_records = client, calls, 0
+        self._lock = threading.Lock()
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with self._lock:
+            if self.calls <= 0:
+                return None
+            self.calls -= 1
+            n = len(json.loads(params["body"])["Records"])
+            self.refused_records += n
+        failed = {"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
+        return (AWSResponse("https://firehose", 200, {}, _Raw(b"")),
+                {"FailedPutCount": n, "Encrypted": False, "RequestResponses": [dict(failed) for _ in range(n)]})
+
+    def __enter__(self) -> FirehoseRefusesRecords:
+        self.client.meta.events.register("before-call.firehose.PutRecordBatch", self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.meta.events.unregister("before-call.firehose.PutRecordBatch", self)

@@ -1,0 +1,220 @@
+"""Faults across the chain, injected into the real local services: the SageMaker endpoint
+hangs past the read timeout or answers 5xx / ModelError, Rekognition answers 5xx, Firehose
+is unavailable or refuses records, S3 says SlowDown, and split_frames dies in the middle of
+a video. Every record ends delivered exactly once after retries (botocore's, ours, or SQS
+redelivery), never silently dropped. (Throttled Rekognition, a failing endpoint with redrive
+and one bad frame in a batch are in tests/test_stage_faults.py.)"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vidsift import aws
+from vidsift.core import ids
+from vidsift.local.dispatcher import Dispatcher, LocalContext
+from vidsift.local.stack import LocalStack
+from vidsift.runtime import once
+from vidsift.testing.faults import (
+    FIREHOSE_UNAVAILABLE,
+    S3_SLOW_DOWN,
+    FirehoseRefusesRecords,
+    LambdaKilled,
+    Refuse,
+    dies_after,
+    jpeg,
+)
+from vidsift.testing.localcheck import drain_dlq, duplicates, error_records, put_frame, rows
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
+    yield local_stack
+
+
+def frame_once(stack: LocalStack, video: str) -> None:
+    """The frame's people row (a person: astronaut) and its face row, each exactly once; no
+    error record, nothing in a DLQ."""
+    assert [r["frame_index"] for r in rows(stack, "people", video_id=video)] == [0]
+    assert rows(stack, "people", video_id=video)[0]["person_count"] >= 1
+    assert len(rows(stack, "faces", video_id=video)) == 1
+    for stage in ("detect_people", "analyze_faces"):
+        assert not [s for s in error_records(stack, stage) if f"/{video}/" in s]
+        assert drain_dlq(stack, stage) == []
+
+
+# --- SageMaker endpoint -------------------------------------------------------------------
+
+
+def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDSIFT_AWS_READ_TIMEOUT_S", "1")  # a fresh client with it (part of the cache key)
+    stack.sagemaker.faults.inject("delay", times=2, delay_s=2.5)
+    put_frame(stack, "endpoint-hangs", 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    assert len(stack.sagemaker.faults) == 0  # both hung requests were given up on and retried
+    assert d.stats["detect_people"].succeeded == 1
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, "endpoint-hangs")
+
+
+def test_endpoint_hanging_on_every_attempt_fails_the_message_then_redrive_delivers_once(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDSIFT_AWS_READ_TIMEOUT_S", "0.5")
+    stack.sagemaker.faults.inject("delay", times=aws.MAX_ATTEMPTS, delay_s=1.0)
+    put_frame(stack, "endpoint-hangs-long", 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    assert d.stats["detect_people"].failed == 1 and rows(stack, "people", video_id="endpoint-hangs-long") == []
+    assert d.run_until_idle(timeout_s=120)  # redelivered after the visibility timeout
+    frame_once(stack, "endpoint-hangs-long")
+
+
+@pytest.mark.parametrize(("fault", "times", "redriven"), [
+    ("internal_failure", 2, False),  # HTTP 500 from the runtime: botocore retries it
+    ("service_unavailable", 2, False),  # 503
+    ("model_error", 4, True),  # the container's 5xx on all of vidsift's attempts: SQS retries later
+])
+def test_endpoint_errors_end_in_one_row(stack: LocalStack, fault: str, times: int, redriven: bool) -> None:
+    video = f"endpoint-{fault}"
+    stack.sagemaker.faults.inject(fault, times=times)
+    put_frame(stack, video, 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    assert len(stack.sagemaker.faults) == 0
+    assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, video)
+
+
+# --- Rekognition ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("times", "redriven"), [(2, False), (aws.MAX_ATTEMPTS, True)])
+def test_rekognition_5xx_ends_in_one_face_row(stack: LocalStack, times: int, redriven: bool) -> None:
+    video = f"rekognition-500-{times}"
+    put_frame(stack, video, 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    stack.rekognition.fail_next(times, "InternalServerError")
+    d.poll("analyze_faces")
+    assert stack.rekognition.pending_faults == 0
+    assert (d.stats["analyze_faces"].failed, d.stats["analyze_faces"].succeeded) == ((1, 0) if redriven else (0, 1))
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, video)
+
+
+# --- Firehose -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("refusals", "redriven"), [(2, False), (aws.MAX_ATTEMPTS, True)])
+def test_firehose_unavailable_ends_in_one_row(stack: LocalStack, refusals: int, redriven: bool) -> None:
+    video = f"firehose-503-{refusals}"
+    put_frame(stack, video, 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    with Refuse(aws.client("firehose"), FIREHOSE_UNAVAILABLE, limit=refusals) as fault:
+        d.poll("detect_people")
+    assert fault.refused == refusals
+    assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, video)  # the frame was copied to the people bucket twice: one face row still
+
+
+def test_firehose_refusing_records_past_the_resends_ends_in_one_row(stack: LocalStack) -> None:
+    """Per-record refusals are resent (aws.put_records, 6 attempts); past that the message
+    fails and SQS redelivers it. (Partial refusals: tests/test_firehose_delivery.py.)"""
+    put_frame(stack, "firehose-refuses", 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    with FirehoseRefusesRecords(aws.client("firehose"), calls=6) as fault:
+        d.poll("analyze_faces")
+    assert fault.refused_records == 6 and fault.calls == 0
+    assert d.stats["analyze_faces"].failed == 1 and rows(stack, "faces", video_id="firehose-refuses") == []
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, "firehose-refuses")
+
+
+# --- S3 -------------------------------------------------------------------------------------
+
+
+def test_s3_slow_down_is_absorbed_through_a_whole_video(stack: LocalStack, people_video: Path) -> None:
+    key = "uploads/slowdown/people clip.mp4"
+    aws.client("s3").upload_file(str(people_video), stack.names.bucket("raw"), key)
+    with Refuse(aws.client("s3"), S3_SLOW_DOWN, limit=30, every=2) as fault:
+        assert Dispatcher(stack).run_until_idle(timeout_s=300)
+    assert fault.refused == fault.seen // 2 >= 15  # every other S3 request of the run was refused once
+    assert {"HeadObject", "GetObject", "PutObject"} <= set(fault.refused_ops)
+    people = rows(stack, "people", source_key=key)
+    assert sorted(r["frame_index"] for r in people) == [0, 1, 2, 3, 4, 5]
+    assert sorted(r["frame_index"] for r in people if r["person_count"]) == [2, 3]
+    assert len(rows(stack, "faces", source_key=key)) == 2
+    for stage in ("split_frames", "detect_people", "analyze_faces"):
+        assert drain_dlq(stack, stage) == []
+
+
+# --- A Lambda that dies mid-video -----------------------------------------------------------
+
+
+def in_progress_records(table: str) -> list[dict]:
+    items = aws.client("dynamodb").scan(TableName=table)["Items"]
+    return [i for i in items if i["status"]["S"] == "INPROGRESS"]
+
+
+def test_split_frames_killed_mid_video_is_retried_without_doubling_anything(
+        stack: LocalStack, people_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invocation dies (timeout, OOM) after writing 3 of 6 frames: no handler code runs
+    after that, so the idempotency record stays INPROGRESS. Its expiry is the invocation's
+    deadline (1 s here), so the redelivered message, seen after the visibility timeout,
+    proceeds: same frame keys, one row per frame, nothing twice."""
+    s3, raw, frames = aws.client("s3"), stack.names.bucket("raw"), stack.names.bucket("frames")
+    key = "uploads/killed/people clip.mp4"
+    s3.upload_file(str(people_video), raw, key)
+    video = ids.video_id(raw, key, s3.head_object(Bucket=raw, Key=key)["ETag"])
+    started_ms = time.time() * 1000
+    with monkeypatch.context() as m:
+        frame_puts = dies_after(aws.put_object, 3, when=lambda *a, **k: k["content_type"] == "image/jpeg")
+        m.setattr(aws, "put_object", frame_puts)
+        with pytest.raises(LambdaKilled):
+            Dispatcher(stack, timeouts={"split_frames": 1}).poll("split_frames")
+    written = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=frames, Prefix=f"{video}/").get("Contents", []))
+    assert written == [ids.frame_key(video, i) for i in range(3)]  # died mid-video, no summary
+    (record,) = [r for r in in_progress_records(stack.names.idempotency_table) if "process_video" in r["id"]["S"]]
+    expiry = int(record["in_progress_expiration"]["N"])
+    assert started_ms < expiry < started_ms + 1000 + 2000  # the dead invocation's deadline, not a week
+    assert Dispatcher(stack).run_until_idle(timeout_s=300)
+    written = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=frames, Prefix=f"{video}/").get("Contents", []))
+    assert written == [*[ids.frame_key(video, i) for i in range(6)], ids.summary_key(video)]
+    people = rows(stack, "people", video_id=video)
+    assert sorted(r["frame_index"] for r in people) == [0, 1, 2, 3, 4, 5]
+    assert sorted(r["frame_index"] for r in rows(stack, "faces", video_id=video)) == [2, 3]
+    assert not [s for s in error_records(stack, "split_frames") if s.endswith(key)]
+    assert drain_dlq(stack, "split_frames") == []
+
+
+def test_each_call_carries_its_own_deadline(stack: LocalStack) -> None:
+    """The in-progress expiry is the calling invocation's deadline, and a call without a
+    context has none: a context registered by an earlier (or concurrent) invocation must not
+    leak into another's record."""
+    expiries: list[int | None] = []
+
+    def work(obj: dict) -> dict:
+        (record,) = [r for r in in_progress_records(stack.names.idempotency_table) if "work" in r["id"]["S"]]
+        expiries.append(int(record["in_progress_expiration"]["N"]) if "in_progress_expiration" in record else None)
+        return {}
+
+    tag = uuid.uuid4().hex
+    before_ms = time.time() * 1000
+    once(work, {"bucket": "b", "key": f"{tag}-1", "etag": "e"}, LocalContext("f", timeout_s=60))
+    with pytest.warns(UserWarning, match="remaining time"):  # Powertools says it has no deadline
+        once(work, {"bucket": "b", "key": f"{tag}-2", "etag": "e"}, None)
+    assert expiries[0] is not None and before_ms + 55_000 < expiries[0] < before_ms + 65_000
+    assert expiries[1] is None
+
+
+def test_nothing_was_recorded_twice(stack: LocalStack) -> None:
+    assert duplicates(stack, "people") == [] and duplicates(stack, "faces") == []

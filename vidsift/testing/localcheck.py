@@ -1,0 +1,64 @@
+"""Reading what a local stack holds after a run: rows, error records, dead letters.
+
+Resilience tests ask the same questions after every fault (did each row arrive once? is
+the reason on record? what is in the DLQ?), so the answers are read the same way here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from vidsift import aws
+from vidsift.core import ids
+from vidsift.core.events import parse_s3_message
+from vidsift.core.records import FrameMeta
+from vidsift.local.results import analytics_rows
+from vidsift.local.stack import LocalStack
+
+
+def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
+    """A frame as split_frames writes it (key and metadata), so its S3 event starts detect_people
+    (frames bucket) or analyze_faces (people bucket)."""
+    meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
+                     frame_index=index, frame_time_s=float(index), captured_at=None)
+    key = ids.frame_key(video, index)
+    aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
+    return key
+
+
+def rows(stack: LocalStack, table: str, **match: object) -> list[dict[str, Any]]:
+    """Delivered rows of ``table`` whose columns equal ``match``."""
+    return [r for r in analytics_rows(stack, table) if all(r.get(k) == v for k, v in match.items())]
+
+
+def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
+    """The errors/<stage>/ records, by subject (an object's URI, or sqs:<message id>)."""
+    s3, bucket = aws.client("s3"), stack.names.bucket("analytics")
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"errors/{stage}/"):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    docs = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    return {d["subject"]: d for d in docs}
+
+
+def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
+    """Subjects (object URIs, or sqs:<id> for a body that is no S3 event) in the stage's DLQ,
+    which is emptied."""
+    sqs, url, subjects = aws.client("sqs"), stack.dlq_urls[stage], []
+    while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in msgs:
+            try:
+                subjects.extend(r.uri for r in parse_s3_message(m["Body"]))
+            except ValueError:
+                subjects.append(f"sqs:{m['MessageId']}")
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return subjects
+
+
+def duplicates(stack: LocalStack, table: str) -> list[str]:
+    """record_ids delivered more than once."""
+    seen: dict[str, int] = {}
+    for r in analytics_rows(stack, table):
+        seen[r["record_id"]] = seen.get(r["record_id"], 0) + 1
+    return sorted(k for k, n in seen.items() if n > 1)
