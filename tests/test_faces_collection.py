@@ -28,6 +28,7 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from vidsift import aws, faces_cli, known_faces
+from vidsift.cli import build_parser
 from vidsift.core import matching
 from vidsift.local import rekognition
 from vidsift.samples import photo
@@ -325,8 +326,7 @@ def faces(service: rekognition.RekognitionService, collection: str,
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("FACE_COLLECTION", raising=False)
     aws.reset_clients()
-    parser = argparse.ArgumentParser(prog="vidsift")
-    faces_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()  # the `vidsift` command itself: `vidsift faces` must be registered there
 
     def run(*argv: str) -> int:
         args = parser.parse_args(["faces", "--collection", collection, *argv])

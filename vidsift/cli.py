@@ -96,6 +96,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"\nDrop a video:  aws s3 cp clip.mp4 s3://{names.bucket('raw')}/{prefix}clip.mp4 "
               f"--endpoint-url {stack.endpoint_url}")
         print(f"Results go to {out}/ ; query them with: vidsift query --out {out} \"SELECT * FROM people\"")
+        if stack.with_models:
+            from vidsift.core import matching
+
+            print(f"Known faces (collection {matching.collection_name(names)}): "
+                  "vidsift faces index --name \"Ada Lovelace\" ada.jpg")
+        if stack.alert_queue_url:
+            print(f"Alerts (set ALERT_RULES before vidsift up) go to {stack.alert_topic_arn}; read them with: "
+                  f"aws sqs receive-message --queue-url {stack.alert_queue_url} --endpoint-url {stack.endpoint_url}")
         print("Ctrl-C stops the stack.\n", flush=True)
 
         def on_batch(stage: str, stats: object) -> None:
@@ -211,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vidsift.report.cli import add_parser as add_report_parser
 
     add_report_parser(sub)
+
+    from vidsift.faces_cli import add_parser as add_faces_parser
+
+    add_faces_parser(sub)
     return parser
 
 
