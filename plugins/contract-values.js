@@ -9,11 +9,16 @@
 //       6 x stages.<stage>.timeout_s. AWS advises a queue that feeds a Lambda function to
 //       hide a received message for six times the function's timeout, so a batch being
 //       retried (throttling, partial failures) is not redelivered while still in flight.
-//   queue_notifications.<stage>
-//       The S3 QueueConfigurations that send the stage's source bucket's new objects to
-//       its queue: for the raw bucket one per video suffix (S3 filters take one suffix
-//       each), all under raw_upload_prefix; for the frames and people buckets the
-//       frame_suffix only, so a video's summary.json next to its frames triggers nothing.
+//   bucket_notifications.<bucket role>
+//       The bucket's S3 QueueConfigurations, for every stage it feeds (the rule of
+//       vidsift.contract.notifications, which the local stack uses): a stage whose
+//       source_bucket is raw gets one per video suffix (S3 filters take one suffix each),
+//       all under raw_upload_prefix; a stage fed by the frames or people bucket gets the
+//       frame_suffix only, so a video's summary.json next to its frames triggers nothing;
+//       a stage with a snapshot_bucket also gets that bucket's edge snapshots
+//       (snapshot_prefix + frame_suffix: the alert fast lane). The snapshot filter shares
+//       the raw bucket with the video filters; S3 accepts that only because no video
+//       suffix ends with the frame suffix (tests/test_contract.py checks it).
 
 const fs = require('fs');
 const path = require('path');
@@ -33,28 +38,46 @@ const queueLogicalId = (stage) =>
 
 const filter = (rules) => ({ S3Key: { Rules: rules } });
 
-const queueNotifications = (stage) => {
-  const queue = { 'Fn::GetAtt': [queueLogicalId(stage), 'Arn'] };
-  const event = 's3:ObjectCreated:*';
-  if (contract.stages[stage].source_bucket === 'raw') {
-    return contract.video_suffixes.map((suffix) => ({
-      Event: event,
-      Queue: queue,
-      Filter: filter([
-        { Name: 'prefix', Value: contract.raw_upload_prefix },
-        { Name: 'suffix', Value: suffix },
-      ]),
-    }));
-  }
-  return [
-    { Event: event, Queue: queue, Filter: filter([{ Name: 'suffix', Value: contract.frame_suffix }]) },
-  ];
-};
+const notification = (stage, prefix, suffix) => ({
+  Event: 's3:ObjectCreated:*',
+  Queue: { 'Fn::GetAtt': [queueLogicalId(stage), 'Arn'] },
+  Filter: filter([
+    ...(prefix === null ? [] : [{ Name: 'prefix', Value: prefix }]),
+    { Name: 'suffix', Value: suffix },
+  ]),
+});
+
+// [{bucket, config}] for every stage, in the contract's stage order.
+const allNotifications = () =>
+  Object.entries(contract.stages).flatMap(([stage, spec]) => {
+    const out =
+      spec.source_bucket === 'raw'
+        ? contract.video_suffixes.map((suffix) => ({
+            bucket: 'raw',
+            config: notification(stage, contract.raw_upload_prefix, suffix),
+          }))
+        : [{ bucket: spec.source_bucket, config: notification(stage, null, contract.frame_suffix) }];
+    if (spec.snapshot_bucket) {
+      out.push({
+        bucket: spec.snapshot_bucket,
+        config: notification(stage, contract.snapshot_prefix, contract.frame_suffix),
+      });
+    }
+    return out;
+  });
+
+const bucketNotifications = (role) =>
+  allNotifications()
+    .filter((n) => n.bucket === role)
+    .map((n) => n.config);
 
 const perStage = (fn) =>
   Object.fromEntries(Object.keys(contract.stages).map((stage) => [stage, fn(stage)]));
 
+const perBucket = (fn) =>
+  Object.fromEntries(Object.keys(contract.buckets).map((role) => [role, fn(role)]));
+
 module.exports = {
   visibility_timeout_s: perStage((stage) => VISIBILITY_TIMEOUT_FACTOR * contract.stages[stage].timeout_s),
-  queue_notifications: perStage(queueNotifications),
+  bucket_notifications: perBucket(bucketNotifications),
 };

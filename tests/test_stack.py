@@ -167,6 +167,9 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
         },
         "detect_people": {
             ("s3:GetObject", f"{bucket_arn('frames')}/*"),
+            # the edge's alert snapshots: HeadObject and the copy's source, under their prefix only
+            ("s3:GetObject", f"{bucket_arn(contract.stage('detect_people')['snapshot_bucket'])}/"
+                             f"{C['snapshot_prefix']}*"),
             ("s3:PutObject", f"{bucket_arn('people')}/*"),
             ("sagemaker:InvokeEndpoint", arn("sagemaker", f"endpoint/{NAMES.endpoint}")),
             ("firehose:PutRecordBatch", stream_arn("people")),
@@ -333,38 +336,42 @@ def queue_problems(tpl: Template) -> list[str]:
             if props.get("SqsManagedSseEnabled") is not True:
                 problems.append(f"{stage}: {what} not encrypted")
         qurl, durl = tpl.ref(qid), tpl.ref(did)
-        source = bucket_arn(spec["source_bucket"])
+        # The buckets that notify this queue: its source, and the edge snapshots' bucket.
+        roles = sorted({n.bucket for n in contract.notifications() if n.stage == stage})
+        sources = sorted(bucket_arn(r) for r in roles)
         pid, statements = policies.get(qurl, (None, []))
         allows = [s for s in statements if s["Effect"] == "Allow"]
+        got_allows = []
+        for st in allows:
+            st = {k: v for k, v in st.items() if k != "Sid"}
+            arns = st.get("Condition", {}).get("ArnEquals", {}).get("aws:SourceArn")
+            if arns is not None:  # one ARN or a list of them: the same condition to IAM
+                st["Condition"] = {**st["Condition"], "ArnEquals": {"aws:SourceArn": sorted(as_list(arns))}}
+            got_allows.append(st)
         want_allow = {"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
                       "Resource": queue_arn(NAMES.queue(stage)),
-                      "Condition": {"ArnEquals": {"aws:SourceArn": source},
+                      "Condition": {"ArnEquals": {"aws:SourceArn": sources},
                                     "StringEquals": {"aws:SourceAccount": ACCOUNT}}}
-        if [{k: v for k, v in s.items() if k != "Sid"} for s in allows] != [want_allow]:
-            problems.append(f"{stage}: queue policy allows {allows}, expected only S3 from {source}")
+        if got_allows != [want_allow]:
+            problems.append(f"{stage}: queue policy allows {allows}, expected only S3 from {sources}")
         if not any(tls_deny_ok(s, "sqs:*", {queue_arn(NAMES.queue(stage))}) for s in statements):
             problems.append(f"{stage}: queue policy does not deny non-TLS")
         _, dlq_statements = policies.get(durl, (None, []))
         if not any(tls_deny_ok(s, "sqs:*", {queue_arn(NAMES.dlq(stage))}) for s in dlq_statements) or any(
                 s["Effect"] == "Allow" for s in dlq_statements):
             problems.append(f"{stage}: DLQ policy must only deny non-TLS")
-        bid = find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket(spec["source_bucket"]))
-        if pid is None or bid is None or pid not in as_list(tpl.resources[bid].get("DependsOn", [])):
-            problems.append(f"{stage}: source bucket must DependsOn the queue policy {pid}")
+        for role in roles:
+            bid = find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket(role))
+            if pid is None or bid is None or pid not in as_list(tpl.resources[bid].get("DependsOn", [])):
+                problems.append(f"{stage}: source bucket {role} must DependsOn the queue policy {pid}")
     return problems
 
 
 def notification_problems(tpl: Template) -> list[str]:
     problems: list[str] = []
     expected: dict[str, set[tuple[str, str, str | None, str]]] = {NAMES.bucket(r): set() for r in C["buckets"]}
-    for stage in contract.STAGES:
-        spec = contract.stage(stage)
-        q = queue_arn(NAMES.queue(stage))
-        if spec["source_bucket"] == "raw":
-            rules = {(C["raw_upload_prefix"], s) for s in C["video_suffixes"]}
-        else:
-            rules = {(None, C["frame_suffix"])}
-        expected[NAMES.bucket(spec["source_bucket"])] |= {("s3:ObjectCreated:*", q, p, s) for p, s in rules}
+    for n in contract.notifications():  # the rule the local stack follows too
+        expected[NAMES.bucket(n.bucket)].add((n.event, queue_arn(NAMES.queue(n.stage)), n.prefix, n.suffix))
     for name, want in expected.items():
         bid = find_by(tpl, "AWS::S3::Bucket", "BucketName", name)
         if bid is None:
@@ -374,11 +381,17 @@ def notification_problems(tpl: Template) -> list[str]:
         if set(nc) - {"QueueConfigurations"}:
             problems.append(f"{bid}: unexpected notifications {sorted(set(nc) - {'QueueConfigurations'})}")
         got = set()
+        compiled = []
         for qc in nc.get("QueueConfigurations", []):
             rules = {r["Name"].lower(): r["Value"] for r in qc.get("Filter", {}).get("S3Key", {}).get("Rules", [])}
             got.add((qc["Event"], qc["Queue"], rules.get("prefix"), rules.get("suffix")))
+            stage = next((st for st in contract.STAGES if queue_arn(NAMES.queue(st)) == qc["Queue"]), qc["Queue"])
+            compiled.append(contract.Notification(name, stage, rules.get("prefix"), rules.get("suffix", ""),
+                                                  qc["Event"]))
         if got != want:
             problems.append(f"{bid}: notifications {sorted(got, key=str)} != {sorted(want, key=str)}")
+        # S3 refuses a whole configuration whose filters overlap (deploy would fail).
+        problems += [f"{bid}: {p}" for p in contract.notification_overlaps(compiled)]
     return problems
 
 
@@ -599,6 +612,9 @@ def output_problems(tpl: Template) -> list[str]:
         "AthenaWorkGroupName": f"{C['athena_workgroup']}-{STAGE}", "EndpointName": NAMES.endpoint,
         "AlertTopicArn": alert_topic_arn(), "FaceCollectionId": face_collection_name(),
         "AlertStateTableName": alert_table_name(),
+        # what the SageMaker endpoint's role must read besides the frames: the edge's snapshots
+        "SnapshotObjectsArn": f"{bucket_arn(contract.stage('detect_people')['snapshot_bucket'])}/"
+                              f"{C['snapshot_prefix']}*",
     }
     for stage in contract.STAGES:
         camel = "".join(part.title() for part in stage.split("_"))
@@ -649,6 +665,28 @@ CHECKS: dict[str, Callable[[Template], list[str]]] = {
 @pytest.mark.parametrize("check", sorted(CHECKS))
 def test_template_matches_contract(tpl: Template, check: str) -> None:
     assert CHECKS[check](tpl) == []
+
+
+def test_raw_bucket_sends_edge_snapshots_to_detect_people(packaged: Packaged) -> None:
+    """The alert fast lane in the compiled template, spelled out: besides one filter per video
+    suffix to split_frames, the raw bucket sends uploads/snapshots/*.jpg to detect_people's
+    queue, whose policy lets the raw bucket send, and detect_people may read those objects."""
+    tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
+    raw = tpl.props(find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket("raw")))
+    configs = [(qc["Queue"], {r["Name"]: r["Value"] for r in qc["Filter"]["S3Key"]["Rules"]})
+               for qc in raw["NotificationConfiguration"]["QueueConfigurations"]]
+    detect, split = queue_arn(NAMES.queue("detect_people")), queue_arn(NAMES.queue("split_frames"))
+    assert [rules for q, rules in configs if q == detect] == [{"prefix": "uploads/snapshots/", "suffix": ".jpg"}]
+    videos = [rules for q, rules in configs if q == split]
+    assert sorted(r["suffix"] for r in videos) == sorted(C["video_suffixes"]) and ".jpg" not in C["video_suffixes"]
+    policy = tpl.props("DetectPeopleQueuePolicy")["PolicyDocument"]["Statement"][0]
+    assert bucket_arn("raw") in as_list(policy["Condition"]["ArnEquals"]["aws:SourceArn"])
+    reads = {r for a, r in grants(role_statements(tpl, "DetectPeopleRole")) if a == "s3:GetObject"}
+    assert f"{bucket_arn('raw')}/uploads/snapshots/*" in reads and f"{bucket_arn('raw')}/*" not in reads
+    windows = {tpl.props(k)["FunctionName"]: tpl.props(k).get("MaximumBatchingWindowInSeconds")
+               for k in tpl.of_type("AWS::Lambda::EventSourceMapping")}
+    assert windows[arn("lambda", f"function:{function_name('detect_people')}")] == 1
+    assert windows[arn("lambda", f"function:{function_name('analyze_faces')}")] == 1
 
 
 def test_packaging_lints_clean(packaged: Packaged) -> None:
@@ -727,6 +765,31 @@ def _drop_notification(doc: dict[str, Any]) -> None:
     doc["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"].pop()
 
 
+def _raw_configs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return doc["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+
+
+def _is_snapshot_config(qc: dict[str, Any]) -> bool:
+    return {"Name": "prefix", "Value": C["snapshot_prefix"]} in qc["Filter"]["S3Key"]["Rules"]
+
+
+def _drop_snapshot_notification(doc: dict[str, Any]) -> None:
+    configs = _raw_configs(doc)
+    configs[:] = [qc for qc in configs if not _is_snapshot_config(qc)]
+
+
+def _overlapping_notification(doc: dict[str, Any]) -> None:
+    """The snapshot lane widened to every object under the prefix: it now overlaps .mp4 there."""
+    for qc in _raw_configs(doc):
+        if _is_snapshot_config(qc):
+            qc["Filter"]["S3Key"]["Rules"] = [{"Name": "prefix", "Value": C["snapshot_prefix"]}]
+
+
+def _frames_only_detect_queue(doc: dict[str, Any]) -> None:
+    st = doc["Resources"]["DetectPeopleQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    st["Condition"]["ArnEquals"]["aws:SourceArn"] = st["Condition"]["ArnEquals"]["aws:SourceArn"][0]
+
+
 def _esm(doc: dict[str, Any], stage_queue: str) -> dict[str, Any]:
     return next(r for r in doc["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
                 and r["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] == stage_queue)
@@ -753,6 +816,13 @@ DRIFTS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
     "visibility timeout": ("queues", lambda d: d["Resources"]["SplitFramesQueue"]["Properties"].update(
         {"VisibilityTimeout": 900})),
     "missing suffix": ("notifications", _drop_notification),
+    "no snapshot lane": ("notifications", _drop_snapshot_notification),
+    "overlapping filters": ("notifications", _overlapping_notification),
+    "snapshot source not allowed": ("queues", _frames_only_detect_queue),
+    "snapshots not waited for": ("queues", lambda d: d["Resources"]["RawBucket"].update(
+        {"DependsOn": ["SplitFramesQueuePolicy"]})),
+    "reads every raw object": ("iam", lambda d: _statements(d, "DetectPeopleRole").append(
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": {"Fn::Sub": "${RawBucket.Arn}/*"}})),
     "batch size": ("event_sources", lambda d: _esm(d, "DetectPeopleQueue")["Properties"].update({"BatchSize": 10})),
     "no partial failures": ("event_sources", lambda d: _esm(d, "AnalyzeFacesQueue")["Properties"].pop(
         "FunctionResponseTypes")),

@@ -32,6 +32,7 @@ def _float(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Settings:
+    raw_bucket: str
     frames_bucket: str
     people_bucket: str
     analytics_bucket: str
@@ -53,6 +54,7 @@ class Settings:
         if mode not in ("fps", "keyframes"):
             raise ConfigError(f"SAMPLE_MODE={mode!r}: expected 'fps' or 'keyframes'")
         return cls(
+            raw_bucket=_str("RAW_BUCKET"),
             frames_bucket=_str("FRAMES_BUCKET"),
             people_bucket=_str("PEOPLE_BUCKET"),
             analytics_bucket=_str("ANALYTICS_BUCKET"),

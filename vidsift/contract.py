@@ -7,6 +7,7 @@ nothing in Python should spell a bucket, queue, stream or column name itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -40,6 +41,67 @@ def column_types(table: str) -> dict[str, str]:
 
 def stage(name: str) -> dict[str, Any]:
     return load()["stages"][name]
+
+
+def upload_key(name: str) -> str:
+    """The S3 user metadata key of an uploaded clip's or snapshot's ``name`` (e.g. camera_id):
+    the edge writes and the pipeline reads the same spelling."""
+    return str(load()["upload_metadata"][name])
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One S3 QueueConfiguration: new objects of ``bucket`` (a role) matching the filter go to
+    ``stage``'s queue. ``prefix`` None means no prefix filter."""
+
+    bucket: str
+    stage: str
+    prefix: str | None
+    suffix: str
+    event: str = "s3:ObjectCreated:*"
+
+
+def notifications() -> list[Notification]:
+    """Every bucket notification the contract implies, the rule plugins/contract-values.js also
+    follows for serverless.yml: a raw source bucket sends each video suffix under
+    raw_upload_prefix, the other source buckets the frame suffix; a stage's snapshot_bucket
+    also sends the edge's snapshots (snapshot_prefix + frame suffix) to that stage."""
+    doc = load()
+    out: list[Notification] = []
+    for name in STAGES:
+        spec = stage(name)
+        if spec["source_bucket"] == "raw":
+            out += [Notification("raw", name, doc["raw_upload_prefix"], sfx) for sfx in doc["video_suffixes"]]
+        else:
+            out.append(Notification(spec["source_bucket"], name, None, doc["frame_suffix"]))
+        if spec.get("snapshot_bucket"):
+            out.append(Notification(spec["snapshot_bucket"], name, doc["snapshot_prefix"], doc["frame_suffix"]))
+    return out
+
+
+def _events_overlap(a: str, b: str) -> bool:
+    """s3:ObjectCreated:* covers s3:ObjectCreated:Put, and so on."""
+    return a == b or (a.endswith(":*") and b.startswith(a[:-1])) or (b.endswith(":*") and a.startswith(b[:-1]))
+
+
+def notification_overlaps(items: Iterable[Notification]) -> list[str]:
+    """The pairs of one bucket's notifications S3 would refuse as overlapping: same event
+    type, prefixes where one starts the other (or either absent) and suffixes where one ends
+    the other (or either absent). S3 rejects the whole configuration then, so a new filter
+    (the snapshot lane next to the video suffixes) must not overlap any other."""
+    problems = []
+    listed = list(items)
+    for i, a in enumerate(listed):
+        for b in listed[i + 1:]:
+            if a.bucket != b.bucket or not _events_overlap(a.event, b.event):
+                continue
+            prefixes = a.prefix is None or b.prefix is None or a.prefix.startswith(b.prefix) or \
+                b.prefix.startswith(a.prefix)
+            suffixes = a.suffix.endswith(b.suffix) or b.suffix.endswith(a.suffix)
+            if prefixes and suffixes:
+                problems.append(f"{a.bucket}: {a.stage} ({a.prefix!r}, {a.suffix!r}) overlaps "
+                                f"{b.stage} ({b.prefix!r}, {b.suffix!r})")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -76,6 +138,7 @@ class ResourceNames:
     def function_env(self) -> dict[str, str]:
         """The environment every function gets (same keys as serverless.yml sets)."""
         return {
+            "RAW_BUCKET": self.bucket("raw"),
             "FRAMES_BUCKET": self.bucket("frames"),
             "PEOPLE_BUCKET": self.bucket("people"),
             "ANALYTICS_BUCKET": self.bucket("analytics"),

@@ -195,21 +195,22 @@ class LocalStack:
         self._create_idempotency_table()
 
     def _create_notifications(self, s3: Any, sqs: Any) -> None:
-        doc = contract.load()
+        """The buckets' QueueConfigurations, from the contract's rule (the same one
+        plugins/contract-values.js follows for serverless.yml), refused when two overlap as
+        S3 itself would refuse them (moto does not check)."""
+        wanted = contract.notifications()
+        overlaps = contract.notification_overlaps(wanted)
+        if overlaps:
+            raise ValueError(f"S3 would refuse overlapping notification filters: {overlaps}")
+        arns = {stage: sqs.get_queue_attributes(QueueUrl=self.queue_urls[stage],
+                                                AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                for stage in contract.STAGES}
         by_bucket: dict[str, list[dict[str, Any]]] = {}
-        for stage in contract.STAGES:
-            spec = contract.stage(stage)
-            arn = sqs.get_queue_attributes(QueueUrl=self.queue_urls[stage],
-                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            if spec["source_bucket"] == "raw":
-                filters = [[{"Name": "prefix", "Value": doc["raw_upload_prefix"]}, {"Name": "suffix", "Value": sfx}]
-                           for sfx in doc["video_suffixes"]]
-            else:
-                filters = [[{"Name": "suffix", "Value": ".jpg"}]]
-            configs = by_bucket.setdefault(self.names.bucket(spec["source_bucket"]), [])
-            for rules in filters:
-                configs.append({"QueueArn": arn, "Events": ["s3:ObjectCreated:*"],
-                                "Filter": {"Key": {"FilterRules": rules}}})
+        for n in wanted:
+            rules = ([{"Name": "prefix", "Value": n.prefix}] if n.prefix is not None else []) + [
+                {"Name": "suffix", "Value": n.suffix}]
+            by_bucket.setdefault(self.names.bucket(n.bucket), []).append({
+                "QueueArn": arns[n.stage], "Events": [n.event], "Filter": {"Key": {"FilterRules": rules}}})
         for bucket, configs in by_bucket.items():
             s3.put_bucket_notification_configuration(Bucket=bucket,
                                                      NotificationConfiguration={"QueueConfigurations": configs})
