@@ -1,6 +1,10 @@
 """Stage 3: a frame with people arrived; run Rekognition DetectFaces on it (Rekognition
 reads it from S3), search each face in the collection of known faces (if configured), alert
-on what the rules watch for, and write one ``faces`` row per face through Firehose."""
+on what the rules watch for, and write one ``faces`` row per face through Firehose.
+
+An alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots)
+gets the same analysis and face alerts but writes no row: its clip is processed in full
+later and is the record. With no face rule configured it is acknowledged untouched."""
 
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
         meta = FrameMeta.from_s3(head.get("Metadata", {}))
     except ValueError as exc:
         raise BadInputError(ref.uri, str(exc)) from exc
+    if meta.alert_only and not alerting.face_rules_configured():
+        logger.info("alert-only frame without face rules: not analysed", extra={"frame": ref.uri})
+        return {"faces": 0, "dropped": 0, "known": 0, "alert_only": True}
     try:
         resp = aws.detect_faces(ref.bucket, ref.key)
     except Exception as exc:
@@ -54,10 +61,10 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
                for i, (d, m) in enumerate(zip(kept, found.matches, strict=True))]
     # Alerts before the rows: if publishing fails, SQS retries the frame and no row is duplicated.
     alerting.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
-    if records:
+    if records and not meta.alert_only:  # an alert-only frame's clip brings the rows
         aws.put_records(settings.faces_stream, records)
     result = {"faces": len(records), "dropped": len(details) - len(kept),
-              "known": sum(m is not None for m in found.matches)}
+              "known": sum(m is not None for m in found.matches), "alert_only": meta.alert_only}
     logger.info("frame analysed", extra={"frame": ref.uri, **result})
     return result
 

@@ -1,5 +1,10 @@
 """Stage 2: frames arrived; ask the person detector about the whole batch in one call,
-copy the frames with people to the people bucket, and write a ``people`` row per frame."""
+copy the frames with people to the people bucket, and write a ``people`` row per frame.
+
+The edge's alert snapshots arrive on the same queue (the alert fast lane,
+vidsift.core.snapshots): they are detected in the same batch, copied to the people bucket
+marked alert-only when they show people, and alerted on, but write no row. With no alert
+rule configured they are acknowledged without calling the endpoint: nobody is waiting."""
 
 from __future__ import annotations
 
@@ -9,12 +14,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import alerting, aws
+from vidsift import alerting, aws, contract
 from vidsift.config import Settings
+from vidsift.core import ids
 from vidsift.core.detection import Detection, build_request, parse_response
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_people_record, utc_now
+from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
 from vidsift.runtime import once, record_bad_input, sqs_processor
 
@@ -28,6 +35,13 @@ class Batch:
 
     frames: dict[str, list[tuple[ObjectRef, Detection]]] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict)
+    #: Snapshots acknowledged without detection (no alert rule is configured).
+    skipped: list[ObjectRef] = field(default_factory=list)
+
+
+#: Whether "snapshots skipped: no alert rules" was logged by this container: once is enough
+#: (every snapshot would say the same), and an edge fleet uploads one per clip.
+_told_no_rules = False
 
 
 #: Frames per InvokeEndpoint once the endpoint has refused a batch as too large (HTTP 413,
@@ -58,15 +72,33 @@ def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
     return parse_response(answer, len(refs))
 
 
+def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:
+    """Without any alert rule a snapshot has no use (its clip is the record): drop it from the
+    batch before the endpoint call, so it costs one log line per container and nothing else."""
+    global _told_no_rules
+    snapshots = [r for rs in refs_by_msg.values() for r in rs if is_snapshot(r.bucket, r.key, settings.raw_bucket)]
+    if not snapshots or alerting.rules_configured():
+        return
+    for msg_id, rs in refs_by_msg.items():
+        refs_by_msg[msg_id] = [r for r in rs if r not in snapshots]
+    batch.skipped += snapshots
+    if not _told_no_rules:
+        _told_no_rules = True
+        logger.info("edge snapshots acknowledged without detection: no alert rule is configured (ALERT_RULES)",
+                    extra={"snapshot": snapshots[0].uri})
+
+
 def prepare(event: dict[str, Any], settings: Settings) -> Batch:
     batch = Batch()
     refs_by_msg: dict[str, list[ObjectRef]] = {}
+    suffix = contract.load()["frame_suffix"]
     for raw in event.get("Records", []):
         msg_id = raw.get("messageId", "")
         try:
-            refs_by_msg[msg_id] = [r for r in parse_s3_message(raw.get("body", "")) if r.key.endswith(".jpg")]
+            refs_by_msg[msg_id] = [r for r in parse_s3_message(raw.get("body", "")) if r.key.endswith(suffix)]
         except BadInputError as exc:
             batch.errors[msg_id] = exc
+    _skip_snapshots(settings, refs_by_msg, batch)
     refs = [r for rs in refs_by_msg.values() for r in rs]
     if not refs:
         batch.frames = {m: [] for m in refs_by_msg}
@@ -93,10 +125,38 @@ def prepare(event: dict[str, Any], settings: Settings) -> Batch:
     return batch
 
 
+def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) -> dict[str, Any]:
+    """An edge snapshot (alert-only frame): copy and alert when it shows people, no row.
+
+    The copy is named like any frame with people (``<snapshot id>/000000.jpg``) and marked
+    alert-only, so analyze_faces alerts on its faces without writing rows; the clip the
+    snapshot belongs to is the record, and counting the snapshot too would double-count.
+    """
+    try:
+        head = aws.head_object(ref.bucket, ref.key)
+    except Exception as exc:
+        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise BadInputError(ref.uri, "the snapshot no longer exists (deleted before processing)") from exc
+        raise
+    meta = snapshot_meta(ref.bucket, ref.key, str(head.get("ETag", ref.etag)).strip('"'), head.get("Metadata", {}))
+    if detection.person_count:
+        key = ids.frame_key(meta.video_id, meta.frame_index)
+        s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
+                                  "max-confidence": str(detection.max_confidence), "detector": detection.model}
+        aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta, dst_key=key)
+        alerting.on_person_frame(meta, detection, settings.people_bucket, key)
+    logger.info("edge snapshot: alert-only frame, no people row",
+                extra={"snapshot": ref.uri, "camera": meta.camera_id, "person_count": detection.person_count,
+                       "clip_key": meta.clip_key})
+    return {"record_id": None, "person_count": detection.person_count, "alert_only": True}
+
+
 def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
     detection = Detection(model=obj["model"], boxes=tuple(_box(b) for b in obj["boxes"]))
+    if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
+        return finish_snapshot(settings, ref, detection)
     head = aws.head_object(ref.bucket, ref.key)
     try:
         meta = FrameMeta.from_s3(head.get("Metadata", {}))

@@ -43,3 +43,72 @@ def test_names_are_valid_aws_names() -> None:
     for stage in contract.STAGES:
         assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", names.dlq(stage))
     assert len(names.endpoint) <= 63
+
+
+# -------------------------------------------------------------------- the alert fast lane
+
+
+def test_snapshot_lane_is_a_notification_that_overlaps_nothing() -> None:
+    """The raw bucket sends the edge's snapshots to detect_people besides the videos to
+    split_frames; S3 refuses overlapping filters for one event type, and these pass only
+    because no video suffix ends with the frame suffix (nor the other way round)."""
+    notes = contract.notifications()
+    assert contract.Notification("raw", "detect_people", "uploads/snapshots/", ".jpg") in notes
+    raw = [n for n in notes if n.bucket == "raw"]
+    assert {n.stage for n in raw} == {"split_frames", "detect_people"}
+    assert contract.notification_overlaps(notes) == []
+    doc = contract.load()
+    assert not any(v.endswith(doc["frame_suffix"]) or doc["frame_suffix"].endswith(v) for v in doc["video_suffixes"])
+    # The device policy allows writes under raw_upload_prefix only: snapshots must live inside it.
+    assert doc["snapshot_prefix"].startswith(doc["raw_upload_prefix"])
+
+
+def test_overlap_check_catches_what_s3_refuses() -> None:
+    n = contract.Notification
+    videos = [n("raw", "split_frames", "uploads/", ".mp4"), n("raw", "split_frames", "uploads/", ".mov")]
+    assert contract.notification_overlaps([*videos, n("raw", "detect_people", "uploads/snapshots/", ".jpg")]) == []
+    assert contract.notification_overlaps([*videos, n("raw", "detect_people", "uploads/snapshots/", "")])
+    assert contract.notification_overlaps([*videos, n("raw", "detect_people", None, ".mp4")])
+    assert contract.notification_overlaps([n("raw", "a", "uploads/", ".jpg"), n("raw", "b", "uploads/x/", "x.jpg")])
+    assert contract.notification_overlaps([n("raw", "a", "uploads/", ".mp4"),
+                                           n("raw", "b", "uploads/", ".mp4", "s3:ObjectCreated:Put")])
+    assert contract.notification_overlaps([n("raw", "a", None, ".jpg"), n("frames", "b", None, ".jpg")]) == []
+
+
+def test_batching_windows_leave_room_for_a_five_second_alert() -> None:
+    """An alert crosses detect_people's and analyze_faces' batching windows: 1 s each at most."""
+    assert contract.stage("detect_people")["batching_window_s"] == 1
+    assert contract.stage("analyze_faces")["batching_window_s"] == 1
+
+
+def test_edge_writes_the_metadata_keys_the_pipeline_reads() -> None:
+    """One name for one thing: the edge's metadata keys are the contract's, and a snapshot as
+    the edge builds it parses into the FrameMeta detect_people alerts with."""
+    from datetime import UTC, datetime
+
+    from edge import metadata as em
+    from vidsift.core.snapshots import snapshot_meta
+
+    edge_keys = {"camera_id": em.CAMERA_ID, "recorded_at": em.RECORDED_AT, "fps": em.FPS, "clip_key": em.CLIP_KEY}
+    assert {k: contract.upload_key(k) for k in edge_keys} == edge_keys
+    md = em.build_metadata(camera_id="Küche", device_id="pi-1", recorded_at=datetime(2026, 5, 1, 8, 0, 1, 250000, UTC),
+                           stats=em.EdgeStats(1, 0.8, "ssdlite", 0.5), extra={em.CLIP_KEY: "uploads/abc.mp4"})
+    meta = snapshot_meta("raw-bucket", "uploads/snapshots/x.jpg", "etag1", md)
+    assert (meta.camera_id, meta.captured_at, meta.clip_key) == ("Küche", "2026-05-01T08:00:01.250Z", "uploads/abc.mp4")
+    assert meta.alert_only and (meta.frame_index, meta.frame_time_s) == (0, 0.0)
+    assert meta.source_key == "uploads/snapshots/x.jpg" and meta.source_bucket == "raw-bucket"
+
+
+def test_local_stack_notifies_detect_people_of_snapshots() -> None:
+    """The local stack's raw bucket carries the same snapshot notification as the template."""
+    from vidsift import aws
+
+    with LocalStack(with_models=False) as stack:
+        configs = aws.client("s3").get_bucket_notification_configuration(
+            Bucket=stack.names.bucket("raw"))["QueueConfigurations"]
+        got = {(c["QueueArn"].rsplit(":", 1)[1],
+                tuple(sorted((r["Name"].lower(), r["Value"]) for r in c["Filter"]["Key"]["FilterRules"])))
+               for c in configs}
+        assert (stack.names.queue("detect_people"), (("prefix", "uploads/snapshots/"), ("suffix", ".jpg"))) in got
+        assert {q for q, _ in got} == {stack.names.queue("split_frames"), stack.names.queue("detect_people")}
+        assert len(got) == len(contract.load()["video_suffixes"]) + 1

@@ -77,3 +77,18 @@ def test_parse_response_checks_the_count() -> None:
 
     with pytest.raises(BadInputError):
         parse_response(doc, 3)
+
+
+def test_alert_only_mark_round_trips_and_stays_out_of_ordinary_frames() -> None:
+    """The mark detect_people puts on an edge snapshot's copy, read back by analyze_faces; a
+    frame of a video carries exactly the metadata it always did."""
+    from dataclasses import replace
+
+    from vidsift.core.records import ALERT_ONLY_KEY
+
+    assert ALERT_ONLY_KEY not in META.to_s3() and "clip-key" not in META.to_s3()
+    assert not FrameMeta.from_s3(META.to_s3()).alert_only
+    snap = replace(META, alert_only=True, clip_key="uploads/clip ü.mp4")
+    s3 = snap.to_s3()
+    assert s3[ALERT_ONLY_KEY] == "true" and all(v.isascii() for v in s3.values())
+    assert FrameMeta.from_s3(s3) == snap

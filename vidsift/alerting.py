@@ -4,6 +4,8 @@ state between invocations, S3 signs the frame link, SNS delivers.
 Kept out of vidsift/core (which makes no AWS call) so the rules stay plain Python; the
 calls themselves are in vidsift/aws.py. detect_people calls :func:`on_person_frame`,
 analyze_faces :func:`on_faces`; with no rule of the kind configured they return at once.
+:func:`rules_configured` and :func:`face_rules_configured` let the stages skip an edge
+snapshot (alert-only) that no rule could alert on.
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def alerter(settings: AlertSettings | None = None) -> Alerter:
         return aws.publish(topic, subject=alert.subject, messages=alert.messages(), attributes=alert.attributes)
 
     return Alerter(settings, store, publish, aws.presign_get)
+
+
+def rules_configured() -> bool:
+    """Any alert rule at all: without one, an edge snapshot (alert-only) has nothing to do."""
+    return bool(AlertSettings.from_env().rules)
+
+
+def face_rules_configured() -> bool:
+    """Any face rule: without one, analyze_faces has nothing to do for an alert-only frame."""
+    return any(r.when != "person" for r in AlertSettings.from_env().rules)
 
 
 def on_person_frame(meta: FrameMeta, detection: Any, bucket: str, key: str) -> int:

@@ -105,11 +105,13 @@ def put_json(bucket: str, key: str, document: Any) -> None:
     put_object(bucket, key, body, content_type="application/json", metadata={})
 
 
-def copy_object(src_bucket: str, key: str, dst_bucket: str, *, metadata: dict[str, str]) -> None:
-    """Server-side copy: the frame's bytes never pass through the function."""
+def copy_object(src_bucket: str, key: str, dst_bucket: str, *, metadata: dict[str, str],
+                dst_key: str | None = None) -> None:
+    """Server-side copy: the frame's bytes never pass through the function. The copy keeps
+    the key unless ``dst_key`` names another (an edge snapshot becomes a frame key)."""
     client("s3").copy_object(
         Bucket=dst_bucket,
-        Key=key,
+        Key=dst_key or key,
         CopySource={"Bucket": src_bucket, "Key": key},
         Metadata=metadata,
         MetadataDirective="REPLACE",

@@ -226,6 +226,9 @@ class Sighting:
     frame_index: int
     frame_time_s: float
     name: str | None = None
+    #: An edge snapshot (alert fast lane): its clip, when the edge named it, follows.
+    alert_only: bool = False
+    clip_key: str | None = None
 
 
 def _seen_at(meta: FrameMeta, now: datetime | None) -> datetime:
@@ -239,7 +242,8 @@ def person_sightings(meta: FrameMeta, person_count: int, max_confidence: float |
         return []
     return [Sighting("person", meta.camera_id, _seen_at(meta, now), round(100.0 * float(max_confidence or 0), 2),
                      person_count, bucket, key, ids.frame_key(meta.video_id, meta.frame_index), meta.video_id,
-                     meta.source_key, meta.frame_index, meta.frame_time_s)]
+                     meta.source_key, meta.frame_index, meta.frame_time_s, alert_only=meta.alert_only,
+                     clip_key=meta.clip_key)]
 
 
 def face_sightings(meta: FrameMeta, records: Sequence[dict[str, Any]], bucket: str, key: str, *, searched: bool,
@@ -249,7 +253,7 @@ def face_sightings(meta: FrameMeta, records: Sequence[dict[str, Any]], bucket: s
     frame_id = ids.frame_key(meta.video_id, meta.frame_index)
     base = {"camera_id": meta.camera_id, "at": at, "bucket": bucket, "key": key, "frame_id": frame_id,
             "video_id": meta.video_id, "source_key": meta.source_key, "frame_index": meta.frame_index,
-            "frame_time_s": meta.frame_time_s}
+            "frame_time_s": meta.frame_time_s, "alert_only": meta.alert_only, "clip_key": meta.clip_key}
     known: dict[str, list[float]] = {}
     unknown: list[float] = []
     for rec in records:
@@ -397,6 +401,14 @@ def _ascii(text: str) -> str:
     return (clean or "vidsift alert")[:99]
 
 
+def _origin(s: Sighting) -> str:
+    """Where the frame comes from: a video's frame, or the edge's snapshot and its clip."""
+    if s.alert_only:
+        clip = f"; its clip {s.clip_key} follows" if s.clip_key else ""
+        return f"Edge snapshot: {s.source_key}{clip}"
+    return f"Video: {s.source_key}, frame {s.frame_index} at {s.frame_time_s:g} s"
+
+
 @dataclass(frozen=True)
 class Alert:
     subject: str
@@ -426,7 +438,7 @@ def build_alert(rule: Rule, s: Sighting, *, link: str, tz: ZoneInfo, link_expiry
         f"Seen: {what}",
         f"Frame: {link}",
         f"(link valid until {format_time(expires, tz)})",
-        f"Video: {s.source_key}, frame {s.frame_index} at {s.frame_time_s:g} s",
+        _origin(s),
         f"Rule: {rule.name} ({window}; quiet for {rule.cooldown_s:g} s after an alert)",
     ])
     local = s.at.astimezone(tz)
@@ -437,7 +449,7 @@ def build_alert(rule: Rule, s: Sighting, *, link: str, tz: ZoneInfo, link_expiry
         "count": s.count, "confidence": s.confidence, "matched_name": s.name if s.kind == "face_match" else None,
         "frame": {"bucket": s.bucket, "key": s.key, "url": link, "url_expires_at": iso(expires)},
         "video_id": s.video_id, "source_key": s.source_key, "frame_index": s.frame_index,
-        "frame_time_s": s.frame_time_s,
+        "frame_time_s": s.frame_time_s, "snapshot": s.alert_only, "clip_key": s.clip_key,
     }
     attributes = {"camera_id": s.camera_id, "kind": s.kind, "rule": rule.name}
     if s.kind == "face_match" and s.name:

@@ -16,6 +16,13 @@ def video_id(bucket: str, key: str, etag: str) -> str:
     return _digest(bucket, key, etag.strip('"'), length=20)
 
 
+def snapshot_id(bucket: str, key: str, etag: str) -> str:
+    """The video_id of an edge snapshot: to the stages after detect_people a snapshot is a
+    one-frame video, so it gets an id per uploaded object version exactly like a video (a
+    replayed snapshot event recomputes it, and overwrites its copy instead of adding one)."""
+    return video_id(bucket, key, etag)
+
+
 def frame_key(video: str, frame_index: int) -> str:
     return f"{video}/{frame_index:06d}.jpg"
 

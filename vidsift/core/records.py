@@ -16,6 +16,10 @@ from vidsift import contract
 from vidsift.core import ids
 from vidsift.core.detection import Detection
 
+#: The S3 metadata key that marks a frame as alert-only (an edge snapshot): written by
+#: detect_people on its copy in the people bucket, read by analyze_faces. Spelled only here.
+ALERT_ONLY_KEY = "alert-only"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -37,7 +41,13 @@ def parse_iso(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class FrameMeta:
-    """What travels with a frame as S3 user metadata from split_frames to the last stage."""
+    """What travels with a frame as S3 user metadata from split_frames to the last stage.
+
+    ``alert_only`` marks an edge snapshot (the alert fast lane, vidsift.core.snapshots): the
+    stages alert on it but write no row, because the clip it belongs to (``clip_key``) is
+    processed in full later and is the record. Both stay out of an ordinary frame's
+    metadata, so frames look exactly as they always did.
+    """
 
     video_id: str
     source_bucket: str
@@ -46,12 +56,19 @@ class FrameMeta:
     frame_index: int
     frame_time_s: float
     captured_at: str | None
+    alert_only: bool = False
+    clip_key: str | None = None
 
     def to_s3(self) -> dict[str, str]:
         # S3 metadata must be ASCII: keys with unicode are percent-encoded.
-        d = {k.replace("_", "-"): ("" if v is None else str(v)) for k, v in asdict(self).items()}
+        d = {k.replace("_", "-"): ("" if v is None else str(v)) for k, v in asdict(self).items()
+             if k not in ("alert_only", "clip_key")}
         d["source-key"] = quote(self.source_key, safe="/")
         d["camera-id"] = quote(self.camera_id, safe="")
+        if self.alert_only:
+            d[ALERT_ONLY_KEY] = "true"
+        if self.clip_key:
+            d["clip-key"] = quote(self.clip_key, safe="/")
         return d
 
     @classmethod
@@ -65,6 +82,8 @@ class FrameMeta:
                 frame_index=int(meta["frame-index"]),
                 frame_time_s=float(meta["frame-time-s"]),
                 captured_at=meta.get("captured-at") or None,
+                alert_only=meta.get(ALERT_ONLY_KEY, "").lower() == "true",
+                clip_key=unquote(meta.get("clip-key", "")) or None,
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"frame metadata incomplete or malformed ({exc!r}): {meta}") from exc

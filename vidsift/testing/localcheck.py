@@ -7,9 +7,11 @@ the reason on record? what is in the DLQ?), so the answers are read the same way
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime
 from typing import Any
 
-from vidsift import aws
+from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
@@ -25,6 +27,25 @@ def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: st
     key = ids.frame_key(video, index)
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
     return key
+
+
+def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
+                 clip_key: str | None = None, name: str | None = None) -> tuple[str, str]:
+    """An alert snapshot exactly as the edge recorder uploads it (edge.metadata's keys, under
+    the contract's snapshot_prefix of the raw bucket); ``camera_id`` None leaves it out.
+    Returns the key and the ETag (together with the bucket, the snapshot's id)."""
+    from edge.metadata import CAMERA_ID, CLIP_KEY, EdgeStats, VideoInfo, build_metadata
+
+    md = build_metadata(camera_id=camera_id or "x", device_id="pi-test", recorded_at=recorded_at,
+                        info=VideoInfo(None, 512, 512, None), stats=EdgeStats(1, 0.9, "ssdlite", 0.5),
+                        extra={CLIP_KEY: clip_key} if clip_key else None)
+    if camera_id is None:
+        del md[CAMERA_ID]
+    doc = contract.load()
+    key = f"{doc['snapshot_prefix']}{name or uuid.uuid4().hex}{doc['frame_suffix']}"
+    resp = aws.client("s3").put_object(Bucket=stack.names.bucket("raw"), Key=key, Body=body, Metadata=md,
+                                       ContentType="image/jpeg", ServerSideEncryption="AES256")
+    return key, str(resp["ETag"]).strip('"')
 
 
 def rows(stack: LocalStack, table: str, **match: object) -> list[dict[str, Any]]:
