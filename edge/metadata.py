@@ -1,7 +1,9 @@
 """The S3 user metadata a clip carries, and the file probe that fills it.
 
 Object keys are random, so everything the pipeline needs to know about a clip travels here.
-The key names are the ones the pipeline's split_frames stage reads; they must not drift.
+The keys the pipeline reads (camera id, recording start, frame rate, the snapshot's clip) come
+from the contract's ``upload_metadata``, which split_frames and detect_people read too, so
+they cannot drift; the others are the edge's own findings, kept for people and queries.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from vidsift.contract import upload_key
+
 log = logging.getLogger(__name__)
 
-CAMERA_ID = "camera-id"
+CAMERA_ID = upload_key("camera_id")
 DEVICE_ID = "device-id"
-RECORDED_AT = "recorded-at"
-FPS = "fps"
+RECORDED_AT = upload_key("recorded_at")
+FPS = upload_key("fps")
 DURATION_S = "duration-s"
 FRAME_WIDTH = "frame-width"
 FRAME_HEIGHT = "frame-height"
@@ -27,7 +31,7 @@ EDGE_MAX_CONFIDENCE = "edge-max-confidence"
 EDGE_DETECTOR = "edge-detector"
 EDGE_THRESHOLD = "edge-threshold"
 #: On snapshots only: the key of the clip the snapshot belongs to (for alerts).
-CLIP_KEY = "clip-key"
+CLIP_KEY = upload_key("clip_key")
 
 
 def iso_utc(when: datetime) -> str:

@@ -33,6 +33,7 @@ from edge.metadata import CLIP_KEY, EdgeStats, VideoInfo, build_metadata, probe_
 from edge.motion import MotionDetector
 from edge.queue import SNAPSHOT_PRIORITY, Clip, UploadQueue, random_key
 from edge.source import TimedFrame
+from vidsift.contract import load as load_contract
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,9 @@ class Recorder:
         ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok or self.queue is None:
             return None
-        key = random_key(".jpg", prefix="uploads/snapshots/")
+        # Where the raw bucket notifies detect_people's queue of it: the alert fast lane.
+        contract = load_contract()
+        key = random_key(contract["frame_suffix"], prefix=contract["snapshot_prefix"])
         path = self.spool / key.rsplit("/", 1)[-1]
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(jpeg.tobytes())

@@ -28,6 +28,8 @@ from edge.recorder import Recorder
 from edge.source import LiveSource, TimedFrame
 from edge.testing import people_video, photo, reset_moto, start_moto, use_local_s3
 from vidsift.contract import local_names
+from vidsift.core.records import parse_iso
+from vidsift.core.snapshots import is_snapshot, snapshot_meta
 
 BUCKET = local_names().bucket("raw")
 FPS = 10
@@ -167,6 +169,15 @@ def test_recorder_writes_queues_and_snapshots_clips(tmp_path):
     assert len(snaps) == 3 and all(s.priority == SNAPSHOT_PRIORITY for s in snaps)
     assert {s.metadata["clip-key"] for s in snaps} == {c.key for c in clips}
     assert all(s.key.startswith("uploads/snapshots/") and s.key.endswith(".jpg") for s in snaps)
+    # What detect_people makes of them (the alert fast lane): the camera, the detection's wall
+    # time, the clip to follow; read with the same keys the edge wrote.
+    by_clip = {c.key: c for c in clips}
+    for snap in snaps:
+        assert is_snapshot(BUCKET, snap.key, BUCKET)
+        meta = snapshot_meta(BUCKET, snap.key, "etag", snap.metadata)
+        assert meta.camera_id == "cam-1" and meta.alert_only and meta.clip_key in by_clip
+        clip = by_clip[meta.clip_key]
+        assert clip.first_t <= (parse_iso(meta.captured_at) - start).total_seconds() <= clip.last_t
     assert not list((cfg.state_dir / "spool").rglob("*.part"))
 
 

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from vidsift import aws
 from vidsift.config import ConfigError, Settings
+from vidsift.contract import upload_key
 from vidsift.core import ids, segments
 from vidsift.core.dedup import parse_setting
 from vidsift.core.errors import BadInputError
@@ -66,13 +67,15 @@ def options_for(config: SplitConfig, meta: dict[str, str], what: str) -> Samplin
     """Per-video overrides travel as the raw object's user metadata (x-amz-meta-fps, -sample-mode, -dedup)."""
     base = config.options
     try:
-        mode = meta.get("sample-mode")
+        mode_key, fps_key, dedup_key = (upload_key(k) for k in ("sample_mode", "fps", "dedup"))
+        mode = meta.get(mode_key)
         keyframes = base.keyframes if mode is None else mode == "keyframes"
         if mode not in (None, "fps", "keyframes"):
-            raise ValueError(f"sample-mode must be fps or keyframes, got {mode!r}")
-        return SamplingOptions(fps=float(meta.get("fps", base.fps)), keyframes=keyframes,
+            raise ValueError(f"{mode_key} must be fps or keyframes, got {mode!r}")
+        return SamplingOptions(fps=float(meta.get(fps_key, base.fps)), keyframes=keyframes,
                                jpeg_quality=base.jpeg_quality, max_side=base.max_side, max_bytes=base.max_bytes,
-                               dedup_distance=parse_setting(meta["dedup"]) if "dedup" in meta else base.dedup_distance)
+                               dedup_distance=parse_setting(meta[dedup_key]) if dedup_key in meta
+                               else base.dedup_distance)
     except ValueError as exc:
         raise BadInputError(what, f"bad sampling metadata ({exc})") from exc
 
@@ -139,7 +142,8 @@ class Source:
         etag = str(head.get("ETag", ref.etag)).strip('"')
         meta = head.get("Metadata", {})
         return cls(ref=ref, size=size, etag=etag, video_id=ids.video_id(ref.bucket, ref.key, etag),
-                   camera_id=unquote(meta.get("camera-id", "")) or "unknown", recorded_at=meta.get("recorded-at"),
+                   camera_id=unquote(meta.get(upload_key("camera_id"), "")) or "unknown",
+                   recorded_at=meta.get(upload_key("recorded_at")),
                    meta=meta)
 
     def reader(self) -> aws.S3RangeReader:

@@ -58,9 +58,9 @@ def upload_key(path: Path, index: int) -> str:
 def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None) -> None:
     meta: dict[str, str] = {}
     if camera_id:
-        meta["camera-id"] = quote(camera_id, safe="")
+        meta[contract.upload_key("camera_id")] = quote(camera_id, safe="")
     if recorded_at:
-        meta["recorded-at"] = recorded_at
+        meta[contract.upload_key("recorded_at")] = recorded_at
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     aws.client("s3").upload_file(str(path), stack.names.bucket("raw"), key,
                                  ExtraArgs={"Metadata": meta, "ContentType": content_type,
