@@ -279,7 +279,9 @@ class UploadQueue:
             )
             db.execute("DELETE FROM parts WHERE clip_id = ?", (clip.id,))
         if clip.owned:
-            _unlink(clip.path)
+            _unlink_if_same(clip.path, clip.size, clip.mtime_ns)
+            with self._tx() as db:
+                db.execute("UPDATE clips SET owned = 0 WHERE id = ?", (clip.id,))
 
     def mark_failed(self, clip: Clip, error: str, delay_s: float) -> int:
         """Schedule a retry; returns the clip's attempt count."""
@@ -341,9 +343,16 @@ class UploadQueue:
         with self._tx() as db:
             db.execute("UPDATE clips SET leased_until = 0 WHERE state = ?", (PENDING,))
         self.prune()
-        rows = self._conn().execute("SELECT path FROM clips WHERE state = ? AND owned = 1", (DONE,)).fetchall()
-        for r in rows:
-            _unlink(Path(r["path"]), quiet=True)
+        db = self._conn()
+        pending = {r["path"] for r in db.execute("SELECT path FROM clips WHERE state = ?", (PENDING,))}
+        rows = db.execute("SELECT id, path, size, mtime_ns FROM clips WHERE state = ? AND owned = 1", (DONE,))
+        for r in rows.fetchall():
+            # The name may have been reused since (a camera that numbers its clips, `upload --delete`
+            # twice): only the very file S3 confirmed is ours to delete, never a newer one.
+            if r["path"] not in pending:
+                _unlink_if_same(Path(r["path"]), r["size"], r["mtime_ns"])
+            with self._tx() as tx:
+                tx.execute("UPDATE clips SET owned = 0 WHERE id = ?", (r["id"],))
         n = self._conn().execute("SELECT COUNT(*) FROM clips WHERE state = ?", (PENDING,)).fetchone()[0]
         if n:
             log.info("resuming %d pending clip(s) from %s", n, self.path)
@@ -432,3 +441,15 @@ def _unlink(path: Path, quiet: bool = False) -> None:
             log.debug("deleted local copy %s", path)
     except FileNotFoundError:
         pass
+
+
+def _unlink_if_same(path: Path, size: int, mtime_ns: int) -> None:
+    """Delete ``path`` only if it is still the file that was queued (same size and mtime)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    if st.st_size == size and st.st_mtime_ns == mtime_ns:
+        _unlink(path)
+    else:
+        log.info("%s was replaced since it was uploaded: the new file is kept", path)

@@ -112,6 +112,29 @@ def test_recover_after_a_crash_releases_leases_and_finishes_deletions(tmp_path):
     assert due is not None and due.id == a.id
 
 
+def test_a_reused_file_name_is_never_deleted_for_the_clip_uploaded_before(tmp_path):
+    """A camera that numbers its clips, or `upload --delete` twice with one name: the new file
+    at an uploaded clip's path is not the uploaded clip, and neither recovery nor a later
+    confirmation may delete it."""
+    q = UploadQueue(tmp_path / "state")
+    first = q.enqueue(clip_file(tmp_path, "clip.mp4", 10), {}, owned=True)
+    # S3 confirmed it, and the process died before it could delete the file:
+    q._conn().execute("UPDATE clips SET state = ? WHERE id = ?", (DONE, first.id))
+    first.path.unlink()
+    second = q.enqueue(clip_file(tmp_path, "clip.mp4", 20), {}, owned=True)  # a new recording, same name
+    assert second.id != first.id and second.path == first.path
+    restarted = UploadQueue(tmp_path / "state")
+    assert restarted.recover() == 1
+    assert second.path.read_bytes() and restarted.get(second.id).state == PENDING
+    # Even when it is no longer pending (say its upload is under way), the old clip's row does not
+    # delete it: only the exact file that was confirmed (same size and mtime) is deleted.
+    restarted._conn().execute("UPDATE clips SET owned = 1 WHERE id = ?", (first.id,))
+    restarted._conn().execute("UPDATE clips SET state = ? WHERE id = ?", ("uploading-test", second.id))
+    restarted.recover()
+    assert second.path.exists()
+    assert not restarted.get(first.id).owned  # its deletion is settled: not retried at every start
+
+
 def test_finished_clips_are_forgotten_after_a_month(tmp_path):
     q = UploadQueue(tmp_path / "state")
     old = q.enqueue(clip_file(tmp_path, "old.mp4", 10), {}, owned=False)
