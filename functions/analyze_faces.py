@@ -19,7 +19,7 @@ from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.runtime import once, record_bad_input, sqs_processor
+from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
 logger = get_logger(STAGE)
@@ -77,12 +77,9 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
     for ref in refs:
-        try:
+        with failures_recorded(logger, STAGE, record, ref.uri):
             once(analyze_frame, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size},
                  lambda_context)
-        except BadInputError as exc:
-            record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
-            raise
 
 
 @logger.inject_lambda_context

@@ -23,7 +23,7 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_people_record, utc_now
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
-from vidsift.runtime import once, record_bad_input, sqs_processor
+from vidsift.runtime import failures_recorded, once, record_bad_input, record_gave_up, sqs_processor
 
 STAGE = "detect_people"
 logger = get_logger(STAGE)
@@ -35,6 +35,8 @@ class Batch:
 
     frames: dict[str, list[tuple[ObjectRef, Detection]]] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict)
+    #: The frames each message named, to say which ones a failure concerns.
+    refs: dict[str, list[ObjectRef]] = field(default_factory=dict)
     #: Snapshots acknowledged without detection (no alert rule is configured).
     skipped: list[ObjectRef] = field(default_factory=list)
 
@@ -99,6 +101,7 @@ def prepare(event: dict[str, Any], settings: Settings) -> Batch:
         except BadInputError as exc:
             batch.errors[msg_id] = exc
     _skip_snapshots(settings, refs_by_msg, batch)
+    batch.refs = refs_by_msg
     refs = [r for rs in refs_by_msg.values() for r in rs]
     if not refs:
         batch.frames = {m: [] for m in refs_by_msg}
@@ -137,6 +140,11 @@ def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) ->
     except Exception as exc:
         if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise BadInputError(ref.uri, "the snapshot no longer exists (deleted before processing)") from exc
+        # This role may read the snapshot prefix but not list the raw bucket (that would show
+        # every video's key), so in AWS a deleted snapshot answers 403, not 404.
+        if aws.error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            raise BadInputError(ref.uri, "the snapshot cannot be read: deleted before processing, or "
+                                         "outside the snapshot prefix this function may read") from exc
         raise
     meta = snapshot_meta(ref.bucket, ref.key, str(head.get("ETag", ref.etag)).strip('"'), head.get("Metadata", {}))
     if detection.person_count:
@@ -185,15 +193,14 @@ def make_record_handler(batch: Batch, context: Any):
             if isinstance(exc, BadInputError):
                 subject = f"sqs:{record.message_id}" if exc.what == "SQS message" else exc.what
                 record_bad_input(logger, STAGE, exc, subject=subject, message_id=record.message_id)
+            else:  # the endpoint kept failing
+                record_gave_up(logger, STAGE, exc, record, [r.uri for r in batch.refs.get(record.message_id, [])])
             raise exc
         for ref, detection in batch.frames.get(record.message_id, []):
             obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
                    "model": detection.model, "boxes": [b.as_dict() for b in detection.boxes]}
-            try:
+            with failures_recorded(logger, STAGE, record, ref.uri):
                 once(finish_frame, obj, context)
-            except BadInputError as exc:
-                record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
-                raise
 
     return record_handler
 

@@ -18,7 +18,7 @@ from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
-from vidsift.runtime import once, record_bad_input, sqs_processor
+from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)
@@ -62,19 +62,13 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         seg = _segment_doc(record.body)
         if seg is not None:
             task = segments.SegmentTask.from_obj(seg)
-            try:
+            with failures_recorded(logger, STAGE, record, task.subject):
                 once(process_segment, task.to_obj(), lambda_context, key=SEGMENT_KEY)
-            except BadInputError as exc:
-                record_bad_input(logger, STAGE, exc, subject=task.subject, message_id=record.message_id)
-                raise
             return
         for ref in parse_s3_message(record.body):
-            try:
+            with failures_recorded(logger, STAGE, record, ref.uri):
                 once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
                                      "source_queue_arn": record.event_source_arn}, lambda_context)
-            except BadInputError as exc:
-                record_bad_input(logger, STAGE, exc, subject=ref.uri, message_id=record.message_id)
-                raise
     except BadInputError as exc:
         if exc.what == "SQS message":
             record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)

@@ -146,3 +146,22 @@ def test_a_malformed_snapshot_ends_as_an_error_record(stack: LocalStack, monkeyp
     assert "camera-id" in errors[f"s3://{raw}/{no_camera}"]["reason"]
     assert sorted(drain_dlq(stack, "detect_people")) == sorted([f"s3://{raw}/{not_jpeg}", f"s3://{raw}/{no_camera}"])
     assert alerts_received(stack) == []
+
+
+def test_a_snapshot_aws_answers_403_for_ends_as_an_error_record(stack: LocalStack,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """detect_people may read the snapshot prefix but not list the raw bucket, so in AWS a
+    snapshot deleted before its event answers HeadObject with 403, not 404 (moto enforces no
+    IAM: the 403 is injected). It must end as a bad input naming it, not be retried blindly."""
+    from vidsift.testing.faults import Refuse
+
+    monkeypatch.setenv("ALERT_RULES", rules("porch"))
+    alerts_received(stack)
+    raw = stack.names.bucket("raw")
+    key, _ = put_snapshot(stack, jpeg(photo("astronaut")), camera_id="porch",
+                          recorded_at=datetime(2026, 1, 1, 10, tzinfo=UTC))
+    with Refuse(aws.client("s3"), (403, {}, b""), limit=100, operations=("HeadObject",)):
+        assert Dispatcher(stack).run_until_idle(timeout_s=120)
+    assert "cannot be read" in error_records(stack, "detect_people")[f"s3://{raw}/{key}"]["reason"]
+    assert drain_dlq(stack, "detect_people") == [f"s3://{raw}/{key}"]
+    assert alerts_received(stack) == []

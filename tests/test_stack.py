@@ -178,6 +178,8 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
         },
         "analyze_faces": {
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
+            # HeadObject on a deleted frame: 404 (bad input), not 403 (retried to the DLQ)
+            ("s3:ListBucket", bucket_arn("people")),
             ("rekognition:DetectFaces", "*"),
             ("firehose:PutRecordBatch", stream_arn("faces")),
             # known faces: only this stack's collection

@@ -18,6 +18,7 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
+from vidsift.testing.localcheck import drain_dlq, error_records
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,36 @@ def test_persistent_throttling_fails_the_message_and_loses_nothing(stack: LocalS
     assert d.stats["analyze_faces"].failed == 1 and not rows(stack, "faces", "starved")
     assert d.run_until_idle(timeout_s=120)  # redelivered after the visibility timeout
     assert len(rows(stack, "faces", "starved")) == 1
+
+
+def test_a_fault_that_outlasts_every_delivery_is_explained_before_the_dlq(stack: LocalStack) -> None:
+    """The endpoint down and Rekognition throttled through all deliveries: the message goes to the
+    DLQ, and the last delivery writes why under errors/ (as a bad input would), not only the logs.
+    Earlier deliveries write nothing (a later one may still succeed)."""
+    d = Dispatcher(stack)
+    frames, people = stack.names.bucket("frames"), stack.names.bucket("people")
+    stack.sagemaker.faults.inject("service_unavailable", times=10_000)
+    down = put_frame(stack, "down-for-good", 0, jpeg("astronaut"))
+    d.poll("detect_people")
+    assert d.stats["detect_people"].failed == 1
+    assert f"s3://{frames}/{down}" not in error_records(stack, "detect_people")  # not yet: it may recover
+    assert d.run_until_idle(timeout_s=180)
+    stack.sagemaker.faults.clear()
+    reason = error_records(stack, "detect_people")[f"s3://{frames}/{down}"]["reason"]
+    assert "all 3 deliveries" in reason and "dead-letter queue" in reason and "ServiceUnavailable" in reason
+    assert drain_dlq(stack, "detect_people") == [f"s3://{frames}/{down}"]
+
+    starved = put_frame(stack, "throttled-for-good", 0, jpeg("grace_hopper"))
+    d.poll("detect_people")
+    stack.rekognition.fail_next(10_000, "ThrottlingException")
+    try:
+        assert d.run_until_idle(timeout_s=180)
+    finally:
+        stack.rekognition.clear_faults()
+    reason = error_records(stack, "analyze_faces")[f"s3://{people}/{starved}"]["reason"]
+    assert "all 3 deliveries" in reason and "ThrottlingException" in reason
+    assert drain_dlq(stack, "analyze_faces") == [f"s3://{people}/{starved}"]
+    assert not rows(stack, "faces", "throttled-for-good")
 
 
 def test_frame_without_metadata_is_a_clear_error(stack: LocalStack) -> None:

@@ -7,19 +7,21 @@ wires them to our settings, so each handler stays a page of its own logic.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
 
-from vidsift import aws
+from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.core.errors import BadInputError
 from vidsift.core.records import iso, utc_now
@@ -72,12 +74,46 @@ def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject:
     """Write the reason where users look (errors/ in the analytics bucket, one object per
     input, overwritten on retry) before the message goes on to the DLQ."""
     logger.error(str(exc), extra={"stage": stage, "subject": subject, "message_id": message_id})
+    _write_error_record(logger, stage, subject, exc.what, exc.reason, message_id)
+
+
+def record_gave_up(logger: Logger, stage: str, exc: BaseException, record: SQSRecord, subjects: list[str]) -> None:
+    """A fault that outlasted every retry (the endpoint down for an hour, Rekognition throttled
+    throughout) would reach the DLQ with its reason only in the logs. On the message's last
+    delivery before the DLQ, write it where bad inputs are explained. Earlier deliveries write
+    nothing: a later one may still succeed, and a stale error would then be a false alarm."""
+    deliveries = int(record.attributes.approximate_receive_count or 0)
+    if deliveries < int(contract.stage(stage)["max_receive_count"]):
+        return
+    reason = (f"failed on all {deliveries} deliveries, so the message goes to the dead-letter queue "
+              f"(redrive it once the fault is fixed); last error: {type(exc).__name__}: {exc}")
+    for subject in subjects or [f"sqs:{record.message_id}"]:
+        logger.error(reason, extra={"stage": stage, "subject": subject, "message_id": record.message_id})
+        _write_error_record(logger, stage, subject, subject, reason, record.message_id)
+
+
+@contextmanager
+def failures_recorded(logger: Logger, stage: str, record: SQSRecord, subject: str) -> Iterator[None]:
+    """Explain a failure of the work on ``subject`` (record_bad_input, record_gave_up), then
+    let it propagate so the message is reported failed."""
+    try:
+        yield
+    except BadInputError as exc:
+        record_bad_input(logger, stage, exc, subject=subject, message_id=record.message_id)
+        raise
+    except Exception as exc:
+        record_gave_up(logger, stage, exc, record, [subject])
+        raise
+
+
+def _write_error_record(logger: Logger, stage: str, subject: str, what: str, reason: str,
+                        message_id: str | None) -> None:
     bucket = os.environ.get("ANALYTICS_BUCKET")
     if not bucket:
         return
     try:
         aws.put_json(bucket, ids.error_key(stage, subject), {
-            "stage": stage, "subject": subject, "what": exc.what, "reason": exc.reason,
+            "stage": stage, "subject": subject, "what": what, "reason": reason,
             "message_id": message_id, "at": iso(utc_now()),
         })
     except Exception:  # the DLQ still holds the message; never hide the original error
