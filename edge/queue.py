@@ -243,15 +243,18 @@ class UploadQueue:
                        (str(path), size, mtime_ns, clip_id))
 
     # -- the uploader's side ---------------------------------------------------------------
-    def next_due(self, now: float | None = None, lease_s: float = LEASE_S) -> Clip | None:
+    def next_due(self, now: float | None = None, lease_s: float = LEASE_S, min_priority: int | None = None
+                 ) -> Clip | None:
         """Take the next clip that is due: snapshots first, then the least-retried, oldest clip.
-        A lease keeps the disk-cap policy from deleting a file while it is being read."""
+        A lease keeps the disk-cap policy from deleting a file while it is being read.
+        ``min_priority``: only clips at least this urgent (a snapshot during a clip's upload)."""
         now = time.time() if now is None else now
+        floor = -(2**62) if min_priority is None else min_priority
         with self._tx() as db:
             row = db.execute(
-                "SELECT * FROM clips WHERE state = ? AND next_attempt_at <= ? AND leased_until <= ?"
+                "SELECT * FROM clips WHERE state = ? AND next_attempt_at <= ? AND leased_until <= ? AND priority >= ?"
                 " ORDER BY priority DESC, next_attempt_at, id LIMIT 1",
-                (PENDING, now, now),
+                (PENDING, now, now, floor),
             ).fetchone()
             if row is None:
                 return None

@@ -157,6 +157,7 @@ class Uploader:
                 continue
             if self.upload_one(clip):
                 self.consecutive_failures = 0
+                self._abort_orphans()  # S3 is reachable now: a dropped clip's parts need not wait for a restart
             else:
                 # Pause the whole loop too: an outage fails every clip, and trying each one in turn
                 # at full speed would hammer a network that is down.
@@ -246,6 +247,7 @@ class Uploader:
             for number in range(1, n_parts + 1):
                 if self.stop.is_set():
                     raise _Stopped()
+                self._send_urgent(clip)
                 if number in confirmed:
                     parts.append(confirmed[number])
                     continue
@@ -293,6 +295,13 @@ class Uploader:
             self.queue.set_upload(clip, None, None)
             raise ChecksumMismatch(f"S3 stored multipart ETag {etag}, expected {want}")
         return resp.get("ETag"), returned or expected
+
+    def _send_urgent(self, current: Clip) -> None:
+        """A snapshot is the alert fast lane: one queued while a long clip is on its way goes
+        between two of the clip's parts, not minutes later after the whole clip."""
+        while (urgent := self.queue.next_due(min_priority=current.priority + 1)) is not None:
+            self.queue.renew_lease(current.id)
+            self.upload_one(urgent)
 
     def _resume(self, clip: Clip, upload_id: str) -> dict[int, Part] | None:
         """Which parts of an interrupted upload S3 really holds. Only parts that S3 lists *and* that

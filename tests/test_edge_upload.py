@@ -282,3 +282,33 @@ def test_a_clip_dropped_by_the_disk_cap_has_its_multipart_upload_aborted(s3, tmp
     assert proxy.count(lambda r: r.method == "DELETE" and f"uploadId={upload_id}" in r.target) == 1
     assert not admin.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
     assert list(objects(admin)) == [newer.key]
+
+
+def test_a_snapshot_queued_during_a_long_clip_goes_between_its_parts(s3, tmp_path):
+    """The alert fast lane must not wait for a clip already on its way: a snapshot queued while
+    part 1 of a 3-part clip is sent arrives before the clip is completed."""
+    admin, proxy = s3
+    cfg = edge_config(tmp_path)
+    queue = UploadQueue(cfg.state_dir, cfg.disk_cap_bytes)
+    spool = tmp_path / "spool"
+    clip = queue.enqueue(make_clip(spool, "long.mp4", 12 * MiB), metadata(0), owned=True)
+    uploader = Uploader(queue, cfg)
+    order: list[str] = []
+    snapshot: dict[str, object] = {}
+
+    def before_part(params, **_):
+        if params["PartNumber"] == 1 and not snapshot:
+            snapshot["clip"] = queue.enqueue(make_clip(spool, "snap.jpg", 30_000), metadata(1), owned=True,
+                                             content_type="image/jpeg", key="uploads/snapshots/s.jpg",
+                                             priority=clip.priority + 10)
+
+    def after(event_name, **_):
+        order.append(event_name.rsplit(".", 1)[-1])
+
+    uploader.s3.meta.events.register("before-parameter-build.s3.UploadPart", before_part)
+    for op in ("PutObject", "UploadPart", "CompleteMultipartUpload"):
+        uploader.s3.meta.events.register(f"after-call.s3.{op}", after)
+    assert drain(uploader)
+    assert order == ["UploadPart", "PutObject", "UploadPart", "UploadPart", "CompleteMultipartUpload"]
+    assert set(objects(admin)) == {clip.key, "uploads/snapshots/s.jpg"}
+    assert queue.get(clip.id).state == DONE and queue.get(snapshot["clip"].id).state == DONE
