@@ -287,7 +287,7 @@ def test_a_clip_dropped_by_the_disk_cap_has_its_multipart_upload_aborted(s3, tmp
 def test_a_snapshot_queued_during_a_long_clip_goes_between_its_parts(s3, tmp_path):
     """The alert fast lane must not wait for a clip already on its way: a snapshot queued while
     part 1 of a 3-part clip is sent arrives before the clip is completed."""
-    admin, proxy = s3
+    admin, _proxy = s3
     cfg = edge_config(tmp_path)
     queue = UploadQueue(cfg.state_dir, cfg.disk_cap_bytes)
     spool = tmp_path / "spool"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -107,8 +108,22 @@ def test_report_regenerates_from_stored_results(mixed_run) -> None:
     assert "people clip.mp4" in html and "readme.mp4" in html
 
 
-def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, short_video: Path, bad_inputs) -> None:
-    assert cli(["run", str(short_video), str(bad_inputs["text"]), "--out", str(tmp_path), "--quiet"]) == 1
+def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, bad_inputs, capsys) -> None:
+    """With --dedup: the summary names the bad file and its reason, gives each video its cost,
+    and splits the DetectFaces saving into duplicates skipped and frames without people."""
+    from test_frames import noisy_photo, write_clip
+
+    # 6 s of one still scene (sensor noise only) at 1 frame/s: 6 sampled, 5 duplicates of the first.
+    still = write_clip(tmp_path / "still.mp4", [i * 0.25 for i in range(24)], draw=noisy_photo("astronaut", 1))
+    assert cli(["run", str(still), str(bad_inputs["text"]), "--out", str(tmp_path / "out"), "--quiet",
+                "--dedup"]) == 1
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    row, bad = lines["still.mp4"], lines[bad_inputs["text"].name]
+    assert row.split()[1:5] == ["ok", "6", "1", "1"] and re.search(r"\$\d", row)
+    assert "FAILED" in bad
+    assert "error: split_frames:" in out.split(bad_inputs["text"].name, 1)[1]
+    assert "(83% avoided: 5 duplicates skipped, 0 frames without people)" in out
 
 
 def test_replaying_every_event_adds_no_rows(local_stack, people_video: Path) -> None:

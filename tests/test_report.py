@@ -96,6 +96,9 @@ def test_alternatives_and_the_measured_saving(two: Path) -> None:
     assert total.usage.frames_sampled == 50 and total.usage.frames_kept == 40
     assert total.every_frame_detect_faces == pytest.approx(50 * 0.001)
     assert total.detect_faces_avoided == 38
+    # ...10 of them by skipping duplicates (A), 28 by the person filter (A 30 - 9, B 10 - 3).
+    assert total.avoided_by_dedup == 10 and total.avoided_by_person_filter == 28
+    assert (a.avoided_by_dedup, a.avoided_by_person_filter) == (10, 21)
     assert total.avoided_ratio == pytest.approx(38 / 50)
     assert a.avoided_ratio == pytest.approx(31 / 40) and b.avoided_ratio == pytest.approx(7 / 10)
     assert total.rekognition_video == pytest.approx(80 / 60 * 0.10)
@@ -176,7 +179,8 @@ def test_cost_summary_line(two: Path) -> None:
     assert "\n" not in line
     assert costs.usd(total.total) in line
     assert f"{costs.usd(total.total / (80 / 60))}/min" in line
-    assert "DetectFaces on 12 of 50 sampled frames (76% avoided)" in line
+    assert ("DetectFaces on 12 of 50 sampled frames (76% avoided: 10 duplicates skipped, "
+            "28 frames without people)") in line
     assert f"Rekognition Video {costs.usd(80 / 60 * 0.10)}" in line
     assert "prices.json" in line
 
@@ -193,8 +197,21 @@ def test_report_totals(two: Path) -> None:
                      "faces": "12", "errors": "0"}
     rows = [tr for tr in table.find_all("tr") if "ok" in tr.attrs.get("class", "")]
     assert [r.find("a").text for r in rows] == ["a.mp4", "b.mp4"]
-    assert dom.find("p", None, id="saving").text.endswith("38 calls avoided (76%).")
+    saving = dom.find("p", None, id="saving")
+    assert ("38 calls avoided (76%): 10 near-duplicate frames skipped before detection, 28 frames in which the "
+            "detector found nobody.") in saving.text
+    assert {b.attrs["data-avoided"]: b.text for b in saving.find_all("b") if "data-avoided" in b.attrs} == {
+        "dedup": "10", "person-filter": "28"}
     assert dom.find("td", None, id="cost-total").attrs["data-usd"] == f"{costs.run_estimates(load(two))[0].total:.10f}"
+
+
+def test_video_costs_for_the_run_table(two: Path) -> None:
+    from vidsift.report import video_costs
+
+    _, per_video = costs.run_estimates(load(two))
+    got = video_costs(two)
+    assert list(got.values()) == [costs.usd(e.total) for e in per_video]
+    assert len(got) == 2 and all(k.startswith("uploads/") for k in got)
 
 
 def test_report_escapes_a_nasty_file_name_and_errors(tmp_path: Path) -> None:

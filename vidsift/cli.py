@@ -36,13 +36,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = run_videos(paths, Path(args.out), fps=_positive(args.fps), keyframes=args.keyframes,
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
-                        progress=not args.quiet)
+                        progress=not args.quiet, dedup=args.dedup)
     elapsed = time.monotonic() - started
+    from vidsift.report import cost_summary_line, video_costs, write_report
+
+    costs = video_costs(report.out)
     print()
-    print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'faces':>5}")
+    print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'faces':>5} {'est. AWS cost':>13}")
     for v in report.videos:
         print(f"{v.path.name[:40]:<40} {'ok' if v.ok else 'FAILED':<7} {v.frames_sampled:>6} "
-              f"{v.frames_with_people:>6} {v.faces:>5}")
+              f"{v.frames_with_people:>6} {v.faces:>5} {costs.get(v.key, ''):>13}")
         for err in v.errors:
             print(f"    error: {err}")
     for err in report.unowned_errors:
@@ -52,8 +55,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = sum(not v.ok for v in report.videos)
     print(f"\n{len(report.videos)} video(s), {failed} failed, {elapsed:.1f} s. Results in {report.out}/ "
           f"(query with: vidsift query --out {report.out} \"SELECT ...\")")
-    from vidsift.report import cost_summary_line, write_report
-
     path = write_report(report.out)
     print(cost_summary_line(report.out))
     print(f"Report: {path}")
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.add_argument("--camera-id", help="camera id recorded with every row")
     p.add_argument("--recorded-at", help="ISO 8601 recording start, so rows get captured_at")
+    p.add_argument("--dedup", action="store_true",
+                   help="skip frames that repeat the last kept one (perceptual hash), as DEDUP=on in the cloud")
     p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"],
                    help="person detector backend of the local endpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -55,12 +55,15 @@ def upload_key(path: Path, index: int) -> str:
     return f"{contract.load()['raw_upload_prefix']}{index:04d}/{path.name}"
 
 
-def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None) -> None:
+def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None,
+           dedup: bool = False) -> None:
     meta: dict[str, str] = {}
     if camera_id:
         meta[contract.upload_key("camera_id")] = quote(camera_id, safe="")
     if recorded_at:
         meta[contract.upload_key("recorded_at")] = recorded_at
+    if dedup:  # the per-video override a user would set on an upload to the cloud stack too
+        meta[contract.upload_key("dedup")] = "on"
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     aws.client("s3").upload_file(str(path), stack.names.bucket("raw"), key,
                                  ExtraArgs={"Metadata": meta, "ContentType": content_type,
@@ -127,14 +130,14 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
 
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
-               progress: bool = True, timeout_s: float = 3600) -> RunReport:
+               progress: bool = True, timeout_s: float = 3600, dedup: bool = False) -> RunReport:
     from tqdm import tqdm
 
     stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
     with stack:
         uploads = {upload_key(p, i): p for i, p in enumerate(paths)}
         for key, path in uploads.items():
-            upload(stack, path, key, camera_id, recorded_at)
+            upload(stack, path, key, camera_id, recorded_at, dedup)
         bars: dict[str, Any] = {}
         if progress:
             bars = {s: tqdm(desc=f"{s:<14}", unit="msg", position=i, leave=True, total=0)
@@ -157,6 +160,6 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         export(stack, res, out)
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
-        write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes)
+        write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes, dedup=dedup)
         return RunReport(out=out, videos=videos, stats=dispatcher.stats, results=res, finished=finished,
                          unowned_errors=unowned)

@@ -308,6 +308,16 @@ class Estimate:
         return self.usage.frames_sampled - self.usage.detect_faces_images
 
     @property
+    def avoided_by_dedup(self) -> int:
+        """DetectFaces calls saved because near-duplicate frames were skipped before detection."""
+        return self.usage.frames_sampled - self.usage.frames_kept
+
+    @property
+    def avoided_by_person_filter(self) -> int:
+        """DetectFaces calls saved because the detector found nobody in the frame."""
+        return self.usage.frames_kept - self.usage.detect_faces_images
+
+    @property
     def avoided_ratio(self) -> float | None:
         """Share of the DetectFaces calls a no-filter, no-dedup pipeline would make that this
         run did not make (measured: frames before dedup vs calls made)."""
@@ -377,7 +387,8 @@ def summary_line(total: Estimate) -> str:
         parts[0] += f" ({usd(total.per_minute)}/min)"
     if total.avoided_ratio is not None:
         parts.append(f"DetectFaces on {u.detect_faces_images} of {u.frames_sampled} sampled frames "
-                     f"({total.avoided_ratio:.0%} avoided)")
+                     f"({total.avoided_ratio:.0%} avoided: {total.avoided_by_dedup} duplicates skipped, "
+                     f"{total.avoided_by_person_filter} frames without people)")
     parts.append(f"DetectFaces on every frame alone {usd(total.every_frame_detect_faces)}, "
                  f"Rekognition Video {usd(total.rekognition_video)}")
     return "; ".join(parts) + (f". {total.prices.region} list prices as of {total.prices.as_of}, "

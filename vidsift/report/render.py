@@ -330,7 +330,10 @@ def cost_section(data: RunData, total: costs.Estimate, per_video: list[costs.Est
                            for a, b, c in compare)
     saving = (f'<p id="saving">The person filter and duplicate skipping sent <b>{u.detect_faces_images:,}</b> of '
               f'<b>{u.frames_sampled:,}</b> sampled frames to DetectFaces: <b>{total.detect_faces_avoided:,}</b> '
-              f'calls avoided (<b data-ratio="{ratio:.6f}">{ratio:.0%}</b>).</p>' if ratio is not None else "")
+              f'calls avoided (<b data-ratio="{ratio:.6f}">{ratio:.0%}</b>): '
+              f'<b data-avoided="dedup">{total.avoided_by_dedup:,}</b> near-duplicate frames skipped before '
+              f'detection, <b data-avoided="person-filter">{total.avoided_by_person_filter:,}</b> frames in '
+              f'which the detector found nobody.</p>' if ratio is not None else "")
     video_rows = []
     for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True)):
         video_rows.append(
