@@ -12,24 +12,42 @@ OFFLINE_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGIO
 # Tests that touch onnxruntime/TFLite/Ultralytics write under $HOME: give them a scratch one.
 TEST_ENV := HOME=$(CURDIR)/.venv/home YOLO_CONFIG_DIR=$(CURDIR)/.venv/home/yolo YOLO_OFFLINE=1
 
-.PHONY: venv node chromium demo test lint package layers bench soak clean
+.PHONY: venv node chromium demo test test-yolo lint package layers bench bench-yolo soak clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt pyproject.toml
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+# $(call install_venv,DIR,EXTRA PIP ARGS): a venv with the project and its pins (plus extras).
+define install_venv
+	test -x $(1)/bin/python || $(PY) -m venv $(1)
 	@# The editable install below builds without isolation: it needs a setuptools with
 	@# bdist_wheel built in (>= 70.1), not the 65.x a fresh venv starts with.
-	$(BIN)/pip install -q --disable-pip-version-check "setuptools==80.9.0"
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(1)/bin/pip install -q --disable-pip-version-check "setuptools==80.9.0"
+	$(1)/bin/pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt $(2)
+	$(1)/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	@# A dependency may drag in the non-headless OpenCV 5.x; keep the one we pinned.
-	$(BIN)/pip uninstall -y -q opencv-python 2>/dev/null || true
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+	$(1)/bin/pip uninstall -y -q opencv-python 2>/dev/null || true
+	$(1)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall \
 		$$(grep -E '^opencv-python-headless==' requirements.txt)
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
-	mkdir -p $(VENV)/home/yolo
+	$(1)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	mkdir -p $(1)/home/yolo
 	touch $@
+endef
+
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-dev.txt pyproject.toml
+	$(call install_venv,$(VENV),)
+
+# The cloud's detector path (Ultralytics YOLO, torch) and the SageMaker SDK deploy path, in
+# their own venv so that .venv, `make test` and the Lambda functions never carry torch.
+YOLO_VENV := .venv-yolo
+$(YOLO_VENV)/.installed: requirements.txt requirements-nodeps.txt requirements-dev.txt requirements-yolo.txt pyproject.toml
+	$(call install_venv,$(YOLO_VENV),-r requirements-yolo.txt)
+
+test-yolo: $(YOLO_VENV)/.installed node
+	$(subst $(VENV)/home,$(YOLO_VENV)/home,$(TEST_ENV)) $(OFFLINE_ENV) PATH=$(CURDIR)/$(YOLO_VENV)/bin:$$PATH $(YOLO_VENV)/bin/python -m pytest -q -rs \
+		tests/test_inference.py tests/test_local_sagemaker.py
+
+bench-yolo: $(YOLO_VENV)/.installed
+	$(subst $(VENV)/home,$(YOLO_VENV)/home,$(TEST_ENV)) $(YOLO_VENV)/bin/python -m bench detector
 
 node: $(NODE_STAMP)
 
@@ -50,7 +68,7 @@ demo: venv node
 
 test: venv node chromium
 	$(BIN)/ruff check .
-	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -m "not slow"
+	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs -m "not slow"
 
 lint: venv
 	$(BIN)/ruff check .
@@ -68,4 +86,4 @@ soak: venv node
 	$(TEST_ENV) $(OFFLINE_ENV) $(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) node_modules vidsift/local/human/node_modules .serverless layers/build
+	rm -rf $(VENV) $(YOLO_VENV) node_modules vidsift/local/human/node_modules .serverless layers/build

@@ -59,7 +59,8 @@ def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
         return [d for start in range(0, len(refs), limit) for d in _detect(settings, refs[start:start + limit])]
     try:
         answer, _ = aws.invoke_endpoint(settings.endpoint_name,
-                                        build_request([r.uri for r in refs], settings.person_min_confidence))
+                                        build_request([r.uri for r in refs], settings.person_min_confidence,
+                                                      settings.person_min_area))
     except Exception as exc:
         status = aws.model_error_status(exc)
         if status == 413 and len(refs) > 1:  # over the endpoint's batch limit: halve until it fits

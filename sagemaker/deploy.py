@@ -196,6 +196,7 @@ def make_plan(args: argparse.Namespace, artefact: Path) -> Plan:
         "VIDSIFT_DETECTOR": args.backend,
         "MAX_BATCH": str(args.max_batch),
         "PERSON_MIN_CONFIDENCE": str(args.min_confidence),
+        "PERSON_MIN_AREA": str(args.min_area),
         # The handler needs no request-time downloads; keep Ultralytics from trying.
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": "/tmp/Ultralytics",
@@ -354,6 +355,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--async-output", help="s3:// prefix for async results (default: under the SDK bucket)")
     p.add_argument("--max-batch", type=int, default=32, help="MAX_BATCH for the handler (default 32)")
     p.add_argument("--min-confidence", type=float, default=0.5, help="PERSON_MIN_CONFIDENCE default (0.5)")
+    p.add_argument("--min-area", type=float, default=0.0,
+                   help="PERSON_MIN_AREA default: boxes under this fraction of the frame are ignored (0)")
     p.add_argument("--framework-version", default="2.6", help="SageMaker PyTorch container version (default 2.6)")
     p.add_argument("--py-version", default="py312", help="its Python (default py312)")
     p.add_argument("--role", help="IAM role ARN for the model (default: $SAGEMAKER_ROLE_ARN)")

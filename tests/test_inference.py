@@ -352,6 +352,32 @@ def test_backend_selection(inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp
     assert inf.find_yolo_weights(tmp_path) == "yolo11n.yaml"
 
 
+def test_yolo_weights_are_found_in_ultralytics_own_folder(inf: ModuleType, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights Ultralytics downloaded earlier on a connected machine (its settings' weights_dir)
+    are used by the local endpoint with no YOLO_WEIGHTS set; found without importing torch."""
+    monkeypatch.delenv("YOLO_WEIGHTS", raising=False)
+    monkeypatch.delenv("YOLO_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config, weights = tmp_path / "config", tmp_path / "weights"
+    config.mkdir()
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(config))
+    empty = tmp_path / "model"
+    empty.mkdir()
+    assert inf.find_yolo_weights(empty) is None
+    (config / "settings.json").write_text(json.dumps({"weights_dir": str(weights)}))
+    assert inf.find_yolo_weights(empty) is None  # the folder holds no yolo11n.pt yet
+    weights.mkdir()
+    (weights / "yolo11n.pt").write_bytes(b"weights")
+    assert inf.find_yolo_weights(empty) == str(weights / "yolo11n.pt")
+    assert inf.find_yolo_weights(None) == str(weights / "yolo11n.pt")
+    (empty / "yolo11s.pt").write_bytes(b"weights")
+    assert inf.find_yolo_weights(empty) == str(empty / "yolo11s.pt")  # the model's own folder first
+    (config / "settings.json").write_text("not json")
+    (tmp_path / "yolo11n.pt").write_bytes(b"weights")  # where YOLO('yolo11n.pt') downloads by default
+    assert inf.find_yolo_weights(None) == str(tmp_path / "yolo11n.pt")
+
+
 def test_ssdlite_path_never_imports_torch() -> None:
     """model load on the SSDLite path must not pull torch/ultralytics (Lambda-sized containers)."""
     code = (

@@ -151,3 +151,17 @@ def test_rows_are_not_duplicated(stack: LocalStack) -> None:
     for table in ("people", "faces"):
         ids_ = [r["record_id"] for r in analytics_rows(stack, table)]
         assert len(ids_) == len(set(ids_)), table
+
+
+def test_person_min_area_reaches_the_endpoint(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PERSON_MIN_AREA (the stack's personMinArea) travels with each request: a person filling
+    less of the frame than that is not counted, so the frame is not sent on to face analysis."""
+    d = Dispatcher(stack)
+    monkeypatch.setenv("PERSON_MIN_AREA", "0.95")
+    put_frame(stack, "far-away", 0, jpeg("astronaut"))
+    d.poll("detect_people")
+    monkeypatch.setenv("PERSON_MIN_AREA", "0")
+    put_frame(stack, "close-up", 0, jpeg("astronaut"))
+    d.poll("detect_people")
+    assert [r["person_count"] for r in rows(stack, "people", "far-away")] == [0]
+    assert [r["person_count"] >= 1 for r in rows(stack, "people", "close-up")] == [True]

@@ -45,6 +45,7 @@ class Settings:
     jpeg_quality: int
     max_frame_side: int
     person_min_confidence: float
+    person_min_area: float
     face_min_confidence: float
     face_min_size: float
 
@@ -67,6 +68,7 @@ class Settings:
             jpeg_quality=int(_float("JPEG_QUALITY", 90)),
             max_frame_side=int(_float("MAX_FRAME_SIDE", 1920)),
             person_min_confidence=_float("PERSON_MIN_CONFIDENCE", 0.5),
+            person_min_area=_float("PERSON_MIN_AREA", 0.0),
             face_min_confidence=_float("FACE_MIN_CONFIDENCE", 80.0),
             face_min_size=_float("FACE_MIN_SIZE", 0.02),
         )

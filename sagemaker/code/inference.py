@@ -409,6 +409,9 @@ class YoloDetector:
     """Ultralytics YOLO; torch and ultralytics are imported here, never at module load."""
 
     def __init__(self, weights: str, model_id: str | None = None) -> None:
+        # Weights are local by now: Ultralytics must not probe the network (it checks DNS and
+        # for updates at import otherwise), wherever this runs.
+        os.environ.setdefault("YOLO_OFFLINE", "1")
         from ultralytics import YOLO
 
         self.weights = weights
@@ -457,8 +460,23 @@ def _ultralytics_available() -> bool:
     return importlib.util.find_spec("ultralytics") is not None
 
 
+def ultralytics_weights_dir() -> Path | None:
+    """Where Ultralytics keeps the weights it downloaded (its settings' ``weights_dir``), read
+    from its settings file so that looking costs no torch import. None when it has none."""
+    config_dir = os.environ.get("YOLO_CONFIG_DIR")
+    base = Path(config_dir) if config_dir else Path.home() / ".config" / "Ultralytics"
+    try:
+        settings = json.loads((base / "settings.json").read_text())
+    except (OSError, ValueError):
+        return None
+    weights = settings.get("weights_dir") if isinstance(settings, dict) else None
+    return Path(weights) if weights else None
+
+
 def find_yolo_weights(model_dir: str | os.PathLike[str] | None) -> str | None:
-    """``YOLO_WEIGHTS`` (a file, or a ``.yaml`` architecture for an untrained net) or a ``.pt`` in model_dir."""
+    """``YOLO_WEIGHTS`` (a file, or a ``.yaml`` architecture for an untrained net), else a ``.pt`` in
+    model_dir (the endpoint's model.tar.gz), else ``<YOLO_MODEL>.pt`` in Ultralytics' own weights
+    folder or the working folder (where ``YOLO('yolo11n.pt')`` downloads it on a connected machine)."""
     env = os.environ.get("YOLO_WEIGHTS", "").strip()
     if env:
         if Path(env).is_file() or env.endswith((".yaml", ".yml")):
@@ -466,14 +484,17 @@ def find_yolo_weights(model_dir: str | os.PathLike[str] | None) -> str | None:
         if model_dir and (Path(model_dir) / env).is_file():
             return str(Path(model_dir) / env)
         return None
+    wanted = os.environ.get("YOLO_MODEL", DEFAULT_YOLO_MODEL)
     if model_dir:
-        wanted = os.environ.get("YOLO_MODEL", DEFAULT_YOLO_MODEL)
         preferred = Path(model_dir) / f"{wanted}.pt"
         if preferred.is_file():
             return str(preferred)
         found = sorted(Path(model_dir).glob("*.pt"))
         if found:
             return str(found[0])
+    for folder in (ultralytics_weights_dir(), Path.cwd()):
+        if folder is not None and (folder / f"{wanted}.pt").is_file():
+            return str(folder / f"{wanted}.pt")
     return None
 
 

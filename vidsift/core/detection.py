@@ -36,10 +36,11 @@ class Detection:
         return max((b.confidence for b in self.boxes), default=None)
 
 
-def build_request(s3_uris: list[str], min_confidence: float) -> dict[str, Any]:
+def build_request(s3_uris: list[str], min_confidence: float, min_area: float = 0.0) -> dict[str, Any]:
     """Frames travel as S3 URIs, so a batch stays far below the 4 MB payload limit of
-    serverless endpoints; the endpoint reads them itself."""
-    return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence}
+    serverless endpoints; the endpoint reads them itself. The thresholds travel with every
+    request, so the stack's settings rule whatever the endpoint was deployed with."""
+    return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence, "min_area": min_area}
 
 
 def parse_response(doc: Any, expected: int) -> list[Detection]:
