@@ -19,6 +19,8 @@ FULL_DETAIL = {
     "Mustache": {"Value": False, "Confidence": 90.0}, "EyesOpen": {"Value": True, "Confidence": 95.0},
     "MouthOpen": {"Value": False, "Confidence": 95.0}, "Pose": {"Roll": 1.5, "Yaw": -10.25, "Pitch": 3.0},
     "Quality": {"Brightness": 70.0, "Sharpness": 80.0},
+    "FaceOccluded": {"Value": True, "Confidence": 88.0},
+    "EyeDirection": {"Yaw": 12.5, "Pitch": -4.0, "Confidence": 97.0},
 }
 
 
@@ -44,13 +46,15 @@ def test_face_record_flattens_every_attribute() -> None:
     assert rec["top_emotion"] == "CALM" and json.loads(rec["emotions"]) == {"CALM": 80.0, "HAPPY": 15.0}
     assert (rec["age_low"], rec["age_high"], rec["gender"]) == (25, 35, "Female")
     assert rec["eyeglasses"] is True and rec["smile"] is False and rec["pose_yaw"] == -10.25
+    assert (rec["face_occluded"], rec["eye_direction_yaw"], rec["eye_direction_pitch"]) == (True, 12.5, -4.0)
 
 
 def test_attributes_not_estimated_stay_null() -> None:
     detail = {k: FULL_DETAIL[k] for k in ("BoundingBox", "Confidence", "Pose", "Quality")}
     rec = build_face_record(META, 1, detail, "local", NOW)
     for col in ("age_low", "age_high", "gender", "gender_confidence", "top_emotion", "emotions", "smile",
-                "eyeglasses", "sunglasses", "beard", "mustache", "eyes_open", "mouth_open"):
+                "eyeglasses", "sunglasses", "beard", "mustache", "eyes_open", "mouth_open", "face_occluded",
+                "eye_direction_yaw", "eye_direction_pitch"):
         assert rec[col] is None, col
     assert rec["pose_roll"] == 1.5
 

@@ -153,6 +153,7 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
     emotions = {e["Type"]: round(float(e["Confidence"]), 2) for e in detail.get("Emotions") or []}
     pose = detail.get("Pose") or {}
     quality = detail.get("Quality") or {}
+    gaze = detail.get("EyeDirection") or {}
     return _ordered("faces", {
         "record_id": ids.face_record_id(meta.video_id, meta.frame_index, face_index),
         "video_id": meta.video_id,
@@ -190,6 +191,10 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
         "processed_at": iso(processed),
         "matched_name": match.name if match else None,
         "match_similarity": _num(match.similarity) if match else None,
+        # Columns added after the first release go last: tables already in use keep their order.
+        "face_occluded": _value(detail, "FaceOccluded"),
+        "eye_direction_yaw": _num(gaze.get("Yaw")),
+        "eye_direction_pitch": _num(gaze.get("Pitch")),
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
     })
 
