@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from vidsift import aws, contract
 from vidsift.local.dispatcher import Dispatcher, StageStats
+from vidsift.local.progress import VideoProgress
 from vidsift.local.results import RunResults, collect, export
 from vidsift.local.stack import LocalStack
 
@@ -74,6 +75,11 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
              unowned: list[str]) -> list[VideoOutcome]:
     raw = stack.names.bucket("raw")
     by_uri = {f"s3://{raw}/{key}": VideoOutcome(path=path, key=key) for key, path in uploads.items()}
+    suffixes = tuple(contract.load()["video_suffixes"])
+    for vo in by_uri.values():
+        if not vo.key.endswith(suffixes):  # the bucket notification's filters, as in the cloud
+            vo.errors.append(f"not processed: the raw bucket notifies the pipeline of {', '.join(suffixes)} "
+                             "files only (lowercase), as S3 does in the cloud")
     by_video: dict[str, VideoOutcome] = {}
     for summary in res.summaries.values():
         vo = by_uri.get(f"s3://{summary['source_bucket']}/{summary['source_key']}")
@@ -139,9 +145,11 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         for key, path in uploads.items():
             upload(stack, path, key, camera_id, recorded_at, dedup)
         bars: dict[str, Any] = {}
+        videos: VideoProgress | None = None
         if progress:
-            bars = {s: tqdm(desc=f"{s:<14}", unit="msg", position=i, leave=True, total=0)
+            bars = {s: tqdm(desc=f"{s:<30}", unit="msg", position=i, leave=True, total=0)
                     for i, s in enumerate(contract.STAGES)}
+            videos = VideoProgress(stack, uploads, first_position=len(bars))
 
         def on_batch(stage: str, stats: StageStats) -> None:
             if stage in bars:
@@ -150,9 +158,13 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
                 bar.n = stats.succeeded + stats.failed
                 bar.set_postfix(ok=stats.succeeded, failed=stats.failed, refresh=False)
                 bar.refresh()
+            if videos is not None:
+                videos.update()
 
         dispatcher = Dispatcher(stack, on_batch=on_batch)
         finished = dispatcher.run_until_idle(timeout_s=timeout_s)
+        if videos is not None:
+            videos.close()
         for bar in bars.values():
             bar.close()
         res = collect(stack)

@@ -1,0 +1,109 @@
+"""Progress of ``vidsift run``, per stage and per video.
+
+The stage bars count messages; they say the pipeline moves but not how far a given video
+is, and a long video is one split_frames message for most of its run. So each video also
+gets a bar: "splitting" until its summary is written, then the frames analysed (its
+``people`` rows) out of the frames it kept. Everything is read from the local stack as the
+cloud would show it (summary objects, Firehose output, error records), a little at a time:
+only objects not seen before are read, at most once per ``interval_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from vidsift import aws, contract
+from vidsift.core import ids
+from vidsift.local.stack import LocalStack
+
+
+class VideoProgress:
+    def __init__(self, stack: LocalStack, uploads: dict[str, Path], *, first_position: int,
+                 interval_s: float = 0.5) -> None:
+        from tqdm import tqdm
+
+        self.stack, self.interval_s = stack, interval_s
+        self._raw = stack.names.bucket("raw")
+        self._bars: dict[str, Any] = {}  # by raw key
+        for i, (key, path) in enumerate(uploads.items()):
+            bar = tqdm(desc=f"  {path.name[:28]:<28}", unit="frame", position=first_position + i, leave=True,
+                       total=None)
+            bar.set_postfix_str("splitting", refresh=True)
+            self._bars[key] = bar
+        self._video_key: dict[str, str] = {}  # video_id -> raw key
+        self._kept: dict[str, int] = {}
+        self._analysed: dict[str, set[str]] = {}
+        self._seen: set[str] = set()
+        self._failed: set[str] = set()
+        self._last = 0.0
+
+    def update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval_s:
+            return
+        self._last = now
+        self._read_summaries()
+        self._read_rows()
+        self._read_errors()
+        for video, key in self._video_key.items():
+            bar = self._bars[key]
+            kept, done = self._kept.get(video, 0), len(self._analysed.get(video, ()))
+            bar.total, bar.n = kept, min(done, kept)
+            bar.set_postfix_str("done" if done >= kept else "analysing", refresh=False)
+            bar.refresh()
+        for key in self._failed:
+            self._bars[key].set_postfix_str("FAILED", refresh=True)
+
+    def close(self) -> None:
+        self.update(force=True)
+        for bar in self._bars.values():
+            bar.close()
+
+    def _new(self, bucket: str, prefix: str = "") -> list[str]:
+        keys = []
+        for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", []) if f"{bucket}/{o['Key']}" not in self._seen]
+        return keys
+
+    def _read(self, bucket: str, key: str) -> bytes:
+        self._seen.add(f"{bucket}/{key}")
+        return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def _read_summaries(self) -> None:
+        """One look per video folder (``<video_id>/``) still without a summary, not per frame."""
+        frames, s3 = self.stack.names.bucket("frames"), aws.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=frames, Delimiter="/"):
+            for folder in page.get("CommonPrefixes", []):
+                video = folder["Prefix"].rstrip("/")
+                if video in self._kept:
+                    continue
+                key = ids.summary_key(video)
+                try:
+                    doc = json.loads(self._read(frames, key))
+                except Exception as exc:
+                    if aws.error_code(exc) in ("NoSuchKey", "404"):
+                        continue  # still splitting
+                    raise
+                if doc.get("source_bucket") == self._raw and doc.get("source_key") in self._bars:
+                    self._video_key[video] = doc["source_key"]
+                self._kept[video] = int(doc.get("frames_kept", doc.get("frames_sampled", 0)))
+
+    def _read_rows(self) -> None:
+        analytics = self.stack.names.bucket("analytics")
+        for key in self._new(analytics, contract.load()["analytics_prefixes"]["people"]):
+            for line in self._read(analytics, key).decode().splitlines():
+                if line.strip():  # Firehose delivers at least once: count each record once
+                    row = json.loads(line)
+                    self._analysed.setdefault(row["video_id"], set()).add(row["record_id"])
+
+    def _read_errors(self) -> None:
+        analytics = self.stack.names.bucket("analytics")
+        prefix = f"{contract.load()['analytics_prefixes']['errors']}split_frames/"
+        for key in self._new(analytics, prefix):
+            subject = str(json.loads(self._read(analytics, key)).get("subject", ""))
+            raw_key = subject.removeprefix(f"s3://{self._raw}/")
+            if raw_key in self._bars:
+                self._failed.add(raw_key)
