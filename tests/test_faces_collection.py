@@ -445,3 +445,46 @@ def test_match_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("FACE_MATCH_THRESHOLD", bad)
         with pytest.raises(ConfigError):
             matching.MatchSettings.from_env()
+
+
+# --- the same person in genuinely different photos ----------------------------------------------
+
+HUMAN_ASSETS = Path(__file__).resolve().parents[1] / "vidsift/local/human/node_modules/@vladmandic/human/assets"
+
+
+def thumbnails_of_one_man(client: Any) -> list[bytes]:
+    """The first row of Human's face-match screenshot (in its npm package): one man in 18 photos
+    taken on different occasions. Each face is cut out with the box DetectFaces gives it."""
+    shot = HUMAN_ASSETS / "screenshot-facematch.jpg"
+    if not shot.is_file():
+        pytest.fail(f"{shot} is missing: make node installs @vladmandic/human with its assets")
+    row = np.asarray(Image.open(shot).convert("RGB"))[283:395]
+    h, w = row.shape[:2]
+    faces = client.detect_faces(Image={"Bytes": jpeg(row, 95)})["FaceDetails"]
+    crops = []
+    for f in sorted(faces, key=lambda f: f["BoundingBox"]["Left"]):
+        b = f["BoundingBox"]
+        x0, y0 = max(0, int((b["Left"] - b["Width"] * 0.4) * w)), max(0, int((b["Top"] - b["Height"] * 0.4) * h))
+        x1, y1 = int((b["Left"] + b["Width"] * 1.4) * w), int((b["Top"] + b["Height"] * 1.4) * h)
+        crop = Image.fromarray(np.ascontiguousarray(row[y0:y1, x0:x1])).resize((224, 224 * (y1 - y0) // (x1 - x0)))
+        crops.append(jpeg(np.asarray(crop), 95))
+    return crops
+
+
+def test_the_same_man_in_other_photos_matches_when_several_are_indexed(client: Any, collection: str) -> None:
+    """What the README advises: index several photos of a person. Held out in turn, a photo of
+    the man is found among his other photos; photos of other people are not taken for him."""
+    photos = thumbnails_of_one_man(client)
+    assert len(photos) >= 15, f"only {len(photos)} of the 18 thumbnails have a face"
+    for held_out in (0, len(photos) // 2, len(photos) - 1):
+        client.create_collection(CollectionId="one-man")
+        try:
+            for i, image in enumerate(photos):
+                if i != held_out:
+                    index(client, "one-man", "The Man", image)
+            found = search(client, "one-man", photos[held_out])
+            assert found and matching.decode_name(found[0]["Face"]["ExternalImageId"]) == "The Man", held_out
+            for other in ("astronaut", "grace_hopper", "camera"):
+                assert search(client, "one-man", jpeg(photo(other))) == [], other
+        finally:
+            client.delete_collection(CollectionId="one-man")
