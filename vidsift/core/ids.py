@@ -40,4 +40,6 @@ def face_record_id(video: str, frame_index: int, face_index: int) -> str:
 
 
 def error_key(stage: str, subject: str) -> str:
-    return f"errors/{stage}/{_digest(subject, length=32)}.json"
+    from vidsift import contract
+
+    return f"{contract.load()['analytics_prefixes']['errors']}{stage}/{_digest(subject, length=32)}.json"

@@ -57,7 +57,8 @@ def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
     """The errors/<stage>/ records, by subject (an object's URI, or sqs:<message id>)."""
     s3, bucket = aws.client("s3"), stack.names.bucket("analytics")
     keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"errors/{stage}/"):
+    prefix = f"{contract.load()['analytics_prefixes']['errors']}{stage}/"
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys += [o["Key"] for o in page.get("Contents", [])]
     docs = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
     return {d["subject"]: d for d in docs}
