@@ -172,10 +172,13 @@ class Recorder:
         return self.clips
 
     def _persons(self, frame: TimedFrame) -> list[Detection] | None:
-        """Detections at or above the threshold, or None if the detector did not run."""
+        """Detections at or above the threshold, or None if the detector did not run.
+
+        Motion gates the detector only while nothing is recorded: once a clip runs, a person
+        who stands still (no motion) must keep it going, so it also looks at still frames."""
         moving = self.motion.update(frame.image)
         self.frames_moving += moving
-        if not moving:
+        if not moving and not self.rule.recording:
             return None
         if self._last_detect_t is not None and frame.t - self._last_detect_t < 1.0 / self.cfg.detect_fps - EPS:
             return None

@@ -191,6 +191,28 @@ def test_detector_runs_only_on_moving_frames(tmp_path):
     assert det.calls == 0 and rec.clips == []
 
 
+def test_a_person_standing_still_keeps_the_clip_going(tmp_path):
+    """A person walks in (motion), then stands still: the clip must not end after post_roll_s
+    for want of motion while the person is still there; it ends at the maximum length."""
+    cfg = EdgeConfig(bucket=BUCKET, state_dir=tmp_path / "state", pre_roll_s=1, post_roll_s=2, max_clip_s=8,
+                     detect_fps=5, snapshots=False)
+    det = ScriptedDetector([(1, 100)])
+    rec = Recorder(cfg, UploadQueue(cfg.state_dir), det, camera_id="c", device_id="d", fps=FPS)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    moving = noise_frames(2, start, det)
+    still = np.full((64, 96, 3), 128, np.uint8)
+
+    def frames():
+        yield from moving
+        for i in range(round(2 * FPS), round(12 * FPS)):
+            det.now = i / FPS
+            yield TimedFrame(i / FPS, start + timedelta(seconds=i / FPS), still)
+
+    clips = rec.run(frames())
+    first = clips[0]
+    assert first.stop_reason == "maximum length 8 s" and first.last_t - first.first_t >= 7.8
+
+
 # -- a camera that drops ----------------------------------------------------------------------
 def test_live_source_reconnects_after_the_camera_drops(caplog):
     connections = {"n": 0}
