@@ -165,3 +165,36 @@ def test_person_min_area_reaches_the_endpoint(stack: LocalStack, monkeypatch: py
     d.poll("detect_people")
     assert [r["person_count"] for r in rows(stack, "people", "far-away")] == [0]
     assert [r["person_count"] >= 1 for r in rows(stack, "people", "close-up")] == [True]
+
+
+def test_analyze_faces_fails_only_the_bad_record_of_its_batch(stack: LocalStack) -> None:
+    """The handler itself, given one SQS batch (as Lambda gives it) of a good frame, a frame
+    deleted before its turn and a malformed message: only the last two are reported failed,
+    each with its reason, and the good frame's face row is written."""
+    from functions import analyze_faces
+    from vidsift.local.dispatcher import LocalContext
+
+    sqs, s3 = aws.client("sqs"), aws.client("s3")
+    url, people = stack.queue_urls["analyze_faces"], stack.names.bucket("people")
+    sqs.purge_queue(QueueUrl=url)
+    good = put_frame(stack, "mixed-batch", 0, jpeg("astronaut"))
+    gone = put_frame(stack, "mixed-batch", 1, jpeg("grace_hopper"))
+    for key in (good, gone):
+        s3.copy_object(Bucket=people, Key=key, CopySource={"Bucket": stack.names.bucket("frames"), "Key": key},
+                       MetadataDirective="COPY")
+    msgs: list[dict] = []
+    for _ in range(20):
+        msgs += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
+        if len(msgs) >= 2:
+            break
+    event = Dispatcher(stack)._event("analyze_faces", msgs)
+    event["Records"].append({**event["Records"][0], "messageId": "garbage", "body": "{not json"})
+    by_key = {r.key: m["messageId"] for m in event["Records"][:2] for r in parse_s3_message(m["body"])}
+    s3.delete_object(Bucket=people, Key=gone)
+    result = analyze_faces.handler(event, LocalContext("analyze_faces", 120))
+    assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted([by_key[gone], "garbage"])
+    errors = error_records(stack, "analyze_faces")
+    assert "no longer exists" in errors[f"s3://{people}/{gone}"]["reason"] and "sqs:garbage" in errors
+    assert [r["frame_index"] for r in rows(stack, "faces", "mixed-batch")] == [0]
+    for m in msgs:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
