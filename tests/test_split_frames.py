@@ -270,9 +270,13 @@ def test_long_video_fans_out_into_segments(stack: LocalStack, people_video: Path
     assert _frames(stack, video) == []  # the first invocation only planned and queued
     noop = {"detect_people": lambda e, c: {}, "analyze_faces": lambda e, c: {}}
     d = Dispatcher(stack, handlers={"split_frames": split_frames.handler, **noop})
+    summary_key = ids.summary_key(video)
+    summaries_seen = []
     while d.poll("split_frames"):
-        pass
+        listed = aws.client("s3").list_objects_v2(Bucket=stack.names.bucket("frames"), Prefix=summary_key)
+        summaries_seen.append(listed.get("KeyCount", 0))
     assert d.stats["split_frames"].invocations == 3 and d.stats["split_frames"].failed == 0
+    assert summaries_seen == [0, 0, 1]  # the video is complete, and summarised, only with its last segment
     one_pass = [(f.index, f.time_s, f.jpeg) for f in sample_frames(str(people_video), SamplingOptions(fps=1))]
     assert _frame_metas(stack, video) == one_pass  # same indices, times and pictures as one pass
     summary = _summary(stack, video)
