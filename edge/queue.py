@@ -348,14 +348,14 @@ class UploadQueue:
         self.prune()
         db = self._conn()
         pending = {r["path"] for r in db.execute("SELECT path FROM clips WHERE state = ?", (PENDING,))}
-        rows = db.execute("SELECT id, path, size, mtime_ns FROM clips WHERE state = ? AND owned = 1", (DONE,))
+        rows = db.execute("SELECT path, size, mtime_ns FROM clips WHERE state = ? AND owned = 1", (DONE,))
         for r in rows.fetchall():
             # The name may have been reused since (a camera that numbers its clips, `upload --delete`
             # twice): only the very file S3 confirmed is ours to delete, never a newer one.
             if r["path"] not in pending:
                 _unlink_if_same(Path(r["path"]), r["size"], r["mtime_ns"])
-            with self._tx() as tx:
-                tx.execute("UPDATE clips SET owned = 0 WHERE id = ?", (r["id"],))
+        with self._tx() as tx:  # settled: not looked at again at every start
+            tx.execute("UPDATE clips SET owned = 0 WHERE state = ? AND owned = 1", (DONE,))
         n = self._conn().execute("SELECT COUNT(*) FROM clips WHERE state = ?", (PENDING,)).fetchone()[0]
         if n:
             log.info("resuming %d pending clip(s) from %s", n, self.path)

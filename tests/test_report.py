@@ -206,10 +206,11 @@ def test_report_totals(two: Path) -> None:
 
 
 def test_video_costs_for_the_run_table(two: Path) -> None:
-    from vidsift.report import video_costs
+    from vidsift.report import run_costs
 
     _, per_video = costs.run_estimates(load(two))
-    got = video_costs(two)
+    line, got = run_costs(two)
+    assert line == cost_summary_line(two)
     assert list(got.values()) == [costs.usd(e.total) for e in per_video]
     assert len(got) == 2 and all(k.startswith("uploads/") for k in got)
 

@@ -38,9 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
                         progress=not args.quiet, dedup=args.dedup)
     elapsed = time.monotonic() - started
-    from vidsift.report import cost_summary_line, video_costs, write_report
+    from vidsift.report import run_costs, write_report
 
-    costs = video_costs(report.out)
+    cost_line, costs = run_costs(report.out)
     print()
     print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'faces':>5} {'est. AWS cost':>13}")
     for v in report.videos:
@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{len(report.videos)} video(s), {failed} failed, {elapsed:.1f} s. Results in {report.out}/ "
           f"(query with: vidsift query --out {report.out} \"SELECT ...\")")
     path = write_report(report.out)
-    print(cost_summary_line(report.out))
+    print(cost_line)
     print(f"Report: {path}")
     return 0 if report.ok else 1
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from vidsift import aws, contract
 from vidsift.core import ids
+from vidsift.local.results import object_body, object_keys
 from vidsift.local.stack import LocalStack
 
 
@@ -63,14 +64,11 @@ class VideoProgress:
             bar.close()
 
     def _new(self, bucket: str, prefix: str = "") -> list[str]:
-        keys = []
-        for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", []) if f"{bucket}/{o['Key']}" not in self._seen]
-        return keys
+        return [k for k in object_keys(bucket, prefix) if f"{bucket}/{k}" not in self._seen]
 
     def _read(self, bucket: str, key: str) -> bytes:
         self._seen.add(f"{bucket}/{key}")
-        return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return object_body(bucket, key)
 
     def _read_summaries(self) -> None:
         """One look per video folder (``<video_id>/``) still without a summary, not per frame."""

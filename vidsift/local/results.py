@@ -20,14 +20,14 @@ from vidsift.core.events import parse_s3_message
 from vidsift.local.stack import LocalStack
 
 
-def _objects(bucket: str, prefix: str = "") -> list[str]:
+def object_keys(bucket: str, prefix: str = "") -> list[str]:
     keys: list[str] = []
     for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
     return keys
 
 
-def _body(bucket: str, key: str) -> bytes:
+def object_body(bucket: str, key: str) -> bytes:
     data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
@@ -36,8 +36,8 @@ def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
     """Every row Firehose delivered for a table (objects are newline-delimited JSON)."""
     bucket = stack.names.bucket("analytics")
     rows = []
-    for key in _objects(bucket, f"{table}/"):
-        rows.extend(json.loads(line) for line in _body(bucket, key).splitlines() if line.strip())
+    for key in object_keys(bucket, f"{table}/"):
+        rows.extend(json.loads(line) for line in object_body(bucket, key).splitlines() if line.strip())
     return rows
 
 
@@ -53,13 +53,13 @@ class RunResults:
 def collect(stack: LocalStack) -> RunResults:
     res = RunResults()
     frames = stack.names.bucket("frames")
-    for key in _objects(frames):
+    for key in object_keys(frames):
         if key.endswith("/summary.json"):
-            doc = json.loads(_body(frames, key))
+            doc = json.loads(object_body(frames, key))
             res.summaries[doc["video_id"]] = doc
     analytics = stack.names.bucket("analytics")
-    res.errors = [json.loads(_body(analytics, k)) for k in _objects(analytics, contract.load()["analytics_prefixes"]
-                                                                    ["errors"])]
+    errors_prefix = contract.load()["analytics_prefixes"]["errors"]
+    res.errors = [json.loads(object_body(analytics, k)) for k in object_keys(analytics, errors_prefix)]
     sqs = aws.client("sqs")
     for stage, url in stack.dlq_urls.items():
         subjects: list[str] = []
@@ -96,10 +96,10 @@ def export(stack: LocalStack, res: RunResults, out: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r, sort_keys=False) + "\n" for r in group))
     people_bucket = stack.names.bucket("people")
-    for key in _objects(people_bucket):
+    for key in object_keys(people_bucket):
         path = out / "frames" / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(_body(people_bucket, key))
+        path.write_bytes(object_body(people_bucket, key))
     for video, summary in res.summaries.items():
         path = out / "summaries" / f"{video}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,11 +145,11 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         for key, path in uploads.items():
             upload(stack, path, key, camera_id, recorded_at, dedup)
         bars: dict[str, Any] = {}
-        videos: VideoProgress | None = None
+        video_bars: VideoProgress | None = None
         if progress:
             bars = {s: tqdm(desc=f"{s:<30}", unit="msg", position=i, leave=True, total=0)
                     for i, s in enumerate(contract.STAGES)}
-            videos = VideoProgress(stack, uploads, first_position=len(bars))
+            video_bars = VideoProgress(stack, uploads, first_position=len(bars))
 
         def on_batch(stage: str, stats: StageStats) -> None:
             if stage in bars:
@@ -158,13 +158,13 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
                 bar.n = stats.succeeded + stats.failed
                 bar.set_postfix(ok=stats.succeeded, failed=stats.failed, refresh=False)
                 bar.refresh()
-            if videos is not None:
-                videos.update()
+            if video_bars is not None:
+                video_bars.update()
 
         dispatcher = Dispatcher(stack, on_batch=on_batch)
         finished = dispatcher.run_until_idle(timeout_s=timeout_s)
-        if videos is not None:
-            videos.close()
+        if video_bars is not None:
+            video_bars.close()
         for bar in bars.values():
             bar.close()
         res = collect(stack)

@@ -2,7 +2,7 @@
 the cost estimate, both rebuilt from a results folder alone.
 
 Public entry points (what ``vidsift run`` and ``vidsift report`` call):
-``write_report(out)``, ``cost_summary_line(out)`` and ``video_costs(out)``.
+``write_report(out)``, ``cost_summary_line(out)`` and ``run_costs(out)``.
 """
 
 from __future__ import annotations
@@ -40,14 +40,15 @@ def cost_summary_line(out: Path) -> str:
     return summary_line(total)
 
 
-def video_costs(out: Path) -> dict[str, str]:
-    """Each video's estimated AWS cost for ``vidsift run``'s table, by its raw object key."""
-    from vidsift.report.cost import run_estimates, usd
+def run_costs(out: Path) -> tuple[str, dict[str, str]]:
+    """For ``vidsift run``: the summary line and each video's estimated cost by its raw object
+    key, from one read of the results."""
+    from vidsift.report.cost import run_estimates, summary_line, usd
     from vidsift.report.data import load
 
     data = load(Path(out))
-    _, per_video = run_estimates(data)
-    return {v.key: usd(e.total) for v, e in zip(data.videos, per_video, strict=True) if v.key}
+    total, per_video = run_estimates(data)
+    return summary_line(total), {v.key: usd(e.total) for v, e in zip(data.videos, per_video, strict=True) if v.key}
 
 
-__all__ = ["REPORT_NAME", "cost_summary_line", "video_costs", "write_report"]
+__all__ = ["REPORT_NAME", "cost_summary_line", "run_costs", "write_report"]

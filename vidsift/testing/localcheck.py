@@ -6,7 +6,6 @@ the reason on record? what is in the DLQ?), so the answers are read the same way
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -55,13 +54,8 @@ def rows(stack: LocalStack, table: str, **match: object) -> list[dict[str, Any]]
 
 def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
     """The errors/<stage>/ records, by subject (an object's URI, or sqs:<message id>)."""
-    s3, bucket = aws.client("s3"), stack.names.bucket("analytics")
-    keys: list[str] = []
     prefix = f"{contract.load()['analytics_prefixes']['errors']}{stage}/"
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    docs = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
-    return {d["subject"]: d for d in docs}
+    return {d["subject"]: d for d in aws.list_json(stack.names.bucket("analytics"), prefix)}
 
 
 def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
