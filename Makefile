@@ -66,9 +66,14 @@ chromium:
 demo: venv node
 	$(BIN)/python -m vidsift.demo
 
+# Four workers on two cores: most of the suite waits (visibility timeouts, retry backoff, a
+# hung endpoint), not computes. --dist loadfile keeps each module, and the local stack its
+# tests share, on one worker. PYTEST_ARGS adds options (e.g. PYTEST_ARGS="-n 0 -x").
+PYTEST_WORKERS ?= 4
 test: venv node chromium
 	$(BIN)/ruff check .
-	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs -m "not slow"
+	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs -m "not slow" \
+		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

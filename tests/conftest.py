@@ -16,6 +16,25 @@ os.environ["HOME"] = _HOME
 os.environ.setdefault("YOLO_CONFIG_DIR", os.path.join(_HOME, "yolo"))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+# Tests purge the local stack's queues between them (LocalStack.settle); SQS allows one purge
+# a minute, which moto enforces unless told otherwise.
+os.environ["MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR"] = "false"
+
+
+@pytest.fixture(autouse=True)
+def _settled_stack() -> Iterator[None]:
+    """No test sees another's messages, dead letters or injected faults: whatever a test left
+    in a shared local stack's queues (in flight included) is dropped when it ends, and that
+    the queues are then empty is checked. Rows and objects stay; tests keep them apart by
+    their own video ids and keys."""
+    yield
+    from vidsift.local.stack import LocalStack
+
+    stack = LocalStack.running
+    if stack is not None:
+        stack.settle()
+        left = {url: n for url, n in stack.queued().items() if n}
+        assert not left, f"messages left after purging the local stack's queues: {left}"
 
 
 @pytest.fixture(scope="session")

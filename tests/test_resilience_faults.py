@@ -51,12 +51,23 @@ def frame_once(stack: LocalStack, video: str) -> None:
 # --- SageMaker endpoint -------------------------------------------------------------------
 
 
+def test_the_endpoint_read_timeout_shortens_no_other_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hang injected for the endpoint must not make Rekognition, S3 or Firehose time out."""
+    monkeypatch.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "0.5")
+    assert aws.client(aws.ENDPOINT_SERVICE).meta.config.read_timeout == 0.5
+    for service in ("rekognition", "s3", "firehose", "sqs", "dynamodb", "sns"):
+        assert aws.client(service).meta.config.read_timeout == aws.READ_TIMEOUT_S
+
+
 def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VIDSIFT_AWS_READ_TIMEOUT_S", "1")  # a fresh client with it (part of the cache key)
-    stack.sagemaker.faults.inject("delay", times=2, delay_s=2.5)
+    """The endpoint's short read timeout is set only while the hung requests are made (a fresh
+    client: the timeout is part of the cache key), so nothing else races it."""
+    stack.sagemaker.faults.inject("delay", times=2, delay_s=3)
     put_frame(stack, "endpoint-hangs", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
-    d.poll("detect_people")
+    with monkeypatch.context() as m:
+        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "1")
+        d.poll("detect_people")
     assert len(stack.sagemaker.faults) == 0  # both hung requests were given up on and retried
     assert d.stats["detect_people"].succeeded == 1
     assert d.run_until_idle(timeout_s=120)
@@ -65,13 +76,15 @@ def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, mo
 
 def test_endpoint_hanging_on_every_attempt_fails_the_message_then_redrive_delivers_once(
         stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("VIDSIFT_AWS_READ_TIMEOUT_S", "0.5")
-    stack.sagemaker.faults.inject("delay", times=aws.MAX_ATTEMPTS, delay_s=1.0)
+    stack.sagemaker.faults.inject("delay", times=aws.MAX_ATTEMPTS, delay_s=3)
     put_frame(stack, "endpoint-hangs-long", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
-    d.poll("detect_people")
+    with monkeypatch.context() as m:
+        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "1")
+        d.poll("detect_people")
     assert d.stats["detect_people"].failed == 1 and rows(stack, "people", video_id="endpoint-hangs-long") == []
-    assert d.run_until_idle(timeout_s=120)  # redelivered after the visibility timeout
+    assert len(stack.sagemaker.faults) == 0
+    assert d.run_until_idle(timeout_s=120)  # redelivered after the visibility timeout, default timeouts
     frame_once(stack, "endpoint-hangs-long")
 
 

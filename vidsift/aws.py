@@ -30,8 +30,12 @@ T = TypeVar("T")
 #: (up to 1, 2, 4, 8 s). Past that, SQS redelivery is the next, slower layer of retry.
 MAX_ATTEMPTS = 5
 #: Seconds to wait for an answer before the attempt counts as failed (and is retried).
-#: ``VIDSIFT_AWS_READ_TIMEOUT_S`` overrides it, e.g. for tests of a hung endpoint.
 READ_TIMEOUT_S = 60.0
+#: The person-detection endpoint's read timeout, and the only one that may be overridden
+#: (``VIDSIFT_ENDPOINT_READ_TIMEOUT_S``, e.g. for tests of a hung endpoint): an override meant
+#: for the endpoint must never shorten S3's, Firehose's or Rekognition's.
+ENDPOINT_SERVICE = "sagemaker-runtime"
+ENDPOINT_READ_TIMEOUT_ENV = "VIDSIFT_ENDPOINT_READ_TIMEOUT_S"
 _lock = threading.Lock()
 
 
@@ -57,8 +61,16 @@ def client(service: str) -> Any:
     env_key = f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}"
     endpoint = os.environ.get(env_key) or os.environ.get("AWS_ENDPOINT_URL")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    timeout = float(os.environ.get("VIDSIFT_AWS_READ_TIMEOUT_S") or READ_TIMEOUT_S)
-    return _client(service, endpoint, region, timeout)
+    return _client(service, endpoint, region, read_timeout_s(service))
+
+
+def read_timeout_s(service: str) -> float:
+    """The read timeout a service's client uses: the override applies to the endpoint alone."""
+    import os
+
+    if service == ENDPOINT_SERVICE:
+        return float(os.environ.get(ENDPOINT_READ_TIMEOUT_ENV) or READ_TIMEOUT_S)
+    return READ_TIMEOUT_S
 
 
 def reset_clients() -> None:

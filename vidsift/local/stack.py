@@ -15,13 +15,13 @@ import os
 import socket
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from vidsift import aws, contract
 from vidsift.contract import ResourceNames, local_names
 
 #: Locally a failed message comes back after this many seconds (AWS: 6x the timeout).
-LOCAL_VISIBILITY_TIMEOUT_S = 2
+LOCAL_VISIBILITY_TIMEOUT_S = 1
 REGION = "us-east-1"
 
 
@@ -54,6 +54,9 @@ class LocalStack:
     #: Alerts: the SNS topic, and the SQS queue subscribed to it so alerts can be seen locally.
     alert_topic_arn: str | None = None
     alert_queue_url: str | None = None
+    #: The stack up in this process, if any: stacks set process-wide endpoint variables, so
+    #: there is at most one (tests settle it between them).
+    running: ClassVar[LocalStack | None] = None
 
     @property
     def endpoint_url(self) -> str:
@@ -66,14 +69,16 @@ class LocalStack:
 
         # moto's server logs every request; a person watching a run wants the pipeline's lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.port = self.port or free_port()
+        # Port 0: the kernel picks a free port as the server binds it, so two stacks started at
+        # once (parallel test workers, a second `vidsift run`) can never be handed the same one.
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._moto.start()
+        self.port = int(self._moto.get_host_and_port()[1])
         self._set_env({
             "AWS_ACCESS_KEY_ID": "vidsift-local", "AWS_SECRET_ACCESS_KEY": "vidsift-local",
             "AWS_SESSION_TOKEN": None, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": self.endpoint_url,
         })
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._moto.start()
         self._reset_moto()
         aws.reset_clients()
         if self.with_models:
@@ -82,9 +87,12 @@ class LocalStack:
         aws.reset_clients()
         self._create_resources()
         self._create_alert_resources()
+        LocalStack.running = self
         return self
 
     def stop(self) -> None:
+        if LocalStack.running is self:
+            LocalStack.running = None
         for svc in self._services:
             with contextlib.suppress(Exception):
                 svc.stop()
@@ -101,6 +109,33 @@ class LocalStack:
                 os.environ[key] = value
         self._saved_env.clear()
         aws.reset_clients()
+
+    def settle(self) -> None:
+        """Forget every message and injected fault, keeping buckets, rows and tables.
+
+        Tests sharing one stack call this between them, so a message one test left in a queue,
+        in flight or in a DLQ is never handled, counted or drained by the next, and a fault
+        injected into a model service never outlives its test. PurgeQueue drops in-flight
+        messages too (moto's 60 s limit between purges is switched off by the tests).
+        """
+        sqs = aws.client("sqs")
+        urls = [*self.queue_urls.values(), *self.dlq_urls.values()]
+        if self.alert_queue_url:
+            urls.append(self.alert_queue_url)
+        for url in urls:
+            sqs.purge_queue(QueueUrl=url)
+        for svc in (self.sagemaker, self.rekognition):
+            if svc is not None:
+                (svc.faults.clear if hasattr(svc, "faults") else svc.clear_faults)()
+
+    def queued(self) -> dict[str, int]:
+        """Messages in each queue (stage, DLQ and alert subscriber), visible or not, by URL."""
+        sqs = aws.client("sqs")
+        urls = [*self.queue_urls.values(), *self.dlq_urls.values(), *filter(None, [self.alert_queue_url])]
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed"]
+        return {url: sum(int(v) for v in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+                         ["Attributes"].values()) for url in urls}
 
     def _reset_moto(self) -> None:
         """moto keeps its state per process, not per server: a new stack starts empty."""
