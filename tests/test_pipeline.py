@@ -118,7 +118,7 @@ def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, bad_inputs, capsy
     shouting = tmp_path / "SHOUTING.MP4"  # S3 suffix filters are case-sensitive, in the cloud too
     shouting.write_bytes(still.read_bytes())
     assert cli(["run", str(still), str(bad_inputs["text"]), str(shouting), "--out", str(tmp_path / "out"),
-                "--dedup"]) == 1
+                "--dedup", "--progress", "bars"]) == 1  # bars although capsys is no terminal
     captured = capsys.readouterr()
     out = captured.out
     # Progress per stage and per video (tqdm, on stderr): the good one done, the text file failed.

@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = run_videos(paths, Path(args.out), fps=_positive(args.fps), keyframes=args.keyframes,
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
-                        progress=not args.quiet, dedup=args.dedup)
+                        progress=_progress_view(args), dedup=args.dedup)
     elapsed = time.monotonic() - started
     from vidsift.report import run_costs, write_report
 
@@ -61,6 +61,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _progress_view(args: argparse.Namespace) -> str:
+    """Bars only where they are drawn: on a terminal. Into a pipe or a file a redrawn bar is
+    escape codes, so each video gets one plain line when it finishes instead."""
+    if args.quiet:
+        return "none"
+    if args.progress != "auto":
+        return str(args.progress)
+    return "bars" if sys.stdout.isatty() and sys.stderr.isatty() else "lines"
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
@@ -72,7 +82,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     except duckdb.Error as exc:
         print(f"vidsift query: {exc}", file=sys.stderr)
         return 2
-    print(render(names, rows, args.format))
+    text = render(names, rows, args.format)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")  # CSV already ends its last row
     return 0
 
 
@@ -186,7 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip frames that repeat the last kept one (perceptual hash), as DEDUP=on in the cloud")
     p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"],
                    help="person detector backend of the local endpoint")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="the summary table and errors only: no progress, no logs")
+    p.add_argument("--progress", choices=["auto", "bars", "lines"], default="auto",
+                   help="bars on a terminal, else one line per finished video (auto, the default)")
+    _add_verbose(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("query", help="run SQL over the results (tables: people, faces)")
@@ -200,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(DEFAULT_OUT))
     _add_sampling(p)
     p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"])
+    _add_verbose(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("frames", help="extract frames with the same code as split_frames")
@@ -229,11 +244,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_verbose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="every log line, the libraries' too (botocore, the model services)")
+
+
+#: Libraries whose INFO lines say nothing a user acts on ("Found endpoint for ... via
+#: environment_service"): shown with -v only.
+_CHATTY = ("botocore", "boto3", "urllib3", "s3transfer", "werkzeug")
+
+
+def configure_logging(*, quiet: bool, verbose: bool) -> None:
+    """Readable lines on stderr: vidsift's INFO by default, errors only with --quiet (the
+    summary table still prints), everything with -v (which wins over --quiet). A process that
+    set up logging itself (a test run, a program embedding vidsift) keeps its own."""
+    if logging.getLogger().handlers:
+        return
+    level = logging.INFO if verbose or not quiet else logging.ERROR
+    if verbose or not quiet:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    else:
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"  # the handlers' Powertools loggers
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else max(level, logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if getattr(args, "quiet", False) else "INFO")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    configure_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     return int(args.func(args))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -34,6 +35,19 @@ class ReadableFormatter(LambdaPowertoolsFormatter):
         return line
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged (not when the logger was made),
+    so local log lines stay off stdout, where ``vidsift run``'s table goes into a pipe."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def in_lambda() -> bool:
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
@@ -41,4 +55,4 @@ def in_lambda() -> bool:
 def get_logger(service: str) -> Logger:
     if in_lambda() or os.environ.get("VIDSIFT_LOG_FORMAT") == "json":
         return Logger(service=service)
-    return Logger(service=service, logger_formatter=ReadableFormatter())
+    return Logger(service=service, logger_formatter=ReadableFormatter(), logger_handler=StderrHandler())

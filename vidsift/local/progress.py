@@ -6,14 +6,18 @@ gets a bar: "splitting" until its summary is written, then the frames analysed (
 ``people`` rows) out of the frames it kept. Everything is read from the local stack as the
 cloud would show it (summary objects, Firehose output, error records), a little at a time:
 only objects not seen before are read, at most once per ``interval_s``.
+
+On a terminal the states are drawn as tqdm bars. Into a pipe or a file, redrawn bars are
+escape codes, so each video gets one plain line instead, printed when it finishes.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from vidsift import aws, contract
 from vidsift.core import ids
@@ -22,18 +26,22 @@ from vidsift.local.stack import LocalStack
 
 
 class VideoProgress:
-    def __init__(self, stack: LocalStack, uploads: dict[str, Path], *, first_position: int,
-                 interval_s: float = 0.5) -> None:
-        from tqdm import tqdm
-
-        self.stack, self.interval_s = stack, interval_s
+    def __init__(self, stack: LocalStack, uploads: dict[str, Path], *, first_position: int = 0,
+                 interval_s: float = 0.5, view: str = "bars", out: TextIO | None = None) -> None:
+        self.stack, self.interval_s, self.view = stack, interval_s, view
+        self._out = out or sys.stdout
         self._raw = stack.names.bucket("raw")
+        self._names = {key: path.name for key, path in uploads.items()}
         self._bars: dict[str, Any] = {}  # by raw key
-        for i, (key, path) in enumerate(uploads.items()):
-            bar = tqdm(desc=f"  {path.name[:28]:<28}", unit="frame", position=first_position + i, leave=True,
-                       total=None)
-            bar.set_postfix_str("splitting", refresh=True)
-            self._bars[key] = bar
+        if view == "bars":
+            from tqdm import tqdm
+
+            for i, (key, name) in enumerate(self._names.items()):
+                bar = tqdm(desc=f"  {name[:28]:<28}", unit="frame", position=first_position + i, leave=True,
+                           total=None)
+                bar.set_postfix_str("splitting", refresh=True)
+                self._bars[key] = bar
+        self._printed: set[str] = set()
         self._video_key: dict[str, str] = {}  # video_id -> raw key
         self._kept: dict[str, int] = {}
         self._analysed: dict[str, set[str]] = {}
@@ -50,13 +58,23 @@ class VideoProgress:
         self._read_rows()
         self._read_errors()
         for video, key in self._video_key.items():
-            bar = self._bars[key]
             kept, done = self._kept.get(video, 0), len(self._analysed.get(video, ()))
-            bar.total, bar.n = kept, min(done, kept)
-            bar.set_postfix_str("done" if done >= kept else "analysing", refresh=False)
-            bar.refresh()
+            if key not in self._failed:
+                self._show(key, "done" if done >= kept else "analysing", min(done, kept), kept)
         for key in self._failed:
-            self._bars[key].set_postfix_str("FAILED", refresh=True)
+            self._show(key, "FAILED", None, None)
+
+    def _show(self, key: str, state: str, done: int | None, kept: int | None) -> None:
+        if self.view == "bars":
+            bar = self._bars[key]
+            if done is not None:
+                bar.total, bar.n = kept, done
+            bar.set_postfix_str(state, refresh=False)
+            bar.refresh()
+        elif state in ("done", "FAILED") and key not in self._printed:
+            self._printed.add(key)
+            detail = f": {done} of {kept} frames analysed" if state == "done" else ""
+            print(f"{self._names[key]}: {state}{detail}", file=self._out, flush=True)
 
     def close(self) -> None:
         self.update(force=True)
@@ -85,7 +103,7 @@ class VideoProgress:
                     if aws.error_code(exc) in ("NoSuchKey", "404"):
                         continue  # still splitting
                     raise
-                if doc.get("source_bucket") == self._raw and doc.get("source_key") in self._bars:
+                if doc.get("source_bucket") == self._raw and doc.get("source_key") in self._names:
                     self._video_key[video] = doc["source_key"]
                 self._kept[video] = int(doc.get("frames_kept", doc.get("frames_sampled", 0)))
 
@@ -104,5 +122,5 @@ class VideoProgress:
         for key in self._new(analytics, prefix):
             subject = str(json.loads(self._read(analytics, key)).get("subject", ""))
             raw_key = subject.removeprefix(f"s3://{self._raw}/")
-            if raw_key in self._bars:
+            if raw_key in self._names:
                 self._failed.add(raw_key)

@@ -136,9 +136,14 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
 
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
-               progress: bool = True, timeout_s: float = 3600, dedup: bool = False) -> RunReport:
+               progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False) -> RunReport:
+    """``progress``: "bars" (True) on a terminal, "lines" (one plain line per finished video,
+    for a pipe or a file), or "none" (False)."""
     from tqdm import tqdm
 
+    view = ("bars" if progress else "none") if isinstance(progress, bool) else progress
+    if view not in ("bars", "lines", "none"):
+        raise ValueError(f"progress must be bars, lines or none, got {progress!r}")
     stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
     with stack:
         uploads = {upload_key(p, i): p for i, p in enumerate(paths)}
@@ -146,10 +151,11 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
             upload(stack, path, key, camera_id, recorded_at, dedup)
         bars: dict[str, Any] = {}
         video_bars: VideoProgress | None = None
-        if progress:
+        if view == "bars":
             bars = {s: tqdm(desc=f"{s:<30}", unit="msg", position=i, leave=True, total=0)
                     for i, s in enumerate(contract.STAGES)}
-            video_bars = VideoProgress(stack, uploads, first_position=len(bars))
+        if view != "none":
+            video_bars = VideoProgress(stack, uploads, first_position=len(bars), view=view)
 
         def on_batch(stage: str, stats: StageStats) -> None:
             if stage in bars:
