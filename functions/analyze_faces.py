@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import alerting, aws, known_faces
 from vidsift.config import Settings
-from vidsift.core.errors import BadInputError
+from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
 from vidsift.logs import get_logger
@@ -24,7 +24,14 @@ from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_proce
 STAGE = "analyze_faces"
 logger = get_logger(STAGE)
 #: Rekognition errors that say the image itself is unusable: retrying cannot help.
-_BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException", "InvalidS3ObjectException"}
+_BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException"}
+#: Rekognition's answer to any failure to read the object from S3. The frame was just found
+#: (HeadObject above), so this is access, not input: retried, and the causes named.
+_S3_ACCESS = "InvalidS3ObjectException"
+_S3_ACCESS_CAUSES = ("Rekognition could not read the frame from S3 ({code}: {message}); likely causes: the "
+                     "function's role lacks s3:GetObject on it (Rekognition reads with the caller's "
+                     "permissions), the KMS key denies the role kms:Decrypt (kms=true), or the bucket is in "
+                     "another region than Rekognition. Retried; fix the grant and redrive the DLQ")
 #: The local analyser names itself in this response header; Amazon Rekognition sends none.
 ANALYZER_HEADER = "x-vidsift-analyzer"
 
@@ -48,9 +55,12 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     try:
         resp = aws.detect_faces(ref.bucket, ref.key)
     except Exception as exc:
-        if aws.error_code(exc) in _BAD_IMAGE:
-            message = exc.response.get("Error", {}).get("Message", "")  # type: ignore[attr-defined]
-            raise BadInputError(ref.uri, f"Rekognition refused the image ({aws.error_code(exc)}: {message})") from exc
+        code = aws.error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") if code else ""  # type: ignore[attr-defined]
+        if code in _BAD_IMAGE:
+            raise BadInputError(ref.uri, f"Rekognition refused the image ({code}: {message})") from exc
+        if code == _S3_ACCESS:
+            raise S3AccessError(ref.uri, _S3_ACCESS_CAUSES.format(code=code, message=message)) from exc
         raise
     analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
     details = resp.get("FaceDetails", [])

@@ -26,10 +26,22 @@ BUILD="layers/build"
 LAYERS="${LAYERS:-$(for r in layers/*/requirements.txt; do basename "$(dirname "$r")"; done)}"
 
 # One build at a time in a checkout (tests and a deploy may ask at once); whoever waited
-# re-checks staleness, so the second one does not rebuild.
+# re-checks staleness, so the second one does not rebuild. mkdir is atomic everywhere (macOS
+# has no flock(1)); a lock older than 15 minutes is a crashed build's and is taken over.
 mkdir -p "$BUILD"
-exec 9>"$BUILD/.lock"
-flock 9
+LOCK="$BUILD/.lock.d"
+waited=0
+until mkdir "$LOCK" 2>/dev/null; do
+  if [[ $waited -ge 900 ]]; then
+    echo "layers/build.sh: taking over a lock held for 15 minutes ($LOCK)" >&2
+    rm -rf "$LOCK"
+    waited=0
+    continue
+  fi
+  sleep 1
+  waited=$((waited + 1))
+done
+trap 'rm -rf "$LOCK"' EXIT
 
 stale() {
   local name input

@@ -32,10 +32,12 @@ CFN_LINT="${CFN_LINT:-$(command -v cfn-lint || echo .venv/bin/cfn-lint)}"
 
 OUT="${SLS_PACKAGE_DIR:-.serverless}"
 echo "== sls package --stage dev --region us-east-1 --package $OUT $*"
-start=$(date +%s%N)
+# Milliseconds from Python: BSD date (macOS) has no %N.
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
+start=$(now_ms)
 rm -rf "$OUT"
 npx sls package --stage dev --region us-east-1 --package "$OUT" "$@"
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+elapsed_ms=$(( $(now_ms) - start ))
 printf '== packaged in %d.%01d s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100))
 
 TEMPLATE="$OUT/cloudformation-template-update-stack.json"

@@ -81,6 +81,12 @@ def test_batching_windows_leave_room_for_a_five_second_alert() -> None:
     assert contract.stage("analyze_faces")["batching_window_s"] == 1
 
 
+def test_redrive_waits_for_at_least_five_receives() -> None:
+    """Throttled receives count toward maxReceiveCount: AWS advises 5 or more for Lambda."""
+    for stage in contract.STAGES:
+        assert contract.stage(stage)["max_receive_count"] >= 5, stage
+
+
 def test_edge_writes_the_metadata_keys_the_pipeline_reads() -> None:
     """One name for one thing: the edge's metadata keys are the contract's, and a snapshot as
     the edge builds it parses into the FrameMeta detect_people alerts with."""

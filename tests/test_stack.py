@@ -52,11 +52,29 @@ class Packaged:
     template: Template
 
 
+def macos_like_tools(folder: Path) -> Path:
+    """A folder to put first on PATH so the packaging scripts meet a Mac's tools: no flock(1),
+    and a BSD date, which prints %N as a literal N instead of nanoseconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "flock").write_text("#!/bin/sh\necho 'flock: command not found (macOS has none)' >&2\nexit 127\n")
+    real_date = subprocess.run(["bash", "-c", "command -v date"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    (folder / "date").write_text(f"""#!/bin/sh
+case "$*" in *%N*) echo 'date: %N is not supported by BSD date' >&2; exit 1;; esac
+exec {real_date} "$@"
+""")
+    for tool in ("flock", "date"):
+        (folder / tool).chmod(0o755)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
-    """One offline `sls package` + cfn-lint for the module (builds the layers if missing)."""
+    """One offline `sls package` + cfn-lint for the module (builds the layers if missing),
+    with a Mac's flock-less, BSD-date tools first on PATH: a Mac is a common deploy machine."""
     out = tmp_path_factory.mktemp("sls-package")
-    env = {**os.environ, "SLS_PACKAGE_DIR": str(out)}
+    tools = macos_like_tools(tmp_path_factory.mktemp("macos-tools"))
+    env = {**os.environ, "SLS_PACKAGE_DIR": str(out), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(["bash", "scripts/package-offline.sh"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900, check=False)
     log = proc.stdout + proc.stderr
@@ -689,6 +707,32 @@ def test_raw_bucket_sends_edge_snapshots_to_detect_people(packaged: Packaged) ->
                for k in tpl.of_type("AWS::Lambda::EventSourceMapping")}
     assert windows[arn("lambda", f"function:{function_name('detect_people')}")] == 1
     assert windows[arn("lambda", f"function:{function_name('analyze_faces')}")] == 1
+
+
+def test_what_cannot_be_recreated_survives_sls_remove(packaged: Packaged) -> None:
+    """Footage, the analytics, the known faces and the key that encrypts them are retained by
+    `sls remove` and on replacement; working data (frames, queues, tables) is not."""
+    tpl, res = packaged.template, packaged.template.resources
+
+    def bucket(role: str) -> str:
+        return str(find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket(role)))
+
+    for lid in (bucket("raw"), bucket("analytics"), "KnownFacesCollection", "DataKey"):
+        assert (res[lid].get("DeletionPolicy"), res[lid].get("UpdateReplacePolicy")) == ("Retain", "Retain"), lid
+    for role in ("frames", "people"):
+        assert "DeletionPolicy" not in res[bucket(role)]
+
+
+def test_raw_bucket_keeps_every_version_for_a_while(packaged: Packaged) -> None:
+    """An overwrite or a delete of a video keeps the previous version (noncurrent versions
+    expire after rawNoncurrentDays); the pipeline processes each version once, since a
+    video's id and its idempotency key include the version's ETag."""
+    tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
+    raw = tpl.props(find_by(tpl, "AWS::S3::Bucket", "BucketName", NAMES.bucket("raw")))
+    assert raw["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in raw["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert "ExpirationInDays" not in rules["expire-noncurrent-versions"]  # current footage never expires
 
 
 def test_packaging_lints_clean(packaged: Packaged) -> None:

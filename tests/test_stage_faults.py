@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from vidsift import aws
+from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
@@ -19,6 +19,10 @@ from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
 from vidsift.testing.localcheck import drain_dlq, error_records
+
+#: Receives before a message goes to its DLQ (the same for both stages tested here).
+DELIVERIES = contract.stage("detect_people")["max_receive_count"]
+assert contract.stage("analyze_faces")["max_receive_count"] == DELIVERIES
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +99,31 @@ def test_rekognition_throttling_is_retried_with_backoff(stack: LocalStack) -> No
     assert len(rows(stack, "faces", "throttled")) == 1
 
 
+def test_rekognition_unable_to_read_the_frame_is_an_access_problem_retried(stack: LocalStack) -> None:
+    """InvalidS3ObjectException is Rekognition's answer to any S3 read failure (a missing
+    grant, a KMS denial, another region), not a bad image: the message is retried, no error
+    record blames the frame, and the reason names the object and the likely causes."""
+    from functions.analyze_faces import analyze_frame
+    from vidsift.core.errors import S3AccessError
+
+    d = Dispatcher(stack)
+    key = put_frame(stack, "unreadable", 0, jpeg("grace_hopper"))
+    d.poll("detect_people")
+    people = stack.names.bucket("people")
+    head = aws.client("s3").head_object(Bucket=people, Key=key)
+    stack.rekognition.fail_next(1, "InvalidS3ObjectException", message="Unable to get object metadata from S3.")
+    with pytest.raises(S3AccessError) as caught:
+        analyze_frame({"bucket": people, "key": key, "etag": head["ETag"].strip('"'), "size": head["ContentLength"]})
+    assert f"s3://{people}/{key}" in str(caught.value)
+    assert all(cause in str(caught.value) for cause in ("s3:GetObject", "kms:Decrypt", "region"))
+    stack.rekognition.fail_next(1, "InvalidS3ObjectException")
+    d.poll("analyze_faces")
+    assert d.stats["analyze_faces"].failed == 1 and not rows(stack, "faces", "unreadable")
+    assert f"s3://{people}/{key}" not in error_records(stack, "analyze_faces")  # not blamed on the input
+    assert d.run_until_idle(timeout_s=120)  # redelivered: read this time
+    assert len(rows(stack, "faces", "unreadable")) == 1
+
+
 def test_persistent_throttling_fails_the_message_and_loses_nothing(stack: LocalStack) -> None:
     d = Dispatcher(stack)
     put_frame(stack, "starved", 0, jpeg("grace_hopper"))
@@ -120,7 +149,8 @@ def test_a_fault_that_outlasts_every_delivery_is_explained_before_the_dlq(stack:
     assert d.run_until_idle(timeout_s=180)
     stack.sagemaker.faults.clear()
     reason = error_records(stack, "detect_people")[f"s3://{frames}/{down}"]["reason"]
-    assert "all 3 deliveries" in reason and "dead-letter queue" in reason and "ServiceUnavailable" in reason
+    assert f"all {DELIVERIES} deliveries" in reason and "dead-letter queue" in reason
+    assert "ServiceUnavailable" in reason
     # (the DLQ may also hold an earlier test's bad frame, once its receive has timed out)
     assert f"s3://{frames}/{down}" in drain_dlq(stack, "detect_people")
 
@@ -132,7 +162,7 @@ def test_a_fault_that_outlasts_every_delivery_is_explained_before_the_dlq(stack:
     finally:
         stack.rekognition.clear_faults()
     reason = error_records(stack, "analyze_faces")[f"s3://{people}/{starved}"]["reason"]
-    assert "all 3 deliveries" in reason and "ThrottlingException" in reason
+    assert f"all {DELIVERIES} deliveries" in reason and "ThrottlingException" in reason
     assert f"s3://{people}/{starved}" in drain_dlq(stack, "analyze_faces")
     assert not rows(stack, "faces", "throttled-for-good")
 

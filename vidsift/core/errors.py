@@ -13,3 +13,14 @@ class BadInputError(ValueError):
         super().__init__(f"{what}: {reason}")
         self.what = what
         self.reason = reason
+
+
+class S3AccessError(RuntimeError):
+    """A service could not read an object that exists (permissions, a KMS key policy, another
+    region): the configuration is wrong, not the input, so the message is retried and, if it
+    stays wrong through every delivery, its reason is recorded before the DLQ."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.what = what
+        self.reason = reason
