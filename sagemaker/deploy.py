@@ -53,6 +53,15 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: vidsift.contract
     sys.path.insert(0, str(ROOT))
 
 
+def detect_people_concurrency() -> int:
+    """The one setting both numbers come from: detect_people invokes the endpoint from at most
+    this many Lambdas at once (its event source's maximum concurrency), so a serverless
+    endpoint must take at least as many requests at once, or the burst is throttled."""
+    from vidsift import contract
+
+    return int(contract.stage("detect_people")["max_concurrency"])
+
+
 def endpoint_name_for(stage: str, account: str = "") -> str:
     """The endpoint name every other part of the stack expects (vidsift/contract.json)."""
     from vidsift.contract import ResourceNames
@@ -348,7 +357,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="a local .pt file to pack instead of fetching --model")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write model.tar.gz (default: build/)")
     p.add_argument("--memory-mb", type=int, default=4096, help="serverless memory, 1024-6144 by 1024 (default 4096)")
-    p.add_argument("--max-concurrency", type=int, default=5, help="serverless max concurrency, 1-200 (default 5)")
+    p.add_argument("--max-concurrency", type=int, default=detect_people_concurrency(),
+                   help="serverless max concurrency, 1-200; at least detect_people's maximum concurrency, "
+                        f"which is the default ({detect_people_concurrency()}, vidsift/contract.json)")
     p.add_argument("--instance-type", help="deploy real-time (or async) on this instance type, e.g. ml.c6i.xlarge")
     p.add_argument("--instance-count", type=int, default=1, help="instances for real-time/async (default 1)")
     p.add_argument("--async", dest="async_", action="store_true", help="asynchronous endpoint (needs --instance-type)")
@@ -375,6 +386,10 @@ def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
             p.error(f"--memory-mb must be one of {', '.join(map(str, SERVERLESS_MEMORY_MB))}")
         if not 1 <= args.max_concurrency <= 200:
             p.error("--max-concurrency must be between 1 and 200")
+        if args.max_concurrency < detect_people_concurrency():
+            p.error(f"--max-concurrency {args.max_concurrency} is below detect_people's maximum concurrency "
+                    f"({detect_people_concurrency()}, vidsift/contract.json): its invocations would be throttled "
+                    "by the endpoint; raise it, or lower the contract's max_concurrency")
     if args.instance_count < 1:
         p.error("--instance-count must be at least 1")
     if args.dry_run and not args.delete and args.backend == "yolo" and not args.weights:

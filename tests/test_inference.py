@@ -557,6 +557,7 @@ def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypat
         (["--async"], "--async needs --instance-type"),
         (["--memory-mb", "1000"], "--memory-mb must be one of"),
         (["--max-concurrency", "0"], "--max-concurrency must be between 1 and 200"),
+        (["--max-concurrency", "5"], "below detect_people's maximum concurrency (10"),
         (["--dry-run"], "give --weights PATH"),
     ],
 )
@@ -578,6 +579,16 @@ def test_deploy_modes_in_the_plan(tmp_path: Path) -> None:
     serverless = deploy.make_plan(p.parse_args(["--memory-mb", "6144", "--max-concurrency", "20"]), weights)
     assert (serverless.mode, serverless.memory_mb, serverless.max_concurrency) == ("serverless", 6144, 20)
     assert serverless.endpoint_name == deploy.endpoint_name_for("dev") == "vidsift-dev-person-detector"
+
+
+def test_the_endpoint_takes_as_many_requests_as_detect_people_sends() -> None:
+    """One setting (detect_people's max_concurrency in the contract) gives both numbers: the
+    event source's maximum concurrency and the serverless endpoint's default MaxConcurrency."""
+    from vidsift import contract
+
+    deploy = load_deploy()
+    plan = deploy.make_plan(deploy.parser().parse_args(["--weights", "w.pt"]), Path("w.pt"))
+    assert plan.max_concurrency == contract.stage("detect_people")["max_concurrency"] == 10
 
 
 def test_deploy_against_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -617,7 +628,7 @@ def test_deploy_against_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
         assert deploy.main([*common, "--weights", str(weights), "--memory-mb", "6144"]) == 0
         config = variant()
-        assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 5}
+        assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 6144, "MaxConcurrency": 10}
         model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
         env = model["PrimaryContainer"]["Environment"]
         assert env["SAGEMAKER_PROGRAM"] == "inference.py" and env["VIDSIFT_DETECTOR"] == "yolo"

@@ -105,6 +105,20 @@ def test_endpoint_errors_end_in_one_row(stack: LocalStack, fault: str, times: in
     frame_once(stack, video)
 
 
+def test_endpoint_throttling_past_botocores_attempts_is_waited_out_in_the_invocation(stack: LocalStack) -> None:
+    """A burst beyond the endpoint's concurrency is throttled: botocore's 5 attempts are not
+    enough, so vidsift waits longer (jittered) within the same invocation instead of failing
+    the whole batch back to SQS for the queue's visibility timeout."""
+    stack.sagemaker.faults.inject("throttling", times=aws.MAX_ATTEMPTS + 2)
+    put_frame(stack, "endpoint-throttled", 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    d.poll("detect_people")
+    assert len(stack.sagemaker.faults) == 0
+    assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == (0, 1)
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, "endpoint-throttled")
+
+
 # --- Rekognition ----------------------------------------------------------------------------
 
 

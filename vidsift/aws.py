@@ -88,14 +88,24 @@ def backoff(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:
     return random.uniform(0, min(cap, base * (2**attempt)))
 
 
+#: Error codes that mean "too many requests at once": worth waiting longer for than a 5xx.
+THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
+#: First backoff step (seconds) after throttling: botocore's own attempts (5, jittered, a few
+#: seconds in all) were spent already, so the burst needs longer to pass.
+THROTTLED_BACKOFF_BASE_S = 1.0
+
+
 def with_retries(call: Callable[[], T], *, retryable: Callable[[BaseException], bool], attempts: int = 4) -> T:
+    """Retry what botocore cannot (or has already given up on): full-jitter backoff, longer
+    after throttling (up to 1, 2, 4 s) than after a failure (up to 0.2, 0.4, 0.8 s)."""
     for attempt in range(attempts):
         try:
             return call()
         except Exception as exc:
             if attempt == attempts - 1 or not retryable(exc):
                 raise
-            time.sleep(backoff(attempt))
+            throttled = error_code(exc) in THROTTLING_CODES
+            time.sleep(backoff(attempt, base=THROTTLED_BACKOFF_BASE_S) if throttled else backoff(attempt))
     raise AssertionError("unreachable")
 
 
@@ -287,7 +297,11 @@ def model_error_status(exc: BaseException) -> int | None:
     return original if isinstance(original, int) else None
 
 
-def _model_error_is_transient(exc: BaseException) -> bool:
+def _endpoint_error_is_transient(exc: BaseException) -> bool:
+    """The container's 5xx (relayed as ModelError), and throttling: a burst of detect_people
+    invocations beyond the endpoint's concurrency is refused, not broken."""
+    if error_code(exc) in THROTTLING_CODES:
+        return True
     status = model_error_status(exc)
     return status is not None and status >= 500
 
@@ -301,7 +315,7 @@ def invoke_endpoint(endpoint: str, payload: dict[str, Any]) -> tuple[dict[str, A
             Body=json.dumps(payload).encode(),
         )
 
-    resp = with_retries(call, retryable=_model_error_is_transient)
+    resp = with_retries(call, retryable=_endpoint_error_is_transient)
     return json.loads(resp["Body"].read()), resp["ResponseMetadata"].get("HTTPHeaders", {})
 
 

@@ -215,6 +215,8 @@ class LocalStack:
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                 "RestrictPublicBuckets": True})
+            if role == "raw":  # footage cannot be recorded again: an overwrite keeps the old version
+                s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         for stage in contract.STAGES:
             spec = contract.stage(stage)
             dlq = sqs.create_queue(QueueName=self.names.dlq(stage))["QueueUrl"]

@@ -1,0 +1,112 @@
+"""Refuse, at package time, a deploy that would fail half-way or break every frame later.
+
+CloudFormation only finds a bad bucket name when it creates the bucket, deep into a first
+deploy that then rolls back; a bad ``alertRules`` was found only at run time, when every
+frame with people failed into the DLQ. ``plugins/deploy-checks.js`` hands this module the
+resolved stage, region, parameters and each function's environment before ``sls package``
+(and so ``sls deploy``) compiles anything, and stops it with these problems.
+
+Plain Python with the standard library only: it runs with the deploy machine's python3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from vidsift import contract
+from vidsift.config import ConfigError
+
+#: Lambda's limit on a function's environment: keys and values together.
+LAMBDA_ENV_LIMIT_BYTES = 4096
+#: A CloudFormation expression in the environment (a bucket ARN, a queue URL) is only known
+#: after deploying; counted at this size, more than any name the stack gives it.
+UNRESOLVED_VALUE_BYTES = 128
+#: The longest an account id is: names are checked for every account.
+WORST_ACCOUNT = "123456789012"
+STAGE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+QUEUE_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
+ENDPOINT_RE = re.compile(r"[a-z0-9](?:-*[a-z0-9]){0,62}")
+FUNCTION_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STREAM_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def stage_problems(stage: str) -> list[str]:
+    """Every name the stack derives from the stage must be one AWS accepts: bucket names are
+    lowercase and at most 63 characters, and the endpoint's ARN is lowercase in IAM."""
+    if not STAGE_RE.fullmatch(stage):
+        return [f"stage {stage!r}: use lowercase letters, digits and hyphens only (it is part of S3 bucket "
+                "names, which allow no uppercase or '_', and of the SageMaker endpoint's lowercase ARN)"]
+    names = contract.ResourceNames(stage=stage, account=WORST_ACCOUNT)
+    checks: list[tuple[str, str, re.Pattern[str]]] = [
+        *((f"bucket {names.bucket(r)}", names.bucket(r), BUCKET_RE) for r in contract.load()["buckets"]),
+        *((f"queue {names.dlq(s)}", names.dlq(s), QUEUE_RE) for s in contract.STAGES),
+        *((f"function {names.prefix}-{s}", f"{names.prefix}-{s}", FUNCTION_RE) for s in contract.STAGES),
+        *((f"stream {names.stream(t)}", names.stream(t), STREAM_RE) for t in contract.TABLES),
+        (f"endpoint {names.endpoint}", names.endpoint, ENDPOINT_RE),
+    ]
+    too_long = [what for what, name, pattern in checks if not pattern.fullmatch(name)]
+    if too_long:
+        return [f"stage {stage!r} is too long: these names would break AWS's limits "
+                f"(S3 buckets 63 characters, functions and streams 64, endpoints 63): {', '.join(too_long)}"]
+    return []
+
+
+def alert_rule_problems(value: str) -> list[str]:
+    """``alertRules`` must be JSON text (a Lambda has no file to point at) of valid rules."""
+    from vidsift.core.alerts import load_rules
+
+    text = (value or "").strip()
+    if not text:
+        return []
+    if text[0] not in "[{":
+        return [f"alertRules must be JSON text (a list of rules or {{\"rules\": [...]}}), not {text[:40]!r}: "
+                "a file path cannot be read inside Lambda; pass --param=\"alertRules=$(jq -c . alerts.json)\""]
+    try:
+        load_rules(text)
+    except ConfigError as exc:
+        return [f"alertRules: {exc}"]
+    return []
+
+
+def env_bytes(env: Mapping[str, Any]) -> int:
+    """What Lambda counts against its 4 KB: every key and value, unresolved ones estimated."""
+    total = 0
+    for key, value in env.items():
+        total += len(str(key).encode())
+        total += len(value.encode()) if isinstance(value, str) else UNRESOLVED_VALUE_BYTES
+    return total
+
+
+def env_problems(envs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    problems = []
+    for function, env in sorted(envs.items()):
+        size = env_bytes(env)
+        if size > LAMBDA_ENV_LIMIT_BYTES:
+            biggest = max(env, key=lambda k: len(env[k]) if isinstance(env[k], str) else UNRESOLVED_VALUE_BYTES)
+            problems.append(f"function {function}: its environment is about {size} bytes, over Lambda's "
+                            f"{LAMBDA_ENV_LIMIT_BYTES} (largest: {biggest}); shorten alertRules (compact JSON, "
+                            "fewer rules)")
+    return problems
+
+
+def problems(doc: Mapping[str, Any]) -> list[str]:
+    """``doc``: {"stage", "params": {...}, "environments": {function: {key: value}}}."""
+    params = doc.get("params", {})
+    return [*stage_problems(str(doc["stage"])), *alert_rule_problems(str(params.get("alertRules", ""))),
+            *env_problems(doc.get("environments", {}))]
+
+
+def main() -> int:
+    found = problems(json.load(sys.stdin))
+    for problem in found:
+        print(problem, file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
