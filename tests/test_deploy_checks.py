@@ -41,7 +41,8 @@ def test_the_longest_stage_fits_every_bucket_name() -> None:
 
 
 @pytest.mark.parametrize(("value", "why"), [
-    ("{not json", "ALERT_RULES"), ("alerts.json", "JSON text"), ('{"rules": [{"name": "x", "when": "person", "camera_id": "door"}]}', "camera_id"),
+    ("{not json", "ALERT_RULES"), ("alerts.json", "JSON text"),
+    ('{"rules": [{"name": "x", "when": "person", "camera_id": "door"}]}', "camera_id"),
     ('{"rules": [{"name": "x", "when": "persn"}]}', "persn"), ('{"rulez": []}', "rulez"),
 ])
 def test_alert_rules_that_would_fail_every_frame(value: str, why: str) -> None:
