@@ -12,7 +12,7 @@ OFFLINE_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGIO
 # Tests that touch onnxruntime/TFLite/Ultralytics write under $HOME: give them a scratch one.
 TEST_ENV := HOME=$(CURDIR)/.venv/home YOLO_CONFIG_DIR=$(CURDIR)/.venv/home/yolo YOLO_OFFLINE=1
 
-.PHONY: venv node chromium demo test test-yolo lint package layers bench bench-yolo soak clean
+.PHONY: venv node checkov chromium demo test test-yolo lint package layers bench bench-yolo soak clean
 
 venv: $(STAMP)
 
@@ -49,6 +49,17 @@ test-yolo: $(YOLO_VENV)/.installed node
 bench-yolo: $(YOLO_VENV)/.installed
 	$(subst $(VENV)/home,$(YOLO_VENV)/home,$(TEST_ENV)) $(YOLO_VENV)/bin/python -m bench detector
 
+# checkov (tests/test_checkov.py scans the packaged stack) in its own venv: its many
+# dependencies must not move the pins of .venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+checkov: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 node: $(NODE_STAMP)
 
 # The Serverless CLI (top level) and the local face analyser's Node sidecar (its models
@@ -70,7 +81,7 @@ demo: venv node
 # hung endpoint), not computes. --dist loadfile keeps each module, and the local stack its
 # tests share, on one worker. PYTEST_ARGS adds options (e.g. PYTEST_ARGS="-n 0 -x").
 PYTEST_WORKERS ?= 4
-test: venv node chromium
+test: venv node checkov chromium
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs -m "not slow" \
 		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
@@ -91,4 +102,4 @@ soak: venv node
 	$(TEST_ENV) $(OFFLINE_ENV) $(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) $(YOLO_VENV) node_modules vidsift/local/human/node_modules .serverless layers/build
+	rm -rf $(VENV) $(YOLO_VENV) $(CHECKOV_VENV) node_modules vidsift/local/human/node_modules .serverless layers/build

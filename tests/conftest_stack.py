@@ -58,12 +58,23 @@ class Template:
         return str(self.doc["Parameters"][name]["Default"])
 
     def condition(self, name: str) -> bool:
-        expr = self.doc["Conditions"][name]
+        return self._condition_expr(self.doc["Conditions"][name], name)
+
+    def _condition_expr(self, expr: Any, name: str) -> bool:
         (fn, args), = expr.items()
-        if fn != "Fn::Equals":
-            raise NotImplementedError(f"condition {name}: {fn}")
-        left, right = (self.eval(a) for a in args)
-        return left == right
+        if fn == "Fn::Equals":
+            left, right = (self.eval(a) for a in args)
+            return left == right
+        if fn == "Condition":
+            return self.condition(args)
+        if fn == "Fn::Not":
+            (inner,) = args
+            return not self._condition_expr(inner, name)
+        if fn == "Fn::And":
+            return all(self._condition_expr(a, name) for a in args)
+        if fn == "Fn::Or":
+            return any(self._condition_expr(a, name) for a in args)
+        raise NotImplementedError(f"condition {name}: {fn}")
 
     def resource_included(self, logical_id: str) -> bool:
         cond = self.resources[logical_id].get("Condition")
@@ -93,6 +104,8 @@ class Template:
             return self.eval(props[simple[t]])
         if t == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self.eval(props['QueueName'])}"
+        if t == "AWS::SNS::Topic":
+            return f"arn:{PARTITION}:sns:{REGION}:{ACCOUNT}:{self.eval(props['TopicName'])}"
         if t == "AWS::Glue::Database":
             return self.eval(props["DatabaseInput"]["Name"])
         if t == "AWS::Glue::Table":
@@ -104,6 +117,8 @@ class Template:
     def get_att(self, name: str, attr: str) -> str:
         res = self.resources[name]
         t = res["Type"]
+        if t == "AWS::SQS::Queue" and attr == "QueueName":
+            return self.eval(res["Properties"]["QueueName"])
         if attr != "Arn":
             raise NotImplementedError(f"GetAtt {name}.{attr}")
         n = self.ref(name)

@@ -117,6 +117,10 @@ def alert_topic_arn() -> str:
     return arn("sns", alerts.topic_name(NAMES))
 
 
+def ops_topic_arn() -> str:
+    return arn("sns", f"{NAMES.prefix}-ops")
+
+
 def alert_table_name() -> str:
     from vidsift.core import alerts
 
@@ -353,8 +357,11 @@ def queue_problems(tpl: Template) -> list[str]:
         if d.get("MessageRetentionPeriod", 0) <= q.get("MessageRetentionPeriod", 345600):
             problems.append(f"{stage}: DLQ must keep messages longer than the queue")
         for what, props in (("queue", q), ("DLQ", d)):
-            if props.get("SqsManagedSseEnabled") is not True:
-                problems.append(f"{stage}: {what} not encrypted")
+            # SQS managed SSE, or with kms=true the stack's key (never both: SQS refuses that)
+            want_sse = ({"KmsMasterKeyId": tpl.ref("DataKey")} if kms_on(tpl) else {"SqsManagedSseEnabled": True})
+            got_sse = {k: props[k] for k in ("KmsMasterKeyId", "SqsManagedSseEnabled") if k in props}
+            if got_sse != want_sse:
+                problems.append(f"{stage}: {what} encryption {got_sse}, expected {want_sse}")
         qurl, durl = tpl.ref(qid), tpl.ref(did)
         # The buckets that notify this queue: its source, and the edge snapshots' bucket.
         roles = sorted({n.bucket for n in contract.notifications() if n.stage == stage})
@@ -631,7 +638,7 @@ def output_problems(tpl: Template) -> list[str]:
         "IdempotencyTableName": NAMES.idempotency_table, "GlueDatabaseName": glue_database_name(),
         "AthenaWorkGroupName": f"{C['athena_workgroup']}-{STAGE}", "EndpointName": NAMES.endpoint,
         "AlertTopicArn": alert_topic_arn(), "FaceCollectionId": face_collection_name(),
-        "AlertStateTableName": alert_table_name(),
+        "AlertStateTableName": alert_table_name(), "OpsTopicArn": ops_topic_arn(),
         # what the SageMaker endpoint's role must read besides the frames: the edge's snapshots
         "SnapshotObjectsArn": f"{bucket_arn(contract.stage('detect_people')['snapshot_bucket'])}/"
                               f"{C['snapshot_prefix']}*",
@@ -647,7 +654,8 @@ def alert_problems(tpl: Template) -> list[str]:
     """The topic is encrypted with SNS's AWS managed key, the collection and the alert-state
     table carry the names the functions are given."""
     problems: list[str] = []
-    topics = {k: tpl.props(k) for k in tpl.of_type("AWS::SNS::Topic")}
+    topics = {k: tpl.props(k) for k in tpl.of_type("AWS::SNS::Topic")
+              if tpl.ref(k) != ops_topic_arn()}  # alarm_problems checks the operations topic
     want_topic = alert_topic_arn().rsplit(":", 1)[1]
     if [p.get("TopicName") for p in topics.values()] != [want_topic]:
         problems.append(f"SNS topics {[p.get('TopicName') for p in topics.values()]}, expected [{want_topic}]")
@@ -670,12 +678,59 @@ def alert_problems(tpl: Template) -> list[str]:
     return problems
 
 
+#: What each alarm watches: (namespace, metric, dimension name) per kind of resource.
+ALARM_METRICS = {"dlq": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName"),
+                 "function": ("AWS/Lambda", "Errors", "FunctionName"),
+                 "stream": ("AWS/Firehose", "DeliveryToS3.Success", "DeliveryStreamName")}
+
+
+def alarm_problems(tpl: Template) -> list[str]:
+    """Every DLQ, function and delivery stream has an alarm that notifies the operations topic
+    (on ALARM and on OK); the topic is the stack's, encrypted with the stack's key with
+    kms=true (CloudWatch cannot publish through alias/aws/sns)."""
+    problems: list[str] = []
+    topics = [k for k in tpl.of_type("AWS::SNS::Topic") if tpl.ref(k) == ops_topic_arn()]
+    if len(topics) != 1:
+        return [f"operations topic {ops_topic_arn()}: {len(topics)} such topics"]
+    topic = tpl.props(topics[0])
+    want_key = tpl.ref("DataKey") if kms_on(tpl) else None
+    if topic.get("KmsMasterKeyId") != want_key:
+        problems.append(f"ops topic KmsMasterKeyId {topic.get('KmsMasterKeyId')!r}, expected {want_key!r}")
+    if kms_on(tpl):
+        key_services = {s["Principal"].get("Service") for s in tpl.props("DataKey")["KeyPolicy"]["Statement"]
+                        if s["Effect"] == "Allow" and "kms:GenerateDataKey" in as_list(s["Action"])}
+        if "cloudwatch.amazonaws.com" not in key_services:
+            problems.append("the data key does not let CloudWatch alarms publish to the ops topic")
+    watched: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    for k in tpl.of_type("AWS::CloudWatch::Alarm"):
+        p = tpl.props(k)
+        for dim in p.get("Dimensions", []):
+            watched.setdefault((p["Namespace"], p["MetricName"], dim["Name"], dim["Value"]), []).append(p)
+    targets = [("dlq", NAMES.dlq(stage)) for stage in contract.STAGES]
+    targets += [("function", function_name(stage)) for stage in contract.STAGES]
+    targets += [("stream", NAMES.stream(table)) for table in C["streams"]]
+    for kind, name in targets:
+        namespace, metric, dimension = ALARM_METRICS[kind]
+        alarms = watched.get((namespace, metric, dimension, name), [])
+        if not alarms:
+            problems.append(f"{kind} {name}: no {namespace} {metric} alarm")
+        for a in alarms:
+            if a.get("AlarmActions") != [ops_topic_arn()] or a.get("OKActions") != [ops_topic_arn()]:
+                problems.append(f"{a['AlarmName']}: actions {a.get('AlarmActions')} / {a.get('OKActions')}, "
+                                f"expected the ops topic")
+            fires = ((a["ComparisonOperator"], a["Threshold"]) == ("LessThanThreshold", 1) if kind == "stream"
+                     else (a["ComparisonOperator"], a["Threshold"]) == ("GreaterThanThreshold", 0))
+            if not fires:
+                problems.append(f"{a['AlarmName']}: {a['ComparisonOperator']} {a['Threshold']} misses a single failure")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Template], list[str]]] = {
     "iam": iam_problems, "buckets": bucket_problems, "queues": queue_problems,
     "notifications": notification_problems, "event_sources": event_source_problems,
     "functions": function_problems, "firehose": firehose_problems, "glue": glue_problems,
     "athena": athena_problems, "idempotency_table": table_problems, "outputs": output_problems,
-    "alerts": alert_problems,
+    "alerts": alert_problems, "alarms": alarm_problems,
 }
 
 
@@ -744,6 +799,21 @@ def test_packaging_lints_clean(packaged: Packaged) -> None:
                            str(packaged.out / "cloudformation-template-update-stack.json")],
                           capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ops_email_subscribes_only_when_set(packaged: Packaged) -> None:
+    """opsEmail (stack parameter OpsEmail, default '') subscribes that address to the ops
+    topic by email; without it there is no subscription (the topic and alarms still exist)."""
+    tpl = packaged.template
+    assert tpl.doc["Parameters"]["OpsEmail"]["Default"] == ""
+    subscriptions = list(tpl.of_type("AWS::SNS::Subscription"))
+    assert subscriptions, "no SNS subscription in the template"
+    off = tpl.with_parameters(OpsEmail="")
+    assert not any(off.resource_included(k) for k in subscriptions)
+    on = tpl.with_parameters(OpsEmail="ops@example.com")
+    included = [on.props(k) for k in subscriptions if on.resource_included(k)]
+    assert included == [{"TopicArn": ops_topic_arn(), "Protocol": "email", "Endpoint": "ops@example.com"}]
+    assert off.props("OpsTopic") == on.props("OpsTopic")
 
 
 def test_kms_switch_adds_only_the_key(packaged: Packaged) -> None:
@@ -892,6 +962,11 @@ DRIFTS: dict[str, tuple[str, Callable[[dict[str, Any]], None]]] = {
         {"CollectionId": "faces"})),
     "publish anywhere": ("iam", lambda d: _statements(d, "AnalyzeFacesRole").append(
         {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})),
+    "alarm to nobody": ("alarms", lambda d: d["Resources"]["DetectPeopleDlqAlarm"]["Properties"].update(
+        {"AlarmActions": []})),
+    "stream without alarm": ("alarms", lambda d: d["Resources"].pop("FacesDeliveryAlarm")),
+    "alarm on another queue": ("alarms", lambda d: d["Resources"]["SplitFramesErrorsAlarm"]["Properties"].update(
+        {"Dimensions": [{"Name": "FunctionName", "Value": "somebody-elses-function"}]})),
     "results unencrypted": ("athena", lambda d: d["Resources"]["AthenaWorkGroup"]["Properties"]
                             ["WorkGroupConfiguration"]["ResultConfiguration"].pop("EncryptionConfiguration")),
 }
