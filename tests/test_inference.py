@@ -483,7 +483,8 @@ def test_deploy_help_and_dry_run_need_no_sdk(tmp_path: Path) -> None:
     weights.write_bytes(b"not really weights")
     out = tmp_path / "model.tar.gz"
     run = subprocess.run(
-        [sys.executable, script, "--dry-run", "--stage", "prod", "--weights", str(weights), "--out", str(out)],
+        [sys.executable, script, "--dry-run", "--no-vendor", "--stage", "prod", "--weights", str(weights),
+         "--out", str(out)],
         capture_output=True,
         text=True,
         env=env,
@@ -511,8 +512,8 @@ def test_yolo_tarball_layout_is_reproducible(tmp_path: Path) -> None:
     weights = tmp_path / "yolo11s.pt"
     weights.write_bytes(b"\x00weights")
     a, b = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
-    deploy.build_model_tarball(a, backend="yolo", weights=weights)
-    deploy.build_model_tarball(b, backend="yolo", weights=weights)
+    deploy.build_model_tarball(a, backend="yolo", weights=weights, vendor=False)
+    deploy.build_model_tarball(b, backend="yolo", weights=weights, vendor=False)
     assert a.read_bytes() == b.read_bytes()
     with tarfile.open(a) as tar:
         assert tar.extractfile("yolo11s.pt").read() == b"\x00weights"  # type: ignore[union-attr]
@@ -521,9 +522,37 @@ def test_yolo_tarball_layout_is_reproducible(tmp_path: Path) -> None:
         pins = [line for line in reqs.splitlines() if line and not line.startswith("#")]
         assert pins == ["ultralytics-opencv-headless==8.4.190"]  # torch comes with the container
     with pytest.raises(ValueError, match=r"expected Ultralytics \.pt"):
-        deploy.build_model_tarball(a, backend="yolo", weights=CODE / "inference.py")
+        deploy.build_model_tarball(a, backend="yolo", weights=CODE / "inference.py", vendor=False)
     with pytest.raises(FileNotFoundError):
-        deploy.build_model_tarball(a, backend="yolo", weights=tmp_path / "missing.pt")
+        deploy.build_model_tarball(a, backend="yolo", weights=tmp_path / "missing.pt", vendor=False)
+
+
+def test_the_vendored_artefact_starts_without_installing_anything(tmp_path: Path) -> None:
+    """The default artefact carries the handler's dependencies in code/lib/ (every pin of
+    requirements-vendored.txt, for CPython 3.12 manylinux) and no requirements.txt, so the
+    serving container has nothing to pip-install when it starts: the slow part of a cold start
+    after scale-to-zero. Downloads the wheels from PyPI (about 100 MB): run by `make test-yolo`."""
+    pytest.importorskip("ultralytics", reason="downloads the cloud image's dependencies: `make test-yolo` runs this")
+    import tarfile
+
+    deploy = load_deploy()
+    weights = tmp_path / "yolo11n.pt"
+    weights.write_bytes(b"weights")
+    names = deploy.build_model_tarball(tmp_path / "model.tar.gz", backend="yolo", weights=weights)
+    assert "code/requirements.txt" not in names and "code/inference.py" in names
+    pins = [line.split("==") for line in deploy.VENDORED_REQUIREMENTS.read_text().splitlines()
+            if line and not line.startswith("#")]
+    dist_infos = {n.split("/")[2] for n in names if n.startswith("code/lib/") and n.endswith(".dist-info")}
+
+    def canonical(name: str) -> str:
+        return name.lower().replace("-", "_").replace(".", "_")
+
+    assert {canonical(d.rsplit("-", 1)[0]) + "-" + d.rsplit("-", 1)[1].removesuffix(".dist-info")
+            for d in dist_infos} == {f"{canonical(n)}-{v}" for n, v in pins}
+    assert not [n for n in names if n.startswith("code/lib/") and n.split("/")[2].startswith(("torch", "numpy"))]
+    assert "code/lib/cv2/cv2.abi3.so" in names  # a native build for the container's Linux, any CPython 3
+    with tarfile.open(tmp_path / "model.tar.gz") as tar:
+        assert tar.getmember("code/inference.py").mtime == 0  # reproducible members
 
 
 def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -532,7 +561,7 @@ def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypat
 
     deploy = load_deploy()
     artefact = tmp_path / "model.tar.gz"
-    members = deploy.build_model_tarball(artefact, backend="ssdlite")
+    members = deploy.build_model_tarball(artefact, backend="ssdlite", vendor=False)
     assert members[0] == "frozen_inference_graph.pb"
     model_dir = tmp_path / "opt-ml-model"
     with tarfile.open(artefact) as tar:

@@ -62,13 +62,13 @@ def test_the_endpoint_read_timeout_shortens_no_other_service(monkeypatch: pytest
 def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The endpoint's short read timeout is set only while the hung requests are made (a fresh
     client: the timeout is part of the cache key), so nothing else races it."""
-    stack.sagemaker.faults.inject("delay", times=2, delay_s=3)
+    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS - 1, delay_s=3)
     put_frame(stack, "endpoint-hangs", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
     with monkeypatch.context() as m:
         m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "1")
         d.poll("detect_people")
-    assert len(stack.sagemaker.faults) == 0  # both hung requests were given up on and retried
+    assert len(stack.sagemaker.faults) == 0  # the hung request was given up on and retried
     assert d.stats["detect_people"].succeeded == 1
     assert d.run_until_idle(timeout_s=120)
     frame_once(stack, "endpoint-hangs")
@@ -76,7 +76,7 @@ def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, mo
 
 def test_endpoint_hanging_on_every_attempt_fails_the_message_then_redrive_delivers_once(
         stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    stack.sagemaker.faults.inject("delay", times=aws.MAX_ATTEMPTS, delay_s=3)
+    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS, delay_s=3)
     put_frame(stack, "endpoint-hangs-long", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
     with monkeypatch.context() as m:

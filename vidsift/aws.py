@@ -31,23 +31,31 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 5
 #: Seconds to wait for an answer before the attempt counts as failed (and is retried).
 READ_TIMEOUT_S = 60.0
-#: The person-detection endpoint's read timeout, and the only one that may be overridden
-#: (``VIDSIFT_ENDPOINT_READ_TIMEOUT_S``, e.g. for tests of a hung endpoint): an override meant
-#: for the endpoint must never shorten S3's, Firehose's or Rekognition's.
+#: The person-detection endpoint: a serverless endpoint scaled to zero answers its first
+#: request only after a cold start (expected 20-60 s with the dependencies inside
+#: model.tar.gz: provisioning, fetching and unpacking the 140 MB artefact, importing torch
+#: and Ultralytics, loading the weights; sagemaker/README.md). So a long read timeout and few
+#: attempts: a retry would only queue behind the same cold start. detect_people's timeout (in
+#: the contract) stays above attempts x timeout. The read timeout is the only one that may be
+#: overridden (``VIDSIFT_ENDPOINT_READ_TIMEOUT_S``, e.g. for tests of a hung endpoint): an
+#: override meant for the endpoint must never shorten S3's, Firehose's or Rekognition's.
 ENDPOINT_SERVICE = "sagemaker-runtime"
+ENDPOINT_READ_TIMEOUT_S = 120.0
+ENDPOINT_MAX_ATTEMPTS = 2
 ENDPOINT_READ_TIMEOUT_ENV = "VIDSIFT_ENDPOINT_READ_TIMEOUT_S"
 _lock = threading.Lock()
 
 
-def _config(read_timeout_s: float) -> Config:
-    return Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=5,
+def _config(read_timeout_s: float, attempts: int = MAX_ATTEMPTS) -> Config:
+    return Config(retries={"mode": "standard", "total_max_attempts": attempts}, connect_timeout=5,
                   read_timeout=read_timeout_s, tcp_keepalive=True)
 
 
 @cache
 def _client(service: str, endpoint_url: str | None, region: str | None, read_timeout_s: float = READ_TIMEOUT_S) -> Any:
+    attempts = ENDPOINT_MAX_ATTEMPTS if service == ENDPOINT_SERVICE else MAX_ATTEMPTS
     with _lock:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, config=_config(read_timeout_s), region_name=region)
+        return boto3.session.Session().client(service, config=_config(read_timeout_s, attempts), region_name=region)
 
 
 def client(service: str) -> Any:
@@ -69,7 +77,7 @@ def read_timeout_s(service: str) -> float:
     import os
 
     if service == ENDPOINT_SERVICE:
-        return float(os.environ.get(ENDPOINT_READ_TIMEOUT_ENV) or READ_TIMEOUT_S)
+        return float(os.environ.get(ENDPOINT_READ_TIMEOUT_ENV) or ENDPOINT_READ_TIMEOUT_S)
     return READ_TIMEOUT_S
 
 
@@ -298,9 +306,13 @@ def model_error_status(exc: BaseException) -> int | None:
 
 
 def _endpoint_error_is_transient(exc: BaseException) -> bool:
-    """The container's 5xx (relayed as ModelError), and throttling: a burst of detect_people
-    invocations beyond the endpoint's concurrency is refused, not broken."""
+    """The runtime's own 5xx (botocore makes only ENDPOINT_MAX_ATTEMPTS attempts), the
+    container's 5xx (relayed as ModelError), and throttling: a burst of detect_people
+    invocations beyond the endpoint's concurrency is refused, not broken. A read timeout is
+    not retried here: botocore already tried again, and a third wait would only add minutes."""
     if error_code(exc) in THROTTLING_CODES:
+        return True
+    if isinstance(exc, ClientError) and int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0) >= 500:
         return True
     status = model_error_status(exc)
     return status is not None and status >= 500

@@ -48,12 +48,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import cv2
-import numpy as np
+HERE = Path(__file__).resolve().parent
+#: Dependencies shipped inside model.tar.gz (sagemaker/deploy.py vendors them here), found
+#: before anything the container has: no pip install when a container starts.
+VENDORED = HERE / "lib"
+if VENDORED.is_dir() and str(VENDORED) not in sys.path:
+    sys.path.insert(0, str(VENDORED))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 log = logging.getLogger("vidsift.inference")
-
-HERE = Path(__file__).resolve().parent
 SSDLITE_MODEL_ID = "ssdlite_mobilenet_v2_person"
 SSDLITE_GRAPH_FILE = "frozen_inference_graph.pb"
 SSDLITE_PBTXT_FILE = "ssdlite_person.pbtxt"
