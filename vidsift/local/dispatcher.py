@@ -20,8 +20,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,20 @@ from vidsift import aws, contract
 from vidsift.local.stack import REGION, LocalStack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+#: Whose role the AWS calls made now would run under in AWS: (stage, "handler") around the
+#: handler, (stage, "event source mapping") around the receives and deletes Lambda's poller
+#: makes with the function's role. Read by vidsift.testing.calls (tests/test_roles.py).
+acting_as: ContextVar[tuple[str, str] | None] = ContextVar("vidsift_acting_as", default=None)
+
+
+@contextmanager
+def _acting_as(stage: str, part: str) -> Iterator[None]:
+    token = acting_as.set((stage, part))
+    try:
+        yield
+    finally:
+        acting_as.reset(token)
 
 
 @dataclass
@@ -97,9 +113,10 @@ class Dispatcher:
         hide_s = math.ceil(self.timeout_s(stage)) + self.stack.visibility_timeout_s
         messages: list[dict[str, Any]] = []
         while len(messages) < want:
-            got = sqs.receive_message(QueueUrl=self.stack.queue_urls[stage], WaitTimeSeconds=0,
-                                      MaxNumberOfMessages=min(10, want - len(messages)), VisibilityTimeout=hide_s,
-                                      AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
+            with _acting_as(stage, "event source mapping"):
+                got = sqs.receive_message(QueueUrl=self.stack.queue_urls[stage], WaitTimeSeconds=0,
+                                          MaxNumberOfMessages=min(10, want - len(messages)), VisibilityTimeout=hide_s,
+                                          AttributeNames=["All"], MessageAttributeNames=["All"]).get("Messages", [])
             if not got:
                 break
             messages.extend(got)
@@ -125,7 +142,8 @@ class Dispatcher:
         ctx = LocalContext(function_name=f"{self.stack.names.prefix}-{stage}", timeout_s=self.timeout_s(stage))
         started = time.monotonic()
         try:
-            response = self.handlers[stage](self._event(stage, messages), ctx) or {}
+            with _acting_as(stage, "handler"):
+                response = self.handlers[stage](self._event(stage, messages), ctx) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # an invocation error fails the whole batch, as in Lambda
             failed = {m["MessageId"] for m in messages}
@@ -133,10 +151,13 @@ class Dispatcher:
         sqs, url = aws.client("sqs"), self.stack.queue_urls[stage]
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
+            with _acting_as(stage, "event source mapping"):
+                sqs.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
         retry = [m for m in messages if m["MessageId"] in failed]
-        if retry:  # back after the queue's own visibility timeout, as if received with it
+        # Back after the queue's own visibility timeout, as if received with it: a local stand-in
+        # for the timeout running out (Lambda's poller makes no such call), so no role's call.
+        if retry:
             back_s = self.stack.visibility_timeout_s
             sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": back_s}
