@@ -4,7 +4,12 @@ on what the rules watch for, and write one ``faces`` row per face through Fireho
 
 An alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots)
 gets the same analysis and face alerts but writes no row: its clip is processed in full
-later and is the record. With no face rule configured it is acknowledged untouched."""
+later and is the record. With no face rule configured it is acknowledged untouched.
+
+A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY,
+from the metadata detect_people's copy keeps), not by the copy's ETag, which with SSE-KMS
+is new on every copy: a frame copied here again is not analysed (nor alerted on) again.
+An alert-only copy of a snapshot has no hash and stays keyed on its object version."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
 logger = get_logger(STAGE)
@@ -36,17 +41,22 @@ _S3_ACCESS_CAUSES = ("Rekognition could not read the frame from S3 ({code}: {mes
 ANALYZER_HEADER = "x-vidsift-analyzer"
 
 
-def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
-    settings = Settings.from_env()
-    ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
+def _metadata(ref: ObjectRef) -> dict[str, str]:
+    """The frame's S3 user metadata (HeadObject); a frame deleted since its event is a bad input."""
     try:
-        head = aws.head_object(ref.bucket, ref.key)
+        return aws.head_object(ref.bucket, ref.key).get("Metadata", {})
     except Exception as exc:
         if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise BadInputError(ref.uri, "the frame no longer exists (deleted before processing)") from exc
         raise
+
+
+def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings.from_env()
+    ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
+    metadata = obj["metadata"] if "metadata" in obj else _metadata(ref)
     try:
-        meta = FrameMeta.from_s3(head.get("Metadata", {}))
+        meta = FrameMeta.from_s3(metadata)
     except ValueError as exc:
         raise BadInputError(ref.uri, str(exc)) from exc
     if meta.alert_only and not alerting.face_rules_configured():
@@ -88,8 +98,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         raise
     for ref in refs:
         with failures_recorded(logger, STAGE, record, ref.uri):
-            once(analyze_frame, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size},
-                 lambda_context)
+            metadata = _metadata(ref)  # its content hash identifies the work
+            obj, key = frame_work({"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
+                                   "metadata": metadata}, metadata)
+            once(analyze_frame, obj, lambda_context, key=key)
 
 
 @logger.inject_lambda_context

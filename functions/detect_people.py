@@ -4,10 +4,16 @@ copy the frames with people to the people bucket, and write a ``people`` row per
 The edge's alert snapshots arrive on the same queue (the alert fast lane,
 vidsift.core.snapshots): they are detected in the same batch, copied to the people bucket
 marked alert-only when they show people, and alerted on, but write no row. With no alert
-rule configured they are acknowledged without calling the endpoint: nobody is waiting."""
+rule configured they are acknowledged without calling the endpoint: nobody is waiting.
+
+A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY),
+read with its metadata before the endpoint call: a replayed event, or identical frames
+rewritten by a split_frames retry (new ETags under SSE-KMS), is work done already and is
+left out of the call. A snapshot's work stays keyed on its object version."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +29,16 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_people_record, utc_now
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
-from vidsift.runtime import failures_recorded, once, record_bad_input, record_gave_up, sqs_processor
+from vidsift.runtime import (
+    OBJECT_KEY,
+    done,
+    failures_recorded,
+    frame_work,
+    once,
+    record_bad_input,
+    record_gave_up,
+    sqs_processor,
+)
 
 STAGE = "detect_people"
 logger = get_logger(STAGE)
@@ -39,6 +54,10 @@ class Batch:
     refs: dict[str, list[ObjectRef]] = field(default_factory=dict)
     #: Snapshots acknowledged without detection (no alert rule is configured).
     skipped: list[ObjectRef] = field(default_factory=list)
+    #: Each frame's idempotency payload (with its metadata, read once) and key.
+    work: dict[ObjectRef, tuple[dict[str, Any], str]] = field(default_factory=dict)
+    #: Frames whose work is done already (a replay, identical frames rewritten): not detected again.
+    done: set[ObjectRef] = field(default_factory=set)
 
 
 #: Whether "snapshots skipped: no alert rules" was logged by this container: once is enough
@@ -91,6 +110,62 @@ def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]],
                     extra={"snapshot": snapshots[0].uri})
 
 
+#: Concurrent HeadObject + idempotency look-ups while identifying a batch's frames.
+_IDENTIFY_THREADS = 8
+
+
+def _identify_one(settings: Settings, ref: ObjectRef) -> tuple[dict[str, Any], str]:
+    """The idempotency payload and key of the work on ``ref``. A frame's metadata (HeadObject)
+    says what it is: its content hash keys the work, and it is checked here, before the
+    endpoint is asked about a frame that could not be recorded. A snapshot is keyed on the
+    version its event names (finish_snapshot reads its metadata)."""
+    obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size}
+    if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
+        return obj, OBJECT_KEY
+    try:
+        metadata = aws.head_object(ref.bucket, ref.key).get("Metadata", {})
+    except Exception as exc:
+        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise BadInputError(ref.uri, "the frame does not exist (deleted before processing)") from exc
+        # This role may read frames but not list the bucket, so in AWS a deleted frame answers 403.
+        if aws.error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            raise BadInputError(ref.uri, "the frame cannot be read: it does not exist (deleted before "
+                                         "processing), or this function's role may not read it") from exc
+        raise
+    try:
+        FrameMeta.from_s3(metadata)
+    except ValueError as exc:
+        raise BadInputError(ref.uri, str(exc)) from exc
+    return frame_work(obj | {"metadata": metadata}, metadata)
+
+
+def _identify(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:
+    """Fill batch.work and batch.done; a frame that cannot be identified fails its message."""
+    refs = list(dict.fromkeys(r for rs in refs_by_msg.values() for r in rs))
+    if not refs:
+        return
+
+    def one(ref: ObjectRef) -> tuple[tuple[dict[str, Any], str] | None, bool, Exception | None]:
+        try:
+            obj, key = _identify_one(settings, ref)
+            return (obj, key), done(finish_frame, obj, key=key), None
+        except Exception as exc:
+            return None, False, exc
+
+    with ThreadPoolExecutor(max_workers=min(_IDENTIFY_THREADS, len(refs))) as pool:
+        results = dict(zip(refs, pool.map(one, refs), strict=True))
+    for msg_id, rs in refs_by_msg.items():
+        for r in rs:
+            work, is_done, exc = results[r]
+            if exc is not None:
+                batch.errors.setdefault(msg_id, exc)
+                continue
+            assert work is not None
+            batch.work[r] = work
+            if is_done:
+                batch.done.add(r)
+
+
 def prepare(event: dict[str, Any], settings: Settings) -> Batch:
     batch = Batch()
     refs_by_msg: dict[str, list[ObjectRef]] = {}
@@ -103,27 +178,33 @@ def prepare(event: dict[str, Any], settings: Settings) -> Batch:
             batch.errors[msg_id] = exc
     _skip_snapshots(settings, refs_by_msg, batch)
     batch.refs = refs_by_msg
-    refs = [r for rs in refs_by_msg.values() for r in rs]
+    _identify(settings, refs_by_msg, batch)
+    if batch.done:
+        logger.info("frames already processed (a replayed event, or identical frames rewritten): not detected "
+                    "again", extra={"frames": len(batch.done), "first": next(iter(batch.done)).uri})
+    todo = {m: [r for r in rs if r not in batch.done] for m, rs in refs_by_msg.items() if m not in batch.errors}
+    refs = list(dict.fromkeys(r for rs in todo.values() for r in rs))
     if not refs:
-        batch.frames = {m: [] for m in refs_by_msg}
+        batch.frames = {m: [] for m in todo}
         return batch
     try:
         detections = dict(zip(refs, _detect(settings, refs), strict=True))
     except Exception as exc:
         if aws.error_code(exc) != "ModelError" or len(refs) == 1:
-            for msg_id in refs_by_msg:  # the endpoint itself is failing: retry the batch
-                batch.errors[msg_id] = exc
+            for msg_id, rs in todo.items():  # the endpoint itself is failing: retry the batch
+                if rs:
+                    batch.errors[msg_id] = exc
             return batch
         # One bad frame must not fail its neighbours: ask about each frame alone.
         logger.warning("batch request refused; retrying frame by frame", extra={"error": str(exc)})
         detections = {}
-        for msg_id, rs in refs_by_msg.items():
+        for msg_id, rs in todo.items():
             try:
                 for r in rs:
                     detections[r] = _detect(settings, [r])[0]
             except Exception as one_exc:
                 batch.errors[msg_id] = one_exc
-    for msg_id, rs in refs_by_msg.items():
+    for msg_id, rs in todo.items():
         if msg_id not in batch.errors:
             batch.frames[msg_id] = [(r, detections[r]) for r in rs]
     return batch
@@ -166,9 +247,9 @@ def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
     detection = Detection(model=obj["model"], boxes=tuple(_box(b) for b in obj["boxes"]))
     if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
         return finish_snapshot(settings, ref, detection)
-    head = aws.head_object(ref.bucket, ref.key)
+    metadata = obj["metadata"] if "metadata" in obj else aws.head_object(ref.bucket, ref.key).get("Metadata", {})
     try:
-        meta = FrameMeta.from_s3(head.get("Metadata", {}))
+        meta = FrameMeta.from_s3(metadata)
     except ValueError as exc:
         raise BadInputError(ref.uri, str(exc)) from exc
     if detection.person_count:
@@ -198,10 +279,10 @@ def make_record_handler(batch: Batch, context: Any):
                 record_gave_up(logger, STAGE, exc, record, [r.uri for r in batch.refs.get(record.message_id, [])])
             raise exc
         for ref, detection in batch.frames.get(record.message_id, []):
-            obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
-                   "model": detection.model, "boxes": [b.as_dict() for b in detection.boxes]}
+            work, key = batch.work[ref]
+            obj = work | {"model": detection.model, "boxes": [b.as_dict() for b in detection.boxes]}
             with failures_recorded(logger, STAGE, record, ref.uri):
-                once(finish_frame, obj, context)
+                once(finish_frame, obj, context, key=key)
 
     return record_handler
 

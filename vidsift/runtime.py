@@ -20,16 +20,23 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 
 from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.core.errors import BadInputError
-from vidsift.core.records import iso, utc_now
+from vidsift.core.records import CONTENT_SHA256_KEY, iso, utc_now
 
 #: A replay within a week is recognised; a deliberate re-run after that processes again.
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
 #: What identifies one piece of work: an S3 object version (segments add their number).
 OBJECT_KEY = "[bucket, key, etag]"
+#: What identifies a frame's work (detect_people, analyze_faces): the frame, whose key names
+#: its video and index, and the SHA-256 of its bytes that split_frames carries in its
+#: metadata. Not the ETag: with SSE-KMS an ETag is no digest of the bytes, so a split_frames
+#: retry rewriting identical frames gives them new ETags (and new events), which must not
+#: make the frames new work. Different bytes under the same key would be.
+FRAME_KEY = "[bucket, key, content_sha256]"
 
 
 def sqs_processor() -> BatchProcessor:
@@ -68,6 +75,35 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, ke
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
     return idempotent_function(fn, data_keyword_argument="obj", persistence_store=_store(fn, key, table, endpoint),
                                config=_config(key, context))(obj=obj)
+
+
+def frame_work(obj: dict[str, Any], metadata: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """The idempotency payload and key of the work on a frame (``obj``: bucket, key, etag,
+    size), given its S3 user metadata: keyed on FRAME_KEY when the metadata carries the
+    content hash, else (an edge snapshot's alert-only copy, a frame written before hashes)
+    on the object version as before."""
+    digest = metadata.get(CONTENT_SHA256_KEY)
+    if digest:
+        return {**obj, "content_sha256": digest}, FRAME_KEY
+    return dict(obj), OBJECT_KEY
+
+
+def done(fn: Callable[..., Any], obj: dict[str, Any], *, key: str = OBJECT_KEY) -> bool:
+    """Whether ``once(fn, obj, key=key)`` completed already (and would only return the stored
+    result): lets a stage leave done work out of a batched call made before ``once``, such as
+    detect_people's one endpoint call per batch. Work in progress elsewhere is not done."""
+    table = os.environ.get("IDEMPOTENCY_TABLE")
+    if not table:
+        return False
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    store = _store(fn, key, table, endpoint)
+    # The same store and record id as once's (the function's module and name prefix the hash).
+    store.configure(config=_config(key, None), function_name=f"{fn.__module__}.{fn.__qualname__}")
+    try:
+        record = store.get_record(obj)
+    except IdempotencyItemNotFoundError:
+        return False
+    return record is not None and record.status == "COMPLETED"
 
 
 def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None) -> None:

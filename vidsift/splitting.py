@@ -4,11 +4,14 @@ The video is read where it lies (``S3RangeReader``: ranged GETs, a bounded block
 copy in /tmp), sampled by ``vidsift.core.frames`` and each kept JPEG is put to the frames
 bucket by a small pool of uploader threads, because one PutObject at a time would leave
 the function waiting on the network for most of its (billed) time. Keys and content are
-deterministic, so a retry overwrites instead of duplicating.
+deterministic, so a retry overwrites instead of duplicating. Each frame carries the SHA-256
+of its JPEG in its metadata (FrameMeta.content_sha256): the later stages key their work on
+it and the frame key, not on the ETag, which with SSE-KMS changes on every rewrite.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -163,7 +166,8 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
             for frame in video.sample(options, info, start_s=start_s, end_s=end_s):
                 fm = FrameMeta(video_id=src.video_id, source_bucket=src.ref.bucket, source_key=src.ref.key,
                                camera_id=src.camera_id, frame_index=frame.index, frame_time_s=frame.time_s,
-                               captured_at=captured_at(src.recorded_at, frame.time_s))
+                               captured_at=captured_at(src.recorded_at, frame.time_s),
+                               content_sha256=hashlib.sha256(frame.jpeg).hexdigest())
                 up.submit(aws.put_object, config.frames_bucket, ids.frame_key(src.video_id, frame.index),
                           frame.jpeg, content_type="image/jpeg", metadata=fm.to_s3())
                 first_index = frame.index if first_index is None else first_index

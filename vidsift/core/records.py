@@ -19,6 +19,9 @@ from vidsift.core.detection import Detection
 #: The S3 metadata key that marks a frame as alert-only (an edge snapshot): written by
 #: detect_people on its copy in the people bucket, read by analyze_faces. Spelled only here.
 ALERT_ONLY_KEY = "alert-only"
+#: The S3 metadata key of a frame's content hash (SHA-256 of its JPEG, hex): written by
+#: split_frames, kept on the copy in the people bucket; the stages key their work on it.
+CONTENT_SHA256_KEY = "content-sha256"
 
 
 def utc_now() -> datetime:
@@ -47,6 +50,12 @@ class FrameMeta:
     stages alert on it but write no row, because the clip it belongs to (``clip_key``) is
     processed in full later and is the record. Both stay out of an ordinary frame's
     metadata, so frames look exactly as they always did.
+
+    ``content_sha256`` is the SHA-256 of the frame's JPEG, which split_frames computes as it
+    writes the frame: with the frame key it identifies the frame's work (vidsift.runtime,
+    FRAME_KEY), where an ETag cannot (with SSE-KMS an ETag is no digest of the bytes, so
+    rewriting identical bytes gives a new one). None for an edge snapshot and for frames
+    written before it existed: their work stays keyed on the object version.
     """
 
     video_id: str
@@ -58,17 +67,20 @@ class FrameMeta:
     captured_at: str | None
     alert_only: bool = False
     clip_key: str | None = None
+    content_sha256: str | None = None
 
     def to_s3(self) -> dict[str, str]:
         # S3 metadata must be ASCII: keys with unicode are percent-encoded.
         d = {k.replace("_", "-"): ("" if v is None else str(v)) for k, v in asdict(self).items()
-             if k not in ("alert_only", "clip_key")}
+             if k not in ("alert_only", "clip_key", "content_sha256")}
         d["source-key"] = quote(self.source_key, safe="/")
         d["camera-id"] = quote(self.camera_id, safe="")
         if self.alert_only:
             d[ALERT_ONLY_KEY] = "true"
         if self.clip_key:
             d["clip-key"] = quote(self.clip_key, safe="/")
+        if self.content_sha256:
+            d[CONTENT_SHA256_KEY] = self.content_sha256
         return d
 
     @classmethod
@@ -84,6 +96,7 @@ class FrameMeta:
                 captured_at=meta.get("captured-at") or None,
                 alert_only=meta.get(ALERT_ONLY_KEY, "").lower() == "true",
                 clip_key=unquote(meta.get("clip-key", "")) or None,
+                content_sha256=meta.get(CONTENT_SHA256_KEY) or None,
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"frame metadata incomplete or malformed ({exc!r}): {meta}") from exc

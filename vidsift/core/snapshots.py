@@ -9,6 +9,8 @@ finished, uploaded and split.
 A snapshot is an *alert-only frame*: detect_people and analyze_faces alert on it exactly as
 on any frame, but write no ``people`` or ``faces`` row, because the clip is processed in full
 later and is the record (counting the snapshot too would count the same moment twice).
+A snapshot carries no content hash (FrameMeta.content_sha256): its work in both stages is
+keyed on its object version, as its id is, where a frame's is keyed on its bytes.
 
 Plain Python, no AWS call: the handler does the HeadObject and hands the metadata here.
 """
