@@ -75,17 +75,8 @@ del UNEXERCISED[("detect_people", "dynamodb:GetItem", "arn:aws:dynamodb:*:table/
 #: test an expected failure naming it; a finding no longer found fails, so it is removed here.
 DATA_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/DataKey"
 SQS_VIA = "{'kms:ViaService': 'sqs.us-east-1.amazonaws.com'}"
-KNOWN_DENIALS: dict[tuple[str, str], str] = {
-    ("kms", f"analyze_faces: NEUTRAL: kms:Decrypt on {DATA_KEY} {SQS_VIA}"):
-        "AnalyzeFacesRole lacks kms:Decrypt on DataKey (kms:ViaService sqs) for its event source mapping "
-        "to receive from the SSE-KMS AnalyzeFacesQueue",
-}
-KNOWN_UNUSED: dict[tuple[str, str], str] = {
-    ("kms", "detect_people: kms:GenerateDataKey on " + DATA_KEY + " when {'StringEquals': {'kms:ViaService': "
-            "'sqs.us-east-1.amazonaws.com'}}"):
-        "DetectPeopleRole may GenerateDataKey through SQS, but detect_people sends no SQS message "
-        "(receiving needs kms:Decrypt only)",
-}
+KNOWN_DENIALS: dict[tuple[str, str], str] = {}
+KNOWN_UNUSED: dict[tuple[str, str], str] = {}
 
 
 # -------------------------------------------------------------------- the templates
@@ -188,11 +179,12 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
     text.write_text("definitely not a video\n" * 20)
     gone = make_video(d / "gone.mp4", [Segment("coffee", 1)], fps=10, width=160, height=120)
     env = {"ALERT_RULES": json.dumps(RULES), "SEGMENT_SECONDS": "2"}
-    saved = {k: os.environ.get(k) for k in [*env, "SPLIT_QUEUE_URL"]}
+    saved = {k: os.environ.get(k) for k in env}
     with LocalStack() as stack:
-        # As serverless.yml sets it (the local stack leaves it out): without it split_frames would
+        # The local stack sets SPLIT_QUEUE_URL as serverless.yml does: without it split_frames would
         # look its own queue up with GetQueueUrl, a call no role needs in AWS.
-        os.environ.update(env, SPLIT_QUEUE_URL=stack.queue_urls["split_frames"])
+        assert os.environ["SPLIT_QUEUE_URL"] == stack.queue_urls["split_frames"]
+        os.environ.update(env)
         try:
             assert Dispatcher(stack).run_until_idle(timeout_s=60)  # S3's test events, not recorded
             collection = matching.collection_name(stack.names)

@@ -87,6 +87,8 @@ class LocalStack:
         aws.reset_clients()
         self._create_resources()
         self._create_alert_resources()
+        # As serverless.yml sets it: split_frames sends a long video's segments to its own queue.
+        self._set_env({"SPLIT_QUEUE_URL": self.queue_urls["split_frames"]})
         LocalStack.running = self
         return self
 
