@@ -24,7 +24,7 @@ from vidsift import alerting, aws, contract
 from vidsift.config import Settings
 from vidsift.core import ids
 from vidsift.core.detection import Detection, build_request, parse_response
-from vidsift.core.errors import BadInputError
+from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_people_record, utc_now
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
@@ -127,10 +127,11 @@ def _identify_one(settings: Settings, ref: ObjectRef) -> tuple[dict[str, Any], s
     except Exception as exc:
         if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise BadInputError(ref.uri, "the frame does not exist (deleted before processing)") from exc
-        # This role may read frames but not list the bucket, so in AWS a deleted frame answers 403.
+        # The role may list the frames bucket, so a deleted frame is a 404: a 403 is access.
         if aws.error_code(exc) in ("403", "AccessDenied", "Forbidden"):
-            raise BadInputError(ref.uri, "the frame cannot be read: it does not exist (deleted before "
-                                         "processing), or this function's role may not read it") from exc
+            raise S3AccessError(ref.uri, "the frame exists but cannot be read (403): the function's role lacks "
+                                         "s3:GetObject on it, or with kms=true kms:Decrypt on the stack key. "
+                                         "Retried; fix the grant and redrive the DLQ") from exc
         raise
     try:
         FrameMeta.from_s3(metadata)

@@ -196,6 +196,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             upload(stack, gone, upload_key(gone, 2), "porch", None)
             s3.delete_object(Bucket=raw, Key=upload_key(gone, 2))  # HeadObject answers 404
             put_frame(stack, "frames", "no-meta", 0, jpeg(photo("coffee")), meta=False)  # errors/detect_people/
+            gone_frame = put_frame(stack, "frames", "deleted", 0, jpeg(photo("coffee")))
+            s3.delete_object(Bucket=stack.names.bucket("frames"), Key=gone_frame)  # 404: needs ListBucket
             grace = np.asarray(Image.fromarray(photo("grace_hopper")).resize((437, 512)))
             pair = np.concatenate([photo("astronaut")[:, ::-1], grace], axis=1)  # mirrored: not the indexed photo
             put_frame(stack, "people", "known-faces", 3, jpeg(pair))  # SearchFacesByImage, face alerts
