@@ -9,8 +9,11 @@ silently misread as a match.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,3 +220,59 @@ def role_statements(tpl: Template, role_id: str) -> list[dict[str, Any]]:
     for policy in props.get("Policies", []):
         statements.extend(policy["PolicyDocument"]["Statement"])
     return statements
+
+
+# -------------------------------------------------------------------- packaging, once per run
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_FILE = "cloudformation-template-update-stack.json"
+
+
+def macos_like_tools(folder: Path) -> Path:
+    """A folder to put first on PATH so the packaging scripts meet a Mac's tools: no flock(1),
+    and a BSD date, which prints %N as a literal N instead of nanoseconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "flock").write_text("#!/bin/sh\necho 'flock: command not found (macOS has none)' >&2\nexit 127\n")
+    real_date = subprocess.run(["bash", "-c", "command -v date"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    (folder / "date").write_text(f"""#!/bin/sh
+case "$*" in *%N*) echo 'date: %N is not supported by BSD date' >&2; exit 1;; esac
+exec {real_date} "$@"
+""")
+    for tool in ("flock", "date"):
+        (folder / tool).chmod(0o755)
+    return folder
+
+
+def package_stack(shared: Path, *params: str) -> tuple[Path, str]:
+    """``scripts/package-offline.sh [params]`` (osls + cfn-lint) once per test run and set of
+    params, shared by every module and xdist worker that asks (``shared``: a folder they all
+    see), one packaging at a time: each takes tens of seconds of CPU, and sls also writes the
+    checkout's own .serverless/. Runs with a Mac's flock-less, BSD-date tools first on PATH: a
+    Mac is a common deploy machine. Returns the output folder and the script's log; a failed
+    packaging fails every caller with its log."""
+    name = "sls-package-" + ("-".join(p.removeprefix("--param=").replace("=", "_") for p in params) or "default")
+    out, failed = shared / name, shared / f"{name}.failed"
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / "sls-package.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / ".log").exists() and not failed.exists():
+            tools = macos_like_tools(shared / "macos-tools")
+            env = {**os.environ, "SLS_PACKAGE_DIR": str(out), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+            proc = subprocess.run(["bash", "scripts/package-offline.sh", *params], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=900, check=False)
+            log = proc.stdout + proc.stderr
+            if proc.returncode != 0:
+                failed.write_text(f"scripts/package-offline.sh {' '.join(params)} exited {proc.returncode}:\n{log}")
+            else:
+                (out / ".log").write_text(log)
+    if failed.exists():
+        raise RuntimeError(failed.read_text()[-6000:])
+    return out, (out / ".log").read_text()
+
+
+def shared_folder(tmp_path_factory: Any) -> Path:
+    """A folder every xdist worker of this run sees (the parent of the workers' own temp
+    folders), or this run's temp folder without xdist."""
+    base = Path(tmp_path_factory.getbasetemp())
+    return base.parent / "shared" if os.environ.get("PYTEST_XDIST_WORKER") else base / "shared"

@@ -16,10 +16,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest_stack import package_stack, shared_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -27,14 +31,13 @@ TEMPLATE = "cloudformation-template-update-stack.json"
 VARIANTS = {"default": [], "kms": ['--param=kms=true']}
 
 
-def _package(out: Path, args: list[str]) -> dict[str, Any]:
-    env = {**os.environ, "SLS_PACKAGE_DIR": str(out)}
-    proc = subprocess.run(["bash", "scripts/package-offline.sh", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/package-offline.sh {' '.join(args)} exited {proc.returncode}:\n"
-                    f"{(proc.stdout + proc.stderr)[-6000:]}")
-    return json.loads((out / TEMPLATE).read_text())
+def _package(tmp_path_factory: pytest.TempPathFactory, args: list[str]) -> tuple[Path, dict[str, Any]]:
+    """The run's shared packaging of this variant (conftest_stack.package_stack)."""
+    try:
+        out, _ = package_stack(shared_folder(tmp_path_factory), *args)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    return out, json.loads((out / TEMPLATE).read_text())
 
 
 def _checkov(template: Path, home: Path) -> dict[str, Any]:
@@ -58,8 +61,7 @@ def scanned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if not CHECKOV.exists():
         pytest.skip(f"{CHECKOV.relative_to(ROOT)} missing: `make test` installs checkov "
                     "(requirements-checkov.txt) into its own venv first")
-    out = tmp_path_factory.mktemp(f"sls-package-{request.param}")
-    doc = _package(out, VARIANTS[request.param])
+    out, doc = _package(tmp_path_factory, VARIANTS[request.param])
     report = _checkov(out / TEMPLATE, tmp_path_factory.mktemp("checkov-home"))
     return doc, report
 

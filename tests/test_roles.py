@@ -18,7 +18,6 @@ import copy
 import io
 import json
 import os
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest_stack import ACCOUNT, Template, as_list, role_statements
+from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_stack, role_statements, shared_folder
 
 from vidsift import aws, contract
 from vidsift.core import ids, matching
@@ -82,19 +81,12 @@ KNOWN_UNUSED: dict[tuple[str, str], str] = {}
 # -------------------------------------------------------------------- the templates
 
 
-def package(out: Path, extra: list[str]) -> Template:
-    env = {**os.environ, "SLS_PACKAGE_DIR": str(out)}
-    proc = subprocess.run(["bash", "scripts/package-offline.sh", *extra], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    return Template.load(out / "cloudformation-template-update-stack.json")
-
-
 @pytest.fixture(scope="module")
 def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
-    """The stack packaged offline as deployed: by default and with --param=kms=true (one after the
-    other: sls package writes the working folder's .serverless/ too)."""
-    return {name: package(tmp_path_factory.mktemp(f"sls-{name}"), extra) for name, extra in VARIANTS.items()}
+    """The stack packaged offline as deployed, by default and with --param=kms=true (the run's
+    shared packagings: conftest_stack.package_stack)."""
+    shared = shared_folder(tmp_path_factory)
+    return {name: Template.load(package_stack(shared, *extra)[0] / TEMPLATE_FILE) for name, extra in VARIANTS.items()}
 
 
 def function_roles(tpl: Template) -> dict[str, str]:

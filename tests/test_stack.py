@@ -23,7 +23,19 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest_stack import ACCOUNT, PARTITION, REGION, STAGE, Template, as_list, grants, role_statements
+from conftest_stack import (
+    ACCOUNT,
+    PARTITION,
+    REGION,
+    STAGE,
+    TEMPLATE_FILE,
+    Template,
+    as_list,
+    grants,
+    package_stack,
+    role_statements,
+    shared_folder,
+)
 
 from vidsift import contract
 from vidsift.core import ids
@@ -52,35 +64,15 @@ class Packaged:
     template: Template
 
 
-def macos_like_tools(folder: Path) -> Path:
-    """A folder to put first on PATH so the packaging scripts meet a Mac's tools: no flock(1),
-    and a BSD date, which prints %N as a literal N instead of nanoseconds."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "flock").write_text("#!/bin/sh\necho 'flock: command not found (macOS has none)' >&2\nexit 127\n")
-    real_date = subprocess.run(["bash", "-c", "command -v date"], capture_output=True, text=True,
-                               check=True).stdout.strip()
-    (folder / "date").write_text(f"""#!/bin/sh
-case "$*" in *%N*) echo 'date: %N is not supported by BSD date' >&2; exit 1;; esac
-exec {real_date} "$@"
-""")
-    for tool in ("flock", "date"):
-        (folder / tool).chmod(0o755)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
-    """One offline `sls package` + cfn-lint for the module (builds the layers if missing),
-    with a Mac's flock-less, BSD-date tools first on PATH: a Mac is a common deploy machine."""
-    out = tmp_path_factory.mktemp("sls-package")
-    tools = macos_like_tools(tmp_path_factory.mktemp("macos-tools"))
-    env = {**os.environ, "SLS_PACKAGE_DIR": str(out), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "scripts/package-offline.sh"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/package-offline.sh exited {proc.returncode}:\n{log[-6000:]}")
-    return Packaged(out, log, Template.load(out / "cloudformation-template-update-stack.json"))
+    """The offline `sls package` + cfn-lint of this run (conftest_stack.package_stack: once,
+    shared with the other modules that scan the template, with a Mac's tools on PATH)."""
+    try:
+        out, log = package_stack(shared_folder(tmp_path_factory))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    return Packaged(out, log, Template.load(out / TEMPLATE_FILE))
 
 
 @pytest.fixture(params=MODES, ids=MODE_IDS)
