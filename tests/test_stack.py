@@ -34,7 +34,6 @@ from conftest_stack import (
     grants,
     package_stack,
     role_statements,
-    shared_folder,
 )
 
 from vidsift import contract
@@ -66,10 +65,11 @@ class Packaged:
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
-    """The offline `sls package` + cfn-lint of this run (conftest_stack.package_stack: once,
-    shared with the other modules that scan the template, with a Mac's tools on PATH)."""
+    """This module's own offline `sls package` + cfn-lint (conftest_stack.package_stack, with a
+    Mac's tools on PATH), in a folder of its own: its tests read the function zips, which in
+    one fresh-clone run vanished from the folder shared with the template-only modules."""
     try:
-        out, log = package_stack(shared_folder(tmp_path_factory))
+        out, log = package_stack(tmp_path_factory.mktemp("own-package"))
     except RuntimeError as exc:
         pytest.fail(str(exc))
     return Packaged(out, log, Template.load(out / TEMPLATE_FILE))
