@@ -4,8 +4,10 @@
 #   bash scripts/package-offline.sh [extra `sls package` options, e.g. --param="kms=true"]
 #
 # Output: .serverless/ (function zips, cloudformation-template-update-stack.json), exactly
-# what `npx sls deploy` would upload; SLS_PACKAGE_DIR=<dir> writes there instead (the
-# tests do, so two test runs in one checkout do not overwrite each other's package).
+# what `npx sls deploy` would upload; SLS_PACKAGE_DIR=<dir> writes there instead. Run one
+# at a time per checkout: whatever the output folder, sls builds every zip in the
+# checkout's own .serverless/ and deletes that folder first (the tests hold one lock for
+# it: tests/conftest_stack.py SLS_LOCK).
 # The layer zips the template references are built first when missing or stale
 # (plugins/build-layers.js runs `layers/build.sh --if-stale`; needs PyPI, about 20 s).
 # Exits non-zero if packaging fails or cfn-lint reports any error or warning.

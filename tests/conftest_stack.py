@@ -9,12 +9,13 @@ silently misread as a match.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,18 +245,36 @@ exec {real_date} "$@"
     return folder
 
 
+# osls stages every function zip in the checkout's own .serverless/ before moving it to
+# --package, and its first step (package:cleanup) deletes that folder: two `sls package`
+# runs in one checkout delete each other's zips, whatever --package says (seen in CI: a
+# packaging's zips vanished while another module packaged). Every `sls` the tests run holds
+# this one lock, which every xdist worker and every pytest session in the checkout shares.
+SLS_LOCK = ROOT / ".serverless.lock"
+
+
+@contextlib.contextmanager
+def sls_lock() -> Iterator[None]:
+    """Hold the checkout's `sls` lock (see SLS_LOCK) for one `sls package` run."""
+    with open(SLS_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def package_stack(shared: Path, *params: str) -> tuple[Path, str]:
     """``scripts/package-offline.sh [params]`` (osls + cfn-lint) once per test run and set of
     params, shared by every module and xdist worker that asks (``shared``: a folder they all
-    see), one packaging at a time: each takes tens of seconds of CPU, and sls also writes the
-    checkout's own .serverless/. Runs with a Mac's flock-less, BSD-date tools first on PATH: a
-    Mac is a common deploy machine. Returns the output folder and the script's log; a failed
-    packaging fails every caller with its log."""
+    see), one `sls` at a time in the checkout (SLS_LOCK): each packaging takes tens of seconds
+    of CPU. Runs with a Mac's flock-less, BSD-date tools first on PATH: a Mac is a common
+    deploy machine. Returns the output folder and the script's log; a failed packaging fails
+    every caller with its log."""
     name = "sls-package-" + ("-".join(p.removeprefix("--param=").replace("=", "_") for p in params) or "default")
     out, failed = shared / name, shared / f"{name}.failed"
     shared.mkdir(parents=True, exist_ok=True)
-    with open(shared / "sls-package.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with sls_lock():
         if not (out / ".log").exists() and not failed.exists():
             tools = macos_like_tools(shared / "macos-tools")
             env = {**os.environ, "SLS_PACKAGE_DIR": str(out), "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}

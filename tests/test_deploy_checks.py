@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest_stack import sls_lock
 
 from vidsift import deploy_checks
 
@@ -64,9 +65,10 @@ def test_an_environment_over_lambdas_4_kb_is_refused() -> None:
 def sls_package(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "offline", "AWS_SECRET_ACCESS_KEY": "offline",
            "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "VIDSIFT_OFFLINE_PACKAGE": "1"}
-    return subprocess.run([str(ROOT / "node_modules" / ".bin" / "sls"), "package", "--region", "us-east-1",
-                           "--package", str(tmp_path / "pkg"), *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    with sls_lock():  # sls's first step deletes the checkout's .serverless/: see conftest_stack.SLS_LOCK
+        return subprocess.run([str(ROOT / "node_modules" / ".bin" / "sls"), "package", "--region", "us-east-1",
+                               "--package", str(tmp_path / "pkg"), *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
 
 
 @pytest.mark.parametrize(("args", "why"), [

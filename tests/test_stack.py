@@ -1,6 +1,6 @@
 """The packaged CloudFormation stack agrees with contract.json and is locked down.
 
-serverless.yml is packaged offline once per module (scripts/package-offline.sh: osls +
+serverless.yml is packaged offline once per test run (scripts/package-offline.sh: osls +
 cfn-lint, no AWS account) and the compiled template is evaluated, intrinsics and all, in
 a fake account (tests/conftest_stack.py), with the KMS and Parquet switches both ways.
 Each check returns its problems as text, so the tests at the end can prove every check
@@ -34,6 +34,7 @@ from conftest_stack import (
     grants,
     package_stack,
     role_statements,
+    shared_folder,
 )
 
 from vidsift import contract
@@ -65,11 +66,10 @@ class Packaged:
 
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
-    """This module's own offline `sls package` + cfn-lint (conftest_stack.package_stack, with a
-    Mac's tools on PATH), in a folder of its own: its tests read the function zips, which in
-    one fresh-clone run vanished from the folder shared with the template-only modules."""
+    """The run's shared offline `sls package` + cfn-lint (conftest_stack.package_stack, with a
+    Mac's tools on PATH), the same one test_checkov and test_roles read."""
     try:
-        out, log = package_stack(tmp_path_factory.mktemp("own-package"))
+        out, log = package_stack(shared_folder(tmp_path_factory))
     except RuntimeError as exc:
         pytest.fail(str(exc))
     return Packaged(out, log, Template.load(out / TEMPLATE_FILE))
