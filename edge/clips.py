@@ -1,14 +1,20 @@
-"""When to start and stop a clip: a small state machine over frame times, nothing else.
+"""When to start, split and stop a clip: a small state machine over frame times, nothing else.
 
-Kept free of video, models and clocks so its rule can be tested frame by frame:
+Kept free of video, models and clocks so its rule can be tested frame by frame. One
+*presence* (people in view without a break longer than ``post_roll_s``) is recorded whole,
+in as many parts as ``max_clip_s`` needs:
 
-* start when a person is detected (and recording is allowed, and at least ``min_gap_s`` has
-  passed since the previous clip started); the clip begins ``pre_roll_s`` before the detection,
-  with the frames the recorder kept in its pre-roll buffer;
-* stop once ``post_roll_s`` have passed without a person, or the clip reached ``max_clip_s``
-  (pre-roll included), whichever comes first. The frame that triggers the stop is not in it.
+* start when a person is detected and recording is allowed; the clip begins ``pre_roll_s``
+  before the detection, with the frames the recorder kept in its pre-roll buffer;
+* split when the part reached ``max_clip_s`` (pre-roll included) while the presence goes on:
+  the part ends before this frame and the next part begins with it, so no frame is lost or
+  doubled between parts. ``max_clip_s`` bounds one file, not what is covered;
+* stop once ``post_roll_s`` have passed without a person (the presence is over), or when a
+  part ends outside the ``hours`` window. The frame that triggers the stop is not in it.
 
-Clip start times (for the gap) are the times of their first frame.
+``min_gap_s`` only rate-limits new presences (a flapping detector): a presence may start
+only ``min_gap_s`` after the previous presence started (first frame to first frame). Parts of
+a presence are not new presences: the gap never cuts one short.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ class ClipSettings:
     pre_roll_s: float = 3.0
     post_roll_s: float = 5.0
     max_clip_s: float = 20.0
-    min_gap_s: float = 60.0
+    min_gap_s: float = 10.0
 
 
 #: Frame times are floats (pts x time_base); compare "at least N seconds" with this slack.
 EPS = 1e-6
 
 START = "start"
+SPLIT = "split"
 STOP = "stop"
 
 
@@ -37,25 +44,29 @@ class ClipRule:
     def __init__(self, settings: ClipSettings) -> None:
         self.s = settings
         self.recording = False
-        self.first_t: float | None = None  # first frame of the current clip
+        self.first_t: float | None = None  # first frame of the current part
         self.last_person_t: float | None = None
-        self.last_start_t: float | None = None
+        self.presence_t: float | None = None  # first frame of the current or last presence
+        self.part = 0  # the current part's number within its presence, from 1
+        self.presences = 0  # presences started so far: the recorder names each one's group
         self.stop_reason = ""
 
     def step(self, t: float, person: bool | None, allowed: bool = True, oldest_buffered_t: float | None = None) -> \
             str | None:
         """Feed one frame. ``person`` is None when the detector did not run on this frame.
-        Returns START (the clip begins at ``self.first_t``, this frame included), STOP (the clip
-        ended before this frame) or None."""
+        Returns START (a presence's first part begins at ``self.first_t``, this frame
+        included), SPLIT (the part ended before this frame; the next begins with it), STOP
+        (the clip ended before this frame) or None."""
         if not self.recording:
             if not person or not allowed:
                 return None
             first = t - self.s.pre_roll_s
             if oldest_buffered_t is not None:
                 first = max(first, oldest_buffered_t)
-            if self.last_start_t is not None and first - self.last_start_t < self.s.min_gap_s - EPS:
+            if self.presence_t is not None and first - self.presence_t < self.s.min_gap_s - EPS:
                 return None
-            self.recording, self.first_t, self.last_person_t, self.last_start_t = True, first, t, first
+            self.recording, self.first_t, self.last_person_t, self.presence_t = True, first, t, first
+            self.part, self.presences = 1, self.presences + 1
             return START
         if person:
             self.last_person_t = t
@@ -63,7 +74,11 @@ class ClipRule:
         if t - self.last_person_t >= self.s.post_roll_s - EPS:
             self.stop_reason = f"no person for {self.s.post_roll_s:g} s"
         elif t - self.first_t >= self.s.max_clip_s - EPS:
-            self.stop_reason = f"maximum length {self.s.max_clip_s:g} s"
+            if allowed:
+                self.stop_reason = f"maximum length {self.s.max_clip_s:g} s, continues in part {self.part + 1}"
+                self.first_t, self.part = t, self.part + 1
+                return SPLIT
+            self.stop_reason = f"maximum length {self.s.max_clip_s:g} s, outside the recording hours"
         else:
             return None
         self.recording = False

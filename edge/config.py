@@ -82,7 +82,7 @@ class EdgeConfig:
     pre_roll_s: float = 3.0
     post_roll_s: float = 5.0  # stop a clip after this long without a person
     max_clip_s: float = 20.0
-    min_gap_s: float = 60.0  # between clip starts
+    min_gap_s: float = 10.0  # between the starts of two presences; parts of one are not new ones (edge.clips)
     hours: str | None = None  # local-time window "HH:MM-HH:MM" (may wrap midnight); None = always
     detect_fps: float = 2.0  # at most this many detector runs per second, on moving frames only
     threshold: float = 0.5  # person confidence

@@ -32,6 +32,9 @@ EDGE_DETECTOR = "edge-detector"
 EDGE_THRESHOLD = "edge-threshold"
 #: On snapshots only: the key of the clip the snapshot belongs to (for alerts).
 CLIP_KEY = upload_key("clip_key")
+#: One presence recorded in several clips: a group id shared by its parts, and each part's number.
+GROUP_ID = upload_key("group_id")
+PART = upload_key("part")
 
 
 def iso_utc(when: datetime) -> str:

@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.clips import EPS, START, STOP, ClipRule, ClipSettings, HoursWindow
+from edge.clips import EPS, SPLIT, START, STOP, ClipRule, ClipSettings, HoursWindow
 from edge.config import EdgeConfig
 from edge.detector import Detection, PersonDetector
-from edge.metadata import CLIP_KEY, EdgeStats, VideoInfo, build_metadata, probe_video
+from edge.metadata import CLIP_KEY, GROUP_ID, PART, EdgeStats, VideoInfo, build_metadata, probe_video
 from edge.motion import MotionDetector
 from edge.queue import SNAPSHOT_PRIORITY, Clip, UploadQueue, random_key
 from edge.source import TimedFrame
@@ -109,6 +110,8 @@ class RecordedClip:
     stop_reason: str
     snapshot_key: str | None = None
     queued: Clip | None = None
+    group_id: str = ""
+    part: int = 1
 
 
 @dataclass
@@ -122,6 +125,8 @@ class _Active:
     max_confidence: float = 0.0
     snapshot_key: str | None = None
     detections: list[tuple[float, int]] = field(default_factory=list)
+    group_id: str = ""
+    part: int = 1
 
 
 class Recorder:
@@ -194,9 +199,13 @@ class Recorder:
         persons = self._persons(frame)
         found = None if persons is None else bool(persons)
         oldest = self.buffer[0].t if self.buffer else frame.t
-        event = self.rule.step(frame.t, found, self._allowed(frame) if not self.rule.recording else True, oldest)
-        if event == STOP:
+        event = self.rule.step(frame.t, found, self._allowed(frame), oldest)
+        if event in (STOP, SPLIT):
+            group = self.active.group_id if self.active is not None else ""
             self._close_clip(self.rule.stop_reason)
+            if event == SPLIT:
+                self._open_part(frame, persons or [], group)
+                return
         if event == START:
             self._open_clip(frame, persons or [])
         elif self.active is not None:
@@ -219,17 +228,32 @@ class Recorder:
         pre = [f for f in self.buffer if f.t >= self.rule.first_t - EPS]
         self.buffer.clear()
         first = pre[0] if pre else frame
-        key = random_key(".mp4")
-        h, w = frame.image.shape[:2]
-        writer = ClipWriter(self.spool / key.rsplit("/", 1)[-1], w, h, self.fps)
-        self.active = _Active(writer, key, first.t, frame.t, first.wall)
-        for f in [*pre, frame]:
-            writer.add(f)
-        self._note(persons)
+        self._start_writer([*pre, frame], persons, uuid.uuid4().hex, 1)
+        assert self.active is not None
         log.info("person detected (%d, confidence %.2f) at %s: recording clip %s with %.1f s pre-roll",
-                 len(persons), persons[0][0], frame.wall.isoformat(timespec="seconds"), key, frame.t - first.t)
+                 len(persons), persons[0][0], frame.wall.isoformat(timespec="seconds"), self.active.key,
+                 frame.t - first.t)
+        # One snapshot per presence (the alert fast lane), not one per part.
         if self.cfg.snapshots and self.queue is not None:
-            self.active.snapshot_key = self._snapshot(frame, persons, key)
+            self.active.snapshot_key = self._snapshot(frame, persons, self.active.key)
+
+    def _open_part(self, frame: TimedFrame, persons: list[Detection], group_id: str) -> None:
+        """The next part of a presence that outlasted max_clip_s: it begins with this frame,
+        the one the previous part stopped before, so the parts join with nothing lost."""
+        self._start_writer([frame], persons, group_id, self.rule.part)
+        assert self.active is not None
+        log.info("people still in view: clip part %d of group %s is %s", self.rule.part, group_id, self.active.key)
+
+    def _start_writer(self, frames: list[TimedFrame], persons: list[Detection], group_id: str, part: int) -> None:
+        key = random_key(".mp4")
+        first, last = frames[0], frames[-1]
+        h, w = last.image.shape[:2]
+        writer = ClipWriter(self.spool / key.rsplit("/", 1)[-1], w, h, self.fps)
+        self.active = _Active(writer, key, first.t, last.t, first.wall, group_id=group_id, part=part)
+        for f in frames:
+            writer.add(f)
+        if persons:
+            self._note(persons)
 
     def _snapshot(self, frame: TimedFrame, persons: list[Detection], clip_key: str) -> str | None:
         ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
@@ -247,7 +271,7 @@ class Recorder:
             camera_id=self.camera_id, device_id=self.device_id, recorded_at=frame.wall,
             info=VideoInfo(None, w, h, None),
             stats=EdgeStats(len(persons), max(c for c, _ in persons), self.detector.name, self.cfg.threshold),
-            extra={CLIP_KEY: clip_key},
+            extra={CLIP_KEY: clip_key, GROUP_ID: self.active.group_id if self.active else ""},
         )
         self.queue.enqueue(path, md, owned=True, content_type="image/jpeg", key=key, priority=SNAPSHOT_PRIORITY,
                            dedupe=False)
@@ -260,7 +284,7 @@ class Recorder:
         path = active.writer.close()
         clip = RecordedClip(active.key, path, active.first_t, active.last_t, active.recorded_at,
                             active.writer.frames, active.max_people, active.max_confidence, reason,
-                            active.snapshot_key)
+                            active.snapshot_key, group_id=active.group_id, part=active.part)
         log.info("clip %s done (%s): %.1f s, %d frames, max %d people, max confidence %.2f", active.key, reason,
                  active.last_t - active.first_t, active.writer.frames, active.max_people, active.max_confidence)
         if self.queue is not None:
@@ -269,6 +293,7 @@ class Recorder:
                 info=probe_video(path),
                 stats=EdgeStats(active.max_people, active.max_confidence, self.detector.name, self.cfg.threshold),
                 sample_fps=self.cfg.sample_fps,
+                extra={GROUP_ID: active.group_id, PART: str(active.part)},
             )
             clip.queued = self.queue.enqueue(path, md, owned=True, key=active.key, dedupe=False)
         self.clips.append(clip)

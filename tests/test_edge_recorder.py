@@ -6,6 +6,7 @@ the end-to-end test runs the pipeline's real SSDLite person model through OpenCV
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.clips import START, STOP, ClipRule, ClipSettings, HoursWindow
+from edge.clips import SPLIT, START, STOP, ClipRule, ClipSettings, HoursWindow
 from edge.config import EdgeConfig
 from edge.detector import SsdLitePersonDetector
 from edge.queue import SNAPSHOT_PRIORITY, UploadQueue
@@ -42,10 +43,10 @@ def run_rule(rule: ClipRule, person_at, seconds: float, allowed=lambda t: True) 
     for i in range(round(seconds * FPS)):
         t = i / FPS
         event = rule.step(t, person_at(t), allowed(t), oldest)
-        if event == STOP:
+        if event in (STOP, SPLIT):
             clips.append((first, last))
             oldest = t  # the recorder starts a fresh pre-roll buffer after a clip
-        if event == START:
+        if event in (START, SPLIT):
             first = rule.first_t
         if rule.recording:
             last = t
@@ -69,10 +70,33 @@ def test_pre_roll_is_limited_to_what_was_buffered():
     assert rule.first_t == 4.2
 
 
-def test_maximum_length_and_minimum_gap_between_starts():
+def test_a_presence_longer_than_max_clip_is_recorded_whole_in_parts():
     rule = ClipRule(ClipSettings(pre_roll_s=2, post_roll_s=2, max_clip_s=6, min_gap_s=10))
-    # A person for 22 s: each clip is cut at 6 s; the next may start only 10 s after the last one did.
-    assert run_rule(rule, within((5, 27)), 35) == [(3.0, 8.9), (13.0, 18.9), (23.0, 28.8)]
+    # A person for 22 s: each part is cut at 6 s and the next begins at the very next frame.
+    assert run_rule(rule, within((5, 27)), 35) == [(3.0, 8.9), (9.0, 14.9), (15.0, 20.9), (21.0, 26.9),
+                                                   (27.0, 28.8)]
+
+
+def test_parts_join_frame_to_frame_and_number_from_one():
+    rule = ClipRule(ClipSettings(pre_roll_s=1, post_roll_s=2, max_clip_s=4, min_gap_s=0))
+    events = [(i / 10, rule.step(i / 10, 3 <= i / 10 < 12, True, 0.0), rule.part) for i in range(200)]
+    marks = [(round(t, 1), e, part) for t, e, part in events if e]
+    assert marks == [(3.0, START, 1), (6.0, SPLIT, 2), (10.0, SPLIT, 3), (13.9, STOP, 3)]
+    assert rule.presences == 1
+
+
+def test_min_gap_only_rate_limits_new_presences():
+    rule = ClipRule(ClipSettings(pre_roll_s=1, post_roll_s=1, max_clip_s=60, min_gap_s=10))
+    # A flapping detector: blips at 2, 5, 9, 14 and 20 s. The presence starting at 1 s (pre-roll)
+    # holds off the blips at 5 and 9 s; 14 s starts one (at 13 s), which holds off 20 s.
+    blips = lambda t: any(abs(t - b) < 0.05 for b in (2, 5, 9, 14, 20))  # noqa: E731
+    assert run_rule(rule, blips, 30) == [(1.0, 2.9), (13.0, 14.9)]
+    assert rule.presences == 2
+
+
+def test_a_presence_outliving_the_hours_window_stops_at_its_next_part():
+    rule = ClipRule(ClipSettings(pre_roll_s=0, post_roll_s=2, max_clip_s=5, min_gap_s=0))
+    assert run_rule(rule, within((0, 30)), 30, allowed=lambda t: t < 7) == [(0.0, 4.9), (5.0, 9.9)]
 
 
 def test_detector_not_run_is_not_no_person():
@@ -148,9 +172,16 @@ def test_recorder_writes_queues_and_snapshots_clips(tmp_path):
     rec = Recorder(cfg, queue, det, camera_id="cam-1", device_id="dev-1", fps=FPS)
     clips = rec.run(noise_frames(32, start, det))
     spans = [(round(c.first_t, 2), round(c.last_t, 2), c.stop_reason) for c in clips]
-    assert spans == [(3.0, 8.9, "maximum length 6 s"), (18.0, 23.9, "maximum length 6 s"),
-                     (28.0, 31.9, "source ended")]
+    # Two presences (5-8 s and 20-32 s), each recorded whole: a part ends at 6 s and the next
+    # begins with the following frame; the second presence may start 10 s after the first stopped.
+    assert spans == [(3.0, 8.9, "maximum length 6 s, continues in part 2"), (9.0, 9.8, "no person for 2 s"),
+                     (18.0, 23.9, "maximum length 6 s, continues in part 2"),
+                     (24.0, 29.9, "maximum length 6 s, continues in part 3"), (30.0, 31.9, "source ended")]
+    assert [(c.part, c.group_id == clips[0].group_id) for c in clips] == \
+        [(1, True), (2, True), (1, False), (2, False), (3, False)]
+    assert clips[2].group_id == clips[3].group_id == clips[4].group_id and len(clips[0].group_id) == 32
     for c in clips:
+        assert (c.queued.metadata["group-id"], c.queued.metadata["part"]) == (c.group_id, str(c.part))
         times, images = decode(c.path)
         assert len(times) == round((c.last_t - c.first_t) * FPS) + 1
         assert abs(times[-1] - times[0] - (c.last_t - c.first_t)) < 0.01
@@ -160,14 +191,17 @@ def test_recorder_writes_queues_and_snapshots_clips(tmp_path):
         md = c.queued.metadata
         assert md["recorded-at"] == (start + timedelta(seconds=c.first_t)).isoformat(timespec="milliseconds")\
             .replace("+00:00", "Z")
-        assert md["edge-max-people"] == "2" and md["edge-max-confidence"] == "0.9000"
+        seen = c.part == 1 or c.first_t >= 20  # the 9.0-9.8 s part is the first presence's post-roll
+        assert (md["edge-max-people"], md["edge-max-confidence"]) == (("2", "0.9000") if seen else ("0", "0.0000"))
         assert md["edge-detector"] == "scripted" and md["edge-threshold"] == "0.5"
         assert md["frame-width"] == "96" and md["frame-height"] == "64"
         assert float(md["duration-s"]) == pytest.approx(c.last_t - c.first_t + 1 / FPS, abs=0.15)
     queued = queue.all()
     snaps = [q for q in queued if q.content_type == "image/jpeg"]
-    assert len(snaps) == 3 and all(s.priority == SNAPSHOT_PRIORITY for s in snaps)
-    assert {s.metadata["clip-key"] for s in snaps} == {c.key for c in clips}
+    # One snapshot per presence, not per part: it names the presence's first part and group.
+    assert len(snaps) == 2 and all(s.priority == SNAPSHOT_PRIORITY for s in snaps)
+    assert {(s.metadata["clip-key"], s.metadata["group-id"]) for s in snaps} == \
+        {(c.key, c.group_id) for c in clips if c.part == 1}
     assert all(s.key.startswith("uploads/snapshots/") and s.key.endswith(".jpg") for s in snaps)
     # What detect_people makes of them (the alert fast lane): the camera, the detection's wall
     # time, the clip to follow; read with the same keys the edge wrote.
@@ -210,7 +244,7 @@ def test_a_person_standing_still_keeps_the_clip_going(tmp_path):
 
     clips = rec.run(frames())
     first = clips[0]
-    assert first.stop_reason == "maximum length 8 s" and first.last_t - first.first_t >= 7.8
+    assert first.stop_reason == "maximum length 8 s, continues in part 2" and first.last_t - first.first_t >= 7.8
 
 
 # -- a camera that drops ----------------------------------------------------------------------
@@ -328,28 +362,29 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
     people = [(a, b) for name, a, b in timeline if name in PEOPLE]
     print([(round(c["first"], 2), round(c["last"], 2)) for c in clips])
 
-    # One clip per person segment, plus one more within the long segment once the gap allowed it.
-    assert len(clips) == 4, [(c["first"], c["last"]) for c in clips]
-    a, b, c, d = clips
-    # Each person segment's clip starts ~pre_roll before the person appears, on the empty scene.
-    for clip, (seg_start, _), before in ((a, people[0], "coffee"), (b, people[1], "rocket"),
-                                          (d, people[2], "chelsea")):
-        assert seg_start - 2.0 - 0.01 <= clip["first"] <= seg_start - 2.0 + 0.35
-        assert closest_photo(clip["images"][0]) == before  # the pre-roll shows the moments before
-    # ...and covers it: the short segments entirely, the long one up to the maximum length.
-    assert a["last"] >= people[0][1] and d["last"] >= people[2][1] - 0.01
-    assert b["last"] - b["first"] == pytest.approx(8.0 - 1 / FPS, abs=0.11)  # cut at max length
-    assert c["first"] - b["first"] >= 10.0 - 1e-6  # min gap between starts
-    assert c["first"] < people[1][1] <= c["last"] + 0.01
+    # One presence per person segment, each recorded whole: the 14 s one in parts of at most
+    # max_clip_s that join frame to frame and share a group id.
+    groups: dict[str, list[dict]] = {}
+    for clip in clips:
+        groups.setdefault(clip["md"]["group-id"], []).append(clip)
+    presences = sorted(groups.values(), key=lambda g: g[0]["first"])
+    assert [len(g) for g in presences] == [1, 3, 1], [(c["first"], c["last"]) for c in clips]
+    for group, (seg_start, seg_end), before in zip(presences, people, ("coffee", "rocket", "chelsea"), strict=True):
+        assert [int(c["md"]["part"]) for c in group] == list(range(1, len(group) + 1))
+        head, tail = group[0], group[-1]
+        # The presence starts ~pre_roll before the person is detected, on the empty scene...
+        assert seg_start - 2.0 - 0.01 <= head["first"] <= seg_start + 2.0
+        assert closest_photo(head["images"][0]) == before  # the pre-roll shows the moments before
+        # ...and covers the person to the end, with nothing lost or doubled between parts.
+        assert tail["last"] >= seg_end - 0.01
+        for prev, nxt in itertools.pairwise(group):
+            assert nxt["first"] - prev["last"] == pytest.approx(1 / FPS, abs=0.01)
+            assert prev["last"] - prev["first"] == pytest.approx(8.0 - 1 / FPS, abs=0.11)  # cut at max length
     for clip in clips:
         assert clip["last"] - clip["first"] <= 8.0
-        # every clip overlaps a person segment; none was triggered by an empty one
-        trigger = clip["first"] + 2.0
-        assert any(s - 0.01 <= trigger < e for s, e in people), trigger
         md = clip["md"]
         assert md["camera-id"] == "cam-street" and md["device-id"] == "pi-1"
         assert md["edge-detector"] == "ssdlite_mobilenet_v2_person" and md["edge-threshold"] == "0.5"
-        assert int(md["edge-max-people"]) >= 1 and float(md["edge-max-confidence"]) >= 0.5
         assert (md["frame-width"], md["frame-height"]) == ("320", "240")
     # No clip over the middle of an empty stretch.
     for name, s, e in timeline:
@@ -357,8 +392,8 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
             mid = (s + e) / 2
             assert not any(cl["first"] <= mid <= cl["last"] for cl in clips), name
 
-    # Snapshots: one per clip, uploaded outside the video notification's suffixes, showing a person.
-    assert len(snap_keys) == 4
+    # Snapshots: one per presence (not per part), outside the video notification's suffixes, showing a person.
+    assert len(snap_keys) == 3
     detector = SsdLitePersonDetector()
     for key in snap_keys:
         obj = s3.get_object(Bucket=BUCKET, Key=key)
@@ -366,4 +401,4 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
         image = cv2.imdecode(np.frombuffer(obj["Body"].read(), np.uint8), cv2.IMREAD_COLOR)
         assert detector.detect(image)[0][0] >= 0.5
     assert not [p for p in (tmp_path / "state" / "spool").rglob("*") if p.is_file()]  # uploaded, removed locally
-    assert capsys.readouterr().out.count("clip uploads/") == 4
+    assert capsys.readouterr().out.count("clip uploads/") == 5
