@@ -12,7 +12,7 @@ OFFLINE_ENV := AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline AWS_REGIO
 # Tests that touch onnxruntime/TFLite/Ultralytics write under $HOME: give them a scratch one.
 TEST_ENV := HOME=$(CURDIR)/.venv/home YOLO_CONFIG_DIR=$(CURDIR)/.venv/home/yolo YOLO_OFFLINE=1
 
-.PHONY: venv node checkov chromium demo test test-yolo lint package layers bench bench-yolo soak clean
+.PHONY: venv node checkov chromium live-camera demo test test-yolo lint package layers bench bench-yolo soak clean
 
 venv: $(STAMP)
 
@@ -74,6 +74,17 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium)
 
+# tests/test_edge_live.py: a real RTSP camera on loopback (GStreamer's RTSP server, run by the
+# system python3, fed by ffmpeg). Debian's packages, installed only when missing.
+LIVE_CAMERA_CHECK := import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); \
+	from gi.repository import Gst; Gst.init(None); \
+	assert all(map(Gst.ElementFactory.find, ['udpsrc', 'rtph264depay', 'h264parse', 'rtph264pay']))
+live-camera:
+	@(command -v ffmpeg && /usr/bin/python3 -c "$(LIVE_CAMERA_CHECK)") >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+			gstreamer1.0-plugins-bad)
+
 demo: venv node
 	$(BIN)/python -m vidsift.demo
 
@@ -81,7 +92,7 @@ demo: venv node
 # hung endpoint), not computes. --dist loadfile keeps each module, and the local stack its
 # tests share, on one worker. PYTEST_ARGS adds options (e.g. PYTEST_ARGS="-n 0 -x").
 PYTEST_WORKERS ?= 4
-test: venv node checkov chromium
+test: venv node checkov chromium live-camera
 	$(BIN)/ruff check .
 	$(TEST_ENV) $(OFFLINE_ENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs -m "not slow" \
 		-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

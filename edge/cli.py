@@ -244,13 +244,15 @@ def _record(cfg: EdgeConfig, queue: UploadQueue, device_id: str, stop: threading
             start_wall: datetime | None) -> list:
     from edge.detector import load_detector
     from edge.recorder import Recorder
-    from edge.source import open_source
+    from edge.source import LiveSource, open_source
 
     assert cfg.source is not None
-    source = open_source(cfg.source, start_wall, cfg.reconnect_max_s)
+    source = open_source(cfg.source, start_wall, cfg.reconnect_max_s, cfg.reconnect_base_s, cfg.stall_timeout_s)
     detector = load_detector(cfg.detector, cfg.model_pb, cfg.model_pbtxt, cfg.detector_threads)
     recorder = Recorder(cfg, queue, detector, camera_id=cfg.camera_id, device_id=device_id, fps=source.fps,
                         stop=stop)
+    if isinstance(source, LiveSource):  # the camera dropped or hung: close and queue the clip in progress now
+        source.on_lost = recorder.finish
     log.info("recording from %s with %s (threshold %g)", source.name, detector.name, cfg.threshold)
     return recorder.run(source.frames(stop))
 

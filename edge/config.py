@@ -94,7 +94,9 @@ class EdgeConfig:
     motion_pixel_delta: int = 25  # grey-level change that counts a pixel as changed
     motion_fraction: float = 0.002  # fraction of changed pixels that counts as motion
     snapshots: bool = True  # upload a JPEG at the first detection (uploads/snapshots/)
-    reconnect_max_s: float = 60.0
+    reconnect_base_s: float = 1.0  # live camera: first reconnect delay after a drop; doubles per failure
+    reconnect_max_s: float = 60.0  # ...up to this (with jitter)
+    stall_timeout_s: float = 10.0  # live camera: no frame this long = hung stream, reconnect
 
     # ------------------------------------------------------------------------------------
     def raw_bucket(self) -> str:
@@ -116,6 +118,9 @@ class EdgeConfig:
             raise ConfigError("multipart_threshold_bytes must be at least part_size_bytes")
         if self.disk_cap_bytes <= 0:
             raise ConfigError("disk_cap_bytes must be positive")
+        if self.stall_timeout_s <= 0 or self.reconnect_base_s <= 0 or self.reconnect_max_s < self.reconnect_base_s:
+            raise ConfigError("stall_timeout_s and reconnect_base_s must be positive, "
+                              "and reconnect_max_s at least reconnect_base_s")
         if self.detector != "ssdlite":
             raise ConfigError(f"detector must be ssdlite, not {self.detector!r}")
         if self.hours is not None:
