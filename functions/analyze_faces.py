@@ -1,10 +1,14 @@
-"""Stage 3: a frame with people arrived; run Rekognition DetectFaces on it (Rekognition
-reads it from S3), search each face in the collection of known faces (if configured), alert
-on what the rules watch for, and write one ``faces`` row per face through Firehose.
+"""Stage 4: faces, once per visit. track_people sends one message per group of tracks
+(people followed through a video) with the few frames it chose for each; this stage runs
+Rekognition DetectFaces on those frames (Rekognition reads them from S3), keeps each face
+that belongs to one of the group's people (its centre in their box), searches it in the
+collection of known faces (if configured), alerts on what the rules watch for, and writes
+one ``faces`` row per face and one ``tracks`` row per track through Firehose.
 
-An alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots)
-gets the same analysis and face alerts but writes no row: its clip is processed in full
-later and is the record. With no face rule configured it is acknowledged untouched.
+The edge's alert snapshots still arrive frame by frame, from the people bucket's
+notification (the alert fast lane). An alert-only frame (an edge snapshot that
+detect_people copied here, vidsift.core.snapshots) gets the same analysis and face
+alerts but writes no row: its clip is processed in full later and is the record. With no face rule configured it is acknowledged untouched.
 
 A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY,
 from the metadata detect_people's copy keeps), not by the copy's ETag, which with SSE-KMS
@@ -13,6 +17,7 @@ An alert-only copy of a snapshot has no hash and stays keyed on its object versi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -20,13 +25,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import alerting, aws, known_faces
 from vidsift.config import Settings
+from vidsift.core import face_frames, progress
+from vidsift.core.detection import Box
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
-from vidsift.core.records import FrameMeta, build_face_record, keep_face, utc_now
+from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
 from vidsift.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
+TRACKS_KEY = "[video_id, work_key]"
 logger = get_logger(STAGE)
 #: Rekognition errors that say the image itself is unusable: retrying cannot help.
 _BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException"}
@@ -51,7 +59,25 @@ def _metadata(ref: ObjectRef) -> dict[str, str]:
         raise
 
 
+def _detect(ref: ObjectRef) -> dict[str, Any]:
+    try:
+        return aws.detect_faces(ref.bucket, ref.key)
+    except Exception as exc:
+        code = aws.error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") if code else ""  # type: ignore[attr-defined]
+        if code in _BAD_IMAGE:
+            raise BadInputError(ref.uri, f"Rekognition refused the image ({code}: {message})") from exc
+        if code == _S3_ACCESS:
+            raise S3AccessError(ref.uri, _S3_ACCESS_CAUSES.format(code=code, message=message)) from exc
+        raise
+
+
+def _analyzer(resp: dict[str, Any]) -> str:
+    return str(resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition"))
+
+
 def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
+    """An edge snapshot's alert-only copy: face alerts, no rows."""
     settings = Settings.from_env()
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
     metadata = obj["metadata"] if "metadata" in obj else _metadata(ref)
@@ -62,17 +88,8 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     if meta.alert_only and not alerting.face_rules_configured():
         logger.info("alert-only frame without face rules: not analysed", extra={"frame": ref.uri})
         return {"faces": 0, "dropped": 0, "known": 0, "alert_only": True}
-    try:
-        resp = aws.detect_faces(ref.bucket, ref.key)
-    except Exception as exc:
-        code = aws.error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "") if code else ""  # type: ignore[attr-defined]
-        if code in _BAD_IMAGE:
-            raise BadInputError(ref.uri, f"Rekognition refused the image ({code}: {message})") from exc
-        if code == _S3_ACCESS:
-            raise S3AccessError(ref.uri, _S3_ACCESS_CAUSES.format(code=code, message=message)) from exc
-        raise
-    analyzer = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition")
+    resp = _detect(ref)
+    analyzer = _analyzer(resp)
     details = resp.get("FaceDetails", [])
     kept = [d for d in details if keep_face(d, settings.face_min_confidence, settings.face_min_size)]
     found = known_faces.match_faces(ref.bucket, ref.key, kept)
@@ -89,8 +106,64 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
+    """One group of tracks (vidsift.stages.tracking): DetectFaces on each chosen frame once,
+    each face kept for the track whose person holds it, then the faces' and tracks' rows."""
+    settings = Settings.from_env()
+    try:
+        work = aws.get_json(settings.people_bucket, obj["work_key"])
+    except Exception as exc:
+        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise BadInputError(f"s3://{settings.people_bucket}/{obj['work_key']}",
+                                "the tracks' face work no longer exists") from exc
+        raise
+    group = {t["track_id"] for t in work["tracks"]}
+    faces: list[dict[str, Any]] = []
+    now = utc_now()
+    dropped = 0
+    for frame in work["frames"]:
+        ref = ObjectRef(settings.people_bucket, frame["key"], 0, "")
+        meta = FrameMeta.from_s3(frame["meta"])
+        resp = _detect(ref)
+        details = resp.get("FaceDetails", [])
+        people = [(tid, Box(b["left"], b["top"], b["width"], b["height"], b["confidence"]))
+                  for tid, b in frame["people"]]
+        kept, owners = [], []
+        for d in details:
+            who = face_frames.owner(d.get("BoundingBox") or {}, people)
+            if who in group and keep_face(d, settings.face_min_confidence, settings.face_min_size):
+                kept.append(d)
+                owners.append(who)
+            else:
+                dropped += 1
+        found = known_faces.match_faces(ref.bucket, ref.key, kept)
+        records = [build_face_record(meta, i, d, _analyzer(resp), now, m, track_id=who)
+                   for i, (d, m, who) in enumerate(zip(kept, found.matches, owners, strict=True))]
+        alerting.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
+        faces += records
+    tracks = [build_track_record(t, [f for f in faces if f["track_id"] == t["track_id"]], now) for t in work["tracks"]]
+    # Faces first: a track row is the visit's summary, written once its faces are.
+    aws.put_records(settings.faces_stream, faces)
+    aws.put_records(settings.need("tracks_stream"), tracks)
+    result = {"video_id": work["video_id"], "tracks": len(tracks), "detect_faces_calls": len(work["frames"]),
+              "faces": len(faces), "dropped": dropped, "known": sum(1 for f in faces if f["matched_name"])}
+    logger.info("tracks analysed", extra=result)
+    return result
+
+
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    """One frame; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    try:
+        doc = json.loads(record.body)
+    except (TypeError, json.JSONDecodeError):
+        doc = None  # parse_s3_message names the problem
+    found = progress.message_kind(doc)
+    if found and found[0] == progress.FACES_MESSAGE:
+        body = found[1]
+        with failures_recorded(logger, STAGE, record, f"video:{body.get('video_id')}"):
+            once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
+                 key=TRACKS_KEY)
+        return
     try:
         refs = parse_s3_message(record.body)
     except BadInputError as exc:

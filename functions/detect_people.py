@@ -1,5 +1,7 @@
 """Stage 2: frames arrived; ask the person detector about the whole batch in one call,
-copy the frames with people to the people bucket, and write a ``people`` row per frame.
+copy the frames with people to the people bucket, alert on the people the rules watch for,
+and record each frame's boxes for track_people (vidsift.core.progress), which writes the
+``people`` rows once it knows whose boxes they are.
 
 The edge's alert snapshots arrive on the same queue (the alert fast lane,
 vidsift.core.snapshots): they are detected in the same batch, copied to the people bucket
@@ -26,7 +28,7 @@ from vidsift.core import ids
 from vidsift.core.detection import Detection, build_request, parse_response
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
-from vidsift.core.records import FrameMeta, build_people_record, utc_now
+from vidsift.core.records import FrameMeta
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
 from vidsift.runtime import (
@@ -39,6 +41,7 @@ from vidsift.runtime import (
     record_gave_up,
     sqs_processor,
 )
+from vidsift.stages import tracking
 
 STAGE = "detect_people"
 logger = get_logger(STAGE)
@@ -214,7 +217,8 @@ def prepare(event: dict[str, Any], settings: Settings) -> Batch:
 def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) -> dict[str, Any]:
     """An edge snapshot (alert-only frame): copy and alert when it shows people, no row.
 
-    The copy is named like any frame with people (``<snapshot id>/000000.jpg``) and marked
+    The copy goes under the people bucket's snapshot prefix (the only one that notifies
+    analyze_faces: frames of videos reach it per track, from track_people) and is marked
     alert-only, so analyze_faces alerts on its faces without writing rows; the clip the
     snapshot belongs to is the record, and counting the snapshot too would double-count.
     """
@@ -231,7 +235,7 @@ def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) ->
         raise
     meta = snapshot_meta(ref.bucket, ref.key, str(head.get("ETag", ref.etag)).strip('"'), head.get("Metadata", {}))
     if detection.person_count:
-        key = ids.frame_key(meta.video_id, meta.frame_index)
+        key = ids.snapshot_copy_key(meta.video_id)
         s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
                                   "max-confidence": str(detection.max_confidence), "detector": detection.model}
         aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta, dst_key=key)
@@ -257,10 +261,9 @@ def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
         s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
                                   "max-confidence": str(detection.max_confidence), "detector": detection.model}
         aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
-        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the row (see analyze_faces)
-    record = build_people_record(meta, detection, utc_now())
-    aws.put_records(settings.people_stream, [record])
-    return {"record_id": record["record_id"], "person_count": detection.person_count}
+        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the record
+    tracking.record_detection(settings, meta, detection)
+    return {"record_id": ids.people_record_id(meta.video_id, meta.frame_index), "person_count": detection.person_count}
 
 
 def _box(d: dict[str, float]) -> Any:
@@ -269,8 +272,27 @@ def _box(d: dict[str, float]) -> Any:
     return Box(d["left"], d["top"], d["width"], d["height"], d["confidence"])
 
 
-def make_record_handler(batch: Batch, context: Any):
+def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[ObjectRef]) -> None:
+    """On the message's last receive before its DLQ, its frames are given up for tracking,
+    so their video is tracked from the frames that arrived instead of waiting forever."""
+    if int(record.attributes.approximate_receive_count or 0) < int(contract.stage(STAGE)["max_receive_count"]):
+        return
+    frames = [r.key for r in refs if not is_snapshot(r.bucket, r.key, settings.raw_bucket)]
+    try:
+        tracking.give_up(settings, frames)
+    except Exception:  # the DLQ still holds the message; never hide the original error
+        logger.exception("could not record the frames as given up", extra={"frames": frames})
+
+
+def make_record_handler(batch: Batch, context: Any, settings: Settings):
     def record_handler(record: SQSRecord) -> None:
+        try:
+            handle(record)
+        except Exception:
+            _give_up_on_last_receive(settings, record, batch.refs.get(record.message_id, []))
+            raise
+
+    def handle(record: SQSRecord) -> None:
         if record.message_id in batch.errors:
             exc = batch.errors[record.message_id]
             if isinstance(exc, BadInputError):
@@ -290,6 +312,7 @@ def make_record_handler(batch: Batch, context: Any):
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    batch = prepare(event, Settings.from_env())
-    return process_partial_response(event=event, record_handler=make_record_handler(batch, context),
+    settings = Settings.from_env()
+    batch = prepare(event, settings)
+    return process_partial_response(event=event, record_handler=make_record_handler(batch, context, settings),
                                     processor=sqs_processor(), context=context)

@@ -215,6 +215,10 @@ class S3RangeReader(io.RawIOBase):
         return n
 
 
+def get_json(bucket: str, key: str) -> Any:
+    return json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
 def list_json(bucket: str, prefix: str) -> list[Any]:
     """Every JSON document under a prefix, in key order."""
     s3 = client("s3")
@@ -396,6 +400,84 @@ def delete_faces(collection: str, face_ids: Sequence[str]) -> list[str]:
         resp = client("rekognition").delete_faces(CollectionId=collection, FaceIds=list(face_ids[start:start + 4096]))
         deleted.extend(resp.get("DeletedFaces", []))
     return deleted
+
+
+# --- Tracking: each segment's detections and each video's progress (DynamoDB) ----------
+#
+# One table, two kinds of item under a partition key ``part`` and a number ``n``: a frame's
+# detections (part = "<video>/<segment>", n = frame index) and a progress item (n = -1) per
+# segment (frames expected, done, given up) and per video (part = "<video>": segments
+# expected, segments tracked). Sets, not counters: a frame counted twice (a retry) is still
+# one frame, so the moment a segment is complete is exact. vidsift.core.progress reads them.
+
+PROGRESS_N = -1
+
+
+def _ddb_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, set | frozenset):
+        return {"NS": [str(v) for v in sorted(value)]}
+    return {"S": str(value)}
+
+
+def _ddb_plain(attr: dict[str, Any]) -> Any:
+    (kind, value), = attr.items()
+    if kind == "N":
+        number = float(value)
+        return int(number) if number.is_integer() else number
+    if kind == "NS":
+        return {int(float(v)) for v in value}
+    if kind == "BOOL":
+        return bool(value)
+    return value
+
+
+def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
+                  add: dict[str, set[int]] | None = None) -> dict[str, Any]:
+    """Update a progress item (SET plain values, ADD numbers to sets) and return all of it."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    sets, adds = [], []
+    for i, (k, v) in enumerate((set_ or {}).items()):
+        names[f"#s{i}"], values[f":s{i}"] = k, _ddb_value(v)
+        sets.append(f"#s{i} = :s{i}")
+    for i, (k, v) in enumerate((add or {}).items()):
+        if v:
+            names[f"#a{i}"], values[f":a{i}"] = k, _ddb_value(set(v))
+            adds.append(f"#a{i} :a{i}")
+    expr = " ".join(filter(None, ["SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else ""]))
+    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
+    if not expr:
+        item = client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+    else:
+        item = client("dynamodb").update_item(TableName=table, Key=key, UpdateExpression=expr,
+                                              ExpressionAttributeNames=names, ExpressionAttributeValues=values,
+                                              ReturnValues="ALL_NEW").get("Attributes", {})
+    return {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n")}
+
+
+def tracking_put_frame(table: str, part: str, frame_index: int, doc: dict[str, Any]) -> None:
+    """A frame's detections and metadata (overwritten identically by a retry)."""
+    client("dynamodb").put_item(TableName=table, Item={
+        "part": {"S": part}, "n": {"N": str(frame_index)},
+        "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)}})
+
+
+def tracking_frames(table: str, part: str, first: int, last: int) -> list[dict[str, Any]]:
+    """The frame documents with indices first..last, in frame order (strongly consistent
+    reads: the frame that completed the video was written just before)."""
+    paginator = client("dynamodb").get_paginator("query")
+    out: list[dict[str, Any]] = []
+    for page in paginator.paginate(TableName=table, ConsistentRead=True,
+                                   KeyConditionExpression="#p = :p AND #n BETWEEN :a AND :b",
+                                   ExpressionAttributeNames={"#p": "part", "#n": "n"},
+                                   ExpressionAttributeValues={":p": {"S": part}, ":a": {"N": str(first)},
+                                                              ":b": {"N": str(last)}}):
+        out += [json.loads(item["doc"]["S"]) for item in page.get("Items", [])]
+    return out
 
 
 # --- Alerts: state (DynamoDB), links (S3 presigned), publishing (SNS) ----------------------

@@ -48,6 +48,12 @@ class Settings:
     person_min_area: float
     face_min_confidence: float
     face_min_size: float
+    #: Tracking (vidsift.core.progress): its table, the tracks stream, and the two queues
+    #: track_people is told on and tells analyze_faces on. Read by the stages that use them.
+    tracking_table: str | None = None
+    tracks_stream: str | None = None
+    track_queue_url: str | None = None
+    faces_queue_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,4 +77,15 @@ class Settings:
             person_min_area=_float("PERSON_MIN_AREA", 0.0),
             face_min_confidence=_float("FACE_MIN_CONFIDENCE", 80.0),
             face_min_size=_float("FACE_MIN_SIZE", 0.02),
+            tracking_table=os.environ.get("TRACKING_TABLE") or None,
+            tracks_stream=os.environ.get("TRACKS_STREAM") or None,
+            track_queue_url=os.environ.get("TRACK_QUEUE_URL") or None,
+            faces_queue_url=os.environ.get("FACES_QUEUE_URL") or None,
         )
+
+    def need(self, name: str) -> str:
+        """A tracking setting the calling stage cannot work without."""
+        value = getattr(self, name)
+        if not value:
+            raise ConfigError(f"environment variable {name.upper()} is not set")
+        return str(value)

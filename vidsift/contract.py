@@ -15,8 +15,8 @@ from typing import Any
 
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
-STAGES = ("split_frames", "detect_people", "analyze_faces")
-TABLES = ("people", "faces")
+STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces")
+TABLES = ("people", "faces", "tracks")
 
 #: moto's default account id; the local stack's names use it as AWS would use yours.
 LOCAL_ACCOUNT = "123456789012"
@@ -64,7 +64,9 @@ class Notification:
 def notifications() -> list[Notification]:
     """Every bucket notification the contract implies, the rule plugins/contract-values.js also
     follows for serverless.yml: a raw source bucket sends each video suffix under
-    raw_upload_prefix, the other source buckets the frame suffix; a stage's snapshot_bucket
+    raw_upload_prefix, the other source buckets the frame suffix (under the stage's
+    source_prefix if it has one); a stage without a source bucket (track_people) is sent
+    its messages by the stages before it; a stage's snapshot_bucket
     also sends the edge's snapshots (snapshot_prefix + frame suffix) to that stage."""
     doc = load()
     out: list[Notification] = []
@@ -72,8 +74,8 @@ def notifications() -> list[Notification]:
         spec = stage(name)
         if spec["source_bucket"] == "raw":
             out += [Notification("raw", name, doc["raw_upload_prefix"], sfx) for sfx in doc["video_suffixes"]]
-        else:
-            out.append(Notification(spec["source_bucket"], name, None, doc["frame_suffix"]))
+        elif spec["source_bucket"]:
+            out.append(Notification(spec["source_bucket"], name, spec.get("source_prefix"), doc["frame_suffix"]))
         if spec.get("snapshot_bucket"):
             out.append(Notification(spec["snapshot_bucket"], name, doc["snapshot_prefix"], doc["frame_suffix"]))
     return out
@@ -135,6 +137,10 @@ class ResourceNames:
     def idempotency_table(self) -> str:
         return f"{self.prefix}-{load()['idempotency_table']}"
 
+    @property
+    def tracking_table(self) -> str:
+        return f"{self.prefix}-{load()['tracking_table']}"
+
     def function_env(self) -> dict[str, str]:
         """The environment every function gets (same keys as serverless.yml sets)."""
         return {
@@ -144,8 +150,10 @@ class ResourceNames:
             "ANALYTICS_BUCKET": self.bucket("analytics"),
             "PEOPLE_STREAM": self.stream("people"),
             "FACES_STREAM": self.stream("faces"),
+            "TRACKS_STREAM": self.stream("tracks"),
             "ENDPOINT_NAME": self.endpoint,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "TRACKING_TABLE": self.tracking_table,
         }
 
 

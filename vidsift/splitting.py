@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from vidsift import aws
 from vidsift.config import ConfigError, Settings
 from vidsift.contract import upload_key
-from vidsift.core import ids, segments
+from vidsift.core import ids, progress, segments
 from vidsift.core.dedup import parse_setting
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef
@@ -44,6 +44,9 @@ class SplitConfig:
     options: SamplingOptions
     segment_seconds: float
     queue_url: str | None
+    #: The tracking barrier (vidsift.core.progress); None: no tracking (a stack without it).
+    tracking_table: str | None = None
+    track_queue_url: str | None = None
 
     @classmethod
     def from_env(cls) -> SplitConfig:
@@ -63,7 +66,9 @@ class SplitConfig:
         except ValueError as exc:
             raise ConfigError(f"sampling settings: {exc}") from exc
         return cls(frames_bucket=s.frames_bucket, options=options, segment_seconds=span,
-                   queue_url=os.environ.get("SPLIT_QUEUE_URL") or None)
+                   queue_url=os.environ.get("SPLIT_QUEUE_URL") or None,
+                   tracking_table=os.environ.get("TRACKING_TABLE") or None,
+                   track_queue_url=os.environ.get("TRACK_QUEUE_URL") or None)
 
 
 def options_for(config: SplitConfig, meta: dict[str, str], what: str) -> SamplingOptions:
@@ -167,7 +172,7 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
                 fm = FrameMeta(video_id=src.video_id, source_bucket=src.ref.bucket, source_key=src.ref.key,
                                camera_id=src.camera_id, frame_index=frame.index, frame_time_s=frame.time_s,
                                captured_at=captured_at(src.recorded_at, frame.time_s),
-                               content_sha256=hashlib.sha256(frame.jpeg).hexdigest())
+                               content_sha256=hashlib.sha256(frame.jpeg).hexdigest(), segment=segment)
                 up.submit(aws.put_object, config.frames_bucket, ids.frame_key(src.video_id, frame.index),
                           frame.jpeg, content_type="image/jpeg", metadata=fm.to_s3())
                 first_index = frame.index if first_index is None else first_index
@@ -190,7 +195,21 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
         "bytes_read": reader.bytes_fetched, "seconds": round(time.monotonic() - started, 3),
         "errors": [error.reason] if error else [], "warnings": info.warnings[:20],
     }
+    _report_sampled(config, src.video_id, doc)
     return doc, error
+
+
+def _report_sampled(config: SplitConfig, video_id: str, doc: dict[str, Any]) -> None:
+    """Tell the tracking barrier how many frames this segment wrote; if detection already
+    finished them all (a small video, a retry), tell track_people the video is ready."""
+    if not config.tracking_table:
+        return
+    fields = progress.sampled_fields(doc["segment"], doc["segments"], int(doc["frames_kept"] or 0),
+                                     doc["first_index"], doc["last_index"], float(doc["start_s"] or 0.0))
+    item = aws.tracking_mark(config.tracking_table, video_id, set_=fields)
+    if progress.detected(item) and config.track_queue_url:
+        aws.send_messages(config.track_queue_url,
+                          [progress.segment_message(video_id, k) for k in range(int(item["segments"]))])
 
 
 def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str | None]) -> dict[str, Any]:

@@ -27,6 +27,25 @@ def frame_key(video: str, frame_index: int) -> str:
     return f"{video}/{frame_index:06d}.jpg"
 
 
+def parse_frame_key(key: str) -> tuple[str, int] | None:
+    """(video, frame index) of a frame key, None for any other key."""
+    video, _, name = key.rpartition("/")
+    stem = name.removesuffix(".jpg")
+    return (video, int(stem)) if video and "/" not in video and stem.isdigit() and name.endswith(".jpg") else None
+
+
+def snapshot_copy_key(snapshot: str) -> str:
+    """detect_people's copy of an edge snapshot in the people bucket: under the prefix that
+    notifies analyze_faces (contract stages.analyze_faces.source_prefix)."""
+    from vidsift import contract
+
+    return f"{contract.stage('analyze_faces')['source_prefix']}{frame_key(snapshot, 0)}"
+
+
+def track_record_id(video: str, track_id: str) -> str:
+    return _digest("tracks", video, track_id, length=32)
+
+
 def summary_key(video: str) -> str:
     return f"{video}/summary.json"
 

@@ -68,11 +68,13 @@ class FrameMeta:
     alert_only: bool = False
     clip_key: str | None = None
     content_sha256: str | None = None
+    #: The split_frames segment the frame was sampled in (0 for a video sampled whole).
+    segment: int = 0
 
     def to_s3(self) -> dict[str, str]:
         # S3 metadata must be ASCII: keys with unicode are percent-encoded.
         d = {k.replace("_", "-"): ("" if v is None else str(v)) for k, v in asdict(self).items()
-             if k not in ("alert_only", "clip_key", "content_sha256")}
+             if k not in ("alert_only", "clip_key", "content_sha256", "segment")}
         d["source-key"] = quote(self.source_key, safe="/")
         d["camera-id"] = quote(self.camera_id, safe="")
         if self.alert_only:
@@ -81,6 +83,8 @@ class FrameMeta:
             d["clip-key"] = quote(self.clip_key, safe="/")
         if self.content_sha256:
             d[CONTENT_SHA256_KEY] = self.content_sha256
+        if self.segment:
+            d["segment"] = str(self.segment)
         return d
 
     @classmethod
@@ -97,6 +101,7 @@ class FrameMeta:
                 alert_only=meta.get(ALERT_ONLY_KEY, "").lower() == "true",
                 clip_key=unquote(meta.get("clip-key", "")) or None,
                 content_sha256=meta.get(CONTENT_SHA256_KEY) or None,
+                segment=int(meta.get("segment") or 0),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"frame metadata incomplete or malformed ({exc!r}): {meta}") from exc
@@ -116,7 +121,12 @@ def _ordered(table: str, values: dict[str, Any]) -> dict[str, Any]:
     return {c: values[c] for c in cols}
 
 
-def build_people_record(meta: FrameMeta, detection: Detection, processed: datetime) -> dict[str, Any]:
+def build_people_record(meta: FrameMeta, detection: Detection, processed: datetime,
+                        track_ids: list[str | None] | None = None) -> dict[str, Any]:
+    """``track_ids``: the track of each box (None for a box no track kept), in box order."""
+    boxes = [b.as_dict() for b in detection.boxes]
+    if track_ids is not None:
+        boxes = [b | {"track_id": t} for b, t in zip(boxes, track_ids, strict=True)]
     return _ordered("people", {
         "record_id": ids.people_record_id(meta.video_id, meta.frame_index),
         "video_id": meta.video_id,
@@ -129,7 +139,7 @@ def build_people_record(meta: FrameMeta, detection: Detection, processed: dateti
         "captured_at": meta.captured_at,
         "person_count": detection.person_count,
         "max_confidence": detection.max_confidence,
-        "boxes": json.dumps([b.as_dict() for b in detection.boxes], separators=(",", ":")),
+        "boxes": json.dumps(boxes, separators=(",", ":")),
         "detector": detection.model,
         "processed_at": iso(processed),
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
@@ -154,7 +164,8 @@ class FaceMatch:
 
 
 def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], analyzer: str,
-                      processed: datetime, match: FaceMatch | None = None) -> dict[str, Any]:
+                      processed: datetime, match: FaceMatch | None = None,
+                      track_id: str | None = None) -> dict[str, Any]:
     """Flatten one Rekognition FaceDetail; an attribute the analyser did not return is null.
 
     ``matched_name``/``match_similarity`` are null when the face matched nobody or when no
@@ -208,6 +219,7 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
         "face_occluded": _value(detail, "FaceOccluded"),
         "eye_direction_yaw": _num(gaze.get("Yaw")),
         "eye_direction_pitch": _num(gaze.get("Pitch")),
+        "track_id": track_id,
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
     })
 
@@ -215,3 +227,63 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
 def keep_face(detail: dict[str, Any], min_confidence: float, min_size: float) -> bool:
     box = detail.get("BoundingBox") or {}
     return float(detail.get("Confidence", 0)) >= min_confidence and float(box.get("Width", 0)) >= min_size
+
+
+#: The columns of a track row that its faces decide (null until face analysis has run).
+TRACK_FACE_COLUMNS = ("faces", "matched_name", "match_similarity", "age_low", "age_high", "gender", "top_emotion")
+
+
+def build_track_draft(video_id: str, track_id: str, points: list[tuple[int, float, dict[str, float]]],
+                      metas: dict[int, FrameMeta], best_frame: int, face_frames: int,
+                      gap_frames: int) -> dict[str, Any]:
+    """A track's row before its faces are known. ``points``: (frame index, time, box) of each
+    detection in time order; ``metas``: the frames' metadata by index."""
+    first, last = metas[points[0][0]], metas[points[-1][0]]
+    best_box = next(b for i, _, b in points if i == best_frame)
+    path = [[round(t, 3), round(b["left"] + b["width"] / 2, 4), round(b["top"] + b["height"] / 2, 4),
+             round(b["height"], 4)] for _, t, b in points]
+    draft = {
+        "record_id": ids.track_record_id(video_id, track_id),
+        "track_id": track_id,
+        "video_id": video_id,
+        "camera_id": first.camera_id,
+        "source_key": first.source_key,
+        "first_seen_s": round(points[0][1], 3),
+        "last_seen_s": round(points[-1][1], 3),
+        "duration_s": round(points[-1][1] - points[0][1], 3),
+        "captured_at_first": first.captured_at,
+        "captured_at_last": last.captured_at,
+        "frames": len(points),
+        "max_box_height": round(max(b["height"] for _, _, b in points), 4),
+        "best_frame_key": ids.frame_key(video_id, best_frame),
+        "best_box": json.dumps(best_box, separators=(",", ":"), sort_keys=True),
+        "path": json.dumps(path, separators=(",", ":")),
+        "face_frames": face_frames,
+        "gap_frames": gap_frames,
+    }
+    return draft | {c: None for c in TRACK_FACE_COLUMNS} | {"faces": 0}
+
+
+def _face_rank(face: dict[str, Any]) -> tuple[float, float, str]:
+    """The face that shows the person best: the largest, then the most confident."""
+    area = (face.get("bbox_width") or 0) * (face.get("bbox_height") or 0)
+    return (area, face.get("confidence") or 0, face["record_id"])
+
+
+def build_track_record(draft: dict[str, Any], faces: list[dict[str, Any]], processed: datetime) -> dict[str, Any]:
+    """The track's row: its draft, plus the best face's attributes (null without a face) and
+    the best match any of its faces made (a person is who they matched, at any frame)."""
+    best = max(faces, key=_face_rank) if faces else None
+    matches = [f for f in faces if f.get("matched_name")]
+    match = max(matches, key=lambda f: (f.get("match_similarity") or 0, f["record_id"])) if matches else None
+    return _ordered("tracks", draft | {
+        "faces": len(faces),
+        "matched_name": match["matched_name"] if match else None,
+        "match_similarity": match["match_similarity"] if match else None,
+        "age_low": best["age_low"] if best else None,
+        "age_high": best["age_high"] if best else None,
+        "gender": best["gender"] if best else None,
+        "top_emotion": best["top_emotion"] if best else None,
+        "processed_at": iso(processed),
+        "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
+    })

@@ -16,6 +16,7 @@ not the other functions.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -83,7 +84,7 @@ class Track:
 
 def _frame_step(frames: Sequence[FramePeople]) -> float:
     """The sampling interval: the median gap between consecutive frames (1 s at 1 fps)."""
-    gaps = sorted(b.time_s - a.time_s for a, b in zip(frames, frames[1:], strict=False) if b.time_s > a.time_s)
+    gaps = sorted(b.time_s - a.time_s for a, b in itertools.pairwise(frames) if b.time_s > a.time_s)
     return gaps[len(gaps) // 2] if gaps else 1.0
 
 

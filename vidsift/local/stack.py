@@ -88,7 +88,9 @@ class LocalStack:
         self._create_resources()
         self._create_alert_resources()
         # As serverless.yml sets it: split_frames sends a long video's segments to its own queue.
-        self._set_env({"SPLIT_QUEUE_URL": self.queue_urls["split_frames"]})
+        self._set_env({"SPLIT_QUEUE_URL": self.queue_urls["split_frames"],
+                       "TRACK_QUEUE_URL": self.queue_urls["track_people"],
+                       "FACES_QUEUE_URL": self.queue_urls["analyze_faces"]})
         LocalStack.running = self
         return self
 
@@ -232,6 +234,7 @@ class LocalStack:
         self._create_notifications(s3, sqs)
         self._create_streams()
         self._create_idempotency_table()
+        self._create_tracking_table()
 
     def _create_notifications(self, s3: Any, sqs: Any) -> None:
         """The buckets' QueueConfigurations, from the contract's rule (the same one
@@ -277,6 +280,17 @@ class LocalStack:
                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
         ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
                                                                           "AttributeName": "expiration"})
+
+    def _create_tracking_table(self) -> None:
+        ddb = aws.client("dynamodb")
+        table = self.names.tracking_table
+        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "part", "AttributeType": "S"},
+                                               {"AttributeName": "n", "AttributeType": "N"}],
+                         KeySchema=[{"AttributeName": "part", "KeyType": "HASH"},
+                                    {"AttributeName": "n", "KeyType": "RANGE"}])
+        ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
+                                                                          "AttributeName": "expires_at"})
 
     def _create_alert_resources(self) -> None:
         """The alert topic (plus a subscribed queue to read alerts from), the alert-state

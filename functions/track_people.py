@@ -1,0 +1,62 @@
+"""Stage 3: a video's frames are all detected; follow each person through it.
+
+Two kinds of message arrive on this queue (vidsift.core.progress): a segment is ready to
+track (sent by split_frames or detect_people, whichever completed the video's frames), and
+the video's segments are all tracked (sent by this function itself). The work is in
+vidsift.stages.tracking.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from vidsift.core import progress
+from vidsift.core.errors import BadInputError
+from vidsift.logs import get_logger
+from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.stages import tracking
+
+STAGE = "track_people"
+logger = get_logger(STAGE)
+SEGMENT_KEY = "[video_id, segment]"
+VIDEO_KEY = "[video_id]"
+
+
+def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
+    try:
+        doc = json.loads(record.body)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise BadInputError("SQS message", f"not JSON ({exc})") from exc
+    found = progress.message_kind(doc)
+    if found is None or found[0] == progress.FACES_MESSAGE or "video_id" not in found[1]:
+        raise BadInputError("SQS message", "not a tracking message (expected "
+                                           f"{progress.SEGMENT_MESSAGE} or {progress.VIDEO_MESSAGE})")
+    return found
+
+
+def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    try:
+        kind, body = _message(record)
+    except BadInputError as exc:
+        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
+        raise
+    subject = f"video:{body['video_id']}"
+    with failures_recorded(logger, STAGE, record, subject):
+        if kind == progress.SEGMENT_MESSAGE:
+            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"]},
+                          lambda_context, key=SEGMENT_KEY)
+            logger.info("segment tracked", extra=result)
+        else:
+            once(tracking.track_video_work, {"video_id": body["video_id"]}, lambda_context, key=VIDEO_KEY)
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # A processor per invocation: it holds the batch's state, and invocations may run side by side.
+    return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
+                                    context=context)

@@ -1,0 +1,167 @@
+"""The tracking stage: what detect_people records for it, and track_people's two steps.
+
+detect_people records each frame's boxes and settles it in the video's progress
+(vidsift.core.progress). Once the video is detected, track_people tracks each segment
+alone (``track_segment_work``: its result kept in the frames bucket), then, once all are,
+stitches them (``track_video_work``): it writes the ``people`` rows (each box with its
+track id), chooses each track's face frames (vidsift.core.face_frames), writes the rows of
+tracks without any frame fit for face analysis, and hands analyze_faces the rest, one
+message per group of tracks that share frames. Everything written is keyed
+deterministically, so a replayed message rewrites the same objects and rows.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from vidsift import aws
+from vidsift.config import ConfigError, Settings
+from vidsift.core import face_frames, ids, progress
+from vidsift.core.detection import Box, Detection
+from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
+from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
+from vidsift.logs import get_logger
+
+logger = get_logger("tracking")
+
+
+def track_params() -> TrackParams:
+    raw = os.environ.get("TRACK_MAX_GAP_S")
+    if raw in (None, ""):
+        return TrackParams()
+    try:
+        gap = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} is not a number") from exc
+    if gap <= 0:
+        raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} must be positive")
+    return TrackParams(max_gap_s=gap)
+
+
+# --- what detect_people tells the barrier ----------------------------------------------
+
+
+def record_detection(settings: Settings, meta: FrameMeta, detection: Detection) -> None:
+    table = settings.need("tracking_table")
+    aws.tracking_put_frame(table, meta.video_id, meta.frame_index,
+                           {"meta": meta.to_s3(), "model": detection.model,
+                            "boxes": [b.as_dict() for b in detection.boxes]})
+    item = aws.tracking_mark(table, meta.video_id, add={"done": {meta.frame_index}})
+    _if_detected(settings, meta.video_id, item)
+
+
+def give_up(settings: Settings, frame_keys: list[str]) -> None:
+    """Frames on their way to the DLQ: their videos are tracked without them."""
+    by_video: dict[str, set[int]] = {}
+    for key in frame_keys:
+        parsed = ids.parse_frame_key(key)
+        if parsed:
+            by_video.setdefault(parsed[0], set()).add(parsed[1])
+    for video, frames in sorted(by_video.items()):
+        item = aws.tracking_mark(settings.need("tracking_table"), video, add={"failed": frames})
+        logger.warning("frames given up: their video is tracked without them",
+                       extra={"video_id": video, "frames": sorted(frames)})
+        _if_detected(settings, video, item)
+
+
+def _if_detected(settings: Settings, video: str, item: dict[str, Any]) -> None:
+    if progress.detected(item):
+        aws.send_messages(settings.need("track_queue_url"),
+                          [progress.segment_message(video, k) for k in range(int(item["segments"]))])
+
+
+# --- track_people, step 1: one segment -------------------------------------------------
+
+
+def _box(d: dict[str, Any]) -> Box:
+    return Box(float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"]), float(d["confidence"]))
+
+
+def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings.from_env()
+    table = settings.need("tracking_table")
+    video, segment = str(obj["video_id"]), int(obj["segment"])
+    item = aws.tracking_mark(table, video)
+    span = progress.span(item, segment)
+    docs = aws.tracking_frames(table, video, span[1], span[2]) if span else []
+    failed = sorted(i for i in item.get("failed", set()) if span and span[1] <= i <= span[2])
+    frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
+                          tuple(_box(b) for b in d["boxes"])) for d in docs]
+    tracks = track_segment(frames, track_params(), prefix=f"s{segment}-")
+    aws.put_json(settings.frames_bucket, progress.tracking_key(video, segment), {
+        "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
+        "frames": docs, "tracks": {t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}})
+    item = aws.tracking_mark(table, video, add={"tracked": {segment}})
+    if progress.tracked(item):
+        aws.send_messages(settings.need("track_queue_url"), [progress.video_message(video)])
+    return {"video_id": video, "segment": segment, "frames": len(docs), "tracks": len(tracks),
+            "frames_given_up": len(failed)}
+
+
+# --- track_people, step 2: the video ---------------------------------------------------
+
+
+def _segment_tracks(doc: dict[str, Any]) -> list[Track]:
+    frames = {int(d["meta"]["frame-index"]): d for d in doc["frames"]}
+    out = []
+    for key, points in doc["tracks"].items():
+        pts = []
+        for frame_index, box_index in points:
+            d = frames[frame_index]
+            pts.append(Point(frame_index, float(d["meta"]["frame-time-s"]), box_index, _box(d["boxes"][box_index])))
+        out.append(Track(key=key, points=pts))
+    return out
+
+
+def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
+    settings = Settings.from_env()
+    table = settings.need("tracking_table")
+    video = str(obj["video_id"])
+    item = aws.tracking_mark(table, video)
+    docs = [aws.get_json(settings.frames_bucket, progress.tracking_key(video, k)) for k in range(int(item["segments"]))]
+    tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], track_params())
+    owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
+    metas: dict[int, FrameMeta] = {}
+    now = utc_now()
+    rows = []
+    for d in (f for doc in docs for f in doc["frames"]):
+        meta = FrameMeta.from_s3(d["meta"])
+        metas[meta.frame_index] = meta
+        detection = Detection(model=d["model"], boxes=tuple(_box(b) for b in d["boxes"]))
+        rows.append(build_people_record(meta, detection, now,
+                                        [owner.get((meta.frame_index, i)) for i in range(len(d["boxes"]))]))
+    aws.put_records(settings.people_stream, rows)
+    failed = sorted({i for d in docs for i in d["failed"]})
+    rule = face_frames.FaceRule.from_env()
+    chosen = {t.track_id or "": face_frames.choose(t, rule) for t in tracks}
+    drafts = {}
+    for t in tracks:
+        tid = t.track_id or ""
+        gap = sum(1 for i in failed if t.first.frame_index < i < t.last.frame_index)
+        drafts[tid] = build_track_draft(video, tid, [(p.frame_index, p.time_s, p.box.as_dict()) for p in t.points],
+                                        metas, face_frames.best_point(t).frame_index, len(chosen[tid]), gap)
+    faceless = [build_track_record(drafts[tid], [], now) for tid, pts in chosen.items() if not pts]
+    aws.put_records(settings.need("tracks_stream"), faceless)
+    boxes_by_frame: dict[int, list[tuple[str | None, dict[str, float]]]] = {}
+    for d in (f for doc in docs for f in doc["frames"]):
+        i = int(d["meta"]["frame-index"])
+        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d["boxes"])]
+    messages = []
+    for group in face_frames.groups({tid: [p.frame_index for p in pts] for tid, pts in chosen.items() if pts}):
+        frames_needed = sorted({p.frame_index for tid in group for p in chosen[tid]})
+        work = {
+            "video_id": video,
+            "tracks": [drafts[tid] for tid in group],
+            "frames": [{"frame_index": i, "key": ids.frame_key(video, i), "meta": metas[i].to_s3(),
+                        "people": [[tid, b] for tid, b in boxes_by_frame[i]]} for i in frames_needed],
+        }
+        key = progress.faces_work_key(video, group[0])
+        aws.put_json(settings.people_bucket, key, work)
+        messages.append(progress.faces_message(video, key))
+    if messages:
+        aws.send_messages(settings.need("faces_queue_url"), messages)
+    result = {"video_id": video, "tracks": len(tracks), "face_frames": sum(len(p) for p in chosen.values()),
+              "face_groups": len(messages), "people_rows": len(rows), "frames_given_up": len(failed)}
+    logger.info("video tracked", extra=result)
+    return result
