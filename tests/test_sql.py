@@ -89,9 +89,57 @@ PEOPLE += [_again(PEOPLE[2]), _again(PEOPLE[4])]
 FACES += [_again(FACES[0]), _again(FACES[3])]
 
 
+def _track(video: str, camera: str, track: str, first: float, last: float, *, start: tuple[int, int, int] | None,
+           day: date, faces: int = 0, name: str | None = None, ages: tuple[int, int] | None = None,
+           gender: str | None = None, emotion: str | None = None) -> dict:
+    """One visit. ``start``: the wall clock (h, m, s) of the video's time 0 (captured_at_first is
+    it plus ``first``), None for a video uploaded without a recording time."""
+    def at(t: float) -> str | None:
+        if start is None:
+            return None
+        h, m, s = start
+        clock = datetime(day.year, day.month, day.day, h, m, s, tzinfo=UTC) + timedelta(seconds=t)
+        return clock.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    frame = int(first)
+    return _row("tracks", record_id=f"t-{video}-{track}", track_id=track, video_id=video, camera_id=camera,
+                source_key=f"uploads/{video}.mp4", first_seen_s=first, last_seen_s=last, duration_s=last - first,
+                captured_at_first=at(first), captured_at_last=at(last), frames=int(last - first) + 1,
+                max_box_height=0.5, best_frame_key=f"{video}/{frame:06d}.jpg",
+                best_box=json.dumps({"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.5, "confidence": 0.9}),
+                path=json.dumps([[first, 0.2, 0.35, 0.5], [last, 0.3, 0.35, 0.5]]), face_frames=min(3, faces + 1),
+                faces=faces, matched_name=name, match_similarity=97.5 if name else None,
+                age_low=ages[0] if ages else None, age_high=ages[1] if ages else None, gender=gender,
+                top_emotion=emotion, gap_frames=0, processed_at=_iso(day, 23, 10, frame % 60), dt=day.isoformat())
+
+
+TRACKS = [
+    # va (cam-a), recorded from 10:59:00. In view together: p001 [0, 8], p002 [5, 40], p003 [6, 7]
+    # (three at 6 s, the peak), then p002 and p005 at 40 s, p004 and p005 at 45-50 s, p004 and p006.
+    _track("va", "cam-a", "p001", 0.0, 8.0, start=(10, 59, 0), day=TODAY),
+    _track("va", "cam-a", "p002", 5.0, 40.0, start=(10, 59, 0), day=TODAY, faces=2, name="alice", ages=(30, 38),
+           gender="Female", emotion="HAPPY"),
+    _track("va", "cam-a", "p003", 6.0, 7.0, start=(10, 59, 0), day=TODAY),
+    _track("va", "cam-a", "p004", 45.0, 400.0, start=(10, 59, 0), day=TODAY, faces=1, ages=(20, 26),
+           gender="Male", emotion="CALM"),
+    _track("va", "cam-a", "p005", 40.0, 50.0, start=(10, 59, 0), day=TODAY),
+    # began at 11:00:10: the next hour
+    _track("va", "cam-a", "p006", 70.0, 75.0, start=(10, 59, 0), day=TODAY),
+    # vb (cam-b) has no recording time: its visits count at their processing time (23:10 today)
+    _track("vb", "cam-b", "p001", 0.0, 20.0, start=None, day=TODAY),
+    _track("vb", "cam-b", "p002", 10.0, 30.0, start=None, day=TODAY, faces=1, gender="Male", ages=(41, 49),
+           emotion="SAD"),
+    # a month old, longer and more crowded than anything above: outside every 7-day window
+    *[_track("vold", "cam-a", f"p00{i}", 0.0, 9000.0 + i, start=(9, 0, 0), day=OLD, faces=1, emotion="ANGRY")
+      for i in range(1, 6)],
+]
+TRACKS += [_again(TRACKS[1]), _again(TRACKS[3]), _again(TRACKS[6])]
+TABLES = {"people": PEOPLE, "faces": FACES, "tracks": TRACKS}
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    for table, rows in (("people", PEOPLE), ("faces", FACES)):
+    for table, rows in TABLES.items():
         types = contract.column_types(table)
         cols = contract.columns(table)
         con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {DUCK_TYPES[types[c]]}' for c in cols)})")
@@ -113,7 +161,7 @@ def _header(path: Path) -> tuple[str, str]:
 
 
 def test_each_file_is_one_named_portable_query() -> None:
-    assert len(SQL_FILES) >= 5
+    assert len(SQL_FILES) >= 9
     names = [_header(p)[0] for p in SQL_FILES]
     assert len(set(names)) == len(names)
     for path in SQL_FILES:
@@ -171,12 +219,80 @@ def test_latest_detections() -> None:
         ("vb", 0, 1), ("va", 3, 0), ("va", 2, 1), ("va", 1, 2)]
 
 
+def test_tables_are_the_contracts() -> None:
+    """The synthetic data covers every table the pipeline writes (tracks included)."""
+    assert set(TABLES) == set(contract.TABLES)
+
+
+def test_unique_visitors_per_hour() -> None:
+    rows = _query(_connect(), "unique_visitors_per_hour")
+    got = [(r["camera_id"], r["hour_utc"], r["visitors"], r["with_face"], r["known_people"]) for r in rows]
+    # p002 and p004 delivered twice, vb's p001 too: each visit counted once.
+    assert got == [("cam-a", f"{TODAY.isoformat()}T10", 5, 2, 1), ("cam-a", f"{TODAY.isoformat()}T11", 1, 0, 0),
+                   ("cam-b", f"{TODAY.isoformat()}T23", 2, 1, 0)]
+    first = rows[0]
+    assert first["mean_stay_s"] == pytest.approx(round((8 + 35 + 1 + 355 + 10) / 5, 1))
+    assert first["longest_stay_s"] == pytest.approx(355.0)
+
+
+def test_dwell_time_distribution() -> None:
+    rows = _query(_connect(), "dwell_time_distribution")
+    bands = ["<10 s", "10-30 s", "30-60 s", "1-5 min", ">5 min"]
+    assert [r["dwell"] for r in rows] == bands * 2
+    a = [r["visits"] for r in rows if r["camera_id"] == "cam-a"]
+    b = [r["visits"] for r in rows if r["camera_id"] == "cam-b"]
+    # cam-a stays: 8, 35, 1, 355, 10 (a band starts at its lower bound), 5. cam-b: 20, 20.
+    assert a == [3, 1, 1, 0, 1]
+    assert b == [0, 2, 0, 0, 0]
+    assert [float(r["pct_of_camera"]) for r in rows if r["camera_id"] == "cam-a"] == [50.0, 16.7, 16.7, 0.0, 16.7]
+    assert [float(r["pct_of_camera"]) for r in rows if r["camera_id"] == "cam-b"] == [0.0, 100.0, 0.0, 0.0, 0.0]
+
+
+def test_longest_visits() -> None:
+    rows = _query(_connect(), "longest_visits")
+    assert [(r["video_id"], r["track_id"], r["duration_s"]) for r in rows] == [
+        ("va", "p004", 355.0), ("va", "p002", 35.0), ("vb", "p001", 20.0), ("vb", "p002", 20.0),
+        ("va", "p005", 10.0), ("va", "p001", 8.0), ("va", "p006", 5.0), ("va", "p003", 1.0)]
+    top, alice = rows[0], rows[1]
+    assert (top["age_low"], top["age_high"], top["gender"], top["top_emotion"], top["matched_name"]) == (
+        20, 26, "Male", "CALM", None)
+    assert (alice["matched_name"], alice["match_similarity"], alice["gender"], alice["top_emotion"]) == (
+        "alice", 97.5, "Female", "HAPPY")
+    assert top["seen_at"] == _iso(TODAY, 10, 59, 45)
+    assert rows[2]["seen_at"] == rows[2]["seen_at"][:11] + "23:10:00.000Z"  # vb: its processing time
+    assert top["best_frame_key"] == "va/000045.jpg"
+
+
+def test_peak_occupancy() -> None:
+    rows = _query(_connect(), "peak_occupancy")
+    assert [(r["camera_id"], r["video_id"], r["peak_people"], r["peak_at_s"], r["visitors"]) for r in rows] == [
+        ("cam-a", "va", 3, 6.0, 6), ("cam-b", "vb", 2, 10.0, 2)]
+    assert rows[0]["peak_captured_at"] == _iso(TODAY, 10, 59, 6)
+    assert rows[1]["peak_captured_at"] is None
+
+
+def test_peak_occupancy_counts_people_seen_in_the_same_frame_and_ties() -> None:
+    """Closed intervals: one leaving at 10 s and one arriving at 10 s were both in the 10 s
+    frame. Two starting at once count as two. The earliest of equal peaks is the one shown."""
+    con = duckdb.connect()
+    rows = [_track("vc", "cam-c", "p001", 0.0, 10.0, start=None, day=TODAY),
+            _track("vc", "cam-c", "p002", 10.0, 12.0, start=None, day=TODAY),
+            _track("vc", "cam-c", "p003", 20.0, 30.0, start=None, day=TODAY),
+            _track("vc", "cam-c", "p004", 20.0, 25.0, start=None, day=TODAY)]
+    types, cols = contract.column_types("tracks"), contract.columns("tracks")
+    con.execute(f"CREATE TABLE tracks ({', '.join(f'{c} {DUCK_TYPES[types[c]]}' for c in cols)})")
+    con.executemany(f"INSERT INTO tracks VALUES ({', '.join('?' for _ in cols)})",
+                    [[r[c] for c in cols] for r in [*rows, _again(rows[3])]])
+    got = _query(con, "peak_occupancy")
+    assert [(r["video_id"], r["peak_people"], r["peak_at_s"], r["visitors"]) for r in got] == [("vc", 2, 10.0, 4)]
+
+
 def test_same_answers_through_vidsift_query(tmp_path: Path) -> None:
     """`vidsift query` reads Firehose-style JSON lines under analytics/<table>/dt=.../:
     the queries give the same answers there as on typed tables."""
     from vidsift import query
 
-    for table, rows in (("people", PEOPLE), ("faces", FACES)):
+    for table, rows in TABLES.items():
         for day in {r["dt"] for r in rows}:
             folder = tmp_path / "analytics" / table / f"dt={day}"
             folder.mkdir(parents=True)
