@@ -47,7 +47,7 @@ stale() {
   local name input
   for name in $LAYERS; do
     [[ -f "$BUILD/$name.zip" ]] || return 0
-    for input in "layers/$name/requirements.txt" layers/build.sh layers/layertool.py; do
+    for input in layers/"$name"/requirements*.txt layers/build.sh layers/layertool.py; do
       [[ "$input" -nt "$BUILD/$name.zip" ]] && return 0
     done
   done
@@ -86,9 +86,19 @@ for name in $LAYERS; do
   mkdir -p "$site"
   "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile \
     "${PIP_PLATFORM[@]}" --target "$site" -r "$req"
+  # A distribution whose declared dependencies must not be taken (layers/<name>/
+  # requirements-nodeps.txt, e.g. norfair's numpy<2): installed after, without them.
+  pins="$req"
+  nodeps="layers/$name/requirements-nodeps.txt"
+  if [[ -f "$nodeps" ]]; then
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --no-compile --no-deps \
+      "${PIP_PLATFORM[@]}" --target "$site" -r "$nodeps"
+    pins="$BUILD/$name.pins.txt"
+    cat "$req" "$nodeps" >"$pins"
+  fi
   # Console scripts carry this machine's interpreter path and are useless in Lambda.
   rm -rf "$site/bin"
-  "$PYTHON" layers/layertool.py check-pins "$req" "$site"
+  "$PYTHON" layers/layertool.py check-pins "$pins" "$site"
   if [[ -n "$PY312" ]]; then
     # Lambda mounts layers read-only under /opt: without shipped .pyc every cold start
     # recompiles. -s/-p record /opt/python paths in tracebacks instead of this checkout's.

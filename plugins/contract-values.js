@@ -14,7 +14,9 @@
 //       vidsift.contract.notifications, which the local stack uses): a stage whose
 //       source_bucket is raw gets one per video suffix (S3 filters take one suffix each),
 //       all under raw_upload_prefix; a stage fed by the frames or people bucket gets the
-//       frame_suffix only, so a video's summary.json next to its frames triggers nothing;
+//       frame_suffix only (under its source_prefix if it has one: analyze_faces hears of
+//       the snapshots' copies only), so a video's summary.json next to its frames triggers
+//       nothing; a stage without a source_bucket (track_people) gets none;
 //       a stage with a snapshot_bucket also gets that bucket's edge snapshots
 //       (snapshot_prefix + frame_suffix: the alert fast lane). The snapshot filter shares
 //       the raw bucket with the video filters; S3 accepts that only because no video
@@ -56,7 +58,10 @@ const allNotifications = () =>
             bucket: 'raw',
             config: notification(stage, contract.raw_upload_prefix, suffix),
           }))
-        : [{ bucket: spec.source_bucket, config: notification(stage, null, contract.frame_suffix) }];
+        : spec.source_bucket
+          ? [{ bucket: spec.source_bucket,
+               config: notification(stage, spec.source_prefix ?? null, contract.frame_suffix) }]
+          : [];
     if (spec.snapshot_bucket) {
       out.push({
         bucket: spec.snapshot_bucket,

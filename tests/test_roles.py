@@ -66,6 +66,13 @@ for _stage in contract.STAGES:
 UNEXERCISED[("detect_people", "dynamodb:DeleteItem", "arn:aws:dynamodb:*:table/vidsift-dev-idempotency")] = (
     "Powertools deletes the in-progress record when the work inside once() fails (CopyObject, SNS, Firehose); "
     "no fault is injected there, and a bad frame is found before once()")
+UNEXERCISED[("track_people", "dynamodb:DeleteItem", "arn:aws:dynamodb:*:table/vidsift-dev-idempotency")] = (
+    "Powertools deletes the in-progress record when the tracking work inside once() fails (S3, Firehose, "
+    "SQS); no fault is injected there")
+UNEXERCISED[("split_frames", "sqs:SendMessage", "arn:aws:sqs:*:vidsift-dev-track-people")] = (
+    "split_frames tells track_people a video is ready only when detection settled every frame before the "
+    "segment's frame count was recorded (a retried split); in the workload detection always ends later, and "
+    "detect_people sends the message (tests/test_tracking_pipeline.py covers both orders)")
 # detect_people asks the store whether a frame is done before its batched endpoint call (runtime.done).
 del UNEXERCISED[("detect_people", "dynamodb:GetItem", "arn:aws:dynamodb:*:table/vidsift-dev-idempotency")]
 
@@ -143,9 +150,13 @@ def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
 
 
 def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body: bytes, meta: bool = True) -> str:
+    """A frame as split_frames writes it; in the people bucket under the prefix that notifies
+    analyze_faces (where detect_people copies the edge's snapshots)."""
     m = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="porch",
                   frame_index=index, frame_time_s=float(index), captured_at="2026-01-01T00:00:03.000Z")
     key = ids.frame_key(video, index)
+    if bucket_role == "people":
+        key = f"{contract.stage('analyze_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body,
                                 Metadata=m.to_s3() if meta else {})
     return key
@@ -196,6 +207,16 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             key = put_frame(stack, "people", "deleted", 0, jpeg(photo("astronaut")))
             s3.delete_object(Bucket=stack.names.bucket("people"), Key=key)  # errors/analyze_faces/
             put_snapshot(stack, jpeg(photo("astronaut")), camera_id="gate", recorded_at=datetime.now(UTC))
+            # Two frames of a person too far away for a findable face, as split_frames would
+            # have written and counted them: their visit's row comes from track_people itself.
+            canvas = np.full((720, 480, 3), 90, dtype=np.uint8)  # the person's box: 24 % of the height
+            canvas[540:710, 155:325] = np.asarray(Image.fromarray(photo("astronaut")).resize((170, 170)))
+            for i in range(2):
+                put_frame(stack, "frames", "far-away", i, jpeg(canvas))
+            aws.tracking_mark(stack.names.tracking_table, "far-away",
+                              set_={"segments": 1, "expected_0": 2, "first_0": 0, "last_0": 1, "start_0": 0.0})
+            # A message track_people cannot read: errors/track_people/.
+            aws.send_messages(stack.queue_urls["track_people"], [{"not": "a tracking message"}])
             # DetectFaces fails once inside once(): Powertools deletes the record, the retry works.
             stack.rekognition.fail_next(1, "InvalidS3ObjectException")
             recorder = calls.Recorder()
@@ -250,7 +271,10 @@ def test_the_workload_reaches_every_path_it_is_meant_to(workload: Workload) -> N
                                                               False),
                  ("analyze_faces", "rekognition", "DetectFaces", False),
                  ("analyze_faces", "rekognition", "SearchFacesByImage", False),
-                 ("analyze_faces", "s3", "GetObject", True), ("analyze_faces", "firehose", "PutRecordBatch", False)]:
+                 ("analyze_faces", "s3", "GetObject", True), ("analyze_faces", "firehose", "PutRecordBatch", False),
+                 ("detect_people", "dynamodb", "UpdateItem", False), ("detect_people", "sqs", "SendMessageBatch", False),
+                 ("track_people", "dynamodb", "Query", False), ("track_people", "firehose", "PutRecordBatch", False),
+                 ("track_people", "sqs", "SendMessageBatch", False), ("track_people", "s3", "PutObject", False)]:
         assert want in ops, want
     for stage in contract.STAGES:
         assert error_records(workload.stack, stage), f"no errors/{stage}/ record: the bad input did not get there"

@@ -52,9 +52,12 @@ STAR_RESOURCE_OK = {"rekognition:DetectFaces"}
 POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 #: Lambda layers each function needs (layer key in serverless.yml -> logical id ...LambdaLayer).
 #: analyze_faces needs the media layer's Pillow to crop faces for SearchFacesByImage.
+#: track_people needs the tracking layer's norfair (and its NumPy and SciPy).
 FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
                    "detect_people": {"PowertoolsLambdaLayer"},
+                   "track_people": {"TrackingLambdaLayer", "PowertoolsLambdaLayer"},
                    "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}}
+LAYER_NAMES = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools", "TrackingLambdaLayer": "tracking"}
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     pairs |= {(f"dynamodb:{a}", table) for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     if kms_on(tpl):
         pairs |= {("kms:Decrypt", kms_key(tpl)), ("kms:GenerateDataKey", kms_key(tpl))}
+    tracking_table = arn("dynamodb", f"table/{NAMES.tracking_table}")
+    track_queue = queue_arn(NAMES.queue("track_people"))
     own = {
         "split_frames": {
             ("s3:GetObject", f"{bucket_arn('raw')}/{C['raw_upload_prefix']}*"),
@@ -178,6 +183,9 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             # the last segment reads the others' documents to write the video's summary
             ("s3:GetObject", f"{bucket_arn('frames')}/*/segments/*"),
             ("s3:ListBucket", bucket_arn("frames")),
+            # the tracking barrier: frames written per segment, and the segments to track
+            ("dynamodb:UpdateItem", tracking_table),
+            ("sqs:SendMessage", track_queue),
         },
         "detect_people": {
             ("s3:GetObject", f"{bucket_arn('frames')}/*"),
@@ -188,9 +196,24 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
                              f"{C['snapshot_prefix']}*"),
             ("s3:PutObject", f"{bucket_arn('people')}/*"),
             ("sagemaker:InvokeEndpoint", arn("sagemaker", f"endpoint/{NAMES.endpoint}")),
-            ("firehose:PutRecordBatch", stream_arn("people")),
+            # each frame's boxes and progress; the frame that completes its video tells track_people
+            ("dynamodb:PutItem", tracking_table),
+            ("dynamodb:UpdateItem", tracking_table),
+            ("sqs:SendMessage", track_queue),
             # person alerts: the frame link is presigned by this role
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
+        },
+        "track_people": {
+            ("sqs:SendMessage", track_queue),
+            ("sqs:SendMessage", queue_arn(NAMES.queue("analyze_faces"))),
+            ("dynamodb:GetItem", tracking_table),
+            ("dynamodb:UpdateItem", tracking_table),
+            ("dynamodb:Query", tracking_table),
+            ("s3:PutObject", f"{bucket_arn('frames')}/tracking/*"),
+            ("s3:GetObject", f"{bucket_arn('frames')}/tracking/*"),
+            ("s3:PutObject", f"{bucket_arn('people')}/tracks/*"),
+            ("firehose:PutRecordBatch", stream_arn("people")),
+            ("firehose:PutRecordBatch", stream_arn("tracks")),
         },
         "analyze_faces": {
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
@@ -198,6 +221,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:ListBucket", bucket_arn("people")),
             ("rekognition:DetectFaces", "*"),
             ("firehose:PutRecordBatch", stream_arn("faces")),
+            ("firehose:PutRecordBatch", stream_arn("tracks")),
             # known faces: only this stack's collection
             ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
             ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
@@ -210,7 +234,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
 
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
     analytics = bucket_arn("analytics")
-    prefixes = [C["analytics_prefixes"][k] for k in ("people", "faces", "firehose_errors")]
+    prefixes = [C["analytics_prefixes"][k] for k in (*contract.TABLES, "firehose_errors")]
     pairs = {(a, analytics) for a in ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")}
     pairs |= {(a, f"{analytics}/{static_prefix(p)}*") for a in ("s3:AbortMultipartUpload", "s3:GetObject",
                                                                 "s3:PutObject") for p in prefixes}
@@ -373,7 +397,7 @@ def queue_problems(tpl: Template) -> list[str]:
                       "Resource": queue_arn(NAMES.queue(stage)),
                       "Condition": {"ArnEquals": {"aws:SourceArn": sources},
                                     "StringEquals": {"aws:SourceAccount": ACCOUNT}}}
-        if got_allows != [want_allow]:
+        if got_allows != ([want_allow] if sources else []):  # no source bucket: only the stages send to it
             problems.append(f"{stage}: queue policy allows {allows}, expected only S3 from {sources}")
         if not any(tls_deny_ok(s, "sqs:*", {queue_arn(NAMES.queue(stage))}) for s in statements):
             problems.append(f"{stage}: queue policy does not deny non-TLS")
@@ -465,9 +489,11 @@ def function_problems(tpl: Template) -> list[str]:
         expected_env = dict(NAMES.function_env())
         expected_env.update({"FACE_COLLECTION": face_collection_name(), "ALERT_TOPIC_ARN": alert_topic_arn(),
                              "ALERT_TABLE": alert_table_name()})
-        if "SPLIT_QUEUE_URL" in C["env"]:  # split_frames queues a long video's segments for itself
-            expected_env["SPLIT_QUEUE_URL"] = tpl.ref(find_by(tpl, "AWS::SQS::Queue", "QueueName",
-                                                              NAMES.queue("split_frames")))
+        # split_frames queues a long video's segments for itself; the stages tell track_people
+        # a video is detected, and track_people tells analyze_faces its tracks.
+        for var, queue_stage in (("SPLIT_QUEUE_URL", "split_frames"), ("TRACK_QUEUE_URL", "track_people"),
+                                 ("FACES_QUEUE_URL", "analyze_faces")):
+            expected_env[var] = tpl.ref(find_by(tpl, "AWS::SQS::Queue", "QueueName", NAMES.queue(queue_stage)))
         for key, value in expected_env.items():
             if env.get(key) != value:
                 problems.append(f"{stage}: {key}={env.get(key)!r}, contract says {value!r}")
@@ -492,6 +518,11 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
         from vidsift import splitting
 
         parsers.append(splitting.SplitConfig.from_env)
+    if stage in ("track_people", "analyze_faces"):
+        from vidsift.core.face_frames import FaceRule
+        from vidsift.stages.tracking import track_params
+
+        parsers += [FaceRule.from_env, track_params]
     problems = []
     with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
         for parse in parsers:
@@ -980,7 +1011,7 @@ def test_checks_catch_drift(packaged: Packaged, drift: str) -> None:
 def test_layer_requirements_are_exact_pins_of_lambda_wheels() -> None:
     tool = _layertool()
     reqs = sorted((ROOT / "layers").glob("*/requirements.txt"))
-    assert {r.parent.name for r in reqs} == {"media", "powertools"}
+    assert {r.parent.name for r in reqs} == {"media", "powertools", "tracking"}
     for req in reqs:
         assert tool.read_pins(req), req  # raises on anything but name==version
     script = (ROOT / "layers" / "build.sh").read_text()
@@ -1067,7 +1098,7 @@ def test_each_function_imports_with_only_its_own_zip_and_layers(packaged: Packag
     if py312 is None:
         pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
     tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
-    layer_names = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools"}
+    layer_names = LAYER_NAMES
     for stage in contract.STAGES:
         task = tmp_path / stage
         zipfile.ZipFile(packaged.out / f"{stage}.zip").extractall(task)
@@ -1108,6 +1139,31 @@ def test_layers_import_on_cpython_312(packaged: Packaged, tmp_path: Path) -> Non
         "frames = [f.to_image() for f in av.open(buf).decode(video=0)]\n"
         "assert len(frames) == 5 and isinstance(frames[0], PIL.Image.Image)\n"
         "print('ok', av.__version__, numpy.__version__, PIL.__version__)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
+    proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+
+
+def test_tracking_layer_tracks_on_cpython_312(packaged: Packaged, tmp_path: Path) -> None:
+    """The tracking layer (norfair installed without its declared numpy<2, on the NumPy 2
+    and SciPy pins) follows a walking person on CPython 3.12, with no OpenCV or matplotlib
+    anywhere on the path (the media layer is not track_people's)."""
+    py312 = _python312()
+    if py312 is None:
+        pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
+    paths = [str(ROOT), _layer_dir("tracking", tmp_path), _layer_dir("powertools", tmp_path),
+             _lambda_runtime_boto3(tmp_path)]
+    code = (
+        "import sys\n"
+        "from vidsift.core.detection import Box\n"
+        "from vidsift.core.tracking import FramePeople, track_segment\n"
+        "frames = [FramePeople(i, float(i), (Box(0.05 + 0.08 * i, 0.3, 0.1, 0.4, 0.9),)) for i in range(10)]\n"
+        "tracks = track_segment(frames)\n"
+        "assert [len(t.points) for t in tracks] == [10], tracks\n"
+        "assert 'cv2' not in sys.modules and 'matplotlib' not in sys.modules\n"
+        "print('ok')\n"
     )
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
     proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,

@@ -42,10 +42,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cost_line, costs = run_costs(report.out)
     print()
-    print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'faces':>5} {'est. AWS cost':>13}")
+    print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'tracks':>6} {'face calls':>10} {'faces':>5} "
+          f"{'est. AWS cost':>13}")
     for v in report.videos:
         print(f"{v.path.name[:40]:<40} {'ok' if v.ok else 'FAILED':<7} {v.frames_sampled:>6} "
-              f"{v.frames_with_people:>6} {v.faces:>5} {costs.get(v.key, ''):>13}")
+              f"{v.frames_with_people:>6} {v.tracks:>6} {v.detect_faces_calls:>10} {v.faces:>5} "
+              f"{costs.get(v.key, ''):>13}")
         for err in v.errors:
             print(f"    error: {err}")
     for err in report.unowned_errors:
@@ -203,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("query", help="run SQL over the results (tables: people, faces)")
+    p = sub.add_parser("query", help="run SQL over the results (tables: people, faces, tracks)")
     p.add_argument("sql", help="SQL text, or - to read it from standard input")
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")

@@ -23,7 +23,7 @@ def _columns_sql(table: str, with_partitions: bool) -> dict[str, str]:
 
 
 def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
-    """A connection where ``people`` and ``faces`` are views over ``out/analytics``.
+    """A connection where ``people``, ``faces`` and ``tracks`` are views over ``out/analytics``.
 
     ``dt`` comes from the hive partition folder and stays a string, as in Athena.
     """

@@ -2,7 +2,7 @@
 
 Layout under the output folder (the same table layout as the analytics bucket, with the
 day partitions Athena sees):
-``analytics/people/dt=YYYY-MM-DD/<video_id>.json``, ``analytics/faces/...``,
+``analytics/people/dt=YYYY-MM-DD/<video_id>.json``, ``analytics/faces/...``, ``analytics/tracks/...``,
 ``frames/<video_id>/<frame>.jpg`` (frames with people) and ``summaries/<video_id>.json``.
 """
 
@@ -48,6 +48,7 @@ class RunResults:
     dlq: dict[str, list[str]] = field(default_factory=dict)  # stage -> subjects
     people: list[dict[str, Any]] = field(default_factory=list)
     faces: list[dict[str, Any]] = field(default_factory=list)
+    tracks: list[dict[str, Any]] = field(default_factory=list)
 
 
 def collect(stack: LocalStack) -> RunResults:
@@ -76,6 +77,7 @@ def collect(stack: LocalStack) -> RunResults:
             res.dlq[stage] = subjects
     res.people = analytics_rows(stack, "people")
     res.faces = analytics_rows(stack, "faces")
+    res.tracks = analytics_rows(stack, "tracks")
     return res
 
 
@@ -86,17 +88,19 @@ def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def export(stack: LocalStack, res: RunResults, out: Path) -> None:
-    for table, rows in (("people", res.people), ("faces", res.faces)):
+    for table, rows in (("people", res.people), ("faces", res.faces), ("tracks", res.tracks)):
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in _dedup(rows):
             groups[(row["dt"], row["video_id"])].append(row)
         for (dt, video), group in groups.items():
-            group.sort(key=lambda r: (r["frame_index"], r.get("face_index", 0)))
+            group.sort(key=lambda r: (r.get("frame_index", 0), r.get("face_index", 0), r.get("track_id") or ""))
             path = out / "analytics" / table / f"dt={dt}" / f"{video}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r, sort_keys=False) + "\n" for r in group))
     people_bucket = stack.names.bucket("people")
     for key in object_keys(people_bucket):
+        if not key.endswith(contract.load()["frame_suffix"]):
+            continue  # the tracks' face work (JSON) is the pipeline's, not a result
         path = out / "frames" / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(object_body(people_bucket, key))

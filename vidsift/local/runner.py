@@ -29,6 +29,10 @@ class VideoOutcome:
     frames_sampled: int = 0
     frames_with_people: int = 0
     faces: int = 0
+    #: People followed through the video (rows of the tracks table).
+    tracks: int = 0
+    #: Rekognition DetectFaces calls the video cost (the frames chosen per track).
+    detect_faces_calls: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -93,8 +97,14 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
     faces = defaultdict(int)
     for row in {r["record_id"]: r for r in res.faces}.values():
         faces[row["video_id"]] += 1
+    tracks: dict[str, int] = defaultdict(int)
+    calls: dict[str, int] = defaultdict(int)
+    for row in {r["record_id"]: r for r in res.tracks}.values():
+        tracks[row["video_id"]] += 1
+        calls[row["video_id"]] += int(row["face_frames"] or 0)
     for video, vo in by_video.items():
         vo.frames_with_people, vo.faces = people[video], faces[video]
+        vo.tracks, vo.detect_faces_calls = tracks[video], calls[video]
 
     def owner(subject: str) -> VideoOutcome | None:
         if subject in by_uri:
@@ -128,7 +138,8 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
         "stages": {s: {**asdict(st), "memory_mb": contract.stage(s)["memory_mb"]} for s, st in stats.items()},
         "videos": [{"file": v.path.name, "key": v.key, "video_id": v.video_id, "ok": v.ok,
                     "frames_sampled": v.frames_sampled, "frames_with_people": v.frames_with_people,
-                    "faces": v.faces, "errors": v.errors} for v in videos],
+                    "faces": v.faces, "tracks": v.tracks, "detect_faces_calls": v.detect_faces_calls,
+                    "errors": v.errors} for v in videos],
         "errors": unowned,
     }
     (out / "run.json").write_text(json.dumps(doc, indent=1))
