@@ -19,7 +19,18 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_report_fixture import NASTY_NAME, Face, FixtureVideo, Frame, parse, stages, two_videos, write_results
+from test_report_fixture import (
+    NASTY_NAME,
+    Face,
+    FixtureVideo,
+    Frame,
+    Track,
+    parse,
+    stages,
+    tracked_video,
+    two_videos,
+    write_results,
+)
 
 from vidsift.report import REPORT_NAME, cost_summary_line, write_report
 from vidsift.report import cost as costs
@@ -74,7 +85,7 @@ def test_cost_lines_from_the_fixture_run(two: Path) -> None:
     assert got["S3 GET/HEAD"].usd == pytest.approx(110 * 0.0004 / 1000)
     # SQS: a send per event (1 + frames + frames with people) and 2 per invocation.
     assert got["SQS"].quantity == pytest.approx((1 + 30 + 9) + (1 + 10 + 3) + 2 * 10)
-    assert got["DynamoDB idempotency"].quantity == 2 * ((1 + 30 + 9) + (1 + 10 + 3))
+    assert got["DynamoDB writes"].quantity == 2 * ((1 + 30 + 9) + (1 + 10 + 3))
     assert total.total == pytest.approx(sum(line.usd for line in total.lines))
     assert total.complete
     # Per video minute: 80 s of video.
@@ -83,11 +94,16 @@ def test_cost_lines_from_the_fixture_run(two: Path) -> None:
     # Per video shares add up to the run, line by line.
     for i, line in enumerate(total.lines):
         assert sum(e.lines[i].usd for e in per_video) == pytest.approx(line.usd)
-    a, b = per_video
-    # split_frames is shared by each video's own split time (2 s : 1 s), detect_people by frames (30 : 10).
-    assert a.lines[0].quantity == pytest.approx(4.0) and b.lines[0].quantity == pytest.approx(2.0)
-    assert a.lines[1].quantity == pytest.approx(3.0) and b.lines[1].quantity == pytest.approx(1.0)
-    assert a.lines[2].quantity == pytest.approx(6.0 * 9 / 12 * 0.5)
+    a, b = ({line.component: line for line in e.lines} for e in per_video)
+    # split_frames is shared by each video's own split time (2 s : 1 s), detect_people by frames (30 : 10),
+    # analyze_faces by DetectFaces calls (9 : 3).
+    assert a["Lambda split_frames"].quantity == pytest.approx(4.0) and b["Lambda split_frames"].quantity == \
+        pytest.approx(2.0)
+    assert a["Lambda detect_people"].quantity == pytest.approx(3.0) and b["Lambda detect_people"].quantity == \
+        pytest.approx(1.0)
+    assert a["Lambda analyze_faces"].quantity == pytest.approx(6.0 * 9 / 12 * 0.5)
+    # A run from before the tracker: no track_people stage, nothing billed for it.
+    assert got["Lambda track_people"].quantity == 0 and got["Lambda track_people"].usd == 0
 
 
 def test_alternatives_and_the_measured_saving(two: Path) -> None:
@@ -126,7 +142,10 @@ def test_prices_come_from_the_prices_file(two: Path, tmp_path: Path) -> None:
     edited.write_text(json.dumps(doc))
     base, _ = costs.run_estimates(load(two))
     dear, _ = costs.run_estimates(load(two), costs.load_prices(edited))
-    assert dear.lines[4].usd == pytest.approx(2 * base.lines[4].usd)  # Lambda requests
+    def requests(e: costs.Estimate) -> float:
+        return next(line.usd for line in e.lines if line.component == "Lambda requests")
+
+    assert requests(dear) == pytest.approx(2 * requests(base))
     assert dear.every_frame_detect_faces == pytest.approx(2 * base.every_frame_detect_faces)
     assert dear.total - base.total == pytest.approx(12 * 0.001 + 10 * 0.20 / 1e6)
 
@@ -193,8 +212,9 @@ def test_report_totals(two: Path) -> None:
     table = dom.find("table", None, id="totals-table")
     total = table.find("tr", "total")
     cells = {td.attrs["data-k"]: td.text for td in total.find_all("td") if "data-k" in td.attrs}
+    # Results from before the tracker: how many people is unknown ("–"), not zero.
     assert cells == {"frames_sampled": "50", "duplicates_skipped": "10", "frames_with_people": "12",
-                     "faces": "12", "errors": "0"}
+                     "unique_people": "–", "faces": "12", "errors": "0"}
     rows = [tr for tr in table.find_all("tr") if "ok" in tr.attrs.get("class", "")]
     assert [r.find("a").text for r in rows] == ["a.mp4", "b.mp4"]
     saving = dom.find("p", None, id="saving")
@@ -365,3 +385,200 @@ def test_report_of_an_empty_run(tmp_path: Path) -> None:
     assert "x.mp4" in page and "split_frames: empty" in page
     assert "DetectFaces on 0 of 0" not in cost_summary_line(out)
 
+
+
+# ------------------------------------------------------------------ the person tracker (tracks table)
+
+
+@pytest.fixture
+def tracked(tmp_path: Path) -> Path:
+    return write_results(tmp_path / "out", [tracked_video()], run_stages=stages(1.0, 2.0, 3.0, track_s=4.0))
+
+
+def test_tracked_video_reads_its_visits_once(tracked: Path) -> None:
+    (v,) = load(tracked).videos
+    # p002 was delivered twice: one row per record_id.
+    assert [t["track_id"] for t in v.tracks] == ["p001", "p002", "p003"]
+    assert v.tracked and v.unique_people == 3
+    assert v.frames_with_people == 15 and v.detect_faces_calls == 2 + 1 + 0
+    assert v.face_groups == 2
+
+
+def test_cost_of_a_tracked_run(tracked: Path) -> None:
+    """C: 20 frames kept, 15 with people, 3 tracks of which 2 have frames to analyse (2 face
+    groups at most), 3 DetectFaces calls, 1 segment, 1 MiB read (one ranged GET)."""
+    data = load(tracked)
+    total, (c,) = costs.run_estimates(data)
+    got = {line.component: line for line in total.lines}
+    # DetectFaces: the tracks' chosen frames, not the 15 frames with people.
+    assert got["Rekognition DetectFaces"].quantity == 3
+    assert got["Rekognition DetectFaces"].usd == pytest.approx(3 * price("rekognition_detect_faces_image"))
+    # track_people: 4 s at its 1024 MB, like the other stages; its invocations are requests too.
+    assert got["Lambda track_people"].quantity == pytest.approx(4.0 * 1024 / 1024)
+    assert got["Lambda requests"].quantity == pytest.approx(2 + 5 + 2 + 3)
+    # Firehose: 20 people rows + 2 face rows + 3 track rows (the duplicate delivery is not billed twice here:
+    # the folder is what was kept).
+    assert total.usage.firehose_records == 25
+    # S3 PUT/COPY: upload + 20 frames + summary + 15 copies to the people bucket + 1 tracking document
+    # + 2 face-work documents.
+    assert got["S3 PUT/COPY"].quantity == 1 + 20 + 1 + 15 + 1 + 2
+    # S3 GET/HEAD: HEAD + 1 ranged GET + 2 per frame kept + the tracking document + 2 work documents
+    # + one image read per DetectFaces call (no per-frame HEAD by analyze_faces any more).
+    assert got["S3 GET/HEAD"].quantity == 1 + 1 + 40 + 1 + 2 + 3
+    # SQS: the video event + 20 frame events + 1 batch of segment messages + the video message + 1 batch of
+    # face-group messages, and a receive and a delete per invocation (12).
+    assert got["SQS"].quantity == pytest.approx(1 + 20 + 1 + 1 + 1 + 2 * 12)
+    # DynamoDB: idempotency 2 × (video + 20 frames + 1 segment message + 1 video message + 2 groups); the
+    # progress table: per frame a PutItem (rows under 1 KB: 1 unit) and an UpdateItem, 1 update by
+    # split_frames, 2 per segment and 1 per video by track_people.
+    assert all(len(json.dumps(r)) < 1000 for r in data.videos[0].people)
+    assert got["DynamoDB writes"].quantity == 2 * (1 + 20 + 1 + 1 + 2) + (20 + 20 + 1 + 2 + 1)
+    assert total.total == pytest.approx(sum(line.usd for line in total.lines))
+    # What was avoided: 5 frames without people, 12 frames of people already analysed.
+    assert (total.avoided_by_dedup, total.avoided_by_person_filter, total.avoided_by_tracking) == (0, 5, 12)
+    assert total.avoided_ratio == pytest.approx(17 / 20)
+    assert ("DetectFaces on 3 of 20 sampled frames (85% avoided: 0 duplicates skipped, 5 frames without people, "
+            "12 frames of people already seen (tracking: 3 people))") in costs.summary_line(total)
+    assert c.total == pytest.approx(total.total)
+
+
+def test_the_run_record_of_detect_faces_calls_wins(tmp_path: Path) -> None:
+    """run.json's count is what analyze_faces did (tracks of one group share frames); the tracks'
+    face_frames are only the fallback."""
+    video = tracked_video()
+    video.recorded = {"detect_faces_calls": 2, "tracks": 3, "face_groups": 1}
+    out = write_results(tmp_path, [video], run_stages=stages(1.0, 2.0, 3.0, track_s=4.0))
+    (v,) = load(out).videos
+    assert (v.detect_faces_calls, v.face_groups, v.unique_people) == (2, 1, 3)
+    total, _ = costs.run_estimates(load(out))
+    assert next(x for x in total.lines if x.component == "Rekognition DetectFaces").quantity == 2
+    assert total.avoided_by_tracking == 13
+
+
+def test_analyze_faces_time_is_shared_by_detect_faces_calls(tmp_path: Path) -> None:
+    """B has 3 frames with people but, tracked, 1 chosen frame; C 3 calls: analyze_faces' 3 s is
+    shared 1 : 3 (by calls), track_people's 4 s 10 : 20 (by frames kept)."""
+    b = two_videos()[1]
+    b.tracks = [Track("p001", [2, 5, 7], (0.1, 0.1, 0.3, 0.8), face_frames=1)]
+    out = write_results(tmp_path, [b, tracked_video()], run_stages=stages(1.0, 2.0, 3.0, track_s=4.0))
+    _, (eb, ec) = costs.run_estimates(load(out))
+
+    def q(e: costs.Estimate, name: str) -> float:
+        return next(x.quantity for x in e.lines if x.component == name)
+
+    assert q(eb, "Lambda analyze_faces") == pytest.approx(3.0 * 1 / 4 * 0.5)
+    assert q(ec, "Lambda analyze_faces") == pytest.approx(3.0 * 3 / 4 * 0.5)
+    assert q(eb, "Lambda track_people") == pytest.approx(4.0 * 10 / 30)
+    assert q(eb, "Rekognition DetectFaces") == 1
+
+
+def test_estimate_run_for_run_json(tracked: Path) -> None:
+    from vidsift.report import estimate_run
+
+    total, _ = costs.run_estimates(load(tracked))
+    got = estimate_run(tracked)
+    assert got["usd"] == pytest.approx(total.total)
+    assert got["video_minutes"] == pytest.approx(20 / 60)
+    assert got["usd_per_video_minute"] == pytest.approx(total.total / (20 / 60))
+    assert (got["detect_faces_calls"], got["tracks"], got["frames_sampled"]) == (3, 3, 20)
+    assert sum(got["lines"].values()) == pytest.approx(got["usd"])
+    json.dumps(got)  # it goes into run.json as it is
+    # The runner calls it before writing run.json: the document it is about to write gives the same.
+    doc = json.loads((tracked / "run.json").read_text())
+    (tracked / "run.json").unlink()
+    assert estimate_run(tracked)["usd"] is None  # no stage times: Lambda and SageMaker unknown, no partial total
+    assert estimate_run(tracked, run=doc) == got
+
+
+def test_report_shows_people_visits_and_best_frames(tracked: Path) -> None:
+    dom = parse(write_report(tracked).read_text())
+    total = dom.find("table", None, id="totals-table").find("tr", "total")
+    assert total.find("td", None, data_k="unique_people").text == "3"
+    section = dom.find("section", "video", id="v0")
+    assert section.find("p", "people").attrs["data-unique-people"] == "3"
+    assert "3 people seen (one per visit tracked), 2 with a face found, known: alice" in section.text
+    assert "3 people (visits tracked)" in section.find("p", "meta").text
+    svg = section.find("svg", "visits")
+    bars = svg.find_all("rect", "visit")
+    assert [(b.attrs["data-track"], b.attrs["data-first"], b.attrs["data-last"]) for b in bars] == [
+        ("p001", "2", "12"), ("p002", "8", "15"), ("p003", "18", "18")]
+    assert [b.attrs["class"] for b in bars] == ["visit known", "visit withface", "visit"]
+    # Same time axis as the people timeline: 20 s over the 834 px plot that starts at x=40.
+    assert float(svg.attrs["data-span"]) == float(section.find("svg", "timeline").attrs["data-span"]) == 20.0
+    assert float(bars[0].attrs["x"]) == pytest.approx(40 + 2 / 20 * 834, abs=0.01)
+    assert float(bars[0].attrs["width"]) == pytest.approx(10 / 20 * 834, abs=0.01)
+    assert float(bars[2].attrs["width"]) == 3  # a single detection still shows
+    assert [len(g.find_all("line")) for g in svg.find_all("g", "seen")] == [11, 8, 1]
+    assert "alice (97% match), age 30–38, Female, happy" in bars[0].find("title").text
+    # Each bar links to the person's best frame.
+    figs = section.find_all("figure", "track")
+    assert [a.attrs["href"] for a in svg.find_all("a")] == [f"#{f.attrs['id']}" for f in figs]
+    assert [f.attrs["data-best-frame"] for f in figs] == ["cccc/000005.jpg", "cccc/000010.jpg", "cccc/000018.jpg"]
+    assert [f.find("p", "who").text for f in figs] == [
+        "alice (97% match), age 30–38, Female, happy", "age 20–26, Male, calm",
+        "no face analysed (too small or too brief)"]
+    # Alice's crop: her box (0.1, 0.1, 0.3, 0.8) and a quarter of it around, inside the 640×480 frame:
+    # x 16-304 px, y 0-480 px, 288×480 px shown as 120×200; the box drawn where she is.
+    crop = figs[0].find("svg", "crop")
+    w, h = int(crop.attrs["data-width"]), int(crop.attrs["data-height"])
+    assert (w, h) == (120, 200)
+    box = crop.find("rect", "person")
+    assert [float(box.attrs[k]) for k in ("x", "y", "width", "height")] == pytest.approx([20, 20, 80, 160], abs=0.5)
+    img = Image.open(io.BytesIO(base64.b64decode(crop.find("image").attrs["href"].split(",", 1)[1]))).convert("RGB")
+    assert img.size == (w, h)
+    px = img.getpixel((60, 150))  # inside her box, below the face: the blue "person"
+    assert px[2] > 200 and px[0] < 60 and px[1] < 60
+    corner = img.getpixel((3, 190))  # the margin beside her: background
+    assert max(corner) < 80
+    # The cost section says what the tracker saved.
+    saving = dom.find("p", None, id="saving")
+    assert {b.attrs["data-avoided"]: b.text for b in saving.find_all("b") if "data-avoided" in b.attrs} == {
+        "dedup": "0", "person-filter": "5", "tracking": "12"}
+
+
+def test_track_without_its_frame_image_and_thinned_visits(tmp_path: Path) -> None:
+    video = tracked_video()
+    video.write_frames = False
+    out = write_results(tmp_path, [video], run_stages=stages(track_s=1.0))
+    dom = parse(render(load(out), max_track_thumbs=2))
+    figs = dom.find_all("figure", "track")
+    # The two longest visits (p001 10 s, p002 7 s), in time order.
+    assert [f.attrs["data-track"] for f in figs] == ["p001", "p002"]
+    assert figs[0].find("text", "missing").text == "no image"
+    assert "2 longest of 3" in dom.find("section", "video").text
+    # All three still on the timeline; the one without a figure has no link.
+    svg = dom.find("svg", "visits")
+    assert len(svg.find_all("rect", "visit")) == 3 and len(svg.find_all("a")) == 2
+
+
+def test_a_tracked_run_with_no_tracks_and_an_old_run(tmp_path: Path) -> None:
+    """The tracker ran but saw nobody: 0 people (known), no visits section, no DetectFaces. A
+    results folder from before the tracker: people unknown, no visits section."""
+    empty = FixtureVideo("empty.mp4", "eeee", [Frame(i, float(i)) for i in range(5)])
+    broken = FixtureVideo("broken.mp4", None, errors=["split_frames: not a video"])
+    out = write_results(tmp_path / "new", [empty, broken], run_stages=stages(track_s=0.5))
+    assert not (out / "analytics" / "tracks").exists()
+    data = load(out)
+    assert data.videos[0].unique_people == 0 and data.videos[0].detect_faces_calls == 0
+    assert data.videos[1].unique_people is None and not data.videos[1].tracked  # never split: never tracked
+    dom = parse(write_report(out).read_text())
+    assert [td.text for td in dom.find_all("td") if td.attrs.get("data-k") == "unique_people"] == ["0", "–", "0"]
+    assert not dom.find_all("svg", "visits") and not dom.find_all("figure", "track")
+    total, _ = costs.run_estimates(data)
+    assert total.usage.detect_faces_images == 0 and total.usage.tracked_videos == 1
+    old = write_results(tmp_path / "old", two_videos())
+    dom = parse(write_report(old).read_text())
+    assert not dom.find_all("svg", "visits")
+    assert {td.text for td in dom.find_all("td") if td.attrs.get("data-k") == "unique_people"} == {"–"}
+    assert "tracking" not in cost_summary_line(old)
+
+
+def test_track_attributes_in_words() -> None:
+    from vidsift.report.render import track_attributes
+
+    assert track_attributes({"face_frames": 2, "faces": 0}) == "no face found"
+    assert track_attributes({"face_frames": 0, "faces": 0}) == "no face analysed (too small or too brief)"
+    assert track_attributes({"matched_name": "<b>bob</b>", "match_similarity": None, "face_frames": 1,
+                             "faces": 1}) == "<b>bob</b>"
+    assert track_attributes({"age_low": 20, "age_high": None, "gender": "Male", "top_emotion": "SAD",
+                             "faces": 1, "face_frames": 1}) == "age 20–?, Male, sad"

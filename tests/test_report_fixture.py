@@ -49,6 +49,27 @@ class Frame:
 
 
 @dataclass
+class Track:
+    """One visit: the person drawn at ``rect`` (left, top, width, height) in each of ``frames``
+    (frame indices, in time order)."""
+
+    track_id: str
+    frames: list[int]
+    rect: tuple[float, float, float, float]
+    best: int | None = None
+    face_frames: int = 1
+    faces: int = 0
+    matched_name: str | None = None
+    match_similarity: float | None = None
+    age: tuple[int, int] | None = None
+    gender: str | None = None
+    emotion: str | None = None
+    gap_frames: int = 0
+    #: Firehose copies of the row in the analytics folder (at least once: 2 is a duplicate).
+    copies: int = 1
+
+
+@dataclass
 class FixtureVideo:
     file: str
     video_id: str | None
@@ -61,6 +82,10 @@ class FixtureVideo:
     bytes_read: int = 1 << 20
     errors: list[str] = field(default_factory=list)
     write_frames: bool = True
+    #: Person visits (tracks table); empty: a video from before the tracker, or one without people.
+    tracks: list[Track] = field(default_factory=list)
+    #: Extra fields of the video's run.json entry (detect_faces_calls, tracks, face_groups).
+    recorded: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames_kept(self) -> int:
@@ -89,6 +114,9 @@ def _row(table: str, **values: Any) -> dict[str, Any]:
 
 def people_row(v: FixtureVideo, f: Frame, n: int) -> dict[str, Any]:
     boxes = [{"left": b[0], "top": b[1], "width": b[2], "height": b[3], "confidence": 0.9} for b in f.people]
+    for t in v.tracks:  # as track_people writes them: each box names its track
+        if f.index in t.frames:
+            boxes[f.people.index(t.rect)]["track_id"] = t.track_id
     return _row("people", record_id=f"p{v.video_id}{f.index}", video_id=v.video_id, source_bucket="raw",
                 source_key=f"uploads/{n:04d}/{v.file}", camera_id="cam", frame_index=f.index,
                 frame_time_s=f.time_s, frame_key=f"{v.video_id}/{f.index:06d}.jpg",
@@ -109,6 +137,26 @@ def face_row(v: FixtureVideo, f: Frame, i: int, face: Face, n: int) -> dict[str,
                 analyzer="fixture-analyzer", processed_at="2026-01-01T12:05:01.000Z", dt="2026-01-01")
 
 
+def track_row(v: FixtureVideo, t: Track, n: int) -> dict[str, Any]:
+    frames = {f.index: f for f in v.frames}
+    assert all(t.rect in frames[i].people for i in t.frames), t
+    pts = [(frames[i].time_s, t.rect) for i in t.frames]
+    best = t.best if t.best is not None else t.frames[0]
+    b = t.rect
+    first, last = pts[0][0], pts[-1][0]
+    return _row("tracks", record_id=f"t{v.video_id}{t.track_id}", track_id=t.track_id, video_id=v.video_id,
+                camera_id="cam", source_key=f"uploads/{n:04d}/{v.file}", first_seen_s=first, last_seen_s=last,
+                duration_s=last - first, captured_at_first=f"2026-01-01T12:00:{int(first) % 60:02d}.000Z",
+                captured_at_last=f"2026-01-01T12:00:{int(last) % 60:02d}.000Z", frames=len(pts),
+                max_box_height=max(p[1][3] for p in pts), best_frame_key=f"{v.video_id}/{best:06d}.jpg",
+                best_box=json.dumps({"confidence": 0.9, "height": b[3], "left": b[0], "top": b[1], "width": b[2]}),
+                path=json.dumps([[tm, bx[0] + bx[2] / 2, bx[1] + bx[3] / 2, bx[3]] for tm, bx in pts]),
+                face_frames=t.face_frames, faces=t.faces, matched_name=t.matched_name,
+                match_similarity=t.match_similarity, age_low=t.age[0] if t.age else None,
+                age_high=t.age[1] if t.age else None, gender=t.gender, top_emotion=t.emotion,
+                gap_frames=t.gap_frames, processed_at="2026-01-01T12:05:02.000Z", dt="2026-01-01")
+
+
 def frame_jpeg(v: FixtureVideo, f: Frame) -> Image.Image:
     img = Image.new("RGB", (v.width, v.height), BACKGROUND_RGB)
     draw = ImageDraw.Draw(img)
@@ -123,11 +171,16 @@ def frame_jpeg(v: FixtureVideo, f: Frame) -> Image.Image:
 
 def stages(split_s: float = 3.0, detect_s: float = 8.0, analyze_s: float = 6.0, *, split_inv: int = 2,
            detect_inv: int = 5, detect_received: int = 44, analyze_inv: int = 3, analyze_received: int = 12,
-           memory: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+           memory: dict[str, int] | None = None, track_s: float | None = None,
+           track_inv: int = 2) -> dict[str, dict[str, Any]]:
     """run.json's stages. detect_people receives more messages than there are frames (the S3
-    test event, retries), as in real runs."""
+    test event, retries), as in real runs. ``track_s``: a run with the tracker (track_people's
+    handler seconds); None, a run from before it."""
     mem = {s: contract.stage(s)["memory_mb"] for s in contract.STAGES} | (memory or {})
-    return {
+    tracker = {} if track_s is None else {
+        "track_people": {"invocations": track_inv, "received": track_inv, "succeeded": track_inv, "failed": 0,
+                         "seconds": track_s, "memory_mb": mem["track_people"]}}
+    return tracker | {
         "split_frames": {"invocations": split_inv, "received": split_inv, "succeeded": split_inv, "failed": 0,
                          "seconds": split_s, "memory_mb": mem["split_frames"]},
         "detect_people": {"invocations": detect_inv, "received": detect_received, "succeeded": detect_received,
@@ -157,7 +210,8 @@ def write_results(out: Path, videos: list[FixtureVideo], *, run_stages: dict[str
         (out / "summaries" / f"{v.video_id}.json").write_text(json.dumps(summary, indent=1))
         people = [people_row(v, f, n) for f in v.frames]
         faces = [face_row(v, f, i, face, n) for f in v.frames for i, face in enumerate(f.faces)]
-        for table, rows in (("people", people), ("faces", faces)):
+        tracks = [track_row(v, t, n) for t in v.tracks for _ in range(t.copies)]
+        for table, rows in (("people", people), ("faces", faces), ("tracks", tracks)):
             if rows:
                 path = out / "analytics" / table / "dt=2026-01-01" / f"{v.video_id}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +229,7 @@ def write_results(out: Path, videos: list[FixtureVideo], *, run_stages: dict[str
             "videos": [{"file": v.file, "key": f"uploads/{n:04d}/{v.file}", "video_id": v.video_id,
                         "ok": not v.errors and v.video_id is not None, "frames_sampled": v.frames_sampled,
                         "frames_with_people": v.frames_with_people, "faces": v.face_count, "errors": v.errors}
-                       for n, v in enumerate(videos)],
+                       | v.recorded for n, v in enumerate(videos)],
             "errors": run_errors or [],
         }
         if endpoint is not None:
@@ -198,6 +252,27 @@ def two_videos() -> list[FixtureVideo]:
         FixtureVideo("b.mp4", "bbbb", b_frames, duplicates_skipped=0, duration_s=20.0, split_seconds=1.0,
                      bytes_read=1 << 20),
     ]
+
+
+def tracked_video() -> FixtureVideo:
+    """C, through the tracker: 20 frames at 1 s (20 s), none skipped. Alice (p001) from 2 s to
+    12 s, a man (p002) from 8 s to 15 s, and a small figure (p003) at 18 s only, too small for a
+    face (no frame analysed). 15 frames with people; DetectFaces on 2 + 1 + 0 chosen frames.
+    p002's row was delivered twice."""
+    alice, man, small = (0.1, 0.1, 0.3, 0.8), (0.6, 0.2, 0.3, 0.7), (0.4, 0.5, 0.1, 0.2)
+    frames = []
+    for i in range(20):
+        people = ([alice] if 2 <= i <= 12 else []) + ([man] if 8 <= i <= 15 else []) + ([small] if i == 18 else [])
+        faces = ([Face(0.15, 0.12, 0.1, 0.12, age=(30, 38))] if i == 5 else
+                 [Face(0.65, 0.22, 0.1, 0.12, gender="Male", emotion="CALM", age=(20, 26))] if i == 10 else [])
+        frames.append(Frame(i, float(i), people=people, faces=faces))
+    tracks = [Track("p001", list(range(2, 13)), alice, best=5, face_frames=2, faces=1, matched_name="alice",
+                    match_similarity=97.4, age=(30, 38), gender="Female", emotion="HAPPY"),
+              Track("p002", list(range(8, 16)), man, best=10, face_frames=1, faces=1, age=(20, 26), gender="Male",
+                    emotion="CALM", copies=2),
+              Track("p003", [18], small, face_frames=0)]
+    return FixtureVideo("c.mp4", "cccc", frames, duplicates_skipped=0, duration_s=20.0, split_seconds=1.0,
+                        tracks=tracks)
 
 
 # ------------------------------------------------------------------ a tiny DOM for assertions

@@ -2,12 +2,14 @@
 the cost estimate, both rebuilt from a results folder alone.
 
 Public entry points (what ``vidsift run`` and ``vidsift report`` call):
-``write_report(out)``, ``cost_summary_line(out)`` and ``run_costs(out)``.
+``write_report(out)``, ``cost_summary_line(out)``, ``run_costs(out)`` and
+``estimate_run(out, run=None)`` (the run's total for run.json's "cost").
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 REPORT_NAME = "report.html"
 
@@ -51,4 +53,12 @@ def run_costs(out: Path) -> tuple[str, dict[str, str]]:
     return summary_line(total), {v.key: usd(e.total) for v, e in zip(data.videos, per_video, strict=True) if v.key}
 
 
-__all__ = ["REPORT_NAME", "cost_summary_line", "run_costs", "write_report"]
+def estimate_run(out: Path, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run's estimated AWS cost as JSON-ready numbers ({"usd", "video_minutes", ...}),
+    see ``vidsift.report.cost.estimate_run``."""
+    from vidsift.report.cost import estimate_run as estimate
+
+    return estimate(Path(out), run=run)
+
+
+__all__ = ["REPORT_NAME", "cost_summary_line", "estimate_run", "run_costs", "write_report"]

@@ -5,8 +5,19 @@ The point is a number a person can argue with, so every quantity is either measu
 handlers do per frame, and every assumption is written next to it (``ASSUMPTIONS``).
 
 Per video: stage totals in run.json are shared out in proportion to what each video made
-the stage do (split_frames by the video's own split time, detect_people by its frames,
-analyze_faces by its frames with people), so the videos add up to the run.
+the stage do (split_frames by the video's own split time, detect_people and track_people by
+its frames kept, analyze_faces by its DetectFaces calls), so the videos add up to the run.
+
+DetectFaces, the largest line for a video with people: since the person tracker
+(track_people), analyze_faces calls it only on the frames chosen per track (a person's
+best frame, a closer one, one per long stay), so the count is what the run recorded
+(run.json videos[].detect_faces_calls) or, without it, the sum of the tracks' face_frames
+(an upper bound: a frame chosen by two tracks of one group is called once). A results
+folder from before the tracker (no tracks, no track_people stage) is costed as that
+pipeline ran: one call per frame with people. The per-request lines (S3, SQS, DynamoDB)
+follow the same split: see ``ASSUMPTIONS``, which the report prints.
+
+``estimate_run(out)`` is the run's total as plain numbers, for run.json's "cost".
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsift import contract
-from vidsift.report.data import RunData
+from vidsift.report.data import RunData, load
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
 
@@ -32,6 +43,10 @@ FIREHOSE_RECORD_INCREMENT = 5 * 1024
 GB = 1 << 30
 #: Powertools idempotency writes twice per handled object: the in-progress record, then the result.
 IDEMPOTENCY_WRITES_PER_CALL = 2
+#: SendMessageBatch takes at most 10 messages (vidsift.aws.send_messages), billed as one request.
+SQS_BATCH = 10
+#: DynamoDB on-demand bills a write per 1 KB of item (rounded up).
+DYNAMODB_WRITE_UNIT = 1024
 
 
 def _range_block_size() -> int:
@@ -49,9 +64,14 @@ ASSUMPTIONS = (
     "detect_people's handler time per frame kept, an upper bound (it also holds the S3 and Firehose calls); it is "
     f"billed at the endpoint's memory size ({SAGEMAKER_MEMORY_MB} MB, sagemaker/deploy.py's default). "
     "The local detector (SSDLite on CPU) is not the cloud's YOLO: measure on the real endpoint before relying on it.",
-    "Rekognition DetectFaces is called once per frame with people (the frames copied to the people bucket).",
-    "Firehose: one record per row (people: one per frame sent to detection; faces: one per face), each rounded "
-    "up to 5 KB; record bytes are the rows as JSON lines.",
+    "Lambda track_people's time is shared between videos by frames kept (it reads every frame's detections and "
+    "writes the people rows), analyze_faces' by DetectFaces calls.",
+    "Rekognition DetectFaces: with the person tracker, once per frame chosen for a track (run.json's "
+    "detect_faces_calls, else the sum of the tracks' face_frames, an upper bound since tracks analysed together "
+    "share frames); frames of a person already seen are not sent again. Results from before the tracker: once "
+    "per frame with people. Alert snapshots (the fast lane) are not counted: vidsift run uploads none.",
+    "Firehose: one record per row (people: one per frame sent to detection; faces: one per face; tracks: one per "
+    "visit), each rounded up to 5 KB; record bytes are the rows as JSON lines.",
     "Frames: 'sampled' are the frames the sampling rule chose; duplicates are skipped before upload, so the "
     "frames kept (sampled minus duplicates skipped) are what is stored, sent to the endpoint and written as "
     "people rows.",
@@ -61,12 +81,22 @@ ASSUMPTIONS = (
     "GETs of the video, per frame kept one GET by the endpoint and one HEAD, per frame with people one HEAD and "
     "one GET by Rekognition; S segments add S HEADs and S(S+1)/2 segment-document GETs. Firehose's own delivery "
     "PUTs (a few per buffer interval, shared by all videos) are not counted.",
-    "SQS: one send per S3 event (video, frame kept, frame with people) and per segment message, and one receive "
-    "and one delete per Lambda invocation; the event source mapping's empty polls are a fixed cost per queue and "
-    "are not counted.",
-    "DynamoDB: two idempotency writes per video, per segment and per frame handled by each stage.",
+    "With the tracker, per video S segments (S ≥ 1) and G face groups (run.json's face_groups, else one per "
+    "track with frames to analyse, an upper bound): S3 adds S tracking documents and G face-work documents (a PUT "
+    "and a GET each) and one GET by Rekognition per DetectFaces call (no HEAD: the metadata travels in the work "
+    "document); the people bucket no longer notifies analyze_faces of each frame copied.",
+    "SQS: one send per S3 event (video, frame kept; before the tracker also frame with people) and per segment "
+    "message; with the tracker one SendMessageBatch (10 messages) per 10 segment messages, one for the video's "
+    "message and one per 10 face groups; one receive and one delete per Lambda invocation. The event source "
+    "mapping's empty polls are a fixed cost per queue and are not counted.",
+    "DynamoDB: two idempotency writes per video, per segment and per frame or message handled by each stage "
+    "(with the tracker: per segment message, video message and face group instead of per frame with people). "
+    "The tracker's progress table: per frame kept one PutItem of its detections (1 KB write units, sized as its "
+    "people row) and one UpdateItem; S updates by split_frames, 2 per segment and 1 per video by track_people.",
     "Not counted: storage (S3, DynamoDB), CloudWatch Logs, KMS, data transfer, Athena queries, SageMaker data "
-    "processing (requests carry S3 URIs, not images), free tiers and volume discounts.",
+    "processing (requests carry S3 URIs, not images), DynamoDB reads of the progress table (a few 4 KB read "
+    "units per segment), Rekognition SearchFacesByImage against a known-faces collection, free tiers and volume "
+    "discounts.",
     "DetectFaces on every frame: every sampled frame before duplicate skipping sent to DetectFaces, no person "
     "filter. Rekognition Video: stored-video face detection for the same video minutes, pro rata.",
 )
@@ -168,6 +198,9 @@ class Usage:
     frames_sampled: int = 0
     frames_kept: int = 0
     frames_with_people: int = 0
+    #: Person visits (tracks) and videos that went through the tracker.
+    tracks: int = 0
+    tracked_videos: int = 0
     #: False when run.json (stage times) was missing: Lambda and SageMaker are then unknown.
     timed: bool = True
 
@@ -218,8 +251,10 @@ def usages(data: RunData) -> list[Usage]:
     weights = {
         "split_frames": _shares([float(v.summary.get("seconds") or 0.0) for v in videos]),
         "detect_people": _shares([float(v.frames_kept) for v in videos]),
-        "analyze_faces": _shares([float(v.frames_with_people) for v in videos]),
+        "track_people": _shares([float(v.frames_kept) for v in videos]),
+        "analyze_faces": _shares([float(v.detect_faces_calls) for v in videos]),
     }
+    even = _shares([1.0] * len(videos))
     per_frame = per_frame_inference_s(data)
     result: list[Usage] = []
     for i, v in enumerate(videos):
@@ -229,7 +264,7 @@ def usages(data: RunData) -> list[Usage]:
             st = (stages or {}).get(stage)
             if not st:
                 continue
-            share = weights[stage][i]
+            share = weights.get(stage, even)[i]
             memory = float(st.get("memory_mb") or contract.stage(stage)["memory_mb"])
             seconds = float(st.get("seconds") or 0.0) * share
             u.lambda_gb_s[stage] = seconds * memory / 1024
@@ -237,22 +272,35 @@ def usages(data: RunData) -> list[Usage]:
             u.lambda_ephemeral_gb_s += seconds * extra_storage / 1024
             invocations += float(st.get("invocations") or 0) * share
         u.lambda_requests = invocations
-        frames, people = v.frames_kept, v.frames_with_people
+        frames, people, calls = v.frames_kept, v.frames_with_people, v.detect_faces_calls
         segs = v.segments if v.segments > 1 else 0
         u.sagemaker_seconds = frames * per_frame if per_frame is not None else 0.0
-        u.detect_faces_images = people
-        rows = [*v.people, *v.faces]
+        u.detect_faces_images = calls
+        rows = [*v.people, *v.faces, *v.tracks]
         u.firehose_records = len(rows)
         sizes = [_record_bytes(r) for r in rows]
         u.firehose_bytes = sum(sizes)
         u.firehose_billed_bytes = sum(math.ceil(s / FIREHOSE_RECORD_INCREMENT) * FIREHOSE_RECORD_INCREMENT
                                       for s in sizes)
         n_errors = len(v.errors)
-        u.s3_put = 1 + frames + (1 if v.summary else 0) + people + n_errors + 2 * segs
         bytes_read = int(v.summary.get("bytes_read") or 0)
-        u.s3_get = 1 + math.ceil(bytes_read / block) + 2 * frames + 2 * people + segs + segs * (segs + 1) // 2
-        u.sqs_requests = 1 + frames + people + segs + 2 * invocations
-        u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + people)
+        u.s3_put = 1 + frames + (1 if v.summary else 0) + people + n_errors + 2 * segs
+        u.s3_get = 1 + math.ceil(bytes_read / block) + 2 * frames + segs + segs * (segs + 1) // 2
+        if v.tracked:
+            n_seg, groups = v.segments, v.face_groups
+            u.s3_put += n_seg + groups
+            u.s3_get += n_seg + groups + calls
+            u.sqs_requests = (1 + frames + segs + math.ceil(n_seg / SQS_BATCH) + 1 + math.ceil(groups / SQS_BATCH)
+                              + 2 * invocations)
+            progress = sum(math.ceil(_record_bytes(r) / DYNAMODB_WRITE_UNIT) for r in v.people) + frames
+            progress += n_seg + 2 * n_seg + 1
+            u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + n_seg + 1 + groups) + progress
+            u.tracks = v.unique_people or 0
+            u.tracked_videos = 1
+        else:
+            u.s3_get += 2 * people
+            u.sqs_requests = 1 + frames + people + segs + 2 * invocations
+            u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + people)
         u.video_minutes = (v.duration_s or 0.0) / 60
         u.frames_sampled, u.frames_kept, u.frames_with_people = v.frames_sampled, frames, people
         result.append(u)
@@ -315,7 +363,13 @@ class Estimate:
     @property
     def avoided_by_person_filter(self) -> int:
         """DetectFaces calls saved because the detector found nobody in the frame."""
-        return self.usage.frames_kept - self.usage.detect_faces_images
+        return self.usage.frames_kept - self.usage.frames_with_people
+
+    @property
+    def avoided_by_tracking(self) -> int:
+        """DetectFaces calls saved because the tracker sent only each person's chosen frames,
+        not every frame they were in (0 before the tracker)."""
+        return self.usage.frames_with_people - self.usage.detect_faces_images
 
     @property
     def avoided_ratio(self) -> float | None:
@@ -343,7 +397,7 @@ def estimate(usage: Usage, prices: Prices | None = None) -> Estimate:
         line("S3 PUT/COPY", usage.s3_put, "requests", p["s3_put_request"]),
         line("S3 GET/HEAD", usage.s3_get, "requests", p["s3_get_request"]),
         line("SQS", usage.sqs_requests, "requests", p["sqs_request"]),
-        line("DynamoDB idempotency", usage.dynamodb_writes, "WRU", p["dynamodb_write_request"]),
+        line("DynamoDB writes", usage.dynamodb_writes, "WRU", p["dynamodb_write_request"]),
     ]
     return Estimate(tuple(lines), usage, p)
 
@@ -386,10 +440,42 @@ def summary_line(total: Estimate) -> str:
     if total.per_minute is not None:
         parts[0] += f" ({usd(total.per_minute)}/min)"
     if total.avoided_ratio is not None:
+        tracked = (f", {total.avoided_by_tracking} frames of people already seen (tracking: "
+                   f"{u.tracks} {'person' if u.tracks == 1 else 'people'})"
+                   if u.tracked_videos and total.avoided_by_tracking else "")
         parts.append(f"DetectFaces on {u.detect_faces_images} of {u.frames_sampled} sampled frames "
                      f"({total.avoided_ratio:.0%} avoided: {total.avoided_by_dedup} duplicates skipped, "
-                     f"{total.avoided_by_person_filter} frames without people)")
+                     f"{total.avoided_by_person_filter} frames without people{tracked})")
     parts.append(f"DetectFaces on every frame alone {usd(total.every_frame_detect_faces)}, "
                  f"Rekognition Video {usd(total.rekognition_video)}")
     return "; ".join(parts) + (f". {total.prices.region} list prices as of {total.prices.as_of}, "
                                "check vidsift/report/prices.json")
+
+
+# --------------------------------------------------------------------------- for the runner
+
+
+def estimate_run(out: Path | str, run: dict[str, Any] | None = None,
+                 prices: Prices | None = None) -> dict[str, Any]:
+    """The run's estimated AWS cost as plain numbers, for run.json's ``"cost"``.
+
+    ``run``: the run.json document about to be written (its stages, videos and settings),
+    when the runner calls this before writing it; by default ``out/run.json`` is read.
+    ``usd`` is None when Lambda and SageMaker could not be measured (no stage times), so a
+    partial sum is never taken for the total; ``usd_known`` is that partial sum.
+    """
+    total, _ = run_estimates(load(Path(out), run=run), prices)
+    u = total.usage
+    return {
+        "usd": total.total if total.complete else None,
+        "usd_known": total.total,
+        "video_minutes": total.video_minutes,
+        "usd_per_video_minute": total.per_minute if total.complete else None,
+        "detect_faces_calls": u.detect_faces_images,
+        "frames_sampled": u.frames_sampled,
+        "tracks": u.tracks,
+        "lines": {line.component: line.usd for line in total.lines},
+        "region": total.prices.region,
+        "prices_as_of": total.prices.as_of,
+    }
+

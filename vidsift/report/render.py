@@ -35,6 +35,15 @@ THUMB_QUALITY = 70
 MAX_THUMBS_PER_VIDEO = 60
 #: A timeline has at most this many bars; longer videos are binned (max count per bin).
 MAX_TIMELINE_BARS = 600
+#: The visit timeline draws at most this many tracks (the longest visits) and shows at most
+#: this many best-frame crops per video; both say so when they leave some out.
+MAX_VISIT_ROWS = 80
+MAX_TRACK_THUMBS = 60
+#: Best-frame crops: longest side in pixels, and the margin around the person's box (a share
+#: of the box's size on each side) so the crop shows where they stood.
+TRACK_THUMB_MAX_SIDE = 200
+TRACK_CROP_MARGIN = 0.25
+VISIT_ROW_H = 14
 
 TL_W, TL_H = 900, 150
 TL_LEFT, TL_RIGHT, TL_TOP, TL_BOTTOM = 40, 26, 12, 30
@@ -91,6 +100,47 @@ def pick_evenly(items: Sequence[Any], k: int) -> list[Any]:
     return [items[round(i * (n - 1) / (k - 1))] for i in range(k)]
 
 
+@dataclass(frozen=True)
+class Crop:
+    """A thumbnail of part of a frame; ``left``..``height`` are that part in ratios of the frame."""
+
+    thumb: Thumb
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+def crop_thumbnail(path: Path, box: dict[str, float] | None, max_side: int = TRACK_THUMB_MAX_SIDE,
+                   margin: float = TRACK_CROP_MARGIN, quality: int = THUMB_QUALITY) -> Crop | None:
+    """The part of a frame around ``box`` (ratios; the whole frame without one), downscaled
+    to a data URI; None when the frame cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+    except (OSError, UnidentifiedImageError):
+        return None
+    left, top, width, height = 0.0, 0.0, 1.0, 1.0
+    if box and all(isinstance(box.get(k), int | float) for k in ("left", "top", "width", "height")):
+        bl, bt, bw, bh = (float(box[k]) for k in ("left", "top", "width", "height"))
+        left, top = max(0.0, bl - margin * bw), max(0.0, bt - margin * bh)
+        width = min(1.0, bl + bw + margin * bw) - left
+        height = min(1.0, bt + bh + margin * bh) - top
+        if width <= 0 or height <= 0:
+            left, top, width, height = 0.0, 0.0, 1.0, 1.0
+    W, H = img.size
+    px = (round(left * W), round(top * H), max(round((left + width) * W), round(left * W) + 1),
+          max(round((top + height) * H), round(top * H) + 1))
+    img = img.crop(px)
+    img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, optimize=True)
+    thumb = Thumb("data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), img.width, img.height)
+    return Crop(thumb, px[0] / W, px[1] / H, (px[2] - px[0]) / W, (px[3] - px[1]) / H)
+
+
 # --------------------------------------------------------------------------- faces
 
 
@@ -108,6 +158,33 @@ def face_attributes(row: dict[str, Any]) -> str:
     if row.get("smile") is not None:
         parts.append("smiling" if row["smile"] else "not smiling")
     return ", ".join(parts) or "no attributes"
+
+
+def track_attributes(track: dict[str, Any]) -> str:
+    """Who a visit was, from its best face: the known person matched, age range, gender and
+    emotion; or why there is nothing to say."""
+    parts = []
+    if track.get("matched_name"):
+        sim = track.get("match_similarity")
+        parts.append(f"{track['matched_name']}" + (f" ({float(sim):.0f}% match)" if sim is not None else ""))
+    has_face = any(track.get(k) is not None for k in ("age_low", "age_high", "gender", "top_emotion"))
+    if has_face:
+        parts.append(face_attributes({k: track.get(k) for k in ("age_low", "age_high", "gender", "top_emotion")}))
+    if not parts:
+        if not (track.get("face_frames") or 0):
+            return "no face analysed (too small or too brief)"
+        return "no face found" if (track.get("faces") or 0) == 0 else "face without attributes"
+    return ", ".join(parts)
+
+
+def _box_of(text: Any) -> dict[str, float] | None:
+    try:
+        box = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return None
+    if isinstance(box, dict) and all(isinstance(box.get(k), int | float) for k in ("left", "top", "width", "height")):
+        return box
+    return None
 
 
 def _boxes(row: dict[str, Any]) -> list[dict[str, float]]:
@@ -135,6 +212,13 @@ def _x_step(span: float) -> float:
     return 3600 * math.ceil(span / 36000)
 
 
+def _span(video: Video, fps: float | None) -> float:
+    """The time axis of a video's charts: its duration, or to the end of its last frame."""
+    times = [float(r["frame_time_s"] or 0.0) for r in sorted(video.people, key=lambda r: r["frame_index"])]
+    interval = _interval(times, fps)
+    return max(video.duration_s or 0.0, (times[-1] + interval) if times else 0.0, interval)
+
+
 def timeline_svg(video: Video, anchors: dict[int, str], fps: float | None) -> str:
     """People per sampled frame over the video's time (bars), faces per frame (dots).
 
@@ -144,7 +228,7 @@ def timeline_svg(video: Video, anchors: dict[int, str], fps: float | None) -> st
     rows = sorted(video.people, key=lambda r: r["frame_index"])
     times = [float(r["frame_time_s"] or 0.0) for r in rows]
     interval = _interval(times, fps)
-    span = max(video.duration_s or 0.0, (times[-1] + interval) if times else 0.0, interval)
+    span = _span(video, fps)
     faces = {f: len(rs) for f, rs in video.faces_by_frame().items()}
     ymax = max([1, *(int(r["person_count"] or 0) for r in rows), *faces.values()])
     pw, ph = TL_W - TL_LEFT - TL_RIGHT, TL_H - TL_TOP - TL_BOTTOM
@@ -203,6 +287,115 @@ def timeline_svg(video: Video, anchors: dict[int, str], fps: float | None) -> st
                          f'r="3.5"><title>{faces[frame]} face{"s" if faces[frame] != 1 else ""}</title></circle>')
     parts.append(f'<line class="axis" x1="{TL_LEFT}" x2="{TL_LEFT + pw}" y1="{base}" y2="{base}"/>')
     parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- visits
+
+
+def _track_anchor(i: int, track: dict[str, Any]) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(track.get("track_id") or "t"))
+    return f"v{i}-t-{safe}"
+
+
+def _path_times(track: dict[str, Any]) -> list[float]:
+    try:
+        path = json.loads(track.get("path") or "[]")
+    except (TypeError, ValueError):
+        return []
+    return [float(p[0]) for p in path if isinstance(p, list) and p and isinstance(p[0], int | float)]
+
+
+def _visit_title(track: dict[str, Any]) -> str:
+    first, last = float(track.get("first_seen_s") or 0.0), float(track.get("last_seen_s") or 0.0)
+    dur = track.get("duration_s")
+    dur = float(dur) if dur is not None else last - first
+    frames = int(track.get("frames") or 0)
+    title = (f"{track.get('track_id')}: {_clock(first)}–{_clock(last)} ({dur:.1f} s), "
+             f"{frames} detection{'s' if frames != 1 else ''}")
+    if track.get("gap_frames"):
+        title += f", {int(track['gap_frames'])} frame(s) lost in between"
+    title += f"; {track_attributes(track)}"
+    if track.get("captured_at_first"):
+        title += f"; from {track['captured_at_first']}"
+    return title
+
+
+def visits_svg(video: Video, tracks: list[dict[str, Any]], anchors: dict[str, str], span: float) -> str:
+    """One row per visit (track), a bar from first to last seen on the same time axis as the
+    people timeline; ticks on the bar are the frames the person was detected in. Bars of
+    visits with a thumbnail link to it."""
+    rows = sorted(tracks, key=lambda t: (float(t.get("first_seen_s") or 0.0), str(t.get("track_id"))))
+    pw = TL_W - TL_LEFT - TL_RIGHT
+    height = TL_TOP + len(rows) * VISIT_ROW_H + TL_BOTTOM
+    base = TL_TOP + len(rows) * VISIT_ROW_H
+    span = max(span, max((float(t.get("last_seen_s") or 0.0) for t in rows), default=0.0), 1.0)
+
+    def x(t: float) -> float:
+        return TL_LEFT + t / span * pw
+
+    parts = [f'<svg class="visits" role="img" viewBox="0 0 {TL_W} {height}" preserveAspectRatio="none" '
+             f'style="height:{height}px" data-video-id="{_e(video.video_id)}" data-span="{_n(span)}" '
+             f'data-tracks="{len(rows)}" aria-label="visits: one bar per person tracked, from first to last seen">',
+             f'<rect class="plot" x="{TL_LEFT}" y="{TL_TOP}" width="{pw}" height="{base - TL_TOP}"/>']
+    step = _x_step(span)
+    t = 0.0
+    while t <= span + 1e-9:
+        parts.append(f'<line class="grid" x1="{_n(x(t))}" x2="{_n(x(t))}" y1="{TL_TOP}" y2="{base}"/>'
+                     f'<text class="xlab" x="{_n(x(t))}" y="{base + 17}">{_e(_clock(t))}</text>')
+        t += step
+    for n, tr in enumerate(rows):
+        first, last = float(tr.get("first_seen_s") or 0.0), float(tr.get("last_seen_s") or 0.0)
+        y = TL_TOP + n * VISIT_ROW_H
+        x0, w = x(first), max(3.0, x(last) - x(first))
+        tid = str(tr.get("track_id") or "")
+        cls = "visit known" if tr.get("matched_name") else "visit withface" if (tr.get("faces") or 0) > 0 else "visit"
+        bar = (f'<rect class="{cls}" data-track="{_e(tid)}" data-first="{_n(first)}" data-last="{_n(last)}" '
+               f'x="{_n(x0)}" y="{y + 2}" width="{_n(w)}" height="{VISIT_ROW_H - 4}">'
+               f"<title>{_e(_visit_title(tr))}</title></rect>")
+        ticks = "".join(f'<line x1="{_n(x(pt))}" x2="{_n(x(pt))}" y1="{y + 3}" y2="{y + VISIT_ROW_H - 3}"/>'
+                        for pt in _path_times(tr))
+        if ticks:
+            bar += f'<g class="seen">{ticks}</g>'
+        if tid in anchors:
+            bar = f'<a href="#{anchors[tid]}">{bar}</a>'
+        parts.append(f'<text class="ylab" x="{TL_LEFT - 4}" y="{y + VISIT_ROW_H - 3}">{_e(tid)}</text>{bar}')
+    parts.append(f'<line class="axis" x1="{TL_LEFT}" x2="{TL_LEFT + pw}" y1="{base}" y2="{base}"/></svg>')
+    return "".join(parts)
+
+
+def track_figure(track: dict[str, Any], anchor: str, crop: Crop | None) -> str:
+    """A visit's best frame, cropped around the person (their box drawn), with who it was."""
+    box = _box_of(track.get("best_box"))
+    if crop:
+        w, h = crop.thumb.width, crop.thumb.height
+    else:
+        w, h = TRACK_THUMB_MAX_SIDE // 2, TRACK_THUMB_MAX_SIDE
+    tid = str(track.get("track_id") or "")
+    first, last = float(track.get("first_seen_s") or 0.0), float(track.get("last_seen_s") or 0.0)
+    dur = track.get("duration_s")
+    dur = float(dur) if dur is not None else last - first
+    attrs = track_attributes(track)
+    caption = f"{tid} · {_clock(first)}–{_clock(last)} · {dur:.0f} s"
+    parts = [f'<figure class="track" id="{anchor}" data-track="{_e(tid)}" '
+             f'data-best-frame="{_e(track.get("best_frame_key"))}">',
+             f'<svg class="crop" viewBox="0 0 {w} {h}" data-width="{w}" data-height="{h}" role="img" '
+             f'aria-label="{_e(caption)}" style="width:{w}px">']
+    if crop:
+        parts.append(f'<image href="{crop.thumb.data_uri}" x="0" y="0" width="{w}" height="{h}" '
+                     f'preserveAspectRatio="none"/>')
+        if box:
+            bx, by = (box["left"] - crop.left) / crop.width * w, (box["top"] - crop.top) / crop.height * h
+            bw, bh = box["width"] / crop.width * w, box["height"] / crop.height * h
+            conf = box.get("confidence")
+            title = f"{tid}" + (f", confidence {float(conf):.2f}" if conf is not None else "")
+            parts.append(f'<rect class="person" x="{_n(bx)}" y="{_n(by)}" width="{_n(bw)}" height="{_n(bh)}">'
+                         f"<title>{_e(title)}</title></rect>")
+    else:
+        parts.append(f'<rect class="missing" width="{w}" height="{h}"/>'
+                     f'<text class="missing" x="{w / 2}" y="{h / 2}">no image</text>')
+    parts.append("</svg>")
+    parts.append(f'<figcaption>{_e(caption)}</figcaption><p class="who">{_e(attrs)}</p></figure>')
     return "".join(parts)
 
 
@@ -270,7 +463,7 @@ def _num(value: Any) -> str:
 
 def totals_table(data: RunData) -> str:
     head = ("video", "status", "duration", "frames sampled", "duplicates skipped", "frames with people",
-            "faces", "errors")
+            "people (visits)", "faces", "errors")
     rows = []
     for i, v in enumerate(data.videos):
         status = "ok" if v.ok and not v.errors else "failed"
@@ -279,16 +472,19 @@ def totals_table(data: RunData) -> str:
                     f'<td data-k="frames_sampled">{_num(v.frames_sampled)}</td>'
                     f'<td data-k="duplicates_skipped">{_num(v.duplicates_skipped)}</td>'
                     f'<td data-k="frames_with_people">{_num(v.frames_with_people)}</td>'
+                    f'<td data-k="unique_people">{_num(v.unique_people)}</td>'
                     f'<td data-k="faces">{_num(v.face_count)}</td><td data-k="errors">{_num(len(v.errors))}</td></tr>')
     dups = [v.duplicates_skipped for v in data.videos if v.duplicates_skipped is not None]
     total_dur = sum(v.duration_s or 0.0 for v in data.videos)
     n_err = sum(len(v.errors) for v in data.videos) + len(data.errors)
+    people = [v.unique_people for v in data.videos if v.unique_people is not None]
     rows.append(f'<tr class="total"><th>total ({len(data.videos)} video{"s" if len(data.videos) != 1 else ""})</th>'
                 f'<td>{sum(not (v.ok and not v.errors) for v in data.videos)} failed</td>'
                 f"<td>{_e(_clock(total_dur))}</td>"
                 f'<td data-k="frames_sampled">{_num(sum(v.frames_sampled for v in data.videos))}</td>'
                 f'<td data-k="duplicates_skipped">{_num(sum(dups) if dups else None)}</td>'
                 f'<td data-k="frames_with_people">{_num(sum(v.frames_with_people for v in data.videos))}</td>'
+                f'<td data-k="unique_people">{_num(sum(people) if people else None)}</td>'
                 f'<td data-k="faces">{_num(sum(v.face_count for v in data.videos))}</td>'
                 f'<td data-k="errors">{_num(n_err)}</td></tr>')
     return (f'<table id="totals-table" class="num"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
@@ -328,12 +524,16 @@ def cost_section(data: RunData, total: costs.Estimate, per_video: list[costs.Est
     compare_rows = "".join(f"<tr><td>{_e(a)}</td><td>{_e(b)}</td><td>{_e(costs.usd(c))}</td>"
                            f"<td>{_e(costs.usd(c / total.video_minutes) if total.video_minutes else '–')}</td></tr>"
                            for a, b, c in compare)
-    saving = (f'<p id="saving">The person filter and duplicate skipping sent <b>{u.detect_faces_images:,}</b> of '
+    tracking = (f', <b data-avoided="tracking">{total.avoided_by_tracking:,}</b> frames of a person already '
+                f'analysed (the tracker sends only each visit\'s chosen frames: <b data-k="tracks">{u.tracks:,}</b> '
+                f'visit{"s" if u.tracks != 1 else ""})' if u.tracked_videos else "")
+    filters = "The tracker, the person filter" if u.tracked_videos else "The person filter"
+    saving = (f'<p id="saving">{filters} and duplicate skipping sent <b>{u.detect_faces_images:,}</b> of '
               f'<b>{u.frames_sampled:,}</b> sampled frames to DetectFaces: <b>{total.detect_faces_avoided:,}</b> '
               f'calls avoided (<b data-ratio="{ratio:.6f}">{ratio:.0%}</b>): '
               f'<b data-avoided="dedup">{total.avoided_by_dedup:,}</b> near-duplicate frames skipped before '
               f'detection, <b data-avoided="person-filter">{total.avoided_by_person_filter:,}</b> frames in '
-              f'which the detector found nobody.</p>' if ratio is not None else "")
+              f'which the detector found nobody{tracking}.</p>' if ratio is not None else "")
     video_rows = []
     for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True)):
         video_rows.append(
@@ -363,7 +563,48 @@ minute</b>.</p>
 # --------------------------------------------------------------------------- page
 
 
-def video_section(i: int, v: Video, data: RunData, est: costs.Estimate, max_thumbs: int) -> str:
+def _longest(tracks: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """At most ``k`` tracks, the longest visits, kept in time order."""
+    if len(tracks) <= k:
+        return list(tracks)
+    keep = sorted(range(len(tracks)), key=lambda n: (-float(tracks[n].get("duration_s") or 0.0), n))[:k]
+    return [tracks[n] for n in sorted(keep)]
+
+
+def visits_section(i: int, v: Video, data: RunData, max_track_thumbs: int = MAX_TRACK_THUMBS) -> str:
+    """The video's people: how many, their visits on a timeline, and each one's best frame."""
+    tracks = v.tracks
+    drawn = _longest(tracks, MAX_VISIT_ROWS)
+    shown = _longest(tracks, max_track_thumbs)
+    anchors = {str(t.get("track_id") or ""): _track_anchor(i, t) for t in shown}
+    fps = data.settings.get("fps")
+    span = _span(v, float(fps) if fps else None)
+    known = sorted({str(t["matched_name"]) for t in tracks if t.get("matched_name")})
+    with_face = sum(1 for t in tracks if (t.get("faces") or 0) > 0)
+    n = len(tracks)
+    summary = (f'<p class="people" data-unique-people="{n}"><b>{n}</b> {"person" if n == 1 else "people"} seen '
+               f"(one per visit tracked), {with_face} with a face found"
+               + (f", known: {_e(', '.join(known))}" if known else "") + "</p>")
+    note = f" ({len(drawn)} longest of {n})" if len(drawn) < n else ""
+    parts = [f"<h3>Visits{_e(note)}</h3>", summary,
+             '<div class="legend"><span class="lg visit"></span> in view (first to last seen; ticks: detected) '
+             '<span class="lg visit withface"></span> face found <span class="lg visit known"></span> known person '
+             "· click a bar to see the person</div>",
+             visits_svg(v, drawn, anchors, span)]
+    frames_dir = data.out / "frames"
+    note = f" ({len(shown)} longest of {n})" if len(shown) < n else ""
+    parts.append(f'<h3>People, at their best frame{_e(note)}</h3><div class="tracks">')
+    for t in shown:
+        key = str(t.get("best_frame_key") or "")
+        path = frames_dir / key if key and ".." not in key.split("/") else None
+        crop = crop_thumbnail(path, _box_of(t.get("best_box"))) if path else None
+        parts.append(track_figure(t, anchors[str(t.get("track_id") or "")], crop))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def video_section(i: int, v: Video, data: RunData, est: costs.Estimate, max_thumbs: int,
+                  max_track_thumbs: int = MAX_TRACK_THUMBS) -> str:
     fps = data.settings.get("fps")
     with_people = [r for r in sorted(v.people, key=lambda r: r["frame_index"]) if (r["person_count"] or 0) > 0]
     shown = pick_evenly(with_people, max_thumbs)
@@ -382,6 +623,8 @@ def video_section(i: int, v: Video, data: RunData, est: costs.Estimate, max_thum
     if v.duplicates_skipped is not None:
         meta.append(f"{_num(v.duplicates_skipped)} duplicates skipped")
     meta.append(f"{_num(v.frames_with_people)} with people, {_num(v.face_count)} faces")
+    if v.unique_people is not None:
+        meta.append(f"{_num(v.unique_people)} {'person' if v.unique_people == 1 else 'people'} (visits tracked)")
     if v.segments > 1:
         meta.append(f"split in {v.segments} parallel segments")
     meta.append(f"estimated {_e(costs.usd(est.total))}"
@@ -398,6 +641,8 @@ def video_section(i: int, v: Video, data: RunData, est: costs.Estimate, max_thum
         parts.append('<h3>People over time</h3><div class="legend"><span class="lg bar"></span> people in the frame '
                      '<span class="lg dot"></span> faces analysed · click a bar to see its frame</div>')
         parts.append(timeline_svg(v, anchors, float(fps) if fps else None))
+    if v.tracks:
+        parts.append(visits_section(i, v, data, max_track_thumbs))
     if shown:
         note = (f" ({len(shown)} of {len(with_people)}, spread over the video)" if len(shown) < len(with_people)
                 else "")
@@ -447,11 +692,23 @@ font-size:12px}ul.faces b{display:inline-block;min-width:14px;color:var(--face)}
 vertical-align:middle}.lg.bar{background:var(--bar)}.lg.dot{background:var(--dot);border-radius:50%}
 .lg.person{border:2px solid var(--person)}.lg.face{border:2px solid var(--face)}
 details{margin-top:10px;color:var(--mute)}details li{margin:3px 0}
+svg.visits{width:100%;display:block}svg.visits .plot{fill:#fbfcfd}svg.visits .grid{stroke:#eef0f4}
+svg.visits .axis{stroke:#8a93a3}svg.visits text{font-size:10px;fill:var(--mute)}svg.visits .ylab{text-anchor:end}
+svg.visits .xlab{text-anchor:middle;font-size:11px}svg.visits .visit{fill:#9ab6d3}
+svg.visits .visit.withface{fill:var(--bar)}
+svg.visits .visit.known{fill:#2e7d32}svg.visits .seen line{stroke:#fff;stroke-width:1;opacity:.7}
+svg.visits a:hover .visit{fill:#2a4f78}
+.tracks{display:flex;flex-wrap:wrap;gap:12px}figure.track{margin:0;max-width:200px}
+svg.crop{height:auto;max-width:200px;display:block;background:#222;border-radius:4px;overflow:hidden}
+svg.crop rect.person{fill:none;stroke:var(--person);stroke-width:2;vector-effect:non-scaling-stroke}
+svg.crop rect.missing{fill:#444}svg.crop text.missing{fill:#ddd;font-size:12px;text-anchor:middle}
+p.who{font-size:12px;margin:1px 0 0}.lg.visit{background:#9ab6d3}.lg.visit.withface{background:var(--bar)}
+.lg.visit.known{background:#2e7d32}
 """
 
 
 def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int = MAX_THUMBS_PER_VIDEO,
-           now: datetime | None = None) -> str:
+           max_track_thumbs: int = MAX_TRACK_THUMBS, now: datetime | None = None) -> str:
     total, per_video = costs.run_estimates(data, prices)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     settings = data.settings
@@ -467,7 +724,7 @@ def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int
             + (f'<h3>Errors not tied to a video</h3><ul class="errors">{run_errors}</ul>' if run_errors else "")
             + "</section>",
             cost_section(data, total, per_video)]
-    body += [video_section(i, v, data, est, max_thumbs)
+    body += [video_section(i, v, data, est, max_thumbs, max_track_thumbs)
              for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True))]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
