@@ -7,7 +7,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-BENCHES = ("frames", "detector", "faces", "alerts", "edge")
+BENCHES = ("frames", "detector", "faces", "alerts", "edge", "tracking")
 
 
 def main(argv: list[str]) -> int:
