@@ -46,8 +46,8 @@ class TrackParams:
     continue that person. ``min_iou``: the least overlap of two tracks' boxes across a
     segment boundary for stitch to join them."""
 
-    max_gap_s: float = 3.0
-    max_distance: float = 0.8
+    max_gap_s: float = 4.0
+    max_distance: float = 0.6
     min_iou: float = 0.05
     #: Detections a new track needs before it counts: 1 keeps every detection (a person seen
     #: in one sampled frame was there), higher drops one-frame false positives.
@@ -108,7 +108,7 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
     tracker = Tracker(distance_function=_body_distance, distance_threshold=params.max_distance,
                       hit_counter_max=max(1, math.ceil(params.max_gap_s / step)),
                       initialization_delay=0, pointwise_hit_counter_max=1,
-                      filter_factory=OptimizedKalmanFilterFactory(Q=1.0, vel_variance=100.0))
+                      filter_factory=OptimizedKalmanFilterFactory(Q=10.0, vel_variance=100.0))
     by_object: dict[int, list[Point]] = {}
     for frame in ordered:
         dets = []
