@@ -8,7 +8,8 @@ one ``faces`` row per face and one ``tracks`` row per track through Firehose.
 The edge's alert snapshots still arrive frame by frame, from the people bucket's
 notification (the alert fast lane). An alert-only frame (an edge snapshot that
 detect_people copied here, vidsift.core.snapshots) gets the same analysis and face
-alerts but writes no row: its clip is processed in full later and is the record. With no face rule configured it is acknowledged untouched.
+alerts but writes no row: its clip is processed in full later and is the record. With no
+face rule configured it is acknowledged untouched.
 
 A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY,
 from the metadata detect_people's copy keeps), not by the copy's ETag, which with SSE-KMS
@@ -160,7 +161,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     found = progress.message_kind(doc)
     if found and found[0] == progress.FACES_MESSAGE:
         body = found[1]
-        with failures_recorded(logger, STAGE, record, f"video:{body.get('video_id')}"):
+        subject = progress.subject(*found, people_bucket=Settings.from_env().people_bucket)
+        with failures_recorded(logger, STAGE, record, subject):
             once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
                  key=TRACKS_KEY)
         return

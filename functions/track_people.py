@@ -45,7 +45,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     except BadInputError as exc:
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
-    subject = f"video:{body['video_id']}"
+    subject = progress.subject(kind, body, people_bucket="")
     with failures_recorded(logger, STAGE, record, subject):
         if kind == progress.SEGMENT_MESSAGE:
             result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"]},

@@ -272,7 +272,8 @@ def test_the_workload_reaches_every_path_it_is_meant_to(workload: Workload) -> N
                  ("analyze_faces", "rekognition", "DetectFaces", False),
                  ("analyze_faces", "rekognition", "SearchFacesByImage", False),
                  ("analyze_faces", "s3", "GetObject", True), ("analyze_faces", "firehose", "PutRecordBatch", False),
-                 ("detect_people", "dynamodb", "UpdateItem", False), ("detect_people", "sqs", "SendMessageBatch", False),
+                 ("detect_people", "dynamodb", "UpdateItem", False),
+                 ("detect_people", "sqs", "SendMessageBatch", False),
                  ("track_people", "dynamodb", "Query", False), ("track_people", "firehose", "PutRecordBatch", False),
                  ("track_people", "sqs", "SendMessageBatch", False), ("track_people", "s3", "PutObject", False)]:
         assert want in ops, want

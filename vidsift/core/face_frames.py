@@ -1,9 +1,15 @@
 """Which frames of a visit go to face analysis, and whose face a found face is.
 
 DetectFaces is the pipeline's dearest call, so it runs per person visit (a track), not per
-frame: on the track's best frame, plus a frame where the person has come clearly closer,
-plus one per long stay; never on a frame where the person's box is too short to hold a
-face Rekognition can find.
+frame: on the track's best frame (the largest person box, then the most confident: the
+person at their closest), plus one more per ``revisit_s`` of a long stay (each the best
+frame at least that far in time from those taken); never on a frame where the person's box
+is too short to hold a face Rekognition can find.
+
+Why no "came closer" rule: a tracker deciding online (frame by frame, as Frigate does)
+needs one, to replace its best thumbnail so far when the person approaches. Here the whole
+visit is known before anything is analysed, so the frame where the person came closest is
+the best frame itself, taken first.
 
 The height rule: Rekognition's documented minimum is a face of 40x40 px in a 1920x1080
 frame, i.e. 40/1080 = 3.7 % of the frame's height (it scales with the image). A standing
@@ -30,10 +36,9 @@ FACES_PER_PERSON_HEIGHT = 7
 
 @dataclass(frozen=True)
 class FaceRule:
-    """FACE_MIN_PERSON_HEIGHT, FACE_CLOSER_RATIO, FACE_REVISIT_S, FACE_FRAMES_MAX."""
+    """FACE_MIN_PERSON_HEIGHT, FACE_REVISIT_S (0: the best frame only), FACE_FRAMES_MAX."""
 
     min_person_height: float = 0.25
-    closer_ratio: float = 1.5
     revisit_s: float = 60.0
     max_frames: int = 4
 
@@ -53,7 +58,6 @@ class FaceRule:
 
         d = cls()
         return cls(min_person_height=num("FACE_MIN_PERSON_HEIGHT", d.min_person_height),
-                   closer_ratio=max(1.0, num("FACE_CLOSER_RATIO", d.closer_ratio)),
                    revisit_s=num("FACE_REVISIT_S", d.revisit_s),
                    max_frames=max(1, int(num("FACE_FRAMES_MAX", d.max_frames))))
 
@@ -65,28 +69,16 @@ def _quality(p: Point) -> tuple[float, float, int]:
 
 
 def choose(track: Track, rule: FaceRule) -> list[Point]:
-    """The frames of ``track`` to send to DetectFaces, in time order.
-
-    Walking the track in time, a frame is taken when it is the first tall enough, when the
-    person's box is ``closer_ratio`` times taller than at the last frame taken, or when
-    ``revisit_s`` have passed since it; the best frame is always taken. Over
-    ``max_frames``, the best frame and the largest of the others are kept.
-    """
-    eligible = [p for p in track.points if p.box.height >= rule.min_person_height]
-    if not eligible:
-        return []
-    best = max(eligible, key=_quality)
+    """The frames of ``track`` to send to DetectFaces, in time order: best first, then each
+    next best frame at least ``revisit_s`` from every frame taken, up to ``max_frames``."""
     taken: list[Point] = []
-    for p in eligible:
-        last = taken[-1] if taken else None
-        if last is None or p.box.height >= rule.closer_ratio * last.box.height or \
-                (rule.revisit_s > 0 and p.time_s - last.time_s >= rule.revisit_s):
+    eligible = [p for p in track.points if p.box.height >= rule.min_person_height]
+    for p in sorted(eligible, key=_quality, reverse=True):
+        if len(taken) >= rule.max_frames or (taken and rule.revisit_s <= 0):
+            break
+        if all(abs(p.time_s - q.time_s) >= rule.revisit_s for q in taken):
             taken.append(p)
-    picked = {p.frame_index: p for p in taken} | {best.frame_index: best}
-    if len(picked) > rule.max_frames:
-        others = sorted((p for p in picked.values() if p is not best), key=_quality, reverse=True)
-        picked = {p.frame_index: p for p in [best, *others[:rule.max_frames - 1]]}
-    return sorted(picked.values(), key=lambda p: p.frame_index)
+    return sorted(taken, key=lambda p: p.frame_index)
 
 
 def best_point(track: Track) -> Point:

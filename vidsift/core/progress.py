@@ -91,6 +91,14 @@ def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:
+    """What a failure of a tracking message is recorded under (errors/<stage>/, the logs):
+    the video for track_people's messages, the group's face work object for analyze_faces'."""
+    if kind == FACES_MESSAGE:
+        return f"s3://{people_bucket}/{body.get('work_key')}"
+    return f"video:{body.get('video_id')}"
+
+
 def tracking_key(video_id: str, segment: int) -> str:
     """Where a segment's tracks are kept (frames bucket) until the video is stitched."""
     return f"tracking/{video_id}/{segment:04d}.json"

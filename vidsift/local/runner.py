@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from vidsift import aws, contract
+from vidsift.core import progress
 from vidsift.local.dispatcher import Dispatcher, StageStats
 from vidsift.local.progress import VideoProgress
 from vidsift.local.results import RunResults, collect, export
@@ -33,6 +34,8 @@ class VideoOutcome:
     tracks: int = 0
     #: Rekognition DetectFaces calls the video cost (the frames chosen per track).
     detect_faces_calls: int = 0
+    #: Messages track_people sent analyze_faces (one per group of tracks sharing frames).
+    face_groups: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -98,13 +101,15 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
     for row in {r["record_id"]: r for r in res.faces}.values():
         faces[row["video_id"]] += 1
     tracks: dict[str, int] = defaultdict(int)
-    calls: dict[str, int] = defaultdict(int)
     for row in {r["record_id"]: r for r in res.tracks}.values():
         tracks[row["video_id"]] += 1
-        calls[row["video_id"]] += int(row["face_frames"] or 0)
     for video, vo in by_video.items():
         vo.frames_with_people, vo.faces = people[video], faces[video]
-        vo.tracks, vo.detect_faces_calls = tracks[video], calls[video]
+        # What analyze_faces was handed: each group of tracks' frames, one DetectFaces each
+        # (tracks that share a frame share its call, so the tracks' face_frames can overcount).
+        work = aws.list_json(stack.names.bucket("people"), progress.faces_work_key(video, ""))
+        vo.tracks, vo.face_groups = tracks[video], len(work)
+        vo.detect_faces_calls = sum(len(w["frames"]) for w in work)
 
     def owner(subject: str) -> VideoOutcome | None:
         if subject in by_uri:
@@ -139,9 +144,17 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
         "videos": [{"file": v.path.name, "key": v.key, "video_id": v.video_id, "ok": v.ok,
                     "frames_sampled": v.frames_sampled, "frames_with_people": v.frames_with_people,
                     "faces": v.faces, "tracks": v.tracks, "detect_faces_calls": v.detect_faces_calls,
+                    "face_groups": v.face_groups,
                     "errors": v.errors} for v in videos],
         "errors": unowned,
     }
+    from vidsift.report.cost import estimate_run
+
+    # The run's estimated AWS cost first, where a reader looks (vidsift.report.cost says how).
+    est = estimate_run(out, run=doc)
+    doc = {"cost": {"usd": est["usd"], "video_minutes": est["video_minutes"],
+                    "usd_per_video_minute": est["usd_per_video_minute"],
+                    "detect_faces_calls": est["detect_faces_calls"], "tracks": est["tracks"]}} | doc
     (out / "run.json").write_text(json.dumps(doc, indent=1))
 
 

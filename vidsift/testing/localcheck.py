@@ -6,12 +6,13 @@ the reason on record? what is in the DLQ?), so the answers are read the same way
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import ids
+from vidsift.core import ids, progress
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.local.results import analytics_rows
@@ -20,12 +21,38 @@ from vidsift.local.stack import LocalStack
 
 def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
     """A frame as split_frames writes it (key and metadata), so its S3 event starts detect_people
-    (frames bucket) or analyze_faces (people bucket)."""
+    (frames bucket); in the people bucket, under the prefix that notifies analyze_faces (where
+    detect_people copies the edge's snapshots), so analyze_faces analyses it as a frame alone.
+
+    A frame of the frames bucket is also counted in its video's tracking progress as split_frames
+    counts what it sampled (one segment, every frame put so far), so once detected the video is
+    tracked and its people rows written, as a sampled video's would be."""
     meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
                      frame_index=index, frame_time_s=float(index), captured_at=None)
     key = ids.frame_key(video, index)
+    if bucket == "people":
+        key = f"{contract.stage('analyze_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
+    if bucket == "frames":
+        count_sampled(stack, video, index)
     return key
+
+
+def track(dispatcher: Any) -> int:
+    """Run track_people (a vidsift.local.dispatcher.Dispatcher's) until its queue is empty:
+    the detected videos are tracked and their face work goes out to analyze_faces."""
+    handled = 0
+    while n := dispatcher.poll("track_people"):
+        handled += n
+    return handled
+
+
+def count_sampled(stack: LocalStack, video: str, index: int) -> None:
+    """What split_frames records of a segment it sampled, for a video whose frames a test puts."""
+    table = stack.names.tracking_table
+    sampled = aws.tracking_mark(table, video, add={"sampled": {index}})["sampled"]
+    aws.tracking_mark(table, video, set_={"segments": 1, "expected_0": len(sampled), "first_0": min(sampled),
+                                          "last_0": max(sampled), "start_0": 0.0})
 
 
 def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
@@ -59,11 +86,19 @@ def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
 
 
 def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
-    """Subjects (object URIs, or sqs:<id> for a body that is no S3 event) in the stage's DLQ,
-    which is emptied."""
+    """Subjects (object URIs, a tracking message's subject, or sqs:<id> for a body that is
+    neither) in the stage's DLQ, which is emptied."""
     sqs, url, subjects = aws.client("sqs"), stack.dlq_urls[stage], []
     while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for m in msgs:
+            try:
+                found = progress.message_kind(json.loads(m["Body"]))
+            except ValueError:
+                found = None
+            if found:
+                subjects.append(progress.subject(*found, people_bucket=stack.names.bucket("people")))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                continue
             try:
                 subjects.extend(r.uri for r in parse_s3_message(m["Body"]))
             except ValueError:

@@ -1,0 +1,148 @@
+"""The tracker, the stitching of segments, the faces-per-visit rule and the barrier's
+arithmetic, as plain functions (no AWS)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from vidsift.core import face_frames, progress
+from vidsift.core.detection import Box
+from vidsift.core.face_frames import FaceRule, choose, groups, owner
+from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
+
+
+def _walk(n: int, *, x0: float, dx: float, top: float = 0.3, h: float = 0.4, conf: float = 0.9) -> list[Box]:
+    return [Box(round(x0 + dx * i, 4), top, 0.1, h, conf) for i in range(n)]
+
+
+def crossing(n: int = 14) -> list[FramePeople]:
+    """Two people at 1 fps walking towards each other, crossing in the middle; one person
+    standing still on the right throughout; detections listed in a varying order."""
+    a, b = _walk(n, x0=0.02, dx=0.065), _walk(n, x0=0.86, dx=-0.065, top=0.32, h=0.38, conf=0.8)
+    still = Box(0.9, 0.1, 0.08, 0.3, 0.7)
+    rng = random.Random(3)
+    frames = []
+    for i in range(n):
+        boxes = [a[i], b[i], still]
+        rng.shuffle(boxes)
+        frames.append(FramePeople(i, float(i), tuple(boxes)))
+    return frames
+
+
+def ids_by_start(tracks: list[Track]) -> dict[float, list[float]]:
+    """Each track as its lefts, keyed by where it started: compares tracks whatever their keys."""
+    return {t.first.box.left: [p.box.left for p in t.points] for t in tracks}
+
+
+def test_crossing_people_keep_their_ids() -> None:
+    tracks = track_segment(crossing())
+    assert len(tracks) == 3
+    by_start = ids_by_start(tracks)
+    assert by_start[0.02] == [round(0.02 + 0.065 * i, 4) for i in range(14)]  # left to right, all frames
+    assert by_start[0.86] == [round(0.86 - 0.065 * i, 4) for i in range(14)]
+    assert by_start[0.9] == [0.9] * 14
+
+
+def test_arrival_order_does_not_matter() -> None:
+    frames = crossing()
+    shuffled = frames[:]
+    random.Random(7).shuffle(shuffled)
+    one, two = track_segment(frames), track_segment(shuffled)
+    assert [(t.key, [(p.frame_index, p.box_index) for p in t.points]) for t in one] == \
+           [(t.key, [(p.frame_index, p.box_index) for p in t.points]) for t in two]
+
+
+def test_a_missing_frame_does_not_split_a_track_but_a_long_absence_does() -> None:
+    frames = [f for f in crossing() if f.frame_index != 5]  # a frame lost to the DLQ
+    assert len(track_segment(frames)) == 3
+    boxes = _walk(12, x0=0.1, dx=0.02)
+    gone = [FramePeople(i, float(i), (boxes[i],) if not 3 <= i <= 8 else ()) for i in range(12)]
+    tracks = track_segment(gone, TrackParams(max_gap_s=3.0))
+    assert [[p.frame_index for p in t.points] for t in tracks] == [[0, 1, 2], [9, 10, 11]]
+
+
+def test_segments_stitched_at_their_boundaries_give_the_whole_video_tracks() -> None:
+    frames = crossing()
+    whole = stitch([(0.0, track_segment(frames, prefix="a"))])
+    parts = stitch([(0.0, track_segment(frames[:5], prefix="a")), (5.0, track_segment(frames[5:10], prefix="b")),
+                    (10.0, track_segment(frames[10:], prefix="c"))])
+    assert [(t.track_id, [(p.frame_index, p.box_index) for p in t.points]) for t in parts] == \
+           [(t.track_id, [(p.frame_index, p.box_index) for p in t.points]) for t in whole]
+    assert [t.track_id for t in whole] == ["p001", "p002", "p003"]
+
+
+def test_someone_new_after_a_boundary_is_not_stitched_to_someone_who_left() -> None:
+    left = [FramePeople(i, float(i), (Box(0.1, 0.3, 0.1, 0.4, 0.9),)) for i in range(3)]
+    right = [FramePeople(i, float(i), (Box(0.8, 0.3, 0.1, 0.4, 0.9),)) for i in range(3, 6)]
+    tracks = stitch([(0.0, track_segment(left, prefix="a")), (3.0, track_segment(right, prefix="b"))])
+    assert len(tracks) == 2
+
+
+def _track(heights: list[float], *, step: float = 1.0, conf: float = 0.9) -> Track:
+    return Track(key="t", points=[Point(i, i * step, 0, Box(0.4, 0.1, 0.1, h, conf)) for i, h in enumerate(heights)])
+
+
+def test_faces_of_a_visit_on_its_best_frame_only_when_nothing_changes() -> None:
+    t = _track([0.5] * 40)
+    assert [p.frame_index for p in choose(t, FaceRule())] == [0]
+
+
+def test_another_face_frame_only_for_a_long_stay() -> None:
+    approaching = _track([0.3, 0.32, 0.35, 0.46, 0.5, 0.7, 0.72])
+    assert [p.frame_index for p in choose(approaching, FaceRule())] == [6]  # where they came closest
+    stay = _track([0.5] * 150)
+    assert [p.frame_index for p in choose(stay, FaceRule(revisit_s=60))] == [0, 60, 120]
+    assert len(choose(stay, FaceRule(revisit_s=10, max_frames=4))) == 4
+    assert [p.frame_index for p in choose(stay, FaceRule(revisit_s=0))] == [0]
+    wandering = _track([0.5] * 30 + [0.8] + [0.5] * 100)  # closest at 30 s: 30, then 90 and 150 s away
+    assert [p.frame_index for p in choose(wandering, FaceRule(revisit_s=60))] == [30, 90]
+
+
+def test_no_face_frame_for_a_person_too_small_for_a_findable_face() -> None:
+    assert choose(_track([0.1, 0.2, 0.24]), FaceRule()) == []
+    assert [p.frame_index for p in choose(_track([0.1, 0.2, 0.26]), FaceRule())] == [2]
+    assert choose(_track([0.1, 0.3]), FaceRule(min_person_height=0.4)) == []
+    # the default is derived from Rekognition's 40 px face in 1080 px, a face 1/7 of a person
+    assert FaceRule().min_person_height == pytest.approx(face_frames.REKOGNITION_MIN_FACE
+                                                        * face_frames.FACES_PER_PERSON_HEIGHT, abs=0.02)
+
+
+def test_face_rule_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidsift.config import ConfigError
+
+    monkeypatch.setenv("FACE_MIN_PERSON_HEIGHT", "0.4")
+    monkeypatch.setenv("FACE_FRAMES_MAX", "2")
+    assert FaceRule.from_env() == FaceRule(min_person_height=0.4, max_frames=2)
+    monkeypatch.setenv("FACE_REVISIT_S", "soon")
+    with pytest.raises(ConfigError, match="FACE_REVISIT_S"):
+        FaceRule.from_env()
+
+
+def test_tracks_sharing_a_frame_are_analysed_together() -> None:
+    assert groups({"p001": [3, 9], "p002": [9], "p003": [20], "p004": [21, 3]}) == [["p001", "p002", "p004"],
+                                                                                    ["p003"]]
+
+
+def test_a_face_belongs_to_the_person_whose_upper_body_holds_it() -> None:
+    people = [("p001", Box(0.1, 0.1, 0.3, 0.8, 0.9)), ("p002", Box(0.3, 0.2, 0.2, 0.5, 0.9))]
+    assert owner({"Left": 0.17, "Top": 0.15, "Width": 0.06, "Height": 0.08}, people) == "p001"
+    assert owner({"Left": 0.35, "Top": 0.25, "Width": 0.05, "Height": 0.06}, people) == "p002"  # the nearer one
+    assert owner({"Left": 0.7, "Top": 0.2, "Width": 0.05, "Height": 0.06}, people) is None
+    assert owner({"Left": 0.17, "Top": 0.75, "Width": 0.06, "Height": 0.08}, people) is None  # at the knees
+
+
+def test_the_barrier_counts_frames_as_sets_across_segments() -> None:
+    item = progress.sampled_fields(0, 2, 3, 0, 2, 0.0) | {"done": {0, 1}}
+    assert not progress.detected(item)  # segment 1 has not reported
+    item |= progress.sampled_fields(1, 2, 2, 3, 4, 3.0)
+    item["done"] |= {2, 3}
+    assert not progress.detected(item)
+    item["failed"] = {4, 0}  # given up (and one also done: counted once)
+    assert progress.detected(item)
+    assert progress.span(item, 1) == (3.0, 3, 4)
+    empty = progress.sampled_fields(0, 1, 0, None, None, 0.0)
+    assert progress.detected(empty) and progress.span(empty, 0) is None
+    assert not progress.tracked({"segments": 2, "tracked": {1}})
+    assert progress.tracked({"segments": 2, "tracked": {0, 1}})

@@ -1,0 +1,95 @@
+"""People followed through videos on the embedded local AWS: track ids on every row, faces
+once per visit, replays that change nothing, and a lost frame that does not stall its video."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidsift import aws, contract
+from vidsift.core import ids, progress
+from vidsift.local.dispatcher import Dispatcher
+from vidsift.local.results import analytics_rows
+from vidsift.splitting import SplitConfig, _report_sampled
+
+
+def _upload(stack: Any, path: Path, key: str) -> str:
+    s3, raw = aws.client("s3"), stack.names.bucket("raw")
+    s3.upload_file(str(path), raw, key)
+    etag = s3.head_object(Bucket=raw, Key=key)["ETag"].strip('"')
+    return ids.video_id(raw, key, etag)
+
+
+def _rows(stack: Any, table: str, video: str) -> list[dict[str, Any]]:
+    return [r for r in analytics_rows(stack, table) if r["video_id"] == video]
+
+
+@pytest.fixture(scope="module")
+def tracked(local_stack: Any, people_video: Path) -> dict[str, Any]:
+    video = _upload(local_stack, people_video, "uploads/tracking/people clip.mp4")
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=300)
+    return {"video": video, **{t: _rows(local_stack, t, video) for t in contract.TABLES}}
+
+
+def test_one_visit_is_one_track_and_every_row_names_it(tracked: dict[str, Any]) -> None:
+    tracks = tracked["tracks"]
+    assert [t["track_id"] for t in tracks] == ["p001"]  # the astronaut, 2 s of the clip's 6
+    t = tracks[0]
+    assert (t["first_seen_s"], t["last_seen_s"], t["duration_s"], t["frames"]) == (2.0, 3.0, 1.0, 2)
+    with_people = [r for r in tracked["people"] if r["person_count"]]
+    assert {r["frame_index"] for r in with_people} == {2, 3}
+    assert all(b["track_id"] == "p001" for r in with_people for b in json.loads(r["boxes"]))
+    assert t["best_frame_key"] in {ids.frame_key(tracked["video"], i) for i in (2, 3)}
+    assert [p[0] for p in json.loads(t["path"])] == [2.0, 3.0]
+    assert tracked["faces"] and {f["track_id"] for f in tracked["faces"]} == {"p001"}
+    assert t["faces"] == len(tracked["faces"]) and t["age_low"] is not None and t["gender"] is not None
+    # DetectFaces on the visit's chosen frames only: its best frame (the person did not come closer)
+    assert t["face_frames"] == 1 and {f["frame_index"] for f in tracked["faces"]} <= {2, 3}
+    assert t["captured_at_first"] is None and t["gap_frames"] == 0
+
+
+def test_replayed_tracking_messages_add_no_rows(local_stack: Any, tracked: dict[str, Any]) -> None:
+    video = tracked["video"]
+    before = {t: sorted(r["record_id"] for r in _rows(local_stack, t, video)) for t in contract.TABLES}
+    analytics = local_stack.names.bucket("analytics")
+    objects = len(aws.client("s3").list_objects_v2(Bucket=analytics)["Contents"])
+    aws.send_messages(local_stack.queue_urls["track_people"],
+                      [progress.segment_message(video, 0), progress.video_message(video)])
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=120)
+    after = {t: sorted(r["record_id"] for r in _rows(local_stack, t, video)) for t in contract.TABLES}
+    assert after == before
+    assert len(aws.client("s3").list_objects_v2(Bucket=analytics)["Contents"]) == objects
+
+
+def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, short_video: Path) -> None:
+    """A frame deleted before detection fails on every delivery; on its last one it is given
+    up, and the video is tracked from the frames that arrived, the gap in its track's row."""
+    video = _upload(local_stack, short_video, "uploads/tracking/lost frame.mp4")
+    dispatcher = Dispatcher(local_stack)
+    while dispatcher.poll("split_frames"):
+        pass
+    lost = ids.frame_key(video, 1)
+    aws.client("s3").delete_object(Bucket=local_stack.names.bucket("frames"), Key=lost)
+    assert dispatcher.run_until_idle(timeout_s=300)
+    tracks = _rows(local_stack, "tracks", video)
+    assert [(t["track_id"], t["frames"], t["gap_frames"]) for t in tracks] == [("p001", 2, 1)]
+    people = _rows(local_stack, "people", video)
+    assert sorted(r["frame_index"] for r in people) == [0, 2]  # no row for the lost frame
+    item = aws.tracking_mark(local_stack.names.tracking_table, video)
+    assert item["failed"] == {1} and item["done"] == {0, 2}
+
+
+def test_split_frames_tells_tracking_when_detection_finished_first(local_stack: Any) -> None:
+    """The other order: every frame detected before split_frames recorded the count (a retried
+    split). Then split_frames' own update completes the video and sends the segments."""
+    table, queue = local_stack.names.tracking_table, local_stack.queue_urls["track_people"]
+    aws.tracking_mark(table, "detected-first", add={"done": {0, 1, 2}})
+    config = SplitConfig(frames_bucket=local_stack.names.bucket("frames"), options=None, segment_seconds=300,  # type: ignore[arg-type]
+                         queue_url=None, tracking_table=table, track_queue_url=queue)
+    _report_sampled(config, "detected-first", {"segment": 0, "segments": 1, "frames_kept": 3, "first_index": 0,
+                                               "last_index": 2, "start_s": 0.0})
+    got = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert [json.loads(m["Body"]) for m in got] == [progress.segment_message("detected-first", 0)]
