@@ -73,6 +73,16 @@ def _detect(ref: ObjectRef) -> dict[str, Any]:
         raise
 
 
+def _gone(ref: ObjectRef) -> bool:
+    """Whether the frame was deleted (HeadObject 404): Rekognition says the same for that and
+    for an access failure, which must be retried instead."""
+    try:
+        aws.head_object(ref.bucket, ref.key)
+    except Exception as exc:
+        return aws.error_code(exc) in ("404", "NoSuchKey", "NotFound")
+    return False
+
+
 def _analyzer(resp: dict[str, Any]) -> str:
     return str(resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition"))
 
@@ -125,7 +135,17 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     for frame in work["frames"]:
         ref = ObjectRef(settings.people_bucket, frame["key"], 0, "")
         meta = FrameMeta.from_s3(frame["meta"])
-        resp = _detect(ref)
+        try:
+            resp = _detect(ref)
+        except S3AccessError:
+            if not _gone(ref):
+                raise
+            # One frame deleted since it was chosen: said where errors are read, the visit's
+            # other frames still analysed and its row still written.
+            record_bad_input(logger, STAGE, BadInputError(ref.uri, "the frame no longer exists (deleted before "
+                                                                   "face analysis); its visit is analysed without it"),
+                             subject=ref.uri, message_id=None)
+            continue
         details = resp.get("FaceDetails", [])
         people = [(tid, Box(b["left"], b["top"], b["width"], b["height"], b["confidence"]))
                   for tid, b in frame["people"]]

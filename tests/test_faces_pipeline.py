@@ -22,6 +22,7 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
+from vidsift.testing.localcheck import count_sampled
 
 
 def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
@@ -46,6 +47,8 @@ def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body:
                      frame_index=index, frame_time_s=float(index), captured_at=captured_at)
     key = ids.frame_key(video, index)
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body, Metadata=meta.to_s3())
+    if bucket_role == "frames":
+        count_sampled(stack, video, index)  # as split_frames counts what it wrote: the video gets tracked
     return key
 
 
@@ -72,21 +75,30 @@ def test_stack_creates_the_collection_topic_and_table(stack: LocalStack) -> None
 
 
 def test_analyze_faces_names_the_known_face(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two people in one frame: the astronaut (known) is named, Grace Hopper (unknown) is not;
-    a face_match alert and a face_unknown alert go out for the camera."""
+    """Two people in one frame, through detection and tracking: two visits that share their
+    best frame, so it is analysed once for both; the astronaut (known) is named on her face
+    row and her visit's row, Grace Hopper (unknown) is not; a face_match alert and a
+    face_unknown alert go out for the camera."""
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "family", "when": "face_match"},
                                                   {"name": "stranger", "when": "face_unknown"}]))
     monkeypatch.setenv("ALERT_TIMEZONE", "Asia/Tokyo")
     alerts_received(stack)
     grace = np.asarray(Image.fromarray(photo("grace_hopper")).resize((437, 512)))
     pair = np.concatenate([photo("astronaut")[:, ::-1], grace], axis=1)  # mirrored: not the indexed photo
-    put_frame(stack, "people", "known-faces", 3, jpeg(pair), "porch", "2026-01-01T00:00:03.000Z")
+    put_frame(stack, "frames", "known-faces", 3, jpeg(pair), "porch", "2026-01-01T00:00:03.000Z")
     d = Dispatcher(stack)
+    calls = stack.rekognition.detect_faces_calls
     assert d.run_until_idle(timeout_s=120)
+    assert stack.rekognition.detect_faces_calls - calls == 1
+    tracks = sorted((r for r in analytics_rows(stack, "tracks") if r["video_id"] == "known-faces"),
+                    key=lambda r: json.loads(r["best_box"])["left"])
+    assert [(t["matched_name"], t["faces"], t["face_frames"]) for t in tracks] == [("Eileen Collins", 1, 1),
+                                                                                   (None, 1, 1)]
     rows = sorted((r for r in analytics_rows(stack, "faces") if r["video_id"] == "known-faces"),
                   key=lambda r: r["bbox_left"])
     assert [(r["matched_name"], r["match_similarity"] is not None) for r in rows] == [
         ("Eileen Collins", True), (None, False)]
+    assert [r["track_id"] for r in rows] == [t["track_id"] for t in tracks]
     assert rows[0]["match_similarity"] >= 90
     by_rule = {e["MessageAttributes"]["rule"]["Value"]: json.loads(e["Message"]) for e in alerts_received(stack)}
     assert set(by_rule) == {"family", "stranger"}
@@ -101,7 +113,7 @@ def test_no_collection_no_match_columns(stack: LocalStack, monkeypatch: pytest.M
     monkeypatch.setenv("FACE_COLLECTION", "")
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "stranger", "when": "face_unknown"}]))
     alerts_received(stack)
-    put_frame(stack, "people", "no-collection", 0, jpeg(photo("astronaut")), "porch")
+    put_frame(stack, "frames", "no-collection", 0, jpeg(photo("astronaut")), "porch")
     assert Dispatcher(stack).run_until_idle(timeout_s=120)
     (row,) = [r for r in analytics_rows(stack, "faces") if r["video_id"] == "no-collection"]
     assert row["matched_name"] is None and row["match_similarity"] is None

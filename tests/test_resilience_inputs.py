@@ -60,7 +60,8 @@ def test_each_input_ends_as_it_must(run: RunReport, cases: dict[str, corpus.Case
         assert v.frames_sampled == case.frames
         assert sorted(r["frame_index"] for r in people) == list(range(case.frames or 0))
         assert v.frames_with_people == case.person_frames
-        assert v.faces == case.person_frames  # one face in each photo with a person
+        # faces once per visit: each person followed is one track, whose face is found once
+        assert v.faces == v.tracks and (v.tracks > 0) == (case.person_frames > 0)
         assert uri(v) not in run.results.dlq.get("split_frames", [])
         return
     # One clear error: one line on the video, one error record naming the object, one DLQ message.
@@ -83,13 +84,14 @@ def test_good_videos_beside_the_corpus_complete(run: RunReport, name: str) -> No
     frames, with_people = GOOD[name]
     v = outcome(run, name)
     assert v.ok, v.errors
-    assert (v.frames_sampled, v.frames_with_people, v.faces) == (frames, with_people, with_people)
+    assert (v.frames_sampled, v.frames_with_people) == (frames, with_people)
+    assert v.faces == v.tracks and (v.tracks > 0) == (with_people > 0)  # a face once per visit
     people = rows_of(run, "people", v)
     assert sorted(r["frame_index"] for r in people) == list(range(frames))
 
 
 def test_no_row_anywhere_is_duplicated(run: RunReport) -> None:
-    for table in ("people", "faces"):
+    for table in contract.TABLES:
         counts = Counter(r["record_id"] for r in getattr(run.results, table))
         assert [k for k, n in counts.items() if n > 1] == [], table
 

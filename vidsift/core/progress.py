@@ -104,6 +104,10 @@ def tracking_key(video_id: str, segment: int) -> str:
     return f"tracking/{video_id}/{segment:04d}.json"
 
 
+def faces_work_prefix(video_id: str) -> str:
+    return f"tracks/{video_id}/"
+
+
 def faces_work_key(video_id: str, first_track: str) -> str:
     """Where a group of tracks' face work is kept (people bucket) for analyze_faces."""
-    return f"tracks/{video_id}/{first_track}.json"
+    return f"{faces_work_prefix(video_id)}{first_track}.json"

@@ -107,7 +107,7 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
         vo.frames_with_people, vo.faces = people[video], faces[video]
         # What analyze_faces was handed: each group of tracks' frames, one DetectFaces each
         # (tracks that share a frame share its call, so the tracks' face_frames can overcount).
-        work = aws.list_json(stack.names.bucket("people"), progress.faces_work_key(video, ""))
+        work = aws.list_json(stack.names.bucket("people"), progress.faces_work_prefix(video))
         vo.tracks, vo.face_groups = tracks[video], len(work)
         vo.detect_faces_calls = sum(len(w["frames"]) for w in work)
 
