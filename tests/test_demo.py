@@ -19,5 +19,11 @@ def test_demo_runs_and_every_frame_agrees_with_the_truth(tmp_path: Path, monkeyp
     seconds = int(sum(s.seconds for s in DEMO_SEGMENTS))
     assert f"{seconds} of {seconds} sampled frames agree with the truth of the video" in out
     assert "Estimated AWS cost" in out and (tmp_path / "demo-out" / "report.html").is_file()
+    import json
+
+    run = json.loads((tmp_path / "demo-out" / "run.json").read_text())
+    calls = sum(v["detect_faces_calls"] for v in run["videos"])
     with_people = sum(int(s.seconds) for s in DEMO_SEGMENTS if s.has_people)
-    assert f"DetectFaces on {with_people} of {seconds} sampled frames" in out
+    assert 0 < calls < with_people  # faces once per visit, not on every frame with people
+    assert f"DetectFaces on {calls} of {seconds} sampled frames" in out
+    assert run["cost"]["usd"] > 0 and run["cost"]["video_minutes"] == pytest.approx(seconds / 60, rel=0.05)

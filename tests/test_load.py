@@ -108,6 +108,10 @@ def check(stack: LocalStack, keys: list[str]) -> Check:
     for r in people:
         people_by_video[r["video_id"]][r["frame_index"]] = r
     faces_by_frame = Counter((r["video_id"], r["frame_index"]) for r in faces)
+    tracks_by_video: dict[str, list[dict]] = defaultdict(list)
+    for r in analytics_rows(stack, "tracks"):
+        if r["source_key"] in wanted:
+            tracks_by_video[r["video_id"]].append(r)
     for key in keys:
         video = ids.video_id(raw, key, s3.head_object(Bucket=raw, Key=key)["ETag"])
         try:
@@ -130,11 +134,20 @@ def check(stack: LocalStack, keys: list[str]) -> Check:
                     out.duplicated.append(f"{key} frame {index}: faces rows without people")
                 continue
             out.frames_with_people += 1
+            if not faces_by_frame[(video, index)]:
+                continue  # not a frame chosen for face analysis (faces once per visit)
             details = aws.detect_faces(people_bucket, ids.frame_key(video, index))["FaceDetails"]
             found = sum(keep_face(d, settings.face_min_confidence, settings.face_min_size) for d in details)
-            out.faces += found
-            if faces_by_frame[(video, index)] != found:
-                out.lost.append(f"{key} frame {index}: {faces_by_frame[(video, index)]} faces rows, {found} faces")
+            out.faces += faces_by_frame[(video, index)]
+            if faces_by_frame[(video, index)] > found:
+                out.duplicated.append(f"{key} frame {index}: {faces_by_frame[(video, index)]} faces rows, "
+                                      f"{found} faces")
+        visits = tracks_by_video[video]
+        if any(r["person_count"] for r in rows.values()) and not visits:
+            out.lost.append(f"{key}: people seen but no tracks row")
+        video_faces = sum(n for (v, _), n in faces_by_frame.items() if v == video)
+        if sum(t["faces"] for t in visits) != video_faces:
+            out.lost.append(f"{key}: tracks count {sum(t['faces'] for t in visits)} faces, {video_faces} faces rows")
     return out
 
 
@@ -150,14 +163,14 @@ def load_run(stack: LocalStack, templates: list[Path], prefix: str, count: int, 
 
     # Replay: every body every queue received, sent again; nothing may change.
     wanted = set(keys)
-    before = {t: table_ids(stack, t, wanted) for t in ("people", "faces")}
+    before = {t: table_ids(stack, t, wanted) for t in contract.TABLES}
     objects_before = analytics_objects(stack)
     replayed = {stage: len(bodies) for stage, bodies in d.bodies.items()}
     for stage, bodies in d.bodies.items():
         aws.send_messages(stack.queue_urls[stage], [json.loads(b) for b in bodies])
     replay = Dispatcher(stack, concurrency=concurrency)
     assert replay.run_until_idle(timeout_s=1800)
-    after = {t: table_ids(stack, t, wanted) for t in ("people", "faces")}
+    after = {t: table_ids(stack, t, wanted) for t in contract.TABLES}
     replay_dlq = {stage: drain_dlq(stack, stage) for stage in contract.STAGES}
 
     report(capsys, prefix, count, concurrency, seconds, result, d.stats, dlq, replayed,

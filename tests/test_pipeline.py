@@ -60,12 +60,16 @@ def test_people_found_only_where_they_are(mixed_run) -> None:
     assert rows[0][2] == "cam 7" and rows[3][3] == "2026-05-01T08:00:03.000Z"
 
 
-def test_faces_found_on_frames_with_people(mixed_run) -> None:
-    _, rows = query(mixed_run.out, "SELECT p.frame_index, count(f.record_id) FROM people p LEFT JOIN faces f "
-                                   "ON p.record_id IS NOT NULL AND f.video_id = p.video_id "
-                                   "AND f.frame_index = p.frame_index WHERE p.person_count > 0 "
-                                   "GROUP BY 1 ORDER BY 1")
-    assert rows and all(n >= 1 for _, n in rows)
+def test_faces_found_once_per_visit(mixed_run) -> None:
+    """Every visit (track) of a person whose face shows has its face found, on one of its own
+    frames with people, and the faces rows name their visit."""
+    _, rows = query(mixed_run.out, "SELECT t.video_id, t.track_id, any_value(t.faces), count(f.record_id), "
+                                   "bool_and(p.person_count > 0) FROM tracks t JOIN faces f "
+                                   "ON f.video_id = t.video_id AND f.track_id = t.track_id JOIN people p "
+                                   "ON p.video_id = f.video_id AND p.frame_index = f.frame_index GROUP BY 1, 2")
+    _, visits = query(mixed_run.out, "SELECT count(*) FROM tracks WHERE face_frames > 0")
+    assert rows and len(rows) == visits[0][0]
+    assert all(faces == n >= 1 and on_people for _, _, faces, n, on_people in rows)
     _, faces = query(mixed_run.out, "SELECT confidence, bbox_width, analyzer, eyeglasses FROM faces")
     assert all(c >= 80 and w > 0 and a and g is None for c, w, a, g in faces)
 
