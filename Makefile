@@ -86,7 +86,7 @@ live-camera:
 			gstreamer1.0-plugins-bad)
 
 demo: venv node
-	$(BIN)/python -m vidsift.demo
+	$(BIN)/python -m vidsift.cli.demo
 
 # Four workers on two cores: most of the suite waits (visibility timeouts, retry backoff, a
 # hung endpoint), not computes. --dist loadfile keeps each module, and the local stack its

@@ -11,7 +11,7 @@ detect_people copied here, vidsift.core.snapshots) gets the same analysis and fa
 alerts but writes no row: its clip is processed in full later and is the record. With no
 face rule configured it is acknowledged untouched.
 
-A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY,
+A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY,
 from the metadata detect_people's copy keeps), not by the copy's ETag, which with SSE-KMS
 is new on every copy: a frame copied here again is not analysed (nor alerted on) again.
 An alert-only copy of a snapshot has no hash and stays keyed on its object version."""
@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import alerting, aws, known_faces
+from vidsift import aws
 from vidsift.config import Settings
 from vidsift.core import face_frames, progress
 from vidsift.core.detection import Box
@@ -32,7 +32,8 @@ from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
+from vidsift.stages import alerting, known_faces
+from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
 TRACKS_KEY = "[video_id, work_key]"

@@ -8,7 +8,7 @@ vidsift.core.snapshots): they are detected in the same batch, copied to the peop
 marked alert-only when they show people, and alerted on, but write no row. With no alert
 rule configured they are acknowledged without calling the endpoint: nobody is waiting.
 
-A frame's work is identified by the frame and its content hash (vidsift.runtime.FRAME_KEY),
+A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY),
 read with its metadata before the endpoint call: a replayed event, or identical frames
 rewritten by a split_frames retry (new ETags under SSE-KMS), is work done already and is
 left out of the call. A snapshot's work stays keyed on its object version."""
@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import alerting, aws, contract
+from vidsift import aws, contract
 from vidsift.config import Settings
 from vidsift.core import ids
 from vidsift.core.detection import Detection, build_request, parse_response
@@ -31,7 +31,8 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
-from vidsift.runtime import (
+from vidsift.stages import alerting, tracking
+from vidsift.stages.runtime import (
     OBJECT_KEY,
     done,
     failures_recorded,
@@ -41,7 +42,6 @@ from vidsift.runtime import (
     record_gave_up,
     sqs_processor,
 )
-from vidsift.stages import tracking
 
 STAGE = "detect_people"
 logger = get_logger(STAGE)

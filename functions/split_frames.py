@@ -2,7 +2,7 @@
 
 Two kinds of message arrive on this queue: S3's notification of a new video, and the
 segment messages this function queues for itself when a video is longer than
-SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.splitting.
+SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.stages.splitting.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift import splitting
 from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
-from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.stages import splitting
+from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift.core import progress
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
-from vidsift.runtime import failures_recorded, once, record_bad_input, sqs_processor
 from vidsift.stages import tracking
+from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "track_people"
 logger = get_logger(STAGE)

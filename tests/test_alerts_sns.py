@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from vidsift import alerting, aws
+from vidsift import aws
 from vidsift.core import alerts
 from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta
+from vidsift.stages import alerting
 
 BUCKET = "people-bucket"
 TABLE = "alert-state"

@@ -27,11 +27,13 @@ from botocore.stub import ANY, Stubber
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
-from vidsift import aws, faces_cli, known_faces
+from vidsift import aws
 from vidsift.cli import build_parser
+from vidsift.cli import faces as faces_cli
 from vidsift.core import matching
 from vidsift.local import rekognition
 from vidsift.samples import photo
+from vidsift.stages import known_faces
 
 REGION = "us-east-1"
 COLLECTION = "known-faces"

@@ -18,7 +18,7 @@ from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
-from vidsift.runtime import once
+from vidsift.stages.runtime import once
 from vidsift.testing.faults import (
     FIREHOSE_UNAVAILABLE,
     S3_SLOW_DOWN,

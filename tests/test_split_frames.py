@@ -223,7 +223,7 @@ class _NoDiskWrites:
 def test_video_is_streamed_from_s3_never_written_to_disk(stack: LocalStack, long_clip: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from functions import split_frames
-    from vidsift import splitting
+    from vidsift.stages import splitting
 
     _purge(stack)
     block = 64 * 1024  # small blocks, so the file spans many of them and the cache (4 blocks) holds few

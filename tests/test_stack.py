@@ -514,8 +514,8 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     parsers: list[Callable[[], Any]] = [Settings.from_env]
     if stage in ("detect_people", "analyze_faces"):
         parsers += [MatchSettings.from_env, AlertSettings.from_env]
-    if stage == "split_frames" and importlib.util.find_spec("vidsift.splitting"):
-        from vidsift import splitting
+    if stage == "split_frames" and importlib.util.find_spec("vidsift.stages.splitting"):
+        from vidsift.stages import splitting
 
         parsers.append(splitting.SplitConfig.from_env)
     if stage in ("track_people", "analyze_faces"):
@@ -853,12 +853,12 @@ def test_kms_switch_adds_only_the_key(packaged: Packaged) -> None:
 
 def test_function_zips_hold_only_lambda_code(packaged: Packaged) -> None:
     forbidden = ("vidsift/local/", "vidsift/cli", "vidsift/demo", "vidsift/report/", "vidsift/testing/",
-                 "vidsift/faces_cli", "__pycache__", "tests/", "node_modules/", "layers/", ".venv/", "sagemaker/",
+                 "__pycache__", "tests/", "node_modules/", "layers/", ".venv/", "sagemaker/",
                  "edge/", ".serverless/")
     for stage in contract.STAGES:
         names = zipfile.ZipFile(packaged.out / f"{stage}.zip").namelist()
         handler_file = contract.stage(stage)["handler"].rsplit(".", 1)[0] + ".py"
-        assert handler_file in names and "vidsift/contract.json" in names and "vidsift/runtime.py" in names
+        assert handler_file in names and "vidsift/contract.json" in names and "vidsift/stages/runtime.py" in names
         assert any(n.startswith("vidsift/core/") for n in names)
         leaked = [n for n in names if any(f in n for f in forbidden) or n.endswith(".pyc")]
         assert leaked == [], f"{stage}.zip ships local-only files: {leaked}"

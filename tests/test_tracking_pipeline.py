@@ -13,7 +13,7 @@ from vidsift import aws, contract
 from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
-from vidsift.splitting import SplitConfig, _report_sampled
+from vidsift.stages.splitting import SplitConfig, _report_sampled
 
 
 def _upload(stack: Any, path: Path, key: str) -> str:

@@ -24,7 +24,7 @@ per camera::
 This module is plain Python, no AWS call (:func:`parse_rules`, :func:`decide`,
 :func:`build_alert`, :class:`Alerter` with its store and publisher given). The state lives in a
 :class:`StateStore`, which must refuse a write when someone wrote since the read, so
-concurrent invocations cannot both fire. :mod:`vidsift.alerting` wires this to DynamoDB
+concurrent invocations cannot both fire. :mod:`vidsift.stages.alerting` wires this to DynamoDB
 and SNS for the handlers; with no rules configured it reads and writes nothing.
 """
 
@@ -462,7 +462,7 @@ def build_alert(rule: Rule, s: Sighting, *, link: str, tz: ZoneInfo, link_expiry
 
 @dataclass
 class Alerter:
-    """Rules + state + publishing, each given: :mod:`vidsift.alerting` builds one from the
+    """Rules + state + publishing, each given: :mod:`vidsift.stages.alerting` builds one from the
     environment with DynamoDB and SNS (what the handlers call), tests with MemoryStore."""
 
     settings: AlertSettings

@@ -4,7 +4,7 @@ Rekognition's ``SearchFacesByImage`` searches only the *largest* face of the ima
 given. A frame often shows several people, so each face DetectFaces found is cut out of the
 frame (with context around it: the service must detect the face again in the crop) and
 searched alone, sending the crop's bytes (:func:`face_crops`; the searching itself, which
-calls AWS, is vidsift.known_faces.match_faces).
+calls AWS, is vidsift.stages.known_faces.match_faces).
 
 A person's name travels as the face's ``ExternalImageId``, which Rekognition restricts to
 ``[a-zA-Z0-9_.\\-:]+``: :func:`encode_name` keeps those characters (except ``:``) and writes

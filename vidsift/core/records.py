@@ -52,7 +52,7 @@ class FrameMeta:
     metadata, so frames look exactly as they always did.
 
     ``content_sha256`` is the SHA-256 of the frame's JPEG, which split_frames computes as it
-    writes the frame: with the frame key it identifies the frame's work (vidsift.runtime,
+    writes the frame: with the frame key it identifies the frame's work (vidsift.stages.runtime,
     FRAME_KEY), where an ETag cannot (with SSE-KMS an ETag is no digest of the bytes, so
     rewriting identical bytes gives a new one). None for an edge snapshot and for frames
     written before it existed: their work stays keyed on the object version.

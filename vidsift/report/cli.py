@@ -1,6 +1,6 @@
 """``vidsift report --out DIR``: rebuild report.html from a results folder.
 
-Kept here rather than in vidsift/cli.py so the report owns its command; vidsift/cli.py
+Kept here rather than in vidsift/cli/commands.py so the report owns its command; vidsift/cli/commands.py
 registers it with ``add_parser(sub)``.
 """
 

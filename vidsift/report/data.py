@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vidsift.query import connect
+from vidsift.cli.query import connect
 
 
 @dataclass

@@ -107,7 +107,7 @@ class Recorder:
     def recording(self) -> Iterator[Recorder]:
         """Every client vidsift.aws creates from now on is hooked (cached ones are dropped
         first, the idempotency store's too), and thread pools carry the submitter's stage."""
-        from vidsift import runtime
+        from vidsift.stages import runtime
 
         make_client, make_presign = aws._client, aws._presign_client
         real_submit = ThreadPoolExecutor.submit

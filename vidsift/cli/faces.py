@@ -14,7 +14,7 @@ Index several photos per person (different days, light, angles): a face matches 
 it is close enough to any one of their photos, and the local face model in particular is far
 more reliable with several (see the README).
 
-Kept out of vidsift/cli.py so the feature owns its command: cli.py registers it with
+Kept out of vidsift/cli/commands.py so the feature owns its command: cli.py registers it with
 ``add_parser(sub)``.
 """
 

@@ -76,7 +76,7 @@ def _progress_view(args: argparse.Namespace) -> str:
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from vidsift.query import render, run
+    from vidsift.cli.query import render, run
 
     sql = args.sql if args.sql != "-" else sys.stdin.read()
     try:
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_report_parser(sub)
 
-    from vidsift.faces_cli import add_parser as add_faces_parser
+    from vidsift.cli.faces import add_parser as add_faces_parser
 
     add_faces_parser(sub)
     return parser

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vidsift.query import render, run
+from vidsift.cli.query import render, run
 from vidsift.samples import DEMO_SEGMENTS, make_video
 
 OUT = Path("demo-out")
