@@ -61,7 +61,7 @@ def detect(inf: Any, model: Any, jpegs: list[bytes]) -> list[tuple[Box, ...]]:
     for start in range(0, len(jpegs), BATCH):
         part = jpegs[start: start + BATCH]
         body = json.dumps({"instances": [{"image_b64": base64.b64encode(j).decode()} for j in part],
-                           "min_confidence": MIN_CONFIDENCE, "min_area": 0.0}).encode()
+                           "min_confidence": MIN_CONFIDENCE, "min_area": 0.0, "appearance": True}).encode()
         answer, _ = inf.handle(model, body, "application/json")
         out.extend(d.boxes for d in parse_response(json.loads(answer), len(part)))
     return out

@@ -25,7 +25,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift import aws, contract
 from vidsift.config import Settings
 from vidsift.core import ids
-from vidsift.core.detection import Detection, build_request, parse_response
+from vidsift.core.detection import Box, Detection, build_request, parse_response
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta
@@ -249,7 +249,7 @@ def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) ->
 def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
-    detection = Detection(model=obj["model"], boxes=tuple(_box(b) for b in obj["boxes"]))
+    detection = Detection(model=obj["model"], boxes=tuple(Box.from_doc(b) for b in obj["boxes"]))
     if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
         return finish_snapshot(settings, ref, detection)
     metadata = obj["metadata"] if "metadata" in obj else aws.head_object(ref.bucket, ref.key).get("Metadata", {})
@@ -264,12 +264,6 @@ def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
         alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the record
     tracking.record_detection(settings, meta, detection)
     return {"record_id": ids.people_record_id(meta.video_id, meta.frame_index), "person_count": detection.person_count}
-
-
-def _box(d: dict[str, float]) -> Any:
-    from vidsift.core.detection import Box
-
-    return Box(d["left"], d["top"], d["width"], d["height"], d["confidence"])
 
 
 def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[ObjectRef]) -> None:
@@ -303,7 +297,7 @@ def make_record_handler(batch: Batch, context: Any, settings: Settings):
             raise exc
         for ref, detection in batch.frames.get(record.message_id, []):
             work, key = batch.work[ref]
-            obj = work | {"model": detection.model, "boxes": [b.as_dict() for b in detection.boxes]}
+            obj = work | {"model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}
             with failures_recorded(logger, STAGE, record, ref.uri):
                 once(finish_frame, obj, context, key=key)
 

@@ -25,5 +25,8 @@ def test_demo_runs_and_every_frame_agrees_with_the_truth(tmp_path: Path, monkeyp
     calls = sum(v["detect_faces_calls"] for v in run["videos"])
     with_people = sum(int(s.seconds) for s in DEMO_SEGMENTS if s.has_people)
     assert 0 < calls < with_people  # faces once per visit, not on every frame with people
+    # Three photos with people, three people: told apart by their colours, though each fills
+    # the frame where the one before did (boxes alone would make them one visit).
+    assert [v["tracks"] for v in run["videos"]] == [sum(1 for s in DEMO_SEGMENTS if s.has_people)]
     assert f"DetectFaces on {calls} of {seconds} sampled frames" in out
     assert run["cost"]["usd"] > 0 and run["cost"]["video_minutes"] == pytest.approx(seconds / 60, rel=0.05)

@@ -59,8 +59,8 @@ def photo(name: str) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
-def jpeg(name: str) -> bytes:
-    ok, buf = cv2.imencode(".jpg", photo(name), [cv2.IMWRITE_JPEG_QUALITY, 90])
+def jpeg(name: str, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", photo(name), [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return buf.tobytes()
 
@@ -134,6 +134,23 @@ def test_json_batch_matches_single_images_in_order(inf: ModuleType, ssd: Any) ->
         for a, b in zip(pred["boxes"], single["boxes"], strict=True):
             assert abs(a["confidence"] - b["confidence"]) < 0.01
             assert abs(a["left"] - b["left"]) < 0.01
+
+
+def test_appearance_when_asked_tells_people_apart(inf: ModuleType, ssd: Any) -> None:
+    """Asked for, each box carries its colours: close for the same person in another JPEG,
+    far for another person (what the tracker gates on); not asked, the boxes are as before."""
+    def box(name: str, quality: int = 90, appearance: bool = True) -> dict:
+        body = {"instances": [{"image_b64": base64.b64encode(jpeg(name, quality)).decode()}], "appearance": appearance}
+        return call(inf, ssd, body)["predictions"][0]["boxes"][0]
+
+    from vidsift.core.tracking import appearance_distance
+
+    a, a70, g = box("astronaut"), box("astronaut", 70), box("grace_hopper")
+    n = 2 * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
+    assert len(a["appearance"]) == n and abs(sum(a["appearance"]) - 2.0) < 0.01
+    assert appearance_distance(a["appearance"], a70["appearance"]) < 0.1
+    assert appearance_distance(a["appearance"], g["appearance"]) > 0.3
+    assert "appearance" not in box("astronaut", appearance=False)
 
 
 def test_png_and_grayscale_are_accepted(inf: ModuleType, ssd: Any) -> None:

@@ -80,6 +80,21 @@ def test_someone_new_after_a_boundary_is_not_stitched_to_someone_who_left() -> N
     assert len(tracks) == 2
 
 
+def test_someone_else_in_the_same_place_after_a_gap_is_a_new_visit() -> None:
+    """Boxes alone cannot tell: the same spot, a 3 s gap. The colours can."""
+    red, blue = tuple([0.5, 0.5] + [0.0] * 26) * 2, tuple([0.0] * 26 + [0.5, 0.5]) * 2
+    def frames(second: tuple[float, ...] | None) -> list[FramePeople]:
+        first = tuple(red) if second is not None else None
+        out = [FramePeople(i, float(i), (Box(0.3, 0.1, 0.3, 0.8, 0.9, first),)) for i in range(3)]
+        out += [FramePeople(i, float(i), (Box(0.31, 0.1, 0.3, 0.8, 0.9, second),)) for i in range(6, 9)]
+        return out
+    assert len(track_segment(frames(None))) == 1  # without appearance: one visit, as the boxes say
+    assert len(track_segment(frames(tuple(red)))) == 1  # the same colours: the same person came back
+    assert len(track_segment(frames(tuple(blue)))) == 2  # other colours: someone else
+    assert len(stitch([(0.0, track_segment(frames(tuple(blue))[:3])), (5.0, track_segment(frames(tuple(blue))[3:]))]))\
+        == 2
+
+
 def _track(heights: list[float], *, step: float = 1.0, conf: float = 0.9) -> Track:
     return Track(key="t", points=[Point(i, i * step, 0, Box(0.4, 0.1, 0.1, h, conf)) for i, h in enumerate(heights)])
 

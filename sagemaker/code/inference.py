@@ -22,10 +22,13 @@ Protocol (``detect_people`` depends on exactly this):
 
 * ``Content-Type: image/jpeg`` or ``image/png``: one raw image.
 * ``Content-Type: application/json``: ``{"instances": [{"s3_uri": ...} | {"image_b64": ...}],
-  "min_confidence": 0.5, "min_area": 0.0}``.
+  "min_confidence": 0.5, "min_area": 0.0, "appearance": false}``.
 * Response ``application/json``: ``{"model": id, "predictions": [{"boxes": [{"left", "top",
   "width", "height", "confidence"}]}]}``, one entry per instance in order; ratios of the image
-  size clipped to [0, 1], sorted by confidence descending, rounded to 4 decimals.
+  size clipped to [0, 1], sorted by confidence descending, rounded to 4 decimals. With
+  ``"appearance": true`` each box also carries ``"appearance"``: the colour histograms of its
+  upper and lower halves (:func:`appearance`), which tell two people apart where their boxes
+  cannot (the tracker's re-identification after a gap; the image is decoded here anyway).
 
 Bad requests raise :class:`RequestError`, which carries an HTTP status (4xx) and a message
 naming the problem (and the instance index); in the SageMaker container it subclasses the
@@ -119,6 +122,7 @@ class DetectionRequest:
     instances: list[Instance]
     min_confidence: float
     min_area: float
+    appearance: bool = False
 
 
 def _env_float(name: str, default: float) -> float:
@@ -184,6 +188,7 @@ def input_fn(request_body: bytes | bytearray | str, request_content_type: str | 
         instances,
         _threshold(payload, "min_confidence", min_conf),
         _threshold(payload, "min_area", min_area),
+        payload.get("appearance") is True,
     )
 
 
@@ -342,6 +347,30 @@ def boxes_to_prediction(rows: np.ndarray, min_confidence: float, min_area: float
         )
     boxes.sort(key=lambda b: (-b["confidence"], b["left"], b["top"], b["width"], b["height"]))
     return {"boxes": boxes}
+
+
+#: Hue x saturation bins, then value bins, per half of a person's box.
+APPEARANCE_HUES, APPEARANCE_SATS, APPEARANCE_VALUES = 8, 3, 4
+
+
+def appearance(image: np.ndarray, box: dict[str, float]) -> list[float]:
+    """A person's colours: for the upper and the lower half of their box (top and trousers,
+    roughly), a hue x saturation histogram and a brightness histogram of the pixels, each half
+    normalised to sum 1; 2 x (8 x 3 + 4) = 56 numbers, rounded to 3 decimals. Cheap (the image
+    is decoded already), stable from frame to frame for one person (total variation distance
+    about 0.03 across JPEG noise and a few percent of box jitter) and far apart for different
+    people (0.4-0.6 between the bundled portraits)."""
+    h, w = image.shape[:2]
+    x1, y1 = int(box["left"] * w), int(box["top"] * h)
+    x2, y2 = max(x1 + 1, int((box["left"] + box["width"]) * w)), max(y1 + 2, int((box["top"] + box["height"]) * h))
+    hsv = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_BGR2HSV)
+    out: list[float] = []
+    for half in (hsv[: len(hsv) // 2], hsv[len(hsv) // 2:]):
+        hs = cv2.calcHist([half], [0, 1], None, [APPEARANCE_HUES, APPEARANCE_SATS], [0, 180, 0, 256]).ravel()
+        v = cv2.calcHist([half], [2], None, [APPEARANCE_VALUES], [0, 256]).ravel()
+        hist = np.concatenate([hs, v])
+        out += [round(float(x), 3) for x in hist / max(float(hist.sum()), 1.0)]
+    return out
 
 
 def yolo_rows(xyxyn: Any, conf: Any, cls: Any, person_class: int = 0) -> np.ndarray:
@@ -588,10 +617,12 @@ def predict_fn(input_data: DetectionRequest, model: PersonDetector) -> dict[str,
         data = inst.data if inst.s3_uri is None else model.s3.read(inst.s3_uri, inst.index)
         images.append(decode_image(data or b"", inst.index))
     rows = model.backend.detect(images, input_data.min_confidence)
-    return {
-        "model": model.model_id,
-        "predictions": [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area) for r in rows],
-    }
+    predictions = [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area) for r in rows]
+    if input_data.appearance:
+        for image, pred in zip(images, predictions, strict=True):
+            for box in pred["boxes"]:
+                box["appearance"] = appearance(image, box)
+    return {"model": model.model_id, "predictions": predictions}
 
 
 def check_accept(accept: str | None) -> None:

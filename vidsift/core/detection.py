@@ -3,7 +3,7 @@ is read. The protocol is the one sagemaker/code/inference.py serves."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vidsift.core.errors import BadInputError
@@ -16,10 +16,23 @@ class Box:
     width: float
     height: float
     confidence: float
+    #: The person's colours (the endpoint's ``appearance``), for the tracker; None when not asked.
+    appearance: tuple[float, ...] | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, float]:
+        """The box as the people rows show it (no appearance: it is the tracker's working data)."""
         return {"left": self.left, "top": self.top, "width": self.width, "height": self.height,
                 "confidence": self.confidence}
+
+    def as_doc(self) -> dict[str, Any]:
+        """The box with its appearance, as the stages pass it on to the tracker."""
+        return self.as_dict() | ({"appearance": list(self.appearance)} if self.appearance is not None else {})
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> Box:
+        app = d.get("appearance")
+        return cls(float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"]), float(d["confidence"]),
+                   tuple(float(x) for x in app) if app else None)
 
 
 @dataclass(frozen=True)
@@ -39,8 +52,10 @@ class Detection:
 def build_request(s3_uris: list[str], min_confidence: float, min_area: float = 0.0) -> dict[str, Any]:
     """Frames travel as S3 URIs, so a batch stays far below the 4 MB payload limit of
     serverless endpoints; the endpoint reads them itself. The thresholds travel with every
-    request, so the stack's settings rule whatever the endpoint was deployed with."""
-    return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence, "min_area": min_area}
+    request, so the stack's settings rule whatever the endpoint was deployed with. Each
+    person's appearance is asked for: the tracker tells people apart with it."""
+    return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence, "min_area": min_area,
+            "appearance": True}
 
 
 def parse_response(doc: Any, expected: int) -> list[Detection]:
@@ -53,7 +68,8 @@ def parse_response(doc: Any, expected: int) -> list[Detection]:
     out = []
     for pred in preds:
         boxes = tuple(
-            Box(*(round(float(b[k]), 4) for k in ("left", "top", "width", "height", "confidence")))
+            Box(*(round(float(b[k]), 4) for k in ("left", "top", "width", "height", "confidence")),
+                appearance=tuple(float(x) for x in b["appearance"]) if isinstance(b.get("appearance"), list) else None)
             for b in pred.get("boxes", [])
         )
         out.append(Detection(model=model, boxes=tuple(sorted(boxes, key=lambda b: -b.confidence))))

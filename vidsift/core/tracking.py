@@ -8,6 +8,13 @@ their own width between frames, so consecutive boxes often do not overlap at all
 they stay well within a body height of the prediction. Two people crossing keep their
 ids because each one's velocity carries them past the other.
 
+Where the boxes cannot tell two people apart (one leaves, another steps into the same place
+a few seconds later; a person hidden behind another comes out), their colours can: the
+endpoint returns each person's appearance (colour histograms of the box's upper and lower
+halves), and a detection whose colours are far from the person's last ones
+(``max_appearance``, total variation distance) never continues that person. That is what
+lets a track bridge a gap of several seconds without merging strangers.
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
@@ -49,6 +56,11 @@ class TrackParams:
     max_gap_s: float = 4.0
     max_distance: float = 0.6
     min_iou: float = 0.05
+    #: Colours further apart than this (total variation distance between the appearance
+    #: histograms, 0 = the same, 1 = nothing in common) are two people. One person from frame
+    #: to frame: about 0.03, up to 0.3 when the box takes in changing background; different
+    #: bundled portraits: 0.44-0.62.
+    max_appearance: float = 0.3
     #: Detections a new track needs before it counts: 1 keeps every detection (a person seen
     #: in one sampled frame was there), higher drops one-frame false positives.
     min_detections: int = 1
@@ -105,7 +117,14 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
     # Process noise and velocity variance well above norfair's defaults (0.1, 1): those are
     # tuned for video at 25 fps, where a person barely moves between frames; at 1 fps the
     # filter must take a walking pace from two detections.
-    tracker = Tracker(distance_function=_body_distance, distance_threshold=params.max_distance,
+    def distance(detection: object, tracked: object) -> float:
+        d = _body_distance(detection, tracked)
+        mine, theirs = detection.data[1], tracked.last_detection.data[1]  # type: ignore[attr-defined]
+        if appearance_distance(mine, theirs) > params.max_appearance:
+            return params.max_distance + 1.0  # never the same person
+        return d
+
+    tracker = Tracker(distance_function=distance, distance_threshold=params.max_distance,
                       hit_counter_max=max(1, math.ceil(params.max_gap_s / step)),
                       initialization_delay=0, pointwise_hit_counter_max=1,
                       filter_factory=OptimizedKalmanFilterFactory(Q=10.0, vel_variance=100.0))
@@ -114,11 +133,12 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
         dets = []
         for i, b in enumerate(frame.boxes):
             corners = [[b.left * _SCALE, b.top * _SCALE], [(b.left + b.width) * _SCALE, (b.top + b.height) * _SCALE]]
-            dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]), data=i))
+            dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
+                                    data=(i, b.appearance)))
         for obj in tracker.update(detections=dets):
             det = obj.last_detection
             if any(det is d for d in dets):  # matched in this frame (not a prediction alone)
-                i = int(det.data)
+                i = int(det.data[0])
                 by_object.setdefault(obj.id, []).append(Point(frame.frame_index, frame.time_s, i, frame.boxes[i]))
     found = [pts for pts in by_object.values() if len(pts) >= params.min_detections]
     found.sort(key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
@@ -155,6 +175,14 @@ def _array(values: list) -> object:
     return np.asarray(values, dtype=float)
 
 
+def appearance_distance(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
+    """Total variation distance between two appearances (each half's histogram sums to 1):
+    0 when either is unknown, so boxes alone decide then."""
+    if not a or not b or len(a) != len(b):
+        return 0.0
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / 4.0
+
+
 def iou(a: Box, b: Box) -> float:
     x1, y1 = max(a.left, b.left), max(a.top, b.top)
     x2, y2 = min(a.left + a.width, b.left + b.width), min(a.top + a.height, b.top + b.height)
@@ -182,7 +210,9 @@ def stitch(segments: Sequence[tuple[float, Sequence[Track]]], params: TrackParam
                 gap = tr.first.time_s - chain.last.time_s
                 if 0 < gap <= params.max_gap_s and tr.first.time_s - start_s <= params.max_gap_s:
                     overlap = iou(chain.last.box, tr.first.box)
-                    if overlap >= params.min_iou:
+                    same_colours = appearance_distance(chain.last.box.appearance,
+                                                       tr.first.box.appearance) <= params.max_appearance
+                    if overlap >= params.min_iou and same_colours:
                         pairs.append((-overlap, gap, ci, ti))
         pairs.sort()
         used_c: set[int] = set()

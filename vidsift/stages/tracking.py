@@ -46,7 +46,7 @@ def record_detection(settings: Settings, meta: FrameMeta, detection: Detection) 
     table = settings.need("tracking_table")
     aws.tracking_put_frame(table, meta.video_id, meta.frame_index,
                            {"meta": meta.to_s3(), "model": detection.model,
-                            "boxes": [b.as_dict() for b in detection.boxes]})
+                            "boxes": [b.as_doc() for b in detection.boxes]})
     item = aws.tracking_mark(table, meta.video_id, add={"done": {meta.frame_index}})
     _if_detected(settings, meta.video_id, item)
 
@@ -75,7 +75,7 @@ def _if_detected(settings: Settings, video: str, item: dict[str, Any]) -> None:
 
 
 def _box(d: dict[str, Any]) -> Box:
-    return Box(float(d["left"]), float(d["top"]), float(d["width"]), float(d["height"]), float(d["confidence"]))
+    return Box.from_doc(d)
 
 
 def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
