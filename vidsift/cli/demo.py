@@ -39,6 +39,10 @@ def main() -> int:
     rows = [(*r, expected_photo(r[1])) for r in rows]
     print(render(names, rows))
     wrong = [r for r in rows if (r[2] > 0) != (r[-1] in {s.photo for s in DEMO_SEGMENTS if s.has_people})]
+    tracks_sql = ("SELECT track_id, first_seen_s, last_seen_s, frames, face_frames, faces, gender, age_low, "
+                  "age_high, top_emotion FROM tracks ORDER BY first_seen_s")
+    print(f"\nvidsift query --out {OUT} \"{tracks_sql}\"\n")
+    print(render(*run(OUT, tracks_sql)))
     faces_sql = ("SELECT frame_index, face_index, round(confidence, 1) AS confidence, age_low, age_high, gender, "
                  "top_emotion, round(pose_yaw, 1) AS yaw, analyzer FROM faces ORDER BY frame_index, face_index")
     print(f"\nvidsift query --out {OUT} \"{faces_sql}\"\n")
