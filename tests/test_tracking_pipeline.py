@@ -4,6 +4,7 @@ once per visit, replays that change nothing, and a lost frame that does not stal
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def test_replayed_tracking_messages_add_no_rows(local_stack: Any, tracked: dict[
 def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, short_video: Path) -> None:
     """A frame deleted before detection fails on every delivery; on its last one it is given
     up, and the video is tracked from the frames that arrived, the gap in its track's row."""
+    started = int(time.time())
     video = _upload(local_stack, short_video, "uploads/tracking/lost frame.mp4")
     dispatcher = Dispatcher(local_stack)
     while dispatcher.poll("split_frames"):
@@ -80,6 +82,13 @@ def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, shor
     assert sorted(r["frame_index"] for r in people) == [0, 2]  # no row for the lost frame
     item = aws.tracking_mark(local_stack.names.tracking_table, video)
     assert item["failed"] == {1} and item["done"] == {0, 2}
+    # every tracking item expires (the table's TTL), two weeks after its last write
+    items = aws.client("dynamodb").query(TableName=local_stack.names.tracking_table,
+                                         KeyConditionExpression="part = :p",
+                                         ExpressionAttributeValues={":p": {"S": video}})["Items"]
+    ended = int(time.time())
+    assert len(items) == 3
+    assert all(started + aws.TRACKING_TTL_S <= int(i["expires_at"]["N"]) <= ended + aws.TRACKING_TTL_S for i in items)
 
 
 def test_split_frames_tells_tracking_when_detection_finished_first(local_stack: Any) -> None:

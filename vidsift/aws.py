@@ -411,6 +411,13 @@ def delete_faces(collection: str, face_ids: Sequence[str]) -> list[str]:
 # one frame, so the moment a segment is complete is exact. vidsift.core.progress reads them.
 
 PROGRESS_N = -1
+#: Tracking items expire (DynamoDB TTL on ``expires_at``) two weeks after their last write:
+#: long enough for a video's last frame to come back from a DLQ redrive, and the rows are the record.
+TRACKING_TTL_S = 14 * 24 * 3600
+
+
+def _tracking_expiry() -> int:
+    return int(time.time()) + TRACKING_TTL_S
 
 
 def _ddb_value(value: Any) -> dict[str, Any]:
@@ -441,6 +448,8 @@ def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     sets, adds = [], []
+    if set_ or any(add.values() if add else ()):
+        set_ = {**(set_ or {}), "expires_at": _tracking_expiry()}
     for i, (k, v) in enumerate((set_ or {}).items()):
         names[f"#s{i}"], values[f":s{i}"] = k, _ddb_value(v)
         sets.append(f"#s{i} = :s{i}")
@@ -456,14 +465,15 @@ def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
         item = client("dynamodb").update_item(TableName=table, Key=key, UpdateExpression=expr,
                                               ExpressionAttributeNames=names, ExpressionAttributeValues=values,
                                               ReturnValues="ALL_NEW").get("Attributes", {})
-    return {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n")}
+    return {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")}
 
 
 def tracking_put_frame(table: str, part: str, frame_index: int, doc: dict[str, Any]) -> None:
     """A frame's detections and metadata (overwritten identically by a retry)."""
     client("dynamodb").put_item(TableName=table, Item={
         "part": {"S": part}, "n": {"N": str(frame_index)},
-        "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)}})
+        "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
+        "expires_at": {"N": str(_tracking_expiry())}})
 
 
 def tracking_frames(table: str, part: str, first: int, last: int) -> list[dict[str, Any]]:
