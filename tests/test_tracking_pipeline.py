@@ -102,3 +102,20 @@ def test_split_frames_tells_tracking_when_detection_finished_first(local_stack: 
                                                "last_index": 2, "start_s": 0.0})
     got = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"]) for m in got] == [progress.segment_message("detected-first", 0)]
+
+
+def test_a_visit_across_a_segment_boundary_is_one_track(local_stack: Any, people_video: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """3 s segments cut the clip's visit (the astronaut, 2-3 s) in two: each segment is
+    sampled and tracked alone, then the halves are stitched into one visit."""
+    monkeypatch.setenv("SEGMENT_SECONDS", "3")
+    video = _upload(local_stack, people_video, "uploads/tracking/two segments.mp4")
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=300)
+    item = aws.tracking_mark(local_stack.names.tracking_table, video)
+    assert item["segments"] == 2 and item["tracked"] == {0, 1}
+    assert (progress.span(item, 0)[2], progress.span(item, 1)[1]) == (2, 3)  # the visit straddles the cut
+    tracks = _rows(local_stack, "tracks", video)
+    assert [(t["track_id"], t["frames"], t["first_seen_s"], t["last_seen_s"]) for t in tracks] == [
+        ("p001", 2, 2.0, 3.0)]
+    boxes = [b for r in _rows(local_stack, "people", video) for b in json.loads(r["boxes"])]
+    assert [b["track_id"] for b in boxes] == ["p001", "p001"]
