@@ -67,14 +67,14 @@ def detect(inf: Any, model: Any, jpegs: list[bytes]) -> list[tuple[Box, ...]]:
     return out
 
 
-def prepare(tmp: Path) -> tuple[list[Sampled], str]:
+def prepare(tmp: Path, fps: float = 1.0) -> tuple[list[Sampled], str]:
     inf = load_inference_module()
     model = inf.load_model(None)  # the backend the local runtime picks (VIDSIFT_DETECTOR, else auto)
     out = []
     for s in scenes.SCENES:
         path = tmp / f"{scenes.slug(s)}.mp4"
         truth = scenes.render(s, path)
-        sampled = list(sample_frames(path, SamplingOptions(fps=1.0)))
+        sampled = list(sample_frames(path, SamplingOptions(fps=fps)))
         boxes = detect(inf, model, [f.jpeg for f in sampled])
         detected = [FramePeople(f.index, f.time_s, b) for f, b in zip(sampled, boxes, strict=True)]
         times = [(f.index, f.time_s) for f in sampled]
@@ -162,13 +162,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of the tracker over all scenes")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--fps", type=float, default=1.0, help="frames sampled (and detected) per second")
     args = parser.parse_args(argv or [])
     params = TrackParams()
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
-        data, model_id = prepare(Path(tmp))
+        data, model_id = prepare(Path(tmp), args.fps)
     rows = evaluate(data, params)
     fast = speed(data, params, args.repeat)
-    print(f"detector {model_id} (min_confidence {MIN_CONFIDENCE}), 1 frame/s; TrackParams: max_gap_s "
+    print(f"detector {model_id} (min_confidence {MIN_CONFIDENCE}), {args.fps:g} frame/s; TrackParams: max_gap_s "
           f"{params.max_gap_s:g}, max_distance {params.max_distance:g}, min_detections {params.min_detections}")
     print(table(rows))
     print(verdict(rows))
