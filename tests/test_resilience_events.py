@@ -149,6 +149,7 @@ def test_batch_over_the_endpoint_limit_is_split_not_failed(stack: LocalStack, mo
     """The endpoint takes at most MAX_BATCH frames per request (here 4); a 16-frame batch
     must be sent in chunks it accepts, not fail nor fall back to one request per frame."""
     monkeypatch.setenv("MAX_BATCH", "4")  # read per request by the in-process endpoint
+    monkeypatch.setenv("FACE_MIN_PERSON_HEIGHT", "2")  # the people rows are what is checked: no face analysis
     monkeypatch.setattr(detect_people, "_request_limit", None)
     endpoint = stack.sagemaker.endpoint
     photos = ["astronaut", "coffee", "grace_hopper", "chelsea"] * 4
