@@ -51,6 +51,11 @@ def frame_once(stack: LocalStack, video: str) -> None:
 
 # --- SageMaker endpoint -------------------------------------------------------------------
 
+#: The endpoint's read timeout while a hang is injected, and the hang: a hung attempt is given
+#: up after READ_TIMEOUT_S, a healthy one answers well within it even on a busy machine.
+READ_TIMEOUT_S = 5
+HANG_S = 12
+
 
 def test_the_endpoint_read_timeout_shortens_no_other_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """A hang injected for the endpoint must not make Rekognition, S3 or Firehose time out."""
@@ -62,12 +67,15 @@ def test_the_endpoint_read_timeout_shortens_no_other_service(monkeypatch: pytest
 
 def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """The endpoint's short read timeout is set only while the hung requests are made (a fresh
-    client: the timeout is part of the cache key), so nothing else races it."""
-    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS - 1, delay_s=3)
+    client: the timeout is part of the cache key), so nothing else races it. The retry must
+    answer within that timeout, so it is far above one frame's detection (about 0.1 s, a few
+    seconds on a machine busy with other work: 1 s was once too short there), and the hang far
+    above it."""
+    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS - 1, delay_s=HANG_S)
     put_frame(stack, "endpoint-hangs", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
     with monkeypatch.context() as m:
-        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "1")
+        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, str(READ_TIMEOUT_S))
         d.poll("detect_people")
     assert len(stack.sagemaker.faults) == 0  # the hung request was given up on and retried
     assert d.stats["detect_people"].succeeded == 1
@@ -77,11 +85,11 @@ def test_endpoint_hanging_past_the_read_timeout_is_retried(stack: LocalStack, mo
 
 def test_endpoint_hanging_on_every_attempt_fails_the_message_then_redrive_delivers_once(
         stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
-    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS, delay_s=3)
+    stack.sagemaker.faults.inject("delay", times=aws.ENDPOINT_MAX_ATTEMPTS, delay_s=HANG_S)
     put_frame(stack, "endpoint-hangs-long", 0, jpeg("astronaut"))
     d = Dispatcher(stack)
     with monkeypatch.context() as m:
-        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, "1")
+        m.setenv(aws.ENDPOINT_READ_TIMEOUT_ENV, str(READ_TIMEOUT_S))
         d.poll("detect_people")
     assert d.stats["detect_people"].failed == 1 and rows(stack, "people", video_id="endpoint-hangs-long") == []
     assert len(stack.sagemaker.faults) == 0
