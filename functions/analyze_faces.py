@@ -148,8 +148,7 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
                              subject=ref.uri, message_id=None)
             continue
         details = resp.get("FaceDetails", [])
-        people = [(tid, Box(b["left"], b["top"], b["width"], b["height"], b["confidence"]))
-                  for tid, b in frame["people"]]
+        people = [(tid, Box.from_doc(b)) for tid, b in frame["people"]]
         kept, owners = [], []
         for d in details:
             who = face_frames.owner(d.get("BoundingBox") or {}, people)
@@ -179,7 +178,11 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         doc = json.loads(record.body)
     except (TypeError, json.JSONDecodeError):
         doc = None  # parse_s3_message names the problem
-    found = progress.message_kind(doc)
+    try:
+        found = progress.message_kind(doc)
+    except BadInputError as exc:
+        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
+        raise
     if found and found[0] == progress.FACES_MESSAGE:
         body = found[1]
         subject = progress.subject(*found, people_bucket=Settings.from_env().people_bucket)

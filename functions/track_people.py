@@ -32,7 +32,7 @@ def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
     except (TypeError, json.JSONDecodeError) as exc:
         raise BadInputError("SQS message", f"not JSON ({exc})") from exc
     found = progress.message_kind(doc)
-    if found is None or found[0] == progress.FACES_MESSAGE or "video_id" not in found[1]:
+    if found is None or found[0] == progress.FACES_MESSAGE:
         raise BadInputError("SQS message", "not a tracking message (expected "
                                            f"{progress.SEGMENT_MESSAGE} or {progress.VIDEO_MESSAGE})")
     return found

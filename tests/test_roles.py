@@ -40,7 +40,7 @@ from vidsift.local.runner import upload, upload_key
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video, photo
 from vidsift.testing import calls
-from vidsift.testing.localcheck import error_records, put_snapshot
+from vidsift.testing.localcheck import count_sampled, error_records, put_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = calls.Names(local_prefix=contract.local_names().prefix,
@@ -213,8 +213,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             canvas[540:710, 155:325] = np.asarray(Image.fromarray(photo("astronaut")).resize((170, 170)))
             for i in range(2):
                 put_frame(stack, "frames", "far-away", i, jpeg(canvas))
-            aws.tracking_mark(stack.names.tracking_table, "far-away",
-                              set_={"segments": 1, "expected_0": 2, "first_0": 0, "last_0": 1, "start_0": 0.0})
+                count_sampled(stack, "far-away", i)
             # A message track_people cannot read: errors/track_people/.
             aws.send_messages(stack.queue_urls["track_people"], [{"not": "a tracking message"}])
             # DetectFaces fails once inside once(): Powertools deletes the record, the retry works.

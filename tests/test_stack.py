@@ -1115,6 +1115,14 @@ def test_each_function_imports_with_only_its_own_zip_and_layers(packaged: Packag
         assert proc.returncode == 0 and "ok" in proc.stdout, f"{stage}:\n{proc.stdout}{proc.stderr}"
 
 
+def _run_py312(py312: str, code: str, paths: list[str], tmp_path: Path) -> None:
+    """Run ``code`` on CPython 3.12 with only ``paths`` importable; it must print ok."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
+    proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+
+
 def test_layers_import_on_cpython_312(packaged: Packaged, tmp_path: Path) -> None:
     """The layers' wheels are Lambda's (cp312, x86_64, glibc <= 2.34): with a CPython 3.12
     on this Linux they must import and work, from their /opt/python-style folders."""
@@ -1140,10 +1148,7 @@ def test_layers_import_on_cpython_312(packaged: Packaged, tmp_path: Path) -> Non
         "assert len(frames) == 5 and isinstance(frames[0], PIL.Image.Image)\n"
         "print('ok', av.__version__, numpy.__version__, PIL.__version__)\n"
     )
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
-    proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+    _run_py312(py312, code, paths, tmp_path)
 
 
 def test_tracking_layer_tracks_on_cpython_312(packaged: Packaged, tmp_path: Path) -> None:
@@ -1165,7 +1170,4 @@ def test_tracking_layer_tracks_on_cpython_312(packaged: Packaged, tmp_path: Path
         "assert 'cv2' not in sys.modules and 'matplotlib' not in sys.modules\n"
         "print('ok')\n"
     )
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.pathsep.join(paths), "HOME": str(tmp_path)}
-    proc = subprocess.run([py312, "-s", "-c", code], env=env, capture_output=True, text=True, check=False,
-                          timeout=120)
-    assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stdout + proc.stderr
+    _run_py312(py312, code, paths, tmp_path)

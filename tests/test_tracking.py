@@ -161,3 +161,15 @@ def test_the_barrier_counts_frames_as_sets_across_segments() -> None:
     assert progress.detected(empty) and progress.span(empty, 0) is None
     assert not progress.tracked({"segments": 2, "tracked": {1}})
     assert progress.tracked({"segments": 2, "tracked": {0, 1}})
+
+
+def test_a_tracking_message_without_its_fields_is_a_bad_input() -> None:
+    from vidsift.core.errors import BadInputError
+
+    assert progress.message_kind({"Records": []}) is None  # an S3 event: not ours to judge
+    assert progress.message_kind(progress.segment_message("v", 2)) == (progress.SEGMENT_MESSAGE,
+                                                                      {"video_id": "v", "segment": 2})
+    for bad in ({progress.SEGMENT_MESSAGE: {"video_id": "v"}}, {progress.FACES_MESSAGE: {"video_id": "v"}},
+                {progress.VIDEO_MESSAGE: "v"}, {progress.SEGMENT_MESSAGE: {"video_id": "v", "segment": True}}):
+        with pytest.raises(BadInputError, match="without a valid"):
+            progress.message_kind(bad)

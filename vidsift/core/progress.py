@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vidsift.core.errors import BadInputError
+
 #: Keys of the messages on track_people's queue and of the one analyze_faces gets per group
 #: of tracks; each message is a JSON object with exactly one of them.
 SEGMENT_MESSAGE = "vidsift_track_segment"
@@ -82,13 +84,29 @@ def faces_message(video_id: str, work_key: str) -> dict[str, Any]:
     return {FACES_MESSAGE: {"video_id": video_id, "work_key": work_key}}
 
 
+#: The fields each message must carry, and their types.
+_FIELDS: dict[str, dict[str, type]] = {
+    SEGMENT_MESSAGE: {"video_id": str, "segment": int},
+    VIDEO_MESSAGE: {"video_id": str},
+    FACES_MESSAGE: {"video_id": str, "work_key": str},
+}
+
+
 def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
-    """(kind, body) of one of the messages above, or None for anything else (an S3 event)."""
-    if isinstance(doc, dict) and len(doc) == 1:
-        (kind, body), = doc.items()
-        if kind in (SEGMENT_MESSAGE, VIDEO_MESSAGE, FACES_MESSAGE) and isinstance(body, dict):
-            return kind, body
-    return None
+    """(kind, body) of one of the messages above, or None for anything else (an S3 event).
+
+    A message of one of these kinds without its fields is a bad input, named here once for
+    every stage that reads them, rather than a KeyError retried into the DLQ."""
+    if not (isinstance(doc, dict) and len(doc) == 1):
+        return None
+    (kind, body), = doc.items()
+    if kind not in _FIELDS:
+        return None
+    wrong = [k for k, t in _FIELDS[kind].items()
+             if not isinstance(body, dict) or not isinstance(body.get(k), t) or isinstance(body.get(k), bool)]
+    if wrong:
+        raise BadInputError("SQS message", f"{kind} message without a valid {', '.join(wrong)}: {body!r:.200}")
+    return kind, body
 
 
 def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:

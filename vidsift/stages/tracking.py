@@ -74,10 +74,6 @@ def _if_detected(settings: Settings, video: str, item: dict[str, Any]) -> None:
 # --- track_people, step 1: one segment -------------------------------------------------
 
 
-def _box(d: dict[str, Any]) -> Box:
-    return Box.from_doc(d)
-
-
 def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     table = settings.need("tracking_table")
@@ -87,7 +83,7 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     docs = aws.tracking_frames(table, video, span[1], span[2]) if span else []
     failed = sorted(i for i in item.get("failed", set()) if span and span[1] <= i <= span[2])
     frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
-                          tuple(_box(b) for b in d["boxes"])) for d in docs]
+                          tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
     tracks = track_segment(frames, track_params(), prefix=f"s{segment}-")
     aws.put_json(settings.frames_bucket, progress.tracking_key(video, segment), {
         "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
@@ -109,7 +105,8 @@ def _segment_tracks(doc: dict[str, Any]) -> list[Track]:
         pts = []
         for frame_index, box_index in points:
             d = frames[frame_index]
-            pts.append(Point(frame_index, float(d["meta"]["frame-time-s"]), box_index, _box(d["boxes"][box_index])))
+            pts.append(Point(frame_index, float(d["meta"]["frame-time-s"]), box_index,
+                             Box.from_doc(d["boxes"][box_index])))
         out.append(Track(key=key, points=pts))
     return out
 
@@ -123,14 +120,16 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], track_params())
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
     metas: dict[int, FrameMeta] = {}
+    boxes_by_frame: dict[int, list[tuple[str | None, dict[str, Any]]]] = {}
     now = utc_now()
     rows = []
     for d in (f for doc in docs for f in doc["frames"]):
         meta = FrameMeta.from_s3(d["meta"])
-        metas[meta.frame_index] = meta
-        detection = Detection(model=d["model"], boxes=tuple(_box(b) for b in d["boxes"]))
-        rows.append(build_people_record(meta, detection, now,
-                                        [owner.get((meta.frame_index, i)) for i in range(len(d["boxes"]))]))
+        i = meta.frame_index
+        metas[i] = meta
+        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d["boxes"])]
+        detection = Detection(model=d["model"], boxes=tuple(Box.from_doc(b) for b in d["boxes"]))
+        rows.append(build_people_record(meta, detection, now, [tid for tid, _ in boxes_by_frame[i]]))
     aws.put_records(settings.people_stream, rows)
     failed = sorted({i for d in docs for i in d["failed"]})
     rule = face_frames.FaceRule.from_env()
@@ -143,10 +142,6 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
                                         metas, face_frames.best_point(t).frame_index, len(chosen[tid]), gap)
     faceless = [build_track_record(drafts[tid], [], now) for tid, pts in chosen.items() if not pts]
     aws.put_records(settings.need("tracks_stream"), faceless)
-    boxes_by_frame: dict[int, list[tuple[str | None, dict[str, float]]]] = {}
-    for d in (f for doc in docs for f in doc["frames"]):
-        i = int(d["meta"]["frame-index"])
-        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d["boxes"])]
     messages = []
     for group in face_frames.groups({tid: [p.frame_index for p in pts] for tid, pts in chosen.items() if pts}):
         frames_needed = sorted({p.frame_index for tid in group for p in chosen[tid]})
