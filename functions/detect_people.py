@@ -8,10 +8,14 @@ vidsift.core.snapshots): they are detected in the same batch, copied to the peop
 marked alert-only when they show people, and alerted on, but write no row. With no alert
 rule configured they are acknowledged without calling the endpoint: nobody is waiting.
 
-A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY),
-read with its metadata before the endpoint call: a replayed event, or identical frames
-rewritten by a split_frames retry (new ETags under SSE-KMS), is work done already and is
-left out of the call. A snapshot's work stays keyed on its object version."""
+A frame's work is done when the tracking table holds its boxes from the same bytes (its
+metadata, content hash included, read before the endpoint call) and its video's progress
+counts it: a replayed event, or identical frames rewritten by a split_frames retry (new
+ETags under SSE-KMS), is left out of the call. One BatchGetItem asks that for the whole
+batch, and one BatchWriteItem plus one UpdateItem per video record it, instead of a
+Powertools idempotency record per frame: every write here is keyed by the frame, so a
+repeated one changes nothing. A snapshot's work (an alert, no record) stays keyed on its
+object version through Powertools' idempotency."""
 
 from __future__ import annotations
 
@@ -36,7 +40,6 @@ from vidsift.stages.runtime import (
     OBJECT_KEY,
     done,
     failures_recorded,
-    frame_work,
     once,
     record_bad_input,
     record_gave_up,
@@ -57,10 +60,14 @@ class Batch:
     refs: dict[str, list[ObjectRef]] = field(default_factory=dict)
     #: Snapshots acknowledged without detection (no alert rule is configured).
     skipped: list[ObjectRef] = field(default_factory=list)
-    #: Each frame's idempotency payload (with its metadata, read once) and key.
+    #: Each frame's metadata, read once before the endpoint call.
+    metas: dict[ObjectRef, FrameMeta] = field(default_factory=dict)
+    #: Each snapshot's idempotency payload and key.
     work: dict[ObjectRef, tuple[dict[str, Any], str]] = field(default_factory=dict)
     #: Frames whose work is done already (a replay, identical frames rewritten): not detected again.
     done: set[ObjectRef] = field(default_factory=set)
+    #: Messages whose frames could not all be finished: the frame, and why.
+    failures: dict[str, tuple[str, Exception]] = field(default_factory=dict)
 
 
 #: Whether "snapshots skipped: no alert rules" was logged by this container: once is enough
@@ -113,18 +120,15 @@ def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]],
                     extra={"snapshot": snapshots[0].uri})
 
 
-#: Concurrent HeadObject + idempotency look-ups while identifying a batch's frames.
+#: Concurrent HeadObject (and snapshot idempotency) look-ups while identifying a batch's frames.
 _IDENTIFY_THREADS = 8
 
 
-def _identify_one(settings: Settings, ref: ObjectRef) -> tuple[dict[str, Any], str]:
-    """The idempotency payload and key of the work on ``ref``. A frame's metadata (HeadObject)
-    says what it is: its content hash keys the work, and it is checked here, before the
-    endpoint is asked about a frame that could not be recorded. A snapshot is keyed on the
-    version its event names (finish_snapshot reads its metadata)."""
-    obj = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size}
+def _identify_one(settings: Settings, ref: ObjectRef) -> FrameMeta | None:
+    """A frame's metadata (HeadObject), checked here, before the endpoint is asked about a
+    frame that could not be recorded; None for a snapshot (finish_snapshot reads its own)."""
     if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
-        return obj, OBJECT_KEY
+        return None
     try:
         metadata = aws.head_object(ref.bucket, ref.key).get("Metadata", {})
     except Exception as exc:
@@ -137,37 +141,52 @@ def _identify_one(settings: Settings, ref: ObjectRef) -> tuple[dict[str, Any], s
                                          "Retried; fix the grant and redrive the DLQ") from exc
         raise
     try:
-        FrameMeta.from_s3(metadata)
+        return FrameMeta.from_s3(metadata)
     except ValueError as exc:
         raise BadInputError(ref.uri, str(exc)) from exc
-    return frame_work(obj | {"metadata": metadata}, metadata)
+
+
+def _snapshot_work(ref: ObjectRef) -> tuple[dict[str, Any], str]:
+    return {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size}, OBJECT_KEY
 
 
 def _identify(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:
-    """Fill batch.work and batch.done; a frame that cannot be identified fails its message."""
+    """Fill batch.metas, batch.work and batch.done; a frame that cannot be identified fails its message."""
     refs = list(dict.fromkeys(r for rs in refs_by_msg.values() for r in rs))
     if not refs:
         return
 
-    def one(ref: ObjectRef) -> tuple[tuple[dict[str, Any], str] | None, bool, Exception | None]:
+    def one(ref: ObjectRef) -> tuple[FrameMeta | None, bool, Exception | None]:
         try:
-            obj, key = _identify_one(settings, ref)
-            return (obj, key), done(finish_frame, obj, key=key), None
+            meta = _identify_one(settings, ref)
+            if meta is not None:
+                return meta, False, None
+            obj, key = _snapshot_work(ref)
+            return None, done(finish_snapshot_work, obj, key=key), None
         except Exception as exc:
             return None, False, exc
 
     with ThreadPoolExecutor(max_workers=min(_IDENTIFY_THREADS, len(refs))) as pool:
         results = dict(zip(refs, pool.map(one, refs), strict=True))
+    for ref, (meta, is_done, exc) in results.items():
+        if exc is not None:
+            continue
+        if meta is None:
+            batch.work[ref] = _snapshot_work(ref)
+            if is_done:
+                batch.done.add(ref)
+        else:
+            batch.metas[ref] = meta
+    try:
+        detected = tracking.already_detected(settings, list(batch.metas.values()))
+    except Exception as exc:  # the table is failing: every message with a frame is retried
+        detected = set()
+        results |= {r: (m, False, exc) for r, m in batch.metas.items()}
+    batch.done |= {r for r, m in batch.metas.items() if (m.video_id, m.frame_index) in detected}
     for msg_id, rs in refs_by_msg.items():
         for r in rs:
-            work, is_done, exc = results[r]
-            if exc is not None:
-                batch.errors.setdefault(msg_id, exc)
-                continue
-            assert work is not None
-            batch.work[r] = work
-            if is_done:
-                batch.done.add(r)
+            if results[r][2] is not None:
+                batch.errors.setdefault(msg_id, results[r][2])
 
 
 def prepare(event: dict[str, Any], settings: Settings) -> Batch:
@@ -246,24 +265,44 @@ def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) ->
     return {"record_id": None, "person_count": detection.person_count, "alert_only": True}
 
 
-def finish_frame(obj: dict[str, Any]) -> dict[str, Any]:
-    settings = Settings.from_env()
+def finish_snapshot_work(obj: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's work, once per object version (runtime.once)."""
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
     detection = Detection(model=obj["model"], boxes=tuple(Box.from_doc(b) for b in obj["boxes"]))
-    if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
-        return finish_snapshot(settings, ref, detection)
-    metadata = obj["metadata"] if "metadata" in obj else aws.head_object(ref.bucket, ref.key).get("Metadata", {})
-    try:
-        meta = FrameMeta.from_s3(metadata)
-    except ValueError as exc:
-        raise BadInputError(ref.uri, str(exc)) from exc
+    return finish_snapshot(Settings.from_env(), ref, detection)
+
+
+def _finish_frame(settings: Settings, ref: ObjectRef, meta: FrameMeta, detection: Detection) -> None:
+    """A frame with people: copied to the people bucket, alerted on (before its record)."""
     if detection.person_count:
         s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
                                   "max-confidence": str(detection.max_confidence), "detector": detection.model}
         aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
-        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the record
-    tracking.record_detection(settings, meta, detection)
-    return {"record_id": ids.people_record_id(meta.video_id, meta.frame_index), "person_count": detection.person_count}
+        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)
+
+
+def finish(settings: Settings, batch: Batch) -> None:
+    """Every detected frame of the batch: copied and alerted on one by one, then recorded for
+    track_people together (tracking.record_detections). A frame that fails fails its message
+    (batch.failures), and the frames that did not fail are recorded all the same, so the
+    retry finds them done."""
+    finished: list[tuple[str, ObjectRef, FrameMeta, Detection]] = []
+    for msg_id, frames in batch.frames.items():
+        for ref, detection in frames:
+            meta = batch.metas.get(ref)
+            if meta is None:  # a snapshot: its own work in the record handler
+                continue
+            try:
+                _finish_frame(settings, ref, meta, detection)
+            except Exception as exc:
+                batch.failures.setdefault(msg_id, (ref.uri, exc))
+                continue
+            finished.append((msg_id, ref, meta, detection))
+    try:
+        tracking.record_detections(settings, [(meta, detection) for _, _, meta, detection in finished])
+    except Exception as exc:
+        for msg_id, ref, _, _ in finished:
+            batch.failures.setdefault(msg_id, (ref.uri, exc))
 
 
 def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[ObjectRef]) -> None:
@@ -295,11 +334,17 @@ def make_record_handler(batch: Batch, context: Any, settings: Settings):
             else:  # the endpoint kept failing
                 record_gave_up(logger, STAGE, exc, record, [r.uri for r in batch.refs.get(record.message_id, [])])
             raise exc
+        if record.message_id in batch.failures:
+            subject, exc = batch.failures[record.message_id]
+            with failures_recorded(logger, STAGE, record, subject):
+                raise exc
         for ref, detection in batch.frames.get(record.message_id, []):
+            if ref not in batch.work:  # a frame, finished already
+                continue
             work, key = batch.work[ref]
             obj = work | {"model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}
             with failures_recorded(logger, STAGE, record, ref.uri):
-                once(finish_frame, obj, context, key=key)
+                once(finish_snapshot_work, obj, context, key=key)
 
     return record_handler
 
@@ -308,5 +353,6 @@ def make_record_handler(batch: Batch, context: Any, settings: Settings):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_env()
     batch = prepare(event, settings)
+    finish(settings, batch)
     return process_partial_response(event=event, record_handler=make_record_handler(batch, context, settings),
                                     processor=sqs_processor(), context=context)

@@ -196,8 +196,10 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
                              f"{C['snapshot_prefix']}*"),
             ("s3:PutObject", f"{bucket_arn('people')}/*"),
             ("sagemaker:InvokeEndpoint", arn("sagemaker", f"endpoint/{NAMES.endpoint}")),
-            # each frame's boxes and progress; the frame that completes its video tells track_people
-            ("dynamodb:PutItem", tracking_table),
+            # each batch's frames: done already?, their boxes, their progress; the batch that
+            # completes its video tells track_people
+            ("dynamodb:BatchGetItem", tracking_table),
+            ("dynamodb:BatchWriteItem", tracking_table),
             ("dynamodb:UpdateItem", tracking_table),
             ("sqs:SendMessage", track_queue),
             # person alerts: the frame link is presigned by this role

@@ -468,12 +468,60 @@ def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
     return {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")}
 
 
-def tracking_put_frame(table: str, part: str, frame_index: int, doc: dict[str, Any]) -> None:
-    """A frame's detections and metadata (overwritten identically by a retry)."""
-    client("dynamodb").put_item(TableName=table, Item={
-        "part": {"S": part}, "n": {"N": str(frame_index)},
-        "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
-        "expires_at": {"N": str(_tracking_expiry())}})
+#: BatchWriteItem takes 25 items, BatchGetItem 100 keys, per call.
+DDB_WRITE_BATCH = 25
+DDB_GET_BATCH = 100
+
+
+def _frame_item(part: str, frame_index: int, doc: dict[str, Any]) -> dict[str, Any]:
+    return {"part": {"S": part}, "n": {"N": str(frame_index)},
+            "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
+            "expires_at": {"N": str(_tracking_expiry())}}
+
+
+def tracking_put_frames(table: str, frames: Sequence[tuple[str, int, dict[str, Any]]], *, attempts: int = 6) -> None:
+    """Several frames' detections and metadata in as few calls as DynamoDB takes (25 items a
+    BatchWriteItem), resending exactly the items it leaves unprocessed (throttled partitions)
+    with backoff. A frame twice in ``frames`` is written once, with its last document
+    (DynamoDB refuses a batch that names one key twice)."""
+    items = {(part, n): _frame_item(part, n, doc) for part, n, doc in frames}
+    requests = [{"PutRequest": {"Item": item}} for item in items.values()]
+    for start in range(0, len(requests), DDB_WRITE_BATCH):
+        pending = requests[start:start + DDB_WRITE_BATCH]
+        for attempt in range(attempts):
+            resp = client("dynamodb").batch_write_item(RequestItems={table: pending})
+            pending = resp.get("UnprocessedItems", {}).get(table, [])
+            if not pending:
+                break
+            if attempt == attempts - 1:
+                raise RuntimeError(f"DynamoDB {table}: {len(pending)} frame items still unprocessed after "
+                                   f"{attempts} BatchWriteItem attempts")
+            time.sleep(backoff(attempt))
+
+
+def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int = 6) -> dict[tuple[str, int], Any]:
+    """Items by (part, n), read strongly consistently in as few calls as DynamoDB takes (100
+    keys a BatchGetItem): frame items as their documents, progress items (n = PROGRESS_N) as
+    tracking_mark returns them. Keys without an item are absent from the answer."""
+    wanted = list(dict.fromkeys(keys))
+    out: dict[tuple[str, int], Any] = {}
+    for start in range(0, len(wanted), DDB_GET_BATCH):
+        pending: dict[str, Any] = {"Keys": [{"part": {"S": p}, "n": {"N": str(n)}}
+                                            for p, n in wanted[start:start + DDB_GET_BATCH]], "ConsistentRead": True}
+        for attempt in range(attempts):
+            resp = client("dynamodb").batch_get_item(RequestItems={table: pending})
+            for item in resp.get("Responses", {}).get(table, []):
+                key = (item["part"]["S"], int(item["n"]["N"]))
+                out[key] = (json.loads(item["doc"]["S"]) if key[1] != PROGRESS_N else
+                            {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")})
+            pending = resp.get("UnprocessedKeys", {}).get(table) or {}
+            if not pending:
+                break
+            if attempt == attempts - 1:
+                raise RuntimeError(f"DynamoDB {table}: {len(pending.get('Keys', []))} keys still unprocessed after "
+                                   f"{attempts} BatchGetItem attempts")
+            time.sleep(backoff(attempt))
+    return out
 
 
 def tracking_frames(table: str, part: str, first: int, last: int) -> list[dict[str, Any]]:

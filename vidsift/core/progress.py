@@ -5,7 +5,7 @@ Frames of one video reach detect_people in any order, across concurrent invocati
 segments, while a tracker needs them in time order and complete. Ordering them by design
 (SQS FIFO groups per video) would need split_frames to send every frame itself, since S3
 cannot notify a FIFO queue, and would serialise a video's detection. Instead detection
-stays parallel and records each frame's boxes (aws.tracking_put_frame), and one progress
+stays parallel and records each frame's boxes (aws.tracking_put_frames), and one progress
 item per video (aws.tracking_mark) counts frames as a *set* of frame indices, so a
 retried frame is never counted twice:
 

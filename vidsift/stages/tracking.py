@@ -42,13 +42,41 @@ def track_params() -> TrackParams:
 # --- what detect_people tells the barrier ----------------------------------------------
 
 
-def record_detection(settings: Settings, meta: FrameMeta, detection: Detection) -> None:
+def _frame_doc(meta: FrameMeta, detection: Detection) -> dict[str, Any]:
+    return {"meta": meta.to_s3(), "model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}
+
+
+def record_detections(settings: Settings, detected: list[tuple[FrameMeta, Detection]]) -> None:
+    """An invocation's frames: their boxes in as few writes as DynamoDB takes, then one ADD
+    per video to its progress. The boxes are written first, so a video the ADD completes
+    finds every one of its frames; the update that completes it sends the segments on."""
+    if not detected:
+        return
     table = settings.need("tracking_table")
-    aws.tracking_put_frame(table, meta.video_id, meta.frame_index,
-                           {"meta": meta.to_s3(), "model": detection.model,
-                            "boxes": [b.as_doc() for b in detection.boxes]})
-    item = aws.tracking_mark(table, meta.video_id, add={"done": {meta.frame_index}})
-    _if_detected(settings, meta.video_id, item)
+    aws.tracking_put_frames(table, [(m.video_id, m.frame_index, _frame_doc(m, d)) for m, d in detected])
+    by_video: dict[str, set[int]] = {}
+    for meta, _ in detected:
+        by_video.setdefault(meta.video_id, set()).add(meta.frame_index)
+    for video, frames in sorted(by_video.items()):
+        _if_detected(settings, video, aws.tracking_mark(table, video, add={"done": frames}))
+
+
+def already_detected(settings: Settings, metas: list[FrameMeta]) -> set[tuple[str, int]]:
+    """(video, frame index) of the frames whose work is done: their boxes are recorded from
+    these very bytes (the same metadata, content hash included) and their video's progress
+    counts them. Both, because an invocation that died between the two writes has not
+    settled its frames. One BatchGetItem for a whole batch, progress items included."""
+    if not metas:
+        return set()
+    keys = [(m.video_id, m.frame_index) for m in metas]
+    found = aws.tracking_get(settings.need("tracking_table"),
+                             [*keys, *((v, aws.PROGRESS_N) for v in dict.fromkeys(m.video_id for m in metas))])
+    done = set()
+    for meta, key in zip(metas, keys, strict=True):
+        doc, item = found.get(key), found.get((meta.video_id, aws.PROGRESS_N)) or {}
+        if doc is not None and doc.get("meta") == meta.to_s3() and meta.frame_index in item.get("done", set()):
+            done.add(key)
+    return done
 
 
 def give_up(settings: Settings, frame_keys: list[str]) -> None:

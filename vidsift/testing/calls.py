@@ -293,6 +293,9 @@ def requests(call: Call, names: Names, keys: Keys) -> list[Request]:
     elif svc == "dynamodb" and op in _DDB_OPS and "TableName" in p:
         return [Request(f"dynamodb:{op}", f"arn:aws:dynamodb:{REGION}:{acct}:table/{names.name(p['TableName'])}",
                         why=what)]
+    elif svc == "dynamodb" and op in _DDB_OPS and "RequestItems" in p:  # BatchGetItem, BatchWriteItem: per table
+        return [Request(f"dynamodb:{op}", f"arn:aws:dynamodb:{REGION}:{acct}:table/{names.name(t)}", why=what)
+                for t in sorted(p["RequestItems"])]
     elif svc == "sagemaker-runtime" and op == "InvokeEndpoint":
         # IAM spells endpoint ARNs in lower case.
         return [Request("sagemaker:InvokeEndpoint",
