@@ -173,3 +173,44 @@ def test_a_tracking_message_without_its_fields_is_a_bad_input() -> None:
                 {progress.VIDEO_MESSAGE: "v"}, {progress.SEGMENT_MESSAGE: {"video_id": "v", "segment": True}}):
         with pytest.raises(BadInputError, match="without a valid"):
             progress.message_kind(bad)
+
+
+def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchWriteItem and BatchGetItem may leave part of a batch undone (a throttled partition)
+    and still succeed: exactly that part is sent again, after a backoff, and a frame named twice
+    is written once (DynamoDB refuses a batch with one key twice)."""
+    from botocore.stub import ANY, Stubber
+
+    from vidsift import aws
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: the stub answers
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "stub")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "stub")
+    waits: list[int] = []
+    monkeypatch.setattr(aws, "backoff", lambda attempt, **_: waits.append(attempt) or 0.0)
+    aws.reset_clients()
+    client = aws.client("dynamodb")
+
+    def put(n: int, doc: str, expires: object = ANY) -> dict:
+        return {"PutRequest": {"Item": {"part": {"S": "v"}, "n": {"N": str(n)}, "doc": {"S": doc},
+                                        "expires_at": {"N": expires}}}}
+
+    with Stubber(client) as stub:
+        stub.add_response("batch_write_item", {"UnprocessedItems": {"t": [put(1, '{"b":1}', "7")]}},
+                          {"RequestItems": {"t": [put(0, '{"a":2}'), put(1, '{"b":1}')]}})
+        stub.add_response("batch_write_item", {"UnprocessedItems": {}},
+                          {"RequestItems": {"t": [put(1, '{"b":1}', "7")]}})
+        aws.tracking_put_frames("t", [("v", 0, {"a": 1}), ("v", 1, {"b": 1}), ("v", 0, {"a": 2})])
+        stub.assert_no_pending_responses()
+
+        key = {"part": {"S": "v"}, "n": {"N": "0"}}
+        progress_key = {"part": {"S": "v"}, "n": {"N": "-1"}}
+        stub.add_response("batch_get_item", {"Responses": {"t": [{**progress_key, "done": {"NS": ["0"]}}]},
+                                             "UnprocessedKeys": {"t": {"Keys": [key], "ConsistentRead": True}}},
+                          {"RequestItems": {"t": {"Keys": [key, progress_key], "ConsistentRead": True}}})
+        stub.add_response("batch_get_item", {"Responses": {"t": [{**key, "doc": {"S": '{"a":2}'}}]}},
+                          {"RequestItems": {"t": {"Keys": [key], "ConsistentRead": True}}})
+        assert aws.tracking_get("t", [("v", 0), ("v", -1), ("v", 0)]) == {("v", 0): {"a": 2}, ("v", -1): {"done": {0}}}
+        stub.assert_no_pending_responses()
+    assert waits == [0, 0]
+    aws.reset_clients()
