@@ -95,6 +95,42 @@ def test_someone_else_in_the_same_place_after_a_gap_is_a_new_visit() -> None:
         == 2
 
 
+RED, BLUE = tuple([0.5, 0.5] + [0.0] * 26) * 2, tuple([0.0] * 26 + [0.5, 0.5]) * 2
+
+
+def _lost_and_found(*, gap: int, lost_at: float, found_at: float,
+                    colours: tuple[float, ...] = RED) -> list[FramePeople]:
+    """A person standing at ``lost_at`` for 3 sampled frames, unseen for ``gap`` frames, then
+    at ``found_at`` for 3 more (1 frame a second; boxes 0.2 wide)."""
+    seen = [(i, lost_at, RED) for i in range(3)]
+    seen += [(i, found_at, colours) for i in range(3 + gap, 6 + gap)]
+    hidden = [FramePeople(i, float(i), ()) for i in range(3, 3 + gap)]  # sampled, nobody detected
+    return sorted(hidden + [FramePeople(i, float(i), (Box(round(x, 4), 0.1, 0.2, 0.8, 0.9, c),)) for i, x, c in seen],
+                  key=lambda f: f.frame_index)
+
+
+def test_someone_hidden_longer_than_the_tracker_waits_is_found_again_by_their_colours() -> None:
+    """Behind another person for 6 frames (the tracker gives up after max_gap_s 4): rejoined, as
+    the same colours are found again nearby; not when the colours differ, nor past rejoin_s."""
+    assert TrackParams().max_gap_s < 6 <= TrackParams().rejoin_s
+    assert len(track_segment(_lost_and_found(gap=6, lost_at=0.4, found_at=0.45))) == 1
+    assert len(track_segment(_lost_and_found(gap=6, lost_at=0.4, found_at=0.45), TrackParams(rejoin_s=5))) == 2
+    assert len(track_segment(_lost_and_found(gap=6, lost_at=0.4, found_at=0.45, colours=BLUE))) == 2
+    assert len(track_segment(_lost_and_found(gap=10, lost_at=0.4, found_at=0.45))) == 2  # past rejoin_s
+
+
+def test_leaving_at_the_side_and_coming_back_is_a_new_visit() -> None:
+    """The same colours, the same place, 7 s later: but the box touched the frame's side, and
+    the new one does too, so the person left and came back: two visits. Lost inside the view
+    and found again at the side (walking out behind someone) is one."""
+    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.8, found_at=0.8))) == 2
+    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.5, found_at=0.8))) == 1
+    # Found further away than a person walks in the gap: somebody else in the same colours.
+    far = _lost_and_found(gap=7, lost_at=0.3, found_at=0.75)
+    assert len(track_segment(far)) == 1
+    assert len(track_segment(far, TrackParams(rejoin_reach=0.1, rejoin_reach_per_s=0.01))) == 2
+
+
 def _track(heights: list[float], *, step: float = 1.0, conf: float = 0.9) -> Track:
     return Track(key="t", points=[Point(i, i * step, 0, Box(0.4, 0.1, 0.1, h, conf)) for i, h in enumerate(heights)])
 

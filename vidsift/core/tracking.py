@@ -64,6 +64,15 @@ class TrackParams:
     #: Detections a new track needs before it counts: 1 keeps every detection (a person seen
     #: in one sampled frame was there), higher drops one-frame false positives.
     min_detections: int = 1
+    #: A person lost inside the view (hidden behind someone, missed by the detector) and
+    #: found again within this many seconds, with the same colours, is one visit (rejoin).
+    rejoin_s: float = 8.0
+    #: How far (in the person's heights) they may be found from where they were lost, plus
+    #: this much per second of the gap: walking behind others, not across the frame at once.
+    rejoin_reach: float = 0.5
+    rejoin_reach_per_s: float = 1.0
+    #: A box within this much of the frame's side touches it: the person is entering or leaving.
+    edge: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -140,9 +149,61 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
             if any(det is d for d in dets):  # matched in this frame (not a prediction alone)
                 i = int(det.data[0])
                 by_object.setdefault(obj.id, []).append(Point(frame.frame_index, frame.time_s, i, frame.boxes[i]))
-    found = [pts for pts in by_object.values() if len(pts) >= params.min_detections]
+    found = rejoin([pts for pts in by_object.values() if len(pts) >= params.min_detections], params)
     found.sort(key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
     return [Track(key=f"{prefix}{n}", points=pts) for n, pts in enumerate(found, start=1)]
+
+
+def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
+    apps = [p.box.appearance for p in points if p.box.appearance]
+    return [sum(v) / len(apps) for v in zip(*apps, strict=True)] if apps else None
+
+
+def _touches_edge(box: Box, params: TrackParams) -> bool:
+    return box.left <= params.edge or box.left + box.width >= 1.0 - params.edge
+
+
+def _centre_distance(a: Box, b: Box) -> float:
+    """Centre to centre, in ``a``'s heights."""
+    return math.dist((a.left + a.width / 2, a.top + a.height / 2),
+                     (b.left + b.width / 2, b.top + b.height / 2)) / max(a.height, 1e-6)
+
+
+def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
+    """Re-identification after the tracker: a track that ended and one that began later are
+    one person's when the gap is at most ``rejoin_s``, their colours agree (the mean of the
+    last and first three detections, ``max_appearance``), the second begins within reach of
+    where the first ended, and not both at the frame's side: a track ending at the side and
+    one starting at a side are someone leaving and someone (perhaps the same person) coming
+    in, two visits. What the Kalman filter cannot bridge (hidden for longer than
+    ``max_gap_s``, a first speed taken from boxes clipped by the frame's edge that sends the
+    prediction the wrong way), colours can. Later tracks are joined in order of first
+    appearance, each to the closest in colour of the tracks that ended before it
+    (deterministic; every track continues at most once)."""
+    chains = sorted(tracks, key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
+    out: list[list[Point]] = []
+    for pts in chains:
+        first = pts[0]
+        best: tuple[float, float, int] | None = None
+        for n, chain in enumerate(out):
+            last = chain[-1]
+            gap = first.time_s - last.time_s
+            if not 0 < gap <= params.rejoin_s:
+                continue
+            if _touches_edge(last.box, params) and _touches_edge(first.box, params):
+                continue
+            if _centre_distance(last.box, first.box) > params.rejoin_reach + params.rejoin_reach_per_s * gap:
+                continue
+            colours = appearance_distance(_mean_appearance(chain[-3:]), _mean_appearance(pts[:3]))
+            if not (chain[-1].box.appearance and first.box.appearance) or colours > params.max_appearance:
+                continue
+            if best is None or (colours, gap) < best[:2]:
+                best = (colours, gap, n)
+        if best is None:
+            out.append(list(pts))
+        else:  # the chain continues, open at its new end
+            out[best[2]].extend(pts)
+    return out
 
 
 def _body_distance(detection: object, tracked: object) -> float:
