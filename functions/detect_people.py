@@ -272,32 +272,50 @@ def finish_snapshot_work(obj: dict[str, Any]) -> dict[str, Any]:
     return finish_snapshot(Settings.from_env(), ref, detection)
 
 
-def _finish_frame(settings: Settings, ref: ObjectRef, meta: FrameMeta, detection: Detection) -> None:
-    """A frame with people: copied to the people bucket, alerted on (before its record)."""
-    if detection.person_count:
-        s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
-                                  "max-confidence": str(detection.max_confidence), "detector": detection.model}
-        aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
-        alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)
+def _copy_frame(settings: Settings, ref: ObjectRef, meta: FrameMeta, detection: Detection) -> None:
+    """A frame with people, copied to the people bucket (its report, and the alert's link)."""
+    s3_meta = meta.to_s3() | {"person-count": str(detection.person_count),
+                              "max-confidence": str(detection.max_confidence), "detector": detection.model}
+    aws.copy_object(ref.bucket, ref.key, settings.people_bucket, metadata=s3_meta)
+
+
+#: Concurrent CopyObject calls while finishing a batch: each is a round trip of its own.
+_COPY_THREADS = 8
 
 
 def finish(settings: Settings, batch: Batch) -> None:
-    """Every detected frame of the batch: copied and alerted on one by one, then recorded for
-    track_people together (tracking.record_detections). A frame that fails fails its message
+    """Every detected frame of the batch: the frames with people copied (concurrently) and
+    alerted on (in frame order, each after its copy), then all recorded for track_people
+    together (tracking.record_detections). A frame that fails fails its message
     (batch.failures), and the frames that did not fail are recorded all the same, so the
     retry finds them done."""
+    todo = [(msg_id, ref, batch.metas[ref], detection) for msg_id, frames in batch.frames.items()
+            for ref, detection in frames if ref in batch.metas]  # snapshots: their own work in the record handler
+
+    def copy(item: tuple[str, ObjectRef, FrameMeta, Detection]) -> Exception | None:
+        try:
+            _copy_frame(settings, *item[1:])
+        except Exception as exc:
+            return exc
+        return None
+
+    with_people = [t for t in todo if t[3].person_count]
+    copy_errors: dict[ObjectRef, Exception | None] = {}
+    if with_people:
+        with ThreadPoolExecutor(max_workers=min(_COPY_THREADS, len(with_people))) as pool:
+            copy_errors = dict(zip((t[1] for t in with_people), pool.map(copy, with_people), strict=True))
     finished: list[tuple[str, ObjectRef, FrameMeta, Detection]] = []
-    for msg_id, frames in batch.frames.items():
-        for ref, detection in frames:
-            meta = batch.metas.get(ref)
-            if meta is None:  # a snapshot: its own work in the record handler
-                continue
-            try:
-                _finish_frame(settings, ref, meta, detection)
-            except Exception as exc:
-                batch.failures.setdefault(msg_id, (ref.uri, exc))
-                continue
-            finished.append((msg_id, ref, meta, detection))
+    for msg_id, ref, meta, detection in todo:
+        try:
+            if detection.person_count:
+                error = copy_errors[ref]
+                if error is not None:
+                    raise error
+                alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the record
+        except Exception as exc:
+            batch.failures.setdefault(msg_id, (ref.uri, exc))
+            continue
+        finished.append((msg_id, ref, meta, detection))
     try:
         tracking.record_detections(settings, [(meta, detection) for _, _, meta, detection in finished])
     except Exception as exc:
