@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,24 @@ def object_body(bucket: str, key: str) -> bytes:
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
+#: Concurrent GETs while collecting a run's objects: each is a round trip to the local S3.
+_GET_THREADS = 8
+
+
+def object_bodies(bucket: str, keys: list[str]) -> list[bytes]:
+    """The objects' bodies, in the order of ``keys``, fetched concurrently."""
+    if len(keys) < 2:
+        return [object_body(bucket, k) for k in keys]
+    with ThreadPoolExecutor(max_workers=_GET_THREADS) as pool:
+        return list(pool.map(lambda k: object_body(bucket, k), keys))
+
+
 def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
     """Every row Firehose delivered for a table (objects are newline-delimited JSON)."""
     bucket = stack.names.bucket("analytics")
     rows = []
-    for key in object_keys(bucket, f"{table}/"):
-        rows.extend(json.loads(line) for line in object_body(bucket, key).splitlines() if line.strip())
+    for body in object_bodies(bucket, object_keys(bucket, f"{table}/")):
+        rows.extend(json.loads(line) for line in body.splitlines() if line.strip())
     return rows
 
 
@@ -54,13 +67,12 @@ class RunResults:
 def collect(stack: LocalStack) -> RunResults:
     res = RunResults()
     frames = stack.names.bucket("frames")
-    for key in object_keys(frames):
-        if key.endswith("/summary.json"):
-            doc = json.loads(object_body(frames, key))
-            res.summaries[doc["video_id"]] = doc
+    for body in object_bodies(frames, [k for k in object_keys(frames) if k.endswith("/summary.json")]):
+        doc = json.loads(body)
+        res.summaries[doc["video_id"]] = doc
     analytics = stack.names.bucket("analytics")
     errors_prefix = contract.load()["analytics_prefixes"]["errors"]
-    res.errors = [json.loads(object_body(analytics, k)) for k in object_keys(analytics, errors_prefix)]
+    res.errors = [json.loads(b) for b in object_bodies(analytics, object_keys(analytics, errors_prefix))]
     sqs = aws.client("sqs")
     for stage, url in stack.dlq_urls.items():
         subjects: list[str] = []
@@ -98,12 +110,12 @@ def export(stack: LocalStack, res: RunResults, out: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r, sort_keys=False) + "\n" for r in group))
     people_bucket = stack.names.bucket("people")
-    for key in object_keys(people_bucket):
-        if not key.endswith(contract.load()["frame_suffix"]):
-            continue  # the tracks' face work (JSON) is the pipeline's, not a result
+    # The tracks' face work (JSON) is the pipeline's, not a result.
+    keys = [k for k in object_keys(people_bucket) if k.endswith(contract.load()["frame_suffix"])]
+    for key, body in zip(keys, object_bodies(people_bucket, keys), strict=True):
         path = out / "frames" / key
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(object_body(people_bucket, key))
+        path.write_bytes(body)
     for video, summary in res.summaries.items():
         path = out / "summaries" / f"{video}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
