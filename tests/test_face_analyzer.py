@@ -276,3 +276,33 @@ def test_module_level_analyze_uses_one_shared_analyzer(monkeypatch: pytest.Monke
     assert len(faces) == 1
     assert fa.default_analyzer() is fa.default_analyzer()
     fa.default_analyzer().close()
+
+
+def test_models_loading_in_the_background_answer_the_first_request(tmp_path) -> None:
+    """A local stack starts its face analyser with the Node models still loading: the first
+    analysis waits for them and gets the attributes."""
+    analyzer = fa.FaceAnalyzer(background=True)
+    try:
+        (face,) = analyzer.analyze(photo("astronaut"), attributes_all=True)
+        assert "AgeRange" in face and analyzer.has_attributes
+        assert analyzer.analyzer_id == fa.ANALYZER_ID
+    finally:
+        analyzer.close()
+
+
+def test_models_that_fail_to_load_in_the_background_leave_detection_working(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """A sidecar that dies while loading (here: a script that exits at once) is found out on
+    first use: the analyser says why and reports detection only, as when Node is missing."""
+    broken = tmp_path / "sidecar.mjs"
+    broken.write_text("process.stderr.write('no models here\\n'); process.exit(3);\n")
+    monkeypatch.setattr(fa, "SIDECAR", broken)
+    analyzer = fa.FaceAnalyzer(background=True)
+    try:
+        (face,) = analyzer.analyze(photo("astronaut"), attributes_all=True)
+        assert "AgeRange" not in face and "BoundingBox" in face
+        assert not analyzer.has_attributes
+        assert "exited (3)" in (analyzer.attributes_error or "")
+        assert analyzer.analyzer_id == fa.DETECTOR_ID
+    finally:
+        analyzer.close()

@@ -105,7 +105,10 @@ class SidecarError(RuntimeError):
 class HumanSidecar:
     """One long-lived ``node sidecar.mjs`` process: models load once, requests go in order."""
 
-    def __init__(self, start_timeout_s: float = 120.0) -> None:
+    def __init__(self, start_timeout_s: float = 120.0, *, wait: bool = True) -> None:
+        """``wait=False`` returns as soon as the process is spawned: the models load while the
+        caller goes on (a local stack starting up, a video splitting), and the first request
+        waits for them (``wait_ready``)."""
         node = shutil.which("node")
         if node is None:
             raise SidecarError("node is not on PATH")
@@ -122,10 +125,39 @@ class HumanSidecar:
         )
         self._stderr: list[str] = []
         threading.Thread(target=self._drain_stderr, name="human-sidecar-stderr", daemon=True).start()
-        ready = self._read_line(start_timeout_s)
-        if not ready.get("ready"):
-            raise SidecarError(f"sidecar did not start: {ready}")
-        self.versions: dict[str, str] = ready.get("versions", {})
+        self._versions: dict[str, str] = {}
+        self._ready = threading.Event()
+        self._start_error: SidecarError | None = None
+        if wait:
+            self._await_ready(start_timeout_s)
+            self.wait_ready()
+        else:
+            threading.Thread(target=self._await_ready, args=(start_timeout_s,), name="human-sidecar-start",
+                             daemon=True).start()
+
+    def _await_ready(self, timeout_s: float) -> None:
+        try:
+            ready = self._read_line(timeout_s)
+            if not ready.get("ready"):
+                raise SidecarError(f"sidecar did not start: {ready}")
+            self._versions = ready.get("versions", {})
+        except SidecarError as exc:
+            self._start_error = exc
+        except Exception as exc:  # e.g. a line that is not JSON
+            self._start_error = SidecarError(f"sidecar did not start: {exc!r}")
+        finally:
+            self._ready.set()
+
+    def wait_ready(self) -> None:
+        """Block until the models are loaded; SidecarError if they never will be."""
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    @property
+    def versions(self) -> dict[str, str]:
+        self.wait_ready()
+        return self._versions
 
     def _drain_stderr(self) -> None:
         # Kept (last lines only) so that a crash can be explained; read so the pipe never fills.
@@ -163,6 +195,7 @@ class HumanSidecar:
         """
         if not crops:
             return []
+        self.wait_ready()
         with self._lock:
             self._next_id += 1
             header = json.dumps(
@@ -281,8 +314,9 @@ def _age_range(distribution: list[float]) -> dict[str, int]:
 class FaceAnalyzer:
     """Finds faces and their attributes. Models load once here; ``analyze`` is thread-safe."""
 
-    def __init__(self, attributes: bool = True, max_side: int = MAX_DETECT_SIDE) -> None:
-        """``attributes=False`` skips starting the Node models (detection-only use, faster start)."""
+    def __init__(self, attributes: bool = True, max_side: int = MAX_DETECT_SIDE, *, background: bool = False) -> None:
+        """``attributes=False`` skips starting the Node models (detection-only use, faster start);
+        ``background=True`` lets them load while the caller goes on (the first use waits)."""
         self.max_side = max_side
         self._detect_lock = threading.Lock()
         self._sidecar: HumanSidecar | None = None
@@ -290,19 +324,31 @@ class FaceAnalyzer:
         self.attributes_error: str | None = None
         if attributes:
             try:
-                self._sidecar = HumanSidecar()
+                self._sidecar = HumanSidecar(wait=not background)
             except (SidecarError, OSError) as exc:
-                self.attributes_error = str(exc)
-                log.warning("face attributes unavailable, reporting detection only: %s", exc)
+                self._no_attributes(exc)
+
+    def _no_attributes(self, exc: Exception) -> None:
+        self.attributes_error = str(exc)
+        log.warning("face attributes unavailable, reporting detection only: %s", exc)
 
     @property
     def has_attributes(self) -> bool:
-        return self._sidecar is not None
+        """Whether the Node models are up (waiting for them if they are still loading)."""
+        with self._sidecar_lock:
+            if self._sidecar is not None:
+                try:
+                    self._sidecar.wait_ready()
+                except SidecarError as exc:
+                    self._sidecar.close()
+                    self._sidecar = None
+                    self._no_attributes(exc)
+            return self._sidecar is not None
 
     @property
     def analyzer_id(self) -> str:
         """What produces this analyser's answers: the detector alone, or detector + Human."""
-        if self._sidecar is not None:
+        if self.has_attributes and self._sidecar is not None:
             return f"{DETECTOR_ID}+human-{self._sidecar.versions.get('human', _human_version())}"
         return DETECTOR_ID
 
@@ -368,7 +414,7 @@ class FaceAnalyzer:
                 }
             )
         found: list[np.ndarray | None] = [None] * len(details)
-        if self._sidecar is not None and faces:
+        if faces and self.has_attributes:
             found = self._add_mesh(image, faces, details, attributes_all, descriptors)
         return list(zip(details, found, strict=True))
 

@@ -674,6 +674,7 @@ def serve(
     analyzer: FaceAnalyzer | None = None,
     attributes: bool = True,
     state_file: Path | None = None,
+    background: bool = False,
 ) -> RekognitionService:
     """Start the local Rekognition on 127.0.0.1 and return it, models loaded and ready.
 
@@ -682,10 +683,12 @@ def serve(
     ``analyzer`` to share already-loaded models between services (it is then not closed on
     stop); ``attributes=False`` starts detection only (no Node process, so no face
     collections). ``state_file`` keeps the face collections across restarts (JSON).
+    ``background=True`` answers as soon as it listens, the Node models still loading: the
+    first request that needs them waits (a local stack starts while they load).
     """
     owns = analyzer is None
     if analyzer is None:
-        analyzer = FaceAnalyzer(attributes=attributes)
+        analyzer = FaceAnalyzer(attributes=attributes, background=background)
     try:
         service = RekognitionService(analyzer, _s3_client(s3_endpoint_url), port, owns_analyzer=owns,
                                      state_file=state_file)

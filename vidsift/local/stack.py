@@ -167,7 +167,8 @@ class LocalStack:
         sm = sagemaker_runtime.serve(endpoint_name=self.names.endpoint, s3_endpoint_url=self.endpoint_url,
                                      backend=self.detector)
         self._services.append(sm)
-        rk = rekognition.serve(s3_endpoint_url=self.endpoint_url)
+        # The face models load while the stack creates its resources and the first stages run.
+        rk = rekognition.serve(s3_endpoint_url=self.endpoint_url, background=True)
         self._services.append(rk)
         self.sagemaker, self.rekognition = sm, rk
         self.sagemaker_url, self.rekognition_url = sm.url, rk.url
