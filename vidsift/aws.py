@@ -21,6 +21,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -52,10 +53,27 @@ def _config(read_timeout_s: float, attempts: int = MAX_ATTEMPTS) -> Config:
 
 
 @cache
+def _loader() -> Any:
+    """botocore's reader of service models, shared: parsing a model's JSON (S3's is large)
+    is most of a client's creation, and each new session would parse it again. The models
+    are static; sessions stay new per client, so credentials are read from the environment
+    as it is when the client is made."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+def _session() -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader())
+    return boto3.session.Session(botocore_session=core)
+
+
+@cache
 def _client(service: str, endpoint_url: str | None, region: str | None, read_timeout_s: float = READ_TIMEOUT_S) -> Any:
     attempts = ENDPOINT_MAX_ATTEMPTS if service == ENDPOINT_SERVICE else MAX_ATTEMPTS
-    with _lock:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, config=_config(read_timeout_s, attempts), region_name=region)
+    with _lock:  # boto3's sessions are not thread-safe while creating clients
+        return _session().client(service, config=_config(read_timeout_s, attempts), region_name=region)
 
 
 def client(service: str) -> Any:
@@ -580,7 +598,7 @@ def _presign_client(endpoint_url: str | None, region: str) -> Any:
     path-style addressing for a local endpoint, virtual-hosted on AWS."""
     style = "path" if endpoint_url else "virtual"
     with _lock:
-        return boto3.session.Session().client(
+        return _session().client(
             "s3", region_name=region, endpoint_url=endpoint_url,
             config=Config(signature_version="s3v4", s3={"addressing_style": style}),
         )
