@@ -120,11 +120,14 @@ def test_someone_hidden_longer_than_the_tracker_waits_is_found_again_by_their_co
 
 
 def test_leaving_at_the_side_and_coming_back_is_a_new_visit() -> None:
-    """The same colours, the same place, 7 s later: but the box touched the frame's side, and
-    the new one does too, so the person left and came back: two visits. Lost inside the view
-    and found again at the side (walking out behind someone) is one."""
+    """The same colours, the same place, 7 s later: but at the frame's side, where the new
+    track starts too, so the person left and came back: two visits. Lost inside the view and
+    found again at a side (walking out behind someone), or lost at one side and found at the
+    other (crossing behind someone), is one."""
     assert len(track_segment(_lost_and_found(gap=7, lost_at=0.8, found_at=0.8))) == 2
-    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.5, found_at=0.8))) == 1
+    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.0, found_at=0.05))) == 2
+    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.4, found_at=0.8))) == 1
+    assert len(track_segment(_lost_and_found(gap=7, lost_at=0.8, found_at=0.05))) == 1
     # Found further away than a person walks in the gap: somebody else in the same colours.
     far = _lost_and_found(gap=7, lost_at=0.3, found_at=0.75)
     assert len(track_segment(far)) == 1

@@ -71,8 +71,11 @@ class TrackParams:
     #: this much per second of the gap: walking behind others, not across the frame at once.
     rejoin_reach: float = 0.5
     rejoin_reach_per_s: float = 1.0
-    #: A box within this much of the frame's side touches it: the person is entering or leaving.
-    edge: float = 0.02
+    #: A box within this much (a share of the frame's width) of the frame's left or right
+    #: side is at that side: the person may be entering or leaving there. Wide, because the
+    #: detector often misses a person less than half in view, so the first and last boxes it
+    #: finds of someone crossing can be well inside (0.1 let visits of look-alikes be joined).
+    side_margin: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -159,8 +162,10 @@ def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
     return [sum(v) / len(apps) for v in zip(*apps, strict=True)] if apps else None
 
 
-def _touches_edge(box: Box, params: TrackParams) -> bool:
-    return box.left <= params.edge or box.left + box.width >= 1.0 - params.edge
+def _side(box: Box, params: TrackParams) -> str | None:
+    """"left" or "right" for a box at that side of the frame (side_margin), else None."""
+    left, right = box.left <= params.side_margin, box.left + box.width >= 1.0 - params.side_margin
+    return None if left == right else ("left" if left else "right")
 
 
 def _centre_distance(a: Box, b: Box) -> float:
@@ -173,9 +178,9 @@ def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
     """Re-identification after the tracker: a track that ended and one that began later are
     one person's when the gap is at most ``rejoin_s``, their colours agree (the mean of the
     last and first three detections, ``max_appearance``), the second begins within reach of
-    where the first ended, and not both at the frame's side: a track ending at the side and
-    one starting at a side are someone leaving and someone (perhaps the same person) coming
-    in, two visits. What the Kalman filter cannot bridge (hidden for longer than
+    where the first ended, and not both at the same side of the frame: a track ending at a
+    side and one starting at that side are someone leaving and someone (perhaps the same
+    person) coming back in, two visits. What the Kalman filter cannot bridge (hidden for longer than
     ``max_gap_s``, a first speed taken from boxes clipped by the frame's edge that sends the
     prediction the wrong way), colours can. Later tracks are joined in order of first
     appearance, each to the closest in colour of the tracks that ended before it
@@ -190,7 +195,8 @@ def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
             gap = first.time_s - last.time_s
             if not 0 < gap <= params.rejoin_s:
                 continue
-            if _touches_edge(last.box, params) and _touches_edge(first.box, params):
+            side = _side(last.box, params)
+            if side is not None and side == _side(first.box, params):  # out and back in there
                 continue
             if _centre_distance(last.box, first.box) > params.rejoin_reach + params.rejoin_reach_per_s * gap:
                 continue
