@@ -690,3 +690,35 @@ def test_deploy_against_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         assert config["AsyncInferenceConfig"]["OutputConfig"]["S3OutputPath"].startswith("s3://")
         assert deploy.main([*common, "--delete"]) == 0
         assert sm.list_endpoints()["Endpoints"] == [] and sm.list_models()["Models"] == []
+
+
+def test_a_large_jpeg_is_decoded_smaller_with_the_same_people(inf: ModuleType, ssd: Any) -> None:
+    """A 1280x720 frame is decoded at half size for SSDLite's 300x300 input (1/4 would give it
+    180 rows): the same box within 2.5% of the frame (blobFromImages resizes without
+    antialiasing, so the two inputs differ slightly), the same colours."""
+    from vidsift.core.tracking import appearance_distance
+
+    image = cv2.resize(photo("astronaut"), (1280, 720), interpolation=cv2.INTER_CUBIC)
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    data = buf.tobytes()
+    assert inf.reduction((1280, 720), ssd.backend.fits) == 2
+    assert inf.reduction((640, 480), ssd.backend.fits) == 1 and inf.reduction(None, ssd.backend.fits) == 1
+    assert inf.decode_image(data, 0, ssd.backend.fits).shape == (360, 640, 3)
+    assert inf.decode_image(data, 0).shape == (720, 1280, 3)
+
+    def boxes(decode_fits: Any) -> list[dict[str, float]]:
+        images = [inf.decode_image(data, 0, decode_fits)]
+        rows = ssd.backend.detect(images, 0.5)
+        pred = inf.boxes_to_prediction(rows[0], 0.5, 0.0)
+        for b in pred["boxes"]:
+            b["appearance"] = inf.appearance(images[0], b)
+        return pred["boxes"]
+
+    (small,), (full,) = boxes(ssd.backend.fits), boxes(None)
+    for key in ("left", "top", "width", "height"):
+        assert abs(small[key] - full[key]) < 0.025, (key, small, full)
+    assert abs(small["confidence"] - full["confidence"]) < 0.05
+    assert appearance_distance(small["appearance"], full["appearance"]) < 0.05
+    # Through the handler: a JPEG this size takes the reduced path and finds the person.
+    assert call(inf, ssd, data, "image/jpeg")["predictions"][0]["boxes"][0]["confidence"] >= 0.8

@@ -46,7 +46,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -294,12 +294,26 @@ def max_image_pixels() -> int:
     return int(raw) if raw.strip() else DEFAULT_MAX_IMAGE_PIXELS
 
 
-def decode_image(data: bytes, index: int) -> np.ndarray:
+#: OpenCV's flags for decoding a JPEG at 1/2, 1/4, 1/8 of its size (libjpeg scales in its DCT).
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def reduction(size: tuple[int, int] | None, fits: Callable[[int, int], bool]) -> int:
+    """The largest of 8, 4, 2 by which a JPEG of ``size`` may be decoded smaller while the
+    detector still gets all the detail it uses (``fits(width, height)``); 1 if none."""
+    if size is None:
+        return 1
+    return next((r for r in (8, 4, 2) if fits(size[0] // r, size[1] // r)), 1)
+
+
+def decode_image(data: bytes, index: int, fits: Callable[[int, int], bool] | None = None) -> np.ndarray:
     """Decode JPEG/PNG/... bytes to a BGR uint8 array (the layout both backends take).
 
     The declared size is checked first (400 above :func:`max_image_pixels`; 413 stays the
     answer to a batch over MAX_BATCH, which callers split), so a decompression bomb is
-    refused without allocating its pixels.
+    refused without allocating its pixels. With ``fits`` (the detector's input size), a JPEG
+    far larger than the detector looks at is decoded at 1/2, 1/4 or 1/8 of its size: a 720p
+    frame in a fifth of the time, and the boxes are ratios, the same either way.
     """
     if not data:
         raise RequestError("image is empty", index=index)
@@ -307,8 +321,9 @@ def decode_image(data: bytes, index: int) -> np.ndarray:
     if size is not None and size[0] * size[1] > max_image_pixels():
         raise RequestError(f"image declares {size[0]}x{size[1]} pixels, over the limit of {max_image_pixels()} "
                            "(MAX_IMAGE_PIXELS); refused before decoding", index=index)
+    scale = reduction(size, fits) if fits is not None and data[:2] == b"\xff\xd8" else 1
     try:
-        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED.get(scale, cv2.IMREAD_COLOR))
     except cv2.error:  # e.g. over OpenCV's own pixel limit in a format sized only by decoding
         image = None
     if image is None or image.size == 0:
@@ -407,6 +422,10 @@ class Detector(Protocol):
         """Rows ``[x1, y1, x2, y2, confidence]`` per image, as ratios of that image."""
         ...
 
+    def fits(self, width: int, height: int) -> bool:
+        """Whether an image this size still holds all the detail the model looks at."""
+        ...
+
 
 class SSDLiteDetector:
     """Person-only SSDLite-MobileNetV2 on OpenCV DNN: no TensorFlow, no torch, no download."""
@@ -423,6 +442,11 @@ class SSDLiteDetector:
     #: Frames per forward pass. Measured on 2 CPUs: 4 is as fast per frame as any size and
     #: one 16-frame pass is ~20% slower (cache-unfriendly blobs); also bounds memory.
     chunk = 4
+
+    @staticmethod
+    def fits(width: int, height: int) -> bool:
+        """Each side is resized to the 300x300 input: an image at least that in both loses nothing."""
+        return width >= SSDLITE_INPUT and height >= SSDLITE_INPUT
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
@@ -456,6 +480,10 @@ class YoloDetector:
         self.person_class = next((int(k) for k, v in dict(names).items() if str(v).lower() == "person"), 0)
         self.imgsz = int(os.environ.get("YOLO_IMGSZ", "640"))
         self._lock = threading.Lock()
+
+    def fits(self, width: int, height: int) -> bool:
+        """Letterboxed to ``imgsz`` on its long side: an image at least that long loses nothing."""
+        return max(width, height) >= self.imgsz
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
         if not images:
@@ -615,7 +643,7 @@ def predict_fn(input_data: DetectionRequest, model: PersonDetector) -> dict[str,
     images = []
     for inst in input_data.instances:
         data = inst.data if inst.s3_uri is None else model.s3.read(inst.s3_uri, inst.index)
-        images.append(decode_image(data or b"", inst.index))
+        images.append(decode_image(data or b"", inst.index, model.backend.fits))
     rows = model.backend.detect(images, input_data.min_confidence)
     predictions = [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area) for r in rows]
     if input_data.appearance:
