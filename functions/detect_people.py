@@ -284,43 +284,54 @@ _COPY_THREADS = 8
 
 
 def finish(settings: Settings, batch: Batch) -> None:
-    """Every detected frame of the batch: the frames with people copied (concurrently) and
-    alerted on (in frame order, each after its copy), then all recorded for track_people
-    together (tracking.record_detections). A frame that fails fails its message
+    """Every detected frame of the batch, once even if two messages name it (S3 delivers at
+    least once): the frames with people copied (concurrently) and alerted on (in frame
+    order, each after its copy), then all recorded for track_people together
+    (tracking.record_detections). A frame that fails fails the messages naming it
     (batch.failures), and the frames that did not fail are recorded all the same, so the
     retry finds them done."""
-    todo = [(msg_id, ref, batch.metas[ref], detection) for msg_id, frames in batch.frames.items()
-            for ref, detection in frames if ref in batch.metas]  # snapshots: their own work in the record handler
+    messages: dict[ObjectRef, list[str]] = {}
+    detections: dict[ObjectRef, Detection] = {}
+    for msg_id, frames in batch.frames.items():
+        for ref, detection in frames:
+            if ref in batch.metas:  # snapshots: their own work in the record handler
+                messages.setdefault(ref, []).append(msg_id)
+                detections[ref] = detection
 
-    def copy(item: tuple[str, ObjectRef, FrameMeta, Detection]) -> Exception | None:
+    def fail(ref: ObjectRef, exc: Exception) -> None:
+        for msg_id in messages[ref]:
+            batch.failures.setdefault(msg_id, (ref.uri, exc))
+
+    def copy(ref: ObjectRef) -> Exception | None:
         try:
-            _copy_frame(settings, *item[1:])
+            _copy_frame(settings, ref, batch.metas[ref], detections[ref])
         except Exception as exc:
             return exc
         return None
 
-    with_people = [t for t in todo if t[3].person_count]
+    with_people = [r for r, d in detections.items() if d.person_count]
     copy_errors: dict[ObjectRef, Exception | None] = {}
     if with_people:
         with ThreadPoolExecutor(max_workers=min(_COPY_THREADS, len(with_people))) as pool:
-            copy_errors = dict(zip((t[1] for t in with_people), pool.map(copy, with_people), strict=True))
-    finished: list[tuple[str, ObjectRef, FrameMeta, Detection]] = []
-    for msg_id, ref, meta, detection in todo:
+            copy_errors = dict(zip(with_people, pool.map(copy, with_people), strict=True))
+    finished: list[ObjectRef] = []
+    for ref, detection in detections.items():
         try:
             if detection.person_count:
                 error = copy_errors[ref]
                 if error is not None:
                     raise error
-                alerting.on_person_frame(meta, detection, settings.people_bucket, ref.key)  # before the record
+                # Before the record: an alert is never lost to a record written first.
+                alerting.on_person_frame(batch.metas[ref], detection, settings.people_bucket, ref.key)
         except Exception as exc:
-            batch.failures.setdefault(msg_id, (ref.uri, exc))
+            fail(ref, exc)
             continue
-        finished.append((msg_id, ref, meta, detection))
+        finished.append(ref)
     try:
-        tracking.record_detections(settings, [(meta, detection) for _, _, meta, detection in finished])
+        tracking.record_detections(settings, [(batch.metas[r], detections[r]) for r in finished])
     except Exception as exc:
-        for msg_id, ref, _, _ in finished:
-            batch.failures.setdefault(msg_id, (ref.uri, exc))
+        for ref in finished:
+            fail(ref, exc)
 
 
 def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[ObjectRef]) -> None:

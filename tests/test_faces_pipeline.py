@@ -147,3 +147,23 @@ def test_person_alert_from_a_frame_arriving_in_the_frames_bucket(stack: LocalSta
     # The second frame with people to be processed fires (SQS does not keep order); never the coffee.
     assert (doc["camera_id"], doc["kind"]) == ("gate", "person") and doc["frame_index"] in (0, 2, 3)
     assert doc["frame"]["bucket"] == stack.names.bucket("people")
+
+
+def test_a_frame_announced_twice_in_one_batch_is_copied_and_alerted_on_once(
+        stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 delivers an event at least once: the same frame in two messages of one batch is one
+    frame's work (one alert with no cool-down to hide a second), and both messages succeed."""
+    monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "door", "when": "person", "camera": "door",
+                                                   "cooldown_s": 0}]))
+    alerts_received(stack)
+    sqs, url = aws.client("sqs"), stack.queue_urls["detect_people"]
+    put_frame(stack, "frames", "twice-clip", 0, jpeg(photo("astronaut")), "door", "2026-01-01T00:00:00.000Z")
+    (msg,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+    sqs.send_message(QueueUrl=url, MessageBody=msg["Body"])  # the duplicate delivery
+    d = Dispatcher(stack)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=msg["ReceiptHandle"], VisibilityTimeout=0)
+    assert d.poll("detect_people") == 2
+    assert d.stats["detect_people"].succeeded == 2 and d.stats["detect_people"].failed == 0
+    assert d.run_until_idle(timeout_s=120)
+    assert len(alerts_received(stack)) == 1
+    assert len(analytics_rows(stack, "people")) == len({r["record_id"] for r in analytics_rows(stack, "people")})
