@@ -428,11 +428,12 @@ def test_cost_of_a_tracked_run(tracked: Path) -> None:
     # SQS: the video event + 20 frame events + 1 batch of segment messages + the video message + 1 batch of
     # face-group messages, and a receive and a delete per invocation (12).
     assert got["SQS"].quantity == pytest.approx(1 + 20 + 1 + 1 + 1 + 2 * 12)
-    # DynamoDB: idempotency 2 × (video + 20 frames + 1 segment message + 1 video message + 2 groups); the
-    # progress table: per frame a PutItem (rows under 1 KB: 1 unit) and an UpdateItem, 1 update by
-    # split_frames, 2 per segment and 1 per video by track_people.
+    # DynamoDB: idempotency 2 × (video + 1 segment message + 1 video message + 2 groups: none per frame,
+    # detect_people's writes are keyed by the frame); the progress table: per frame an item of its boxes
+    # (rows under 1 KB: 1 unit), one UpdateItem per batch of 16 frames (2, the item under 1 KB), 1 update
+    # by split_frames, 2 per segment and 1 per video by track_people.
     assert all(len(json.dumps(r)) < 1000 for r in data.videos[0].people)
-    assert got["DynamoDB writes"].quantity == 2 * (1 + 20 + 1 + 1 + 2) + (20 + 20 + 1 + 2 + 1)
+    assert got["DynamoDB writes"].quantity == 2 * (1 + 1 + 1 + 2) + (20 + 2 + 1 + 2 + 1)
     assert total.total == pytest.approx(sum(line.usd for line in total.lines))
     # What was avoided: 5 frames without people, 12 frames of people already analysed.
     assert (total.avoided_by_dedup, total.avoided_by_person_filter, total.avoided_by_tracking) == (0, 5, 12)

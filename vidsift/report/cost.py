@@ -47,6 +47,9 @@ IDEMPOTENCY_WRITES_PER_CALL = 2
 SQS_BATCH = 10
 #: DynamoDB on-demand bills a write per 1 KB of item (rounded up).
 DYNAMODB_WRITE_UNIT = 1024
+#: What a frame adds to its video's progress item: its index in a number set (up to 6 digits
+#: and DynamoDB's per-number overhead), about 8 bytes.
+PROGRESS_BYTES_PER_FRAME = 8
 
 
 def _range_block_size() -> int:
@@ -90,9 +93,12 @@ ASSUMPTIONS = (
     "message and one per 10 face groups; one receive and one delete per Lambda invocation. The event source "
     "mapping's empty polls are a fixed cost per queue and are not counted.",
     "DynamoDB: two idempotency writes per video, per segment and per frame or message handled by each stage "
-    "(with the tracker: per segment message, video message and face group instead of per frame with people). "
-    "The tracker's progress table: per frame kept one PutItem of its detections (1 KB write units, sized as its "
-    "people row) and one UpdateItem; S updates by split_frames, 2 per segment and 1 per video by track_people.",
+    "(with the tracker: per segment message, video message and face group instead of per frame with people; "
+    "detect_people keeps none per frame: its writes are keyed by the frame). The tracker's progress table: per "
+    "frame kept one item of its detections (1 KB write units, sized as its people row; written a batch at a "
+    "time), one UpdateItem per batch of frames (detect_people's batch size), billed on the progress item's size "
+    "(about 8 bytes a frame, half the video's on average); S updates by split_frames, 2 per segment and 1 per "
+    "video by track_people.",
     "Not counted: storage (S3, DynamoDB), CloudWatch Logs, KMS, data transfer, Athena queries, SageMaker data "
     "processing (requests carry S3 URIs, not images), DynamoDB reads of the progress table (a few 4 KB read "
     "units per segment), Rekognition SearchFacesByImage against a known-faces collection, free tiers and volume "
@@ -292,9 +298,13 @@ def usages(data: RunData) -> list[Usage]:
             u.s3_get += n_seg + groups + calls
             u.sqs_requests = (1 + frames + segs + math.ceil(n_seg / SQS_BATCH) + 1 + math.ceil(groups / SQS_BATCH)
                               + 2 * invocations)
-            progress = sum(math.ceil(_record_bytes(r) / DYNAMODB_WRITE_UNIT) for r in v.people) + frames
-            progress += n_seg + 2 * n_seg + 1
-            u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + n_seg + 1 + groups) + progress
+            # detect_people: each frame's boxes (BatchWriteItem bills per item), then one ADD per batch
+            # to the progress item, billed on its size (its frame set half full on average).
+            updates = math.ceil(frames / int(contract.stage("detect_people")["batch_size"]))
+            item_units = max(1, math.ceil(PROGRESS_BYTES_PER_FRAME * frames / 2 / DYNAMODB_WRITE_UNIT))
+            progress = sum(math.ceil(_record_bytes(r) / DYNAMODB_WRITE_UNIT) for r in v.people)
+            progress += updates * item_units + n_seg + 2 * n_seg + 1
+            u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + n_seg + 1 + groups) + progress
             u.tracks = v.unique_people or 0
             u.tracked_videos = 1
         else:
