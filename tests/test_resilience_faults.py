@@ -20,6 +20,7 @@ from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
 from vidsift.stages.runtime import once
 from vidsift.testing.faults import (
+    DYNAMODB_THROTTLED,
     FIREHOSE_UNAVAILABLE,
     S3_SLOW_DOWN,
     FirehoseRefusesRecords,
@@ -161,6 +162,24 @@ def test_firehose_unavailable_ends_in_one_row(stack: LocalStack, refusals: int, 
     assert (d.stats["track_people"].failed, d.stats["track_people"].succeeded) == ((1, 1) if redriven else (0, 2))
     assert d.run_until_idle(timeout_s=120)
     frame_once(stack, video)  # the video tracked twice: one row each still
+
+
+@pytest.mark.parametrize(("refusals", "redriven"), [(2, False), (aws.MAX_ATTEMPTS, True)])
+def test_the_tracking_table_throttled_ends_in_one_row(stack: LocalStack, refusals: int, redriven: bool) -> None:
+    """detect_people writes a batch's boxes in one BatchWriteItem: throttled a few times it is
+    retried within the invocation; throttled past botocore's attempts the message fails, nothing
+    of the frame is counted done, and the redelivery records it once."""
+    video = f"tracking-throttled-{refusals}"
+    put_frame(stack, video, 0, jpeg("astronaut"))
+    d = Dispatcher(stack)
+    with Refuse(aws.client("dynamodb"), DYNAMODB_THROTTLED, limit=refusals, operations=("BatchWriteItem",)) as fault:
+        d.poll("detect_people")
+    assert fault.refused == refusals
+    assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
+    done = aws.tracking_mark(stack.names.tracking_table, video).get("done", set())
+    assert done == (set() if redriven else {0})
+    assert d.run_until_idle(timeout_s=120)
+    frame_once(stack, video)
 
 
 def test_firehose_refusing_records_past_the_resends_ends_in_one_row(stack: LocalStack) -> None:

@@ -35,6 +35,11 @@ class _Raw:
 S3_SLOW_DOWN = (503, {"Content-Type": "application/xml"},
                 b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
                 b"<Message>Please reduce your request rate.</Message></Error>")
+DYNAMODB_THROTTLED = (400, {"Content-Type": "application/x-amz-json-1.0",
+                            "x-amzn-ErrorType": "ProvisionedThroughputExceededException"},
+                      json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                                  "message": "The level of configured provisioned throughput for the table was "
+                                             "exceeded."}).encode())
 FIREHOSE_UNAVAILABLE = (503, {"Content-Type": "application/x-amz-json-1.1",
                               "x-amzn-ErrorType": "ServiceUnavailableException"},
                         json.dumps({"__type": "ServiceUnavailableException", "message": "Slow down."}).encode())
