@@ -497,6 +497,19 @@ def _frame_item(part: str, frame_index: int, doc: dict[str, Any]) -> dict[str, A
             "expires_at": {"N": str(_tracking_expiry())}}
 
 
+def _until_processed(send: Callable[[Any], dict[str, Any]], pending: Any, left: Callable[[dict[str, Any]], Any],
+                     what: str, attempts: int) -> None:
+    """Call ``send(pending)`` until ``left(answer)`` (what DynamoDB left unprocessed, e.g. on a
+    throttled partition) is empty, resending exactly that with backoff; raise past ``attempts``."""
+    for attempt in range(attempts):
+        pending = left(send(pending))
+        if not pending:
+            return
+        if attempt == attempts - 1:
+            raise RuntimeError(f"DynamoDB: {what} still unprocessed after {attempts} attempts")
+        time.sleep(backoff(attempt))
+
+
 def tracking_put_frames(table: str, frames: Sequence[tuple[str, int, dict[str, Any]]], *, attempts: int = 6) -> None:
     """Several frames' detections and metadata in as few calls as DynamoDB takes (25 items a
     BatchWriteItem), resending exactly the items it leaves unprocessed (throttled partitions)
@@ -505,16 +518,10 @@ def tracking_put_frames(table: str, frames: Sequence[tuple[str, int, dict[str, A
     items = {(part, n): _frame_item(part, n, doc) for part, n, doc in frames}
     requests = [{"PutRequest": {"Item": item}} for item in items.values()]
     for start in range(0, len(requests), DDB_WRITE_BATCH):
-        pending = requests[start:start + DDB_WRITE_BATCH]
-        for attempt in range(attempts):
-            resp = client("dynamodb").batch_write_item(RequestItems={table: pending})
-            pending = resp.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                break
-            if attempt == attempts - 1:
-                raise RuntimeError(f"DynamoDB {table}: {len(pending)} frame items still unprocessed after "
-                                   f"{attempts} BatchWriteItem attempts")
-            time.sleep(backoff(attempt))
+        _until_processed(lambda batch: client("dynamodb").batch_write_item(RequestItems={table: batch}),
+                         requests[start:start + DDB_WRITE_BATCH],
+                         lambda resp: resp.get("UnprocessedItems", {}).get(table, []),
+                         f"{table} frame items (BatchWriteItem)", attempts)
 
 
 def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int = 6) -> dict[tuple[str, int], Any]:
@@ -523,22 +530,19 @@ def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int =
     tracking_mark returns them. Keys without an item are absent from the answer."""
     wanted = list(dict.fromkeys(keys))
     out: dict[tuple[str, int], Any] = {}
+
+    def got(resp: dict[str, Any]) -> Any:
+        for item in resp.get("Responses", {}).get(table, []):
+            key = (item["part"]["S"], int(item["n"]["N"]))
+            out[key] = (json.loads(item["doc"]["S"]) if key[1] != PROGRESS_N else
+                        {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")})
+        return resp.get("UnprocessedKeys", {}).get(table) or {}
+
     for start in range(0, len(wanted), DDB_GET_BATCH):
-        pending: dict[str, Any] = {"Keys": [{"part": {"S": p}, "n": {"N": str(n)}}
-                                            for p, n in wanted[start:start + DDB_GET_BATCH]], "ConsistentRead": True}
-        for attempt in range(attempts):
-            resp = client("dynamodb").batch_get_item(RequestItems={table: pending})
-            for item in resp.get("Responses", {}).get(table, []):
-                key = (item["part"]["S"], int(item["n"]["N"]))
-                out[key] = (json.loads(item["doc"]["S"]) if key[1] != PROGRESS_N else
-                            {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")})
-            pending = resp.get("UnprocessedKeys", {}).get(table) or {}
-            if not pending:
-                break
-            if attempt == attempts - 1:
-                raise RuntimeError(f"DynamoDB {table}: {len(pending.get('Keys', []))} keys still unprocessed after "
-                                   f"{attempts} BatchGetItem attempts")
-            time.sleep(backoff(attempt))
+        keys_doc = {"Keys": [{"part": {"S": p}, "n": {"N": str(n)}} for p, n in wanted[start:start + DDB_GET_BATCH]],
+                    "ConsistentRead": True}
+        _until_processed(lambda batch: client("dynamodb").batch_get_item(RequestItems={table: batch}), keys_doc, got,
+                         f"{table} keys (BatchGetItem)", attempts)
     return out
 
 
