@@ -183,8 +183,8 @@ def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
     person) coming back in, two visits. What the Kalman filter cannot bridge (hidden for longer than
     ``max_gap_s``, a first speed taken from boxes clipped by the frame's edge that sends the
     prediction the wrong way), colours can. Later tracks are joined in order of first
-    appearance, each to the closest in colour of the tracks that ended before it
-    (deterministic; every track continues at most once)."""
+    appearance, each to the closest in colour of the tracks that ended before it; a track
+    so continued ends where its new part ends (deterministic)."""
     chains = sorted(tracks, key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
     out: list[list[Point]] = []
     for pts in chains:
@@ -200,8 +200,10 @@ def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
                 continue
             if _centre_distance(last.box, first.box) > params.rejoin_reach + params.rejoin_reach_per_s * gap:
                 continue
+            if not (last.box.appearance and first.box.appearance):  # no colours: boxes alone cannot tell
+                continue
             colours = appearance_distance(_mean_appearance(chain[-3:]), _mean_appearance(pts[:3]))
-            if not (chain[-1].box.appearance and first.box.appearance) or colours > params.max_appearance:
+            if colours > params.max_appearance:
                 continue
             if best is None or (colours, gap) < best[:2]:
                 best = (colours, gap, n)
