@@ -124,6 +124,57 @@ def test_ssdlite_finds_nobody_where_there_is_nobody(inf: ModuleType, ssd: Any, n
     assert response["predictions"] == [{"boxes": []}]
 
 
+@pytest.fixture(scope="module")
+def ssd_opencv(inf: ModuleType) -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SSDLITE_RUNTIME", "opencv")
+        return inf.load_model(None, backend="ssdlite")
+
+
+def test_ssdlite_runs_on_openvino_in_float32_where_it_is_installed(ssd: Any, ssd_opencv: Any) -> None:
+    """The project venv carries OpenVINO (requirements-nodeps.txt), so SSDLite runs there; on a
+    CPU with bfloat16 it must still compute in float32 (scores the same on every machine)."""
+    assert ssd.backend.runtime == "openvino" and ssd.backend.precision == "f32"
+    assert ssd_opencv.backend.runtime == "opencv"
+    assert ssd.model_id == ssd_opencv.model_id == "ssdlite_mobilenet_v2_person"  # one model, two runtimes
+
+
+@pytest.mark.parametrize("name", PEOPLE + NO_PEOPLE)
+def test_openvino_and_opencv_find_the_same_people(inf: ModuleType, ssd: Any, ssd_opencv: Any, name: str) -> None:
+    """Same graph, same weights: the same people with nearly the same scores. The boxes differ
+    a little because OpenVINO runs the graph's own bilinear resize to 300x300 and OpenCV its
+    blobFromImage's (measured: scores within 0.006, box edges within 0.07 of the image)."""
+    a = call(inf, ssd, jpeg(name), "image/jpeg")["predictions"][0]["boxes"]
+    b = call(inf, ssd_opencv, jpeg(name), "image/jpeg")["predictions"][0]["boxes"]
+    assert len(a) == len(b), (a, b)
+    for x, y in zip(a, b, strict=True):
+        assert abs(x["confidence"] - y["confidence"]) < 0.02, (x, y)
+        for lo, extent in (("left", "width"), ("top", "height")):
+            assert abs(x[lo] - y[lo]) < 0.1 and abs(x[lo] + x[extent] - y[lo] - y[extent]) < 0.1, (x, y)
+
+
+def test_ssdlite_runtime_setting(inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SSDLITE_RUNTIME", "tensorrt")
+    with pytest.raises(ValueError, match="SSDLITE_RUNTIME must be one of auto, openvino, opencv"):
+        inf.load_model(None, backend="ssdlite")
+    monkeypatch.setenv("SSDLITE_RUNTIME", "auto")
+    monkeypatch.setattr(inf, "_openvino_available", lambda: False)  # as in the serving container
+    assert inf.load_model(None, backend="ssdlite").backend.runtime == "opencv"
+
+
+def test_openvino_keeps_its_compiled_network(inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Compiling the graph takes seconds; each local stack loads it, so the compiled network is
+    kept in OPENVINO_CACHE_DIR (else the user's cache folder) and later loads read it."""
+    monkeypatch.setenv("OPENVINO_CACHE_DIR", str(tmp_path / "ov"))
+    monkeypatch.setenv("SSDLITE_RUNTIME", "openvino")
+    model = inf.load_model(None, backend="ssdlite")
+    assert model.backend.runtime == "openvino"
+    assert [p for p in (tmp_path / "ov").iterdir() if p.stat().st_size > 1_000_000], "no compiled network cached"
+    again = inf.load_model(None, backend="ssdlite")  # from the cache
+    (rows,) = again.backend.detect([inf.decode_image(jpeg("camera"), 0)], 0.5)
+    assert len(rows) and rows[0][4] > 0.9
+
+
 def test_json_batch_matches_single_images_in_order(inf: ModuleType, ssd: Any) -> None:
     names = ["coffee", "astronaut", "chelsea", "grace_hopper"]
     batch = call(inf, ssd, {"instances": [{"image_b64": b64(n)} for n in names]})
@@ -591,6 +642,7 @@ def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypat
     monkeypatch.setitem(sys.modules, spec.name, packed)
     spec.loader.exec_module(packed)
     monkeypatch.setenv("VIDSIFT_DETECTOR", "ssdlite")
+    monkeypatch.setattr(packed, "_openvino_available", lambda: False)  # the container ships OpenCV alone
     model = packed.model_fn(str(model_dir))
     assert model.backend.graph == model_dir / "frozen_inference_graph.pb"
     assert model.backend.pbtxt == model_dir / "code" / "ssdlite_person.pbtxt"
