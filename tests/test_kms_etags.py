@@ -6,7 +6,7 @@ of its bytes that split_frames carries in its metadata, so the retry must be wor
 already: no endpoint call, no DetectFaces, no row twice.
 
 moto always answers MD5 ETags, so here its S3 gives each written object a random ETag of
-its own (moto's server runs in this process): what HeadObject, PutObject, CopyObject and the
+its own (moto's server runs in this process here): what HeadObject, PutObject, CopyObject and the
 S3 events report, as with SSE-KMS."""
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def _kms_etag(key: FakeKey) -> str:
     if "_kms_etag" not in key.__dict__:
         key.__dict__["_kms_etag"] = f'"{uuid.uuid4().hex}"'
     return key.__dict__["_kms_etag"]
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[LocalStack]:
+    """moto's server in this process (not its own, as usual), so that its S3 can be changed."""
+    with LocalStack(moto_in_process=True) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """The embedded local AWS: the same topology as serverless.yml, on this machine.
 
-moto's server provides S3, SQS, Firehose and DynamoDB over real HTTP; our emulators
-provide SageMaker-runtime InvokeEndpoint and Rekognition DetectFaces with real offline
-models. The handlers are the deployed code unchanged: only boto3 endpoints differ, set
-here through the standard ``AWS_ENDPOINT_URL*`` variables.
+moto's server provides S3, SQS, Firehose and DynamoDB over real HTTP, in a process of its
+own (vidsift.local.moto_process says why); our emulators provide SageMaker-runtime
+InvokeEndpoint and Rekognition DetectFaces with real offline models. The handlers are the
+deployed code unchanged: only boto3 endpoints differ, set here through the standard
+``AWS_ENDPOINT_URL*`` variables.
 """
 
 from __future__ import annotations
@@ -20,45 +21,11 @@ from typing import Any, ClassVar
 
 from vidsift import aws, contract
 from vidsift.contract import ResourceNames, local_names
+from vidsift.local.moto_process import MotoProcess, thread_server_class
 
 #: Locally a failed message comes back after this many seconds (AWS: 6x the timeout).
 LOCAL_VISIBILITY_TIMEOUT_S = 1
 REGION = "us-east-1"
-
-
-def _moto_server() -> type:
-    """moto's ThreadedMotoServer, checking for a stop every 50 ms rather than every 500 ms
-    (werkzeug's default), which was half of a local stack's stop, and remembering which
-    backend serves which host. Its start is moto's own, as of the pinned moto, with only the
-    poll interval and the dispatcher passed."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    class RememberingDispatcher(DomainDispatcherApplication):
-        """moto looks a request's backend up by its host on every request, listing moto's
-        package folder (about 190 ``isdir`` calls) and matching every service's URL
-        patterns: about 1.5 ms of each 3 ms S3 request here. The answer depends on the host
-        alone (the folder and the patterns do not change while the server runs), so it is
-        kept. moto calls this under its own lock."""
-
-        def __init__(self, create_app: Any) -> None:
-            super().__init__(create_app)
-            self._backends: dict[str | None, Any] = {}
-
-        def get_backend_for_host(self, host: str | None) -> Any:
-            if host not in self._backends:
-                self._backends[host] = super().get_backend_for_host(host)
-            return self._backends[host]
-
-    class QuickStopMotoServer(ThreadedMotoServer):
-        def _server_entry(self) -> None:
-            app = RememberingDispatcher(create_backend_app)
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
-            self._server_ready_event.set()
-            self._server.serve_forever(poll_interval=0.05)
-
-    return QuickStopMotoServer
 
 
 def _quietly(stop: Any) -> None:
@@ -82,6 +49,8 @@ class LocalStack:
     visibility_timeout_s: int = LOCAL_VISIBILITY_TIMEOUT_S
     #: Without the model services (tests of the first stage need no detector).
     with_models: bool = True
+    #: moto's server in this process instead of its own, for a test that changes moto itself.
+    moto_in_process: bool = False
     _moto: Any = None
     _services: list[Any] = field(default_factory=list)
     _saved_env: dict[str, str | None] = field(default_factory=dict)
@@ -110,18 +79,25 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Port 0: the kernel picks a free port as the server binds it, so two stacks started at
         # once (parallel test workers, a second `vidsift run`) can never be handed the same one.
-        self._moto = _moto_server()(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._moto.start()
-        self.port = int(self._moto.get_host_and_port()[1])
+        if self.moto_in_process:
+            self._moto = thread_server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._moto.start()
+            self.port = int(self._moto.get_host_and_port()[1])
+        else:
+            self._moto = MotoProcess(self.port).start()
+            self.port = self._moto.port
         self._set_env({
             "AWS_ACCESS_KEY_ID": "vidsift-local", "AWS_SECRET_ACCESS_KEY": "vidsift-local",
             "AWS_SESSION_TOKEN": None, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": self.endpoint_url,
         })
-        self._reset_moto()
+        if self.moto_in_process:  # moto keeps its state per process: a new stack starts empty
+            self._reset_moto()
         aws.reset_clients()
-        if self.with_models:
+        if self.with_models:  # while moto's own process starts
             self._start_model_services()
+        if not self.moto_in_process:
+            self._moto.wait_ready()
         self._set_env(self.function_env())
         aws.reset_clients()
         self._create_resources()
@@ -138,8 +114,9 @@ class LocalStack:
             LocalStack.running = None
         stops = [svc.stop for svc in self._services]
         if self._moto is not None:
-            with contextlib.suppress(Exception):
-                self._reset_moto()
+            if self.moto_in_process:
+                with contextlib.suppress(Exception):
+                    self._reset_moto()
             stops.append(self._moto.stop)
         # At once: each server waits for its loop's next poll (moto's every 0.5 s).
         threads = [threading.Thread(target=_quietly, args=(stop,), name="stack-stop") for stop in stops]
@@ -185,7 +162,7 @@ class LocalStack:
                          ["Attributes"].values()) for url in urls}
 
     def _reset_moto(self) -> None:
-        """moto keeps its state per process, not per server: a new stack starts empty."""
+        """moto keeps its state per process, not per server: a stack in this process starts empty."""
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"),
                                timeout=10).read()
 

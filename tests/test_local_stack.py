@@ -1,0 +1,84 @@
+"""Where the local stack's moto runs: in a process of its own by default, which lives exactly
+as long as the stack (or its parent), and in the test's process when a test must change moto."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from vidsift import aws
+from vidsift.local.moto_process import MotoProcess
+from vidsift.local.stack import LocalStack
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def _gone(pid: int, within_s: float = 60.0) -> bool:
+    """Whether process ``pid`` has ended (or is a zombie) by the deadline: a generous bound on
+    an event, not a measured time."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in "ZX":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_moto_serves_from_its_own_process_until_the_stack_stops() -> None:
+    with LocalStack(with_models=False) as stack:
+        moto = stack._moto
+        assert isinstance(moto, MotoProcess) and moto._proc is not None
+        child = moto._proc.pid
+        assert child != os.getpid()
+        s3, bucket = aws.client("s3"), stack.names.bucket("frames")
+        s3.put_object(Bucket=bucket, Key="x/1.jpg", Body=b"frame")
+        assert s3.get_object(Bucket=bucket, Key="x/1.jpg")["Body"].read() == b"frame"
+        port = stack.port
+    assert _gone(child) and _refused(port)
+
+
+def test_a_new_stack_starts_empty() -> None:
+    for _ in range(2):
+        with LocalStack(with_models=False) as stack:
+            s3, bucket = aws.client("s3"), stack.names.bucket("frames")
+            assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+            s3.put_object(Bucket=bucket, Key="x/1.jpg", Body=b"frame")
+
+
+def test_moto_ends_with_a_parent_that_dies_without_stopping_it() -> None:
+    """A `vidsift run` killed outright (SIGKILL, the OOM killer) must not leave moto running:
+    the child serves until its stdin, the parent's end of a pipe, closes."""
+    code = ("from vidsift.local.moto_process import MotoProcess; import time;"
+            "m = MotoProcess().start(); m.wait_ready(); print(m._proc.pid, m.port, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child, port = map(int, parent.stdout.readline().split())
+    assert not _refused(port)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    parent.stdout.close()
+    assert _gone(child) and _refused(port)
+
+
+def test_moto_in_this_process_for_tests_that_change_it() -> None:
+    from moto.s3.models import s3_backends
+
+    with LocalStack(with_models=False, moto_in_process=True) as stack:
+        bucket = stack.names.bucket("frames")
+        aws.client("s3").put_object(Bucket=bucket, Key="x/1.jpg", Body=b"frame")
+        assert "x/1.jpg" in s3_backends[stack.names.account]["aws"].buckets[bucket].keys

@@ -1,0 +1,155 @@
+"""moto's server for the local stack: in a process of its own (the default), or in this one.
+
+Why a process of its own: moto answers every S3, SQS, DynamoDB and Firehose call in Python.
+In the process that also runs the handlers, its work (about 3 s of CPU for a 2-minute clip)
+holds the same interpreter lock as the handlers' own Python, so on two cores the pipeline
+waited on it instead of running beside it (docs/tracking.md, "Speed"). In AWS these services
+run elsewhere too. In this process it stays possible for a test that must change moto itself
+(tests/test_kms_etags.py gives S3 objects SSE-KMS-like ETags).
+
+The parent binds the listening socket (port 0: the kernel picks a free one, so two stacks
+started at once are never handed the same) and passes it to the child, so the port is known
+at once and the first requests wait in the socket's backlog while the child imports moto. The
+child serves until its stdin closes: when the stack stops, or when its parent dies.
+
+    python -m vidsift.local.moto_process --fd N      (what MotoProcess runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Any
+
+#: Seconds a child may take to import moto and say it serves.
+START_TIMEOUT_S = 60.0
+READY = "ready"
+
+
+def _dispatcher() -> Any:
+    """moto's dispatcher, remembering which backend serves which host.
+
+    moto 5.2.5 looks a request's backend up by its host on every request, listing moto's
+    package folder (about 190 ``isdir`` calls) and matching every service's URL patterns:
+    about 1.5 ms of each 3 ms S3 request here. The answer depends on the host alone (the
+    folder and the patterns do not change while the server runs), so it is kept. moto calls
+    this under its own lock."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    class RememberingDispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self._backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host not in self._backends:
+                self._backends[host] = super().get_backend_for_host(host)
+            return self._backends[host]
+
+    return RememberingDispatcher()
+
+
+def thread_server_class() -> type:
+    """moto's ThreadedMotoServer (in this process), checking for a stop every 50 ms rather than
+    every 500 ms (werkzeug's default), which was half of a local stack's stop, and with the
+    remembering dispatcher. Its start is moto's own, as of the pinned moto."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    class QuickStopMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            self._server = make_server(self._ip_address, self._port, _dispatcher(), True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever(poll_interval=0.05)
+
+    return QuickStopMotoServer
+
+
+class MotoProcess:
+    """The child: ``start()`` returns the port at once, ``wait_ready()`` waits for the server."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(128)
+        self.port = int(self._sock.getsockname()[1])
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> MotoProcess:
+        fd = self._sock.fileno()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "vidsift.local.moto_process", "--fd", str(fd)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, pass_fds=(fd,))
+        return self
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the child serves; its own error (on stderr, which it shares) if it cannot."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        line: list[str] = []
+        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(timeout_s)
+        if not line or line[0].strip() != READY:
+            self.stop()
+            raise RuntimeError(f"moto's server did not start within {timeout_s:g} s (exit code {proc.returncode})")
+        # Ours now: the child has its own copy of the listening socket.
+        self._sock.close()
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        with contextlib.suppress(OSError):
+            self._sock.close()
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def serve(fd: int) -> None:
+    """The child's life: serve on the inherited socket until stdin closes."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    # moto's server logs every request; the pipeline's own lines are what a person reads.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Ctrl-C reaches the whole process group: the parent stops the stack, then this child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = make_server("127.0.0.1", 0, _dispatcher(), threaded=True, request_handler=MotoRequestHandler, fd=fd)
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        server.shutdown()
+
+    threading.Thread(target=until_stdin_closes, name="moto-stdin", daemon=True).start()
+    print(READY, flush=True)
+    server.serve_forever(poll_interval=0.05)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="moto's server on an inherited listening socket")
+    parser.add_argument("--fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    os.set_inheritable(args.fd, False)
+    serve(args.fd)
+
+
+if __name__ == "__main__":
+    main()
