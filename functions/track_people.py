@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# The tracker (norfair, with SciPy: about 1 s of imports) loads with the function, in Lambda's
+# init phase, rather than on its first message; vidsift.core.tracking imports it where used.
+import norfair  # noqa: F401
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 

@@ -43,13 +43,13 @@ def test_moto_serves_from_its_own_process_until_the_stack_stops() -> None:
     with LocalStack(with_models=False) as stack:
         moto = stack._moto
         assert isinstance(moto, MotoProcess) and moto._proc is not None
-        child = moto._proc.pid
-        assert child != os.getpid()
+        child = moto._proc
+        assert child.pid != os.getpid()
         s3, bucket = aws.client("s3"), stack.names.bucket("frames")
         s3.put_object(Bucket=bucket, Key="x/1.jpg", Body=b"frame")
         assert s3.get_object(Bucket=bucket, Key="x/1.jpg")["Body"].read() == b"frame"
-        port = stack.port
-    assert _gone(child) and _refused(port)
+    # Ended and reaped by the stop (no port check: a parallel test may bind the freed port).
+    assert child.returncode == 0
 
 
 def test_a_new_stack_starts_empty() -> None:
@@ -72,7 +72,7 @@ def test_moto_ends_with_a_parent_that_dies_without_stopping_it() -> None:
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     parent.stdout.close()
-    assert _gone(child) and _refused(port)
+    assert _gone(child)
 
 
 def test_moto_in_this_process_for_tests_that_change_it() -> None:

@@ -96,12 +96,26 @@ class Dispatcher:
     #: happens to an invocation that runs out of time.
     timeouts: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _loading: dict[str, Future[Handler]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-        for stage in contract.STAGES:
-            self.handlers.setdefault(stage, load_handler(stage))
+        # Each stage's module loads on a thread of its own, as a Lambda container initialises
+        # apart from the others: a stage's heavy imports (track_people's tracker, about 1 s)
+        # happen while the stages before it work, not when its first message arrives, and
+        # never hold up another stage's. A stage's first invocation waits for its module (and
+        # raises its import error, if any).
+        missing = [stage for stage in contract.STAGES if stage not in self.handlers]
+        if missing:
+            loader = ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="load-handler")
+            self._loading = {stage: loader.submit(load_handler, stage) for stage in missing}
+            loader.shutdown(wait=False)
+
+    def handler(self, stage: str) -> Handler:
+        if stage not in self.handlers:
+            self.handlers[stage] = self._loading[stage].result()
+        return self.handlers[stage]
 
     def timeout_s(self, stage: str) -> float:
         return float(self.timeouts.get(stage, contract.stage(stage)["timeout_s"]))
@@ -139,11 +153,12 @@ class Dispatcher:
         return len(messages)
 
     def _invoke(self, stage: str, messages: list[dict[str, Any]]) -> None:
+        handler = self.handler(stage)  # a module that cannot load is a bug to surface, not a failed batch
         ctx = LocalContext(function_name=f"{self.stack.names.prefix}-{stage}", timeout_s=self.timeout_s(stage))
         started = time.monotonic()
         try:
             with _acting_as(stage, "handler"):
-                response = self.handlers[stage](self._event(stage, messages), ctx) or {}
+                response = handler(self._event(stage, messages), ctx) or {}
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception:  # an invocation error fails the whole batch, as in Lambda
             failed = {m["MessageId"] for m in messages}

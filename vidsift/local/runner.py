@@ -21,6 +21,10 @@ from vidsift.local.progress import VideoProgress
 from vidsift.local.results import RunResults, collect, export
 from vidsift.local.stack import LocalStack
 
+#: Invocations at once in a run: detection starts on a video's first frames while
+#: split_frames still decodes the rest, as Lambda would run them (measured: docs/tracking.md).
+RUN_CONCURRENCY = 2
+
 
 @dataclass
 class VideoOutcome:
@@ -160,9 +164,10 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
 
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
-               progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False) -> RunReport:
+               progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False,
+               concurrency: int = RUN_CONCURRENCY) -> RunReport:
     """``progress``: "bars" (True) on a terminal, "lines" (one plain line per finished video,
-    for a pipe or a file), or "none" (False)."""
+    for a pipe or a file), or "none" (False). ``concurrency``: invocations at once (Dispatcher)."""
     from tqdm import tqdm
 
     view = ("bars" if progress else "none") if isinstance(progress, bool) else progress
@@ -191,7 +196,7 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
             if video_bars is not None:
                 video_bars.update()
 
-        dispatcher = Dispatcher(stack, on_batch=on_batch)
+        dispatcher = Dispatcher(stack, on_batch=on_batch, concurrency=concurrency)
         finished = dispatcher.run_until_idle(timeout_s=timeout_s)
         if video_bars is not None:
             video_bars.close()
