@@ -9,13 +9,15 @@ marked alert-only when they show people, and alerted on, but write no row. With 
 rule configured they are acknowledged without calling the endpoint: nobody is waiting.
 
 A frame's work is done when the tracking table holds its boxes from the same bytes (its
-metadata, content hash included, read before the endpoint call) and its video's progress
-counts it: a replayed event, or identical frames rewritten by a split_frames retry (new
-ETags under SSE-KMS), is left out of the call. One BatchGetItem asks that for the whole
-batch, and one BatchWriteItem plus one UpdateItem per video record it, instead of a
-Powertools idempotency record per frame: every write here is keyed by the frame, so a
-repeated one changes nothing. A snapshot's work (an alert, no record) stays keyed on its
-object version through Powertools' idempotency."""
+metadata, content hash included) and its video's progress counts it: a replayed event, or
+identical frames rewritten by a split_frames retry (new ETags under SSE-KMS), is left out of
+the call. One BatchGetItem asks that for the whole batch by the frames' keys before the
+endpoint call (only a frame found recorded is read for its metadata, to compare), and one
+BatchWriteItem plus one UpdateItem per video record it, instead of a Powertools idempotency
+record per frame: every write here is keyed by the frame, so a repeated one changes nothing.
+Each new frame's metadata comes back from the endpoint, which reads the frame anyway: no
+HeadObject per frame. A snapshot's work (an alert, no record) stays keyed on its object
+version through Powertools' idempotency."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from vidsift.stages.runtime import (
 )
 
 STAGE = "detect_people"
+MISSING_FRAME = "the frame does not exist (deleted before processing)"
 logger = get_logger(STAGE)
 
 
@@ -99,6 +102,14 @@ def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
             return _detect(settings, refs[:half]) + _detect(settings, refs[half:])
         if status is not None and 400 <= status < 500 and len(refs) == 1:  # this frame itself is refused
             message = exc.response.get("OriginalMessage") or str(exc)  # type: ignore[attr-defined]
+            if status == 404:  # the endpoint reads the frame: it finds it gone
+                raise BadInputError(refs[0].uri, f"{MISSING_FRAME} ({message})") from exc
+            if status == 403:
+                raise S3AccessError(refs[0].uri, "the person detector cannot read the frame (403): the endpoint's "
+                                                 "SageMaker execution role lacks s3:GetObject on the frames bucket "
+                                                 "(and s3:ListBucket, or a deleted frame reads as 403), or with "
+                                                 "kms=true kms:Decrypt on the stack key. Retried; fix the grant "
+                                                 f"and redrive the DLQ ({message})") from exc
             raise BadInputError(refs[0].uri, f"the person detector refused the frame ({message})") from exc
         raise
     return parse_response(answer, len(refs))
@@ -120,73 +131,108 @@ def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]],
                     extra={"snapshot": snapshots[0].uri})
 
 
-#: Concurrent HeadObject (and snapshot idempotency) look-ups while identifying a batch's frames.
+#: Concurrent look-ups while identifying a batch: snapshots' idempotency records, and the
+#: HeadObject of a frame recorded already (a replay) or of one the endpoint sent no metadata for.
 _IDENTIFY_THREADS = 8
 
 
-def _identify_one(settings: Settings, ref: ObjectRef) -> FrameMeta | None:
-    """A frame's metadata (HeadObject), checked here, before the endpoint is asked about a
-    frame that could not be recorded; None for a snapshot (finish_snapshot reads its own)."""
-    if is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
-        return None
-    try:
-        metadata = aws.head_object(ref.bucket, ref.key).get("Metadata", {})
-    except Exception as exc:
-        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-            raise BadInputError(ref.uri, "the frame does not exist (deleted before processing)") from exc
-        # The role may list the frames bucket, so a deleted frame is a 404: a 403 is access.
-        if aws.error_code(exc) in ("403", "AccessDenied", "Forbidden"):
-            raise S3AccessError(ref.uri, "the frame exists but cannot be read (403): the function's role lacks "
-                                         "s3:GetObject on it, or with kms=true kms:Decrypt on the stack key. "
-                                         "Retried; fix the grant and redrive the DLQ") from exc
-        raise
+def _frame_meta(ref: ObjectRef, metadata: dict[str, str]) -> FrameMeta:
     try:
         return FrameMeta.from_s3(metadata)
     except ValueError as exc:
         raise BadInputError(ref.uri, str(exc)) from exc
 
 
+def _read_meta(ref: ObjectRef) -> FrameMeta:
+    """A frame's metadata from S3 itself (HeadObject)."""
+    try:
+        metadata = aws.head_object(ref.bucket, ref.key).get("Metadata", {})
+    except Exception as exc:
+        if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            raise BadInputError(ref.uri, MISSING_FRAME) from exc
+        # The role may list the frames bucket, so a deleted frame is a 404: a 403 is access.
+        if aws.error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+            raise S3AccessError(ref.uri, "the frame exists but cannot be read (403): the function's role lacks "
+                                         "s3:GetObject on it, or with kms=true kms:Decrypt on the stack key. "
+                                         "Retried; fix the grant and redrive the DLQ") from exc
+        raise
+    return _frame_meta(ref, metadata)
+
+
 def _snapshot_work(ref: ObjectRef) -> tuple[dict[str, Any], str]:
     return {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size}, OBJECT_KEY
 
 
-def _identify(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:
-    """Fill batch.metas, batch.work and batch.done; a frame that cannot be identified fails its message."""
-    refs = list(dict.fromkeys(r for rs in refs_by_msg.values() for r in rs))
-    if not refs:
-        return
-
-    def one(ref: ObjectRef) -> tuple[FrameMeta | None, bool, Exception | None]:
+def _each(refs: list[ObjectRef], fn: Any) -> dict[ObjectRef, tuple[Any, Exception | None]]:
+    """``fn(ref)`` for each ref, a few at a time: (result, None) or (None, the error)."""
+    def one(ref: ObjectRef) -> tuple[Any, Exception | None]:
         try:
-            meta = _identify_one(settings, ref)
-            if meta is not None:
-                return meta, False, None
-            obj, key = _snapshot_work(ref)
-            return None, done(finish_snapshot_work, obj, key=key), None
+            return fn(ref), None
         except Exception as exc:
-            return None, False, exc
+            return None, exc
 
+    if not refs:
+        return {}
     with ThreadPoolExecutor(max_workers=min(_IDENTIFY_THREADS, len(refs))) as pool:
-        results = dict(zip(refs, pool.map(one, refs), strict=True))
-    for ref, (meta, is_done, exc) in results.items():
-        if exc is not None:
-            continue
-        if meta is None:
+        return dict(zip(refs, pool.map(one, refs), strict=True))
+
+
+def _identify(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:
+    """What is done already, before the endpoint call. A snapshot: its idempotency record. A
+    frame: whether its boxes are recorded from these very bytes, asked for the whole batch in
+    one BatchGetItem by the frames' keys (which name video and index); only a frame found
+    recorded (a replay, identical frames rewritten) is read for its metadata to compare. The
+    other frames' metadata comes back from the endpoint with their detections (``prepare``),
+    not from a HeadObject per frame. A frame that cannot be identified fails its message."""
+    refs = list(dict.fromkeys(r for rs in refs_by_msg.values() for r in rs))
+    snapshots = [r for r in refs if is_snapshot(r.bucket, r.key, settings.raw_bucket)]
+    results = _each(snapshots, lambda r: done(finish_snapshot_work, _snapshot_work(r)[0], key=OBJECT_KEY))
+    for ref, (is_done, exc) in results.items():
+        if exc is None:
             batch.work[ref] = _snapshot_work(ref)
             if is_done:
                 batch.done.add(ref)
-        else:
-            batch.metas[ref] = meta
+    keys = {r: ids.parse_frame_key(r.key) for r in refs if r not in snapshots}
     try:
-        detected = tracking.already_detected(settings, list(batch.metas.values()))
+        stored = tracking.recorded(settings, [k for k in keys.values() if k])
     except Exception as exc:  # the table is failing: every message with a frame is retried
-        detected = set()
-        results |= {r: (m, False, exc) for r, m in batch.metas.items()}
-    batch.done |= {r for r, m in batch.metas.items() if (m.video_id, m.frame_index) in detected}
+        stored = {}
+        results |= {r: (None, exc) for r in keys}
+    replays = [r for r, k in keys.items() if k in stored and r not in results]
+    for ref, (meta, exc) in _each(replays, _read_meta).items():
+        results[ref] = (meta, exc)
+        if exc is None:
+            batch.metas[ref] = meta
+            if stored[keys[ref]] == meta.to_s3():
+                batch.done.add(ref)
     for msg_id, rs in refs_by_msg.items():
         for r in rs:
-            if results[r][2] is not None:
-                batch.errors.setdefault(msg_id, results[r][2])
+            if r in results and results[r][1] is not None:
+                batch.errors.setdefault(msg_id, results[r][1])
+
+
+def _settle_metas(settings: Settings, detections: dict[ObjectRef, Detection],
+                  batch: Batch) -> dict[ObjectRef, Exception]:
+    """Each detected frame's metadata, from what the endpoint read with it; read from S3 only
+    where the endpoint sent none (one deployed before it did). Returns the frames that failed."""
+    failed: dict[ObjectRef, Exception] = {}
+    unread: list[ObjectRef] = []
+    for ref, detection in detections.items():
+        if ref in batch.metas or is_snapshot(ref.bucket, ref.key, settings.raw_bucket):
+            continue
+        if detection.metadata is None:
+            unread.append(ref)
+            continue
+        try:
+            batch.metas[ref] = _frame_meta(ref, detection.metadata)
+        except BadInputError as exc:
+            failed[ref] = exc
+    for ref, (meta, exc) in _each(unread, _read_meta).items():
+        if exc is None:
+            batch.metas[ref] = meta
+        else:
+            failed[ref] = exc
+    return failed
 
 
 def prepare(event: dict[str, Any], settings: Settings) -> Batch:
@@ -227,7 +273,11 @@ def prepare(event: dict[str, Any], settings: Settings) -> Batch:
                     detections[r] = _detect(settings, [r])[0]
             except Exception as one_exc:
                 batch.errors[msg_id] = one_exc
+    failed = _settle_metas(settings, detections, batch)
     for msg_id, rs in todo.items():
+        bad = next((failed[r] for r in rs if r in failed), None)
+        if bad is not None:
+            batch.errors.setdefault(msg_id, bad)
         if msg_id not in batch.errors:
             batch.frames[msg_id] = [(r, detections[r]) for r in rs]
     return batch

@@ -273,6 +273,20 @@ def test_s3_instances(inf: ModuleType, s3_frames: Any) -> None:
     assert response["predictions"][0]["boxes"] and response["predictions"][1]["boxes"] == []
 
 
+def test_s3_instances_bring_their_metadata_when_asked(inf: ModuleType, s3_frames: Any) -> None:
+    """The object's user metadata, as GetObject returned it with the bytes (detect_people's
+    FrameMeta without a HeadObject); an inline image has none; not asked, none is sent."""
+    s3_frames.put_object(Bucket="frames", Key="v/meta.jpg", Body=jpeg("camera"),
+                         Metadata={"video-id": "v", "frame-index": "7"})
+    model = inf.load_model(None, backend="ssdlite")
+    instances = [{"s3_uri": "s3://frames/v/meta.jpg"}, {"s3_uri": "s3://frames/v/coffee.jpg"},
+                 {"image_b64": b64("camera")}]
+    asked = call(inf, model, {"instances": instances, "metadata": True})["predictions"]
+    assert [p["metadata"] for p in asked] == [{"frame-index": "7", "video-id": "v"}, {}, {}]
+    assert asked[0]["boxes"]
+    assert all("metadata" not in p for p in call(inf, model, {"instances": instances})["predictions"])
+
+
 @pytest.mark.parametrize(
     ("uri", "status", "words"),
     [

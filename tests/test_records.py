@@ -83,6 +83,24 @@ def test_parse_response_checks_the_count() -> None:
         parse_response(doc, 3)
 
 
+def test_parse_response_keeps_each_frames_metadata() -> None:
+    """What the endpoint read with each frame comes back with its detection; a value that is no
+    object of strings is a broken response, not metadata."""
+    import pytest
+
+    from vidsift.core.detection import build_request
+    from vidsift.core.errors import BadInputError
+
+    assert build_request(["s3://f/v/000001.jpg"], 0.5)["metadata"] is True
+    doc = {"model": "m", "predictions": [{"boxes": [], "metadata": {"video-id": "v", "frame-index": "1"}},
+                                         {"boxes": []}]}
+    a, b = parse_response(doc, 2)
+    assert a.metadata == {"video-id": "v", "frame-index": "1"} and b.metadata is None
+    assert a == Detection(model="m", boxes=())  # metadata is not part of what a detection is
+    with pytest.raises(BadInputError, match="metadata"):
+        parse_response({"model": "m", "predictions": [{"boxes": [], "metadata": {"frame-index": 1}}]}, 1)
+
+
 def test_alert_only_mark_round_trips_and_stays_out_of_ordinary_frames() -> None:
     """The mark detect_people puts on an edge snapshot's copy, read back by analyze_faces; a
     frame of a video carries exactly the metadata it always did."""

@@ -422,9 +422,10 @@ def test_cost_of_a_tracked_run(tracked: Path) -> None:
     # S3 PUT/COPY: upload + 20 frames + summary + 15 copies to the people bucket + 1 tracking document
     # + 2 face-work documents.
     assert got["S3 PUT/COPY"].quantity == 1 + 20 + 1 + 15 + 1 + 2
-    # S3 GET/HEAD: HEAD + 1 ranged GET + 2 per frame kept + the tracking document + 2 work documents
-    # + one image read per DetectFaces call (no per-frame HEAD by analyze_faces any more).
-    assert got["S3 GET/HEAD"].quantity == 1 + 1 + 40 + 1 + 2 + 3
+    # S3 GET/HEAD: HEAD + 1 ranged GET + 1 per frame kept (the endpoint's read, which returns the
+    # frame's metadata: no HEAD by detect_people) + the tracking document + 2 work documents + one
+    # image read per DetectFaces call (no per-frame HEAD by analyze_faces any more).
+    assert got["S3 GET/HEAD"].quantity == 1 + 1 + 20 + 1 + 2 + 3
     # SQS: the video event + 20 frame events + 1 batch of segment messages + the video message + 1 batch of
     # face-group messages, and a receive and a delete per invocation (12).
     assert got["SQS"].quantity == pytest.approx(1 + 20 + 1 + 1 + 1 + 2 * 12)

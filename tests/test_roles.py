@@ -33,12 +33,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_stack, role_statements, shared_folder
 
 from vidsift import aws, contract
+from vidsift.config import Settings
 from vidsift.core import ids, matching
+from vidsift.core.detection import Detection
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.runner import upload, upload_key
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video, photo
+from vidsift.stages import tracking
 from vidsift.testing import calls
 from vidsift.testing.localcheck import count_sampled, error_records, put_snapshot
 
@@ -199,8 +202,13 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             upload(stack, gone, upload_key(gone, 2), "porch", None)
             s3.delete_object(Bucket=raw, Key=upload_key(gone, 2))  # HeadObject answers 404
             put_frame(stack, "frames", "no-meta", 0, jpeg(photo("coffee")), meta=False)  # errors/detect_people/
+            # A frame recorded already, deleted since, its event delivered again: detect_people
+            # reads it (HeadObject) to compare with the record, and 404 rather than 403 needs ListBucket.
             gone_frame = put_frame(stack, "frames", "deleted", 0, jpeg(photo("coffee")))
-            s3.delete_object(Bucket=stack.names.bucket("frames"), Key=gone_frame)  # 404: needs ListBucket
+            gone_meta = FrameMeta.from_s3(s3.head_object(Bucket=stack.names.bucket("frames"),
+                                                         Key=gone_frame)["Metadata"])
+            tracking.record_detections(Settings.from_env(), [(gone_meta, Detection(model="ssdlite", boxes=()))])
+            s3.delete_object(Bucket=stack.names.bucket("frames"), Key=gone_frame)
             grace = np.asarray(Image.fromarray(photo("grace_hopper")).resize((437, 512)))
             pair = np.concatenate([photo("astronaut")[:, ::-1], grace], axis=1)  # mirrored: not the indexed photo
             put_frame(stack, "people", "known-faces", 3, jpeg(pair))  # SearchFacesByImage, face alerts

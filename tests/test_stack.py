@@ -189,7 +189,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
         },
         "detect_people": {
             ("s3:GetObject", f"{bucket_arn('frames')}/*"),
-            # HeadObject on a frame deleted before detection: 404 (bad input), not 403 (retried)
+            # HeadObject on a replayed frame deleted since: 404 (bad input), not 403 (retried)
             ("s3:ListBucket", bucket_arn("frames")),
             # the edge's alert snapshots: HeadObject and the copy's source, under their prefix only
             ("s3:GetObject", f"{bucket_arn(contract.stage('detect_people')['snapshot_bucket'])}/"

@@ -31,6 +31,9 @@ Protocol (``detect_people`` depends on exactly this):
   ``"appearance": true`` each box also carries ``"appearance"``: the colour histograms of its
   upper and lower halves (:func:`appearance`), which tell two people apart where their boxes
   cannot (the tracker's re-identification after a gap; the image is decoded here anyway).
+  With ``"metadata": true`` each prediction also carries ``"metadata"``: the S3 user metadata
+  of the object it read (``{}`` for an inline image), which spares the caller a HeadObject per
+  frame for what GetObject returned here anyway.
 
 Bad requests raise :class:`RequestError`, which carries an HTTP status (4xx) and a message
 naming the problem (and the instance index); in the SageMaker container it subclasses the
@@ -127,6 +130,7 @@ class DetectionRequest:
     min_confidence: float
     min_area: float
     appearance: bool = False
+    metadata: bool = False
 
 
 def _env_float(name: str, default: float) -> float:
@@ -193,6 +197,7 @@ def input_fn(request_body: bytes | bytearray | str, request_content_type: str | 
         _threshold(payload, "min_confidence", min_conf),
         _threshold(payload, "min_area", min_area),
         payload.get("appearance") is True,
+        payload.get("metadata") is True,
     )
 
 
@@ -247,11 +252,16 @@ class S3Reader:
             return self._client
 
     def read(self, uri: str, index: int) -> bytes:
+        return self.read_object(uri, index)[0]
+
+    def read_object(self, uri: str, index: int) -> tuple[bytes, dict[str, str]]:
+        """The object's bytes and its S3 user metadata."""
         from botocore.exceptions import ClientError
 
         bucket, _, key = uri[5:].partition("/")
         try:
-            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            resp = self.client().get_object(Bucket=bucket, Key=key)
+            return resp["Body"].read(), dict(sorted((resp.get("Metadata") or {}).items()))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -737,9 +747,9 @@ def model_fn(model_dir: str) -> PersonDetector:
 FETCH_THREADS = 8
 
 
-def _load(inst: Instance, model: PersonDetector) -> np.ndarray:
-    data = inst.data if inst.s3_uri is None else model.s3.read(inst.s3_uri, inst.index)
-    return decode_image(data or b"", inst.index, model.backend.fits)
+def _load(inst: Instance, model: PersonDetector) -> tuple[np.ndarray, dict[str, str]]:
+    data, metadata = (inst.data, {}) if inst.s3_uri is None else model.s3.read_object(inst.s3_uri, inst.index)
+    return decode_image(data or b"", inst.index, model.backend.fits), metadata
 
 
 def predict_fn(input_data: DetectionRequest, model: PersonDetector) -> dict[str, Any]:
@@ -748,15 +758,20 @@ def predict_fn(input_data: DetectionRequest, model: PersonDetector) -> dict[str,
     instances = input_data.instances
     if len(instances) > 1 and any(inst.s3_uri is not None for inst in instances):
         with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(instances)), thread_name_prefix="fetch") as pool:
-            images = list(pool.map(lambda inst: _load(inst, model), instances))
+            loaded = list(pool.map(lambda inst: _load(inst, model), instances))
     else:
-        images = [_load(inst, model) for inst in instances]
+        loaded = [_load(inst, model) for inst in instances]
+    images = [image for image, _ in loaded]
     rows = model.backend.detect(images, input_data.min_confidence)
-    predictions = [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area) for r in rows]
+    predictions: list[dict[str, Any]] = [boxes_to_prediction(r, input_data.min_confidence, input_data.min_area)
+                                         for r in rows]
     if input_data.appearance:
         for image, pred in zip(images, predictions, strict=True):
             for box in pred["boxes"]:
                 box["appearance"] = appearance(image, box)
+    if input_data.metadata:
+        for (_, metadata), pred in zip(loaded, predictions, strict=True):
+            pred["metadata"] = metadata
     return {"model": model.model_id, "predictions": predictions}
 
 

@@ -39,6 +39,9 @@ class Box:
 class Detection:
     model: str
     boxes: tuple[Box, ...]
+    #: The frame's S3 user metadata as the endpoint read it with the frame (None where not
+    #: asked for, or not from an endpoint): detect_people's FrameMeta, without a HeadObject.
+    metadata: dict[str, str] | None = field(default=None, compare=False)
 
     @property
     def person_count(self) -> int:
@@ -53,9 +56,11 @@ def build_request(s3_uris: list[str], min_confidence: float, min_area: float = 0
     """Frames travel as S3 URIs, so a batch stays far below the 4 MB payload limit of
     serverless endpoints; the endpoint reads them itself. The thresholds travel with every
     request, so the stack's settings rule whatever the endpoint was deployed with. Each
-    person's appearance is asked for: the tracker tells people apart with it."""
+    person's appearance is asked for: the tracker tells people apart with it. So is each
+    frame's S3 metadata, which the endpoint's GetObject returns with the frame: detect_people
+    needs it to record the frame, and would otherwise ask S3 for it once more per frame."""
     return {"instances": [{"s3_uri": u} for u in s3_uris], "min_confidence": min_confidence, "min_area": min_area,
-            "appearance": True}
+            "appearance": True, "metadata": True}
 
 
 def parse_response(doc: Any, expected: int) -> list[Detection]:
@@ -72,5 +77,10 @@ def parse_response(doc: Any, expected: int) -> list[Detection]:
                 appearance=tuple(float(x) for x in b["appearance"]) if isinstance(b.get("appearance"), list) else None)
             for b in pred.get("boxes", [])
         )
-        out.append(Detection(model=model, boxes=tuple(sorted(boxes, key=lambda b: -b.confidence))))
+        metadata = pred.get("metadata")
+        if metadata is not None and not (isinstance(metadata, dict)
+                                         and all(isinstance(v, str) for v in metadata.values())):
+            raise BadInputError("endpoint response", "a prediction's 'metadata' is not an object of strings")
+        out.append(Detection(model=model, boxes=tuple(sorted(boxes, key=lambda b: -b.confidence)),
+                             metadata={str(k): v for k, v in metadata.items()} if metadata is not None else None))
     return out

@@ -81,9 +81,10 @@ ASSUMPTIONS = (
     "S3 PUT/COPY: the video upload (one PUT; a multipart upload adds one per part), one PUT per frame kept, one "
     "summary, one COPY per frame with people, one error object per error; a video cut into S segments adds per "
     "segment one segment document and one LIST. S3 GET/HEAD: one HEAD and ceil(bytes read / range block) ranged "
-    "GETs of the video, per frame kept one GET by the endpoint and one HEAD, per frame with people one HEAD and "
-    "one GET by Rekognition; S segments add S HEADs and S(S+1)/2 segment-document GETs. Firehose's own delivery "
-    "PUTs (a few per buffer interval, shared by all videos) are not counted.",
+    "GETs of the video, per frame kept one GET by the endpoint (which returns the frame's metadata with its "
+    "boxes; before the tracker detect_people also made one HEAD per frame, and per frame with people one HEAD "
+    "and one GET by Rekognition); S segments add S HEADs and S(S+1)/2 segment-document GETs. Firehose's own "
+    "delivery PUTs (a few per buffer interval, shared by all videos) are not counted.",
     "With the tracker, per video S segments (S ≥ 1) and G face groups (run.json's face_groups, else one per "
     "track with frames to analyse, an upper bound): S3 adds S tracking documents and G face-work documents (a PUT "
     "and a GET each) and one GET by Rekognition per DetectFaces call (no HEAD: the metadata travels in the work "
@@ -291,7 +292,7 @@ def usages(data: RunData) -> list[Usage]:
         n_errors = len(v.errors)
         bytes_read = int(v.summary.get("bytes_read") or 0)
         u.s3_put = 1 + frames + (1 if v.summary else 0) + people + n_errors + 2 * segs
-        u.s3_get = 1 + math.ceil(bytes_read / block) + 2 * frames + segs + segs * (segs + 1) // 2
+        u.s3_get = 1 + math.ceil(bytes_read / block) + frames + segs + segs * (segs + 1) // 2
         if v.tracked:
             n_seg, groups = v.segments, v.face_groups
             u.s3_put += n_seg + groups
@@ -307,8 +308,8 @@ def usages(data: RunData) -> list[Usage]:
             u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + n_seg + 1 + groups) + progress
             u.tracks = v.unique_people or 0
             u.tracked_videos = 1
-        else:
-            u.s3_get += 2 * people
+        else:  # before the tracker detect_people also read each frame's metadata (HeadObject)
+            u.s3_get += frames + 2 * people
             u.sqs_requests = 1 + frames + people + segs + 2 * invocations
             u.dynamodb_writes = IDEMPOTENCY_WRITES_PER_CALL * (1 + segs + frames + people)
         u.video_minutes = (v.duration_s or 0.0) / 60

@@ -61,21 +61,23 @@ def record_detections(settings: Settings, detected: list[tuple[FrameMeta, Detect
         _if_detected(settings, video, aws.tracking_mark(table, video, add={"done": frames}))
 
 
-def already_detected(settings: Settings, metas: list[FrameMeta]) -> set[tuple[str, int]]:
-    """(video, frame index) of the frames whose work is done: their boxes are recorded from
-    these very bytes (the same metadata, content hash included) and their video's progress
-    counts them. Both, because an invocation that died between the two writes has not
-    settled its frames. One BatchGetItem for a whole batch, progress items included."""
-    if not metas:
-        return set()
-    keys = [(m.video_id, m.frame_index) for m in metas]
+def recorded(settings: Settings, frames: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
+    """The frames among ``frames`` (video, frame index) whose work is done, with the metadata
+    their boxes were recorded from: their boxes are stored and their video's progress counts
+    them. Both, because an invocation that died between the two writes has not settled its
+    frames. One BatchGetItem for a whole batch, progress items included. The caller compares
+    the stored metadata (content hash included) with the frame's own: the same bytes are work
+    done; others under the same key (a different video rewritten) are not."""
+    frames = list(dict.fromkeys(frames))
+    if not frames:
+        return {}
     found = aws.tracking_get(settings.need("tracking_table"),
-                             [*keys, *((v, aws.PROGRESS_N) for v in dict.fromkeys(m.video_id for m in metas))])
-    done = set()
-    for meta, key in zip(metas, keys, strict=True):
-        doc, item = found.get(key), found.get((meta.video_id, aws.PROGRESS_N)) or {}
-        if doc is not None and doc.get("meta") == meta.to_s3() and meta.frame_index in item.get("done", set()):
-            done.add(key)
+                             [*frames, *((v, aws.PROGRESS_N) for v in dict.fromkeys(v for v, _ in frames))])
+    done = {}
+    for video, index in frames:
+        doc, item = found.get((video, index)), found.get((video, aws.PROGRESS_N)) or {}
+        if doc is not None and isinstance(doc.get("meta"), dict) and index in item.get("done", set()):
+            done[(video, index)] = doc["meta"]
     return done
 
 
