@@ -99,7 +99,23 @@ def _dedup(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(by_id.values())
 
 
-def export(stack: LocalStack, res: RunResults, out: Path) -> None:
+def export_frames(stack: LocalStack, out: Path, skip: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """The frames with people (the people bucket's JPEGs) to ``out/frames/``, but the keys in
+    ``skip`` (written by an earlier pass); returns the keys written now. A run starts a pass
+    once tracking begins (its frames with people are copied by then) and the final export
+    fetches only what came after."""
+    people_bucket = stack.names.bucket("people")
+    # The tracks' face work (JSON) is the pipeline's, not a result.
+    suffix = contract.load()["frame_suffix"]
+    keys = [k for k in object_keys(people_bucket) if k.endswith(suffix) and k not in skip]
+    for key, body in zip(keys, object_bodies(people_bucket, keys), strict=True):
+        path = out / "frames" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    return set(keys)
+
+
+def export(stack: LocalStack, res: RunResults, out: Path, frames_done: set[str] | frozenset[str] = frozenset()) -> None:
     for table, rows in (("people", res.people), ("faces", res.faces), ("tracks", res.tracks)):
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in _dedup(rows):
@@ -109,13 +125,7 @@ def export(stack: LocalStack, res: RunResults, out: Path) -> None:
             path = out / "analytics" / table / f"dt={dt}" / f"{video}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(r, sort_keys=False) + "\n" for r in group))
-    people_bucket = stack.names.bucket("people")
-    # The tracks' face work (JSON) is the pipeline's, not a result.
-    keys = [k for k in object_keys(people_bucket) if k.endswith(contract.load()["frame_suffix"])]
-    for key, body in zip(keys, object_bodies(people_bucket, keys), strict=True):
-        path = out / "frames" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
+    export_frames(stack, out, skip=frames_done)
     for video, summary in res.summaries.items():
         path = out / "summaries" / f"{video}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

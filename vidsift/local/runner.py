@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import mimetypes
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from urllib.parse import quote
 
 from vidsift import aws, contract
 from vidsift.core import progress
-from vidsift.local.dispatcher import Dispatcher, StageStats
+from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
 from vidsift.local.progress import VideoProgress
-from vidsift.local.results import RunResults, collect, export
+from vidsift.local.results import RunResults, collect, export, export_frames
 from vidsift.local.stack import LocalStack
 
 #: Invocations at once in a run: detection starts on a video's first frames while
@@ -173,6 +174,7 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
     view = ("bars" if progress else "none") if isinstance(progress, bool) else progress
     if view not in ("bars", "lines", "none"):
         raise ValueError(f"progress must be bars, lines or none, got {progress!r}")
+    preload_handlers()
     stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
     with stack:
         uploads = {upload_key(p, i): p for i, p in enumerate(paths)}
@@ -186,7 +188,14 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         if view != "none":
             video_bars = VideoProgress(stack, uploads, first_position=len(bars), view=view)
 
+        # The frames with people go to the output folder while tracking and face analysis run
+        # (mostly waiting on the face models), not after them: a pass starts with tracking.
+        early: list[Future[set[str]]] = []
+        exporter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-frames")
+
         def on_batch(stage: str, stats: StageStats) -> None:
+            if stage == "track_people" and not early:
+                early.append(exporter.submit(export_frames, stack, out))
             if stage in bars:
                 bar = bars[stage]
                 bar.total = max(bar.total or 0, stats.received)
@@ -204,7 +213,9 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
             bar.close()
         res = collect(stack)
         out.mkdir(parents=True, exist_ok=True)
-        export(stack, res, out)
+        frames_done = early[0].result() if early else set()
+        exporter.shutdown()
+        export(stack, res, out, frames_done=frames_done)
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
         write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes, dedup=dedup)
