@@ -5,10 +5,14 @@ trades Lambda wall time against endpoint memory; this shows what each size buys 
 machine. Each measurement goes through the whole handler (JSON with base64 JPEGs ->
 decode -> detect -> JSON), as a request would, on 640x480 frames made from bundled photos.
 
-Backends: SSDLite (always; the offline model) and YOLO (an *untrained* yolo11n built from its
-yaml, only when ultralytics imports: speed is the architecture's, accuracy is meaningless).
+Backends: SSDLite (always; the offline model) on both its runtimes side by side, OpenVINO
+(what the local endpoint uses when installed) and OpenCV's DNN module (the fallback, and the
+serving container's SSDLite option), and YOLO (an *untrained* yolo11n built from its yaml,
+only when ultralytics imports: speed is the architecture's, accuracy is meaningless). Besides
+wall time per frame, the CPU time per frame (all threads): locally the detector shares the
+machine's cores with the rest of the pipeline, so CPU is what a frame really costs there.
 
-    python -m bench.bench_detector [--frames 48] [--batch-sizes 1 4 16] [--backends ssdlite yolo]
+    python -m bench.bench_detector [--frames 48] [--batch-sizes 1 4 16] [--backends ssdlite-opencv ...]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import base64
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -46,10 +51,15 @@ class Result:
     seconds: float
     batch_ms: list[float]
     people: int
+    cpu_seconds: float = 0.0
 
     @property
     def ms_per_frame(self) -> float:
         return 1000.0 * self.seconds / self.frames
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return 1000.0 * self.cpu_seconds / self.frames
 
     @property
     def fps(self) -> float:
@@ -87,14 +97,24 @@ def frames() -> list[bytes]:
     return out
 
 
+#: SSDLite on each of its runtimes (sagemaker/code/inference.py ssdlite_detector).
+SSDLITE = {"ssdlite-openvino": "openvino", "ssdlite-opencv": "opencv"}
+
+
 def available_backends() -> list[str]:
-    names = ["ssdlite"]
+    names = [n for n, runtime in SSDLITE.items() if runtime != "openvino" or importlib.util.find_spec("openvino")]
     if importlib.util.find_spec("ultralytics") is not None:
         names.append("yolo")
     return names
 
 
 def load_backend(inf: ModuleType, backend: str) -> Any:
+    if backend in SSDLITE:
+        os.environ["SSDLITE_RUNTIME"] = SSDLITE[backend]
+        try:
+            return inf.load_model(None, backend="ssdlite")
+        finally:
+            os.environ.pop("SSDLITE_RUNTIME", None)
     if backend == "yolo":
         # Offline and out of the user's home: Ultralytics writes settings on import.
         scratch = tempfile.mkdtemp(prefix="vidsift-bench-yolo-")
@@ -112,6 +132,7 @@ def run(inf: ModuleType, model: Any, backend: str, batch: int, jpegs: list[bytes
         bodies.append(json.dumps({"instances": instances, "min_confidence": 0.5}).encode())
     inf.handle(model, bodies[0], "application/json")  # warm-up: first-call allocations
     times, people = [], 0
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     for body in bodies:
         t = time.perf_counter()
@@ -120,17 +141,26 @@ def run(inf: ModuleType, model: Any, backend: str, batch: int, jpegs: list[bytes
         people += sum(len(p["boxes"]) for p in json.loads(out)["predictions"])
         bar.update(batch)
     seconds = time.perf_counter() - t0
-    return Result(backend, model.model_id, batch, len(bodies) * batch, seconds, times, people)
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    return Result(backend, model.model_id, batch, len(bodies) * batch, seconds, times, people, cpu)
 
 
 def table(results: list[Result]) -> str:
-    head = f"{'backend':<8} {'model':<28} {'batch':>5} {'frames':>6} {'ms/frame':>9} {'fps':>7} {'p50 ms/batch':>13}"
+    head = (f"{'backend':<17} {'model':<28} {'batch':>5} {'frames':>6} {'ms/frame':>9} {'CPU ms/frame':>12} "
+            f"{'fps':>7} {'p50 ms/batch':>13}")
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.backend:<8} {r.model:<28} {r.batch:>5} {r.frames:>6} {r.ms_per_frame:>9.1f} {r.fps:>7.1f} "
-            f"{statistics.median(r.batch_ms):>13.1f}"
+            f"{r.backend:<17} {r.model:<28} {r.batch:>5} {r.frames:>6} {r.ms_per_frame:>9.1f} "
+            f"{r.cpu_ms_per_frame:>12.1f} {r.fps:>7.1f} {statistics.median(r.batch_ms):>13.1f}"
         )
+    base = {r.batch: r for r in results if r.backend == "ssdlite-opencv"}
+    for r in results:
+        if r.backend == "ssdlite-openvino" and r.batch in base:
+            b = base[r.batch]
+            lines.append(f"  batch {r.batch}: OpenVINO takes {r.ms_per_frame / b.ms_per_frame:.2f} of OpenCV's wall "
+                         f"time and {r.cpu_ms_per_frame / b.cpu_ms_per_frame:.2f} of its CPU per frame")
     return "\n".join(lines)
 
 
@@ -141,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Person-detector latency and throughput by batch size.")
     parser.add_argument("--frames", type=int, default=48, help="frames per (backend, batch size); default 48")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--backends", nargs="+", choices=("ssdlite", "yolo"), help="default: all that load here")
+    parser.add_argument("--backends", nargs="+", choices=(*SSDLITE, "yolo"), help="default: all that load here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
