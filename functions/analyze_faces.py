@@ -19,6 +19,7 @@ An alert-only copy of a snapshot has no hash and stays keyed on its object versi
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -72,6 +73,22 @@ def _detect(ref: ObjectRef) -> dict[str, Any]:
         if code == _S3_ACCESS:
             raise S3AccessError(ref.uri, _S3_ACCESS_CAUSES.format(code=code, message=message)) from exc
         raise
+
+
+#: DetectFaces calls of one group at once: each waits a few hundred milliseconds on
+#: Rekognition and a group's frames are independent. Few, for Rekognition's per-account rate
+#: (a throttled call is retried with backoff).
+_DETECT_THREADS = 4
+
+
+def _detect_unless_gone(ref: ObjectRef) -> dict[str, Any] | None:
+    """DetectFaces on a chosen frame; None when the frame was deleted since it was chosen."""
+    try:
+        return _detect(ref)
+    except S3AccessError:
+        if not _gone(ref):
+            raise
+        return None
 
 
 def _gone(ref: ObjectRef) -> bool:
@@ -133,14 +150,13 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     faces: list[dict[str, Any]] = []
     now = utc_now()
     dropped = 0
-    for frame in work["frames"]:
-        ref = ObjectRef(settings.people_bucket, frame["key"], 0, "")
-        meta = FrameMeta.from_s3(frame["meta"])
-        try:
-            resp = _detect(ref)
-        except S3AccessError:
-            if not _gone(ref):
-                raise
+    refs = [ObjectRef(settings.people_bucket, frame["key"], 0, "") for frame in work["frames"]]
+    metas = [FrameMeta.from_s3(frame["meta"]) for frame in work["frames"]]
+    # The calls at once, their answers used in frame order (the first failure in that order raises).
+    with ThreadPoolExecutor(max_workers=max(1, min(_DETECT_THREADS, len(refs)))) as pool:
+        answers = list(pool.map(_detect_unless_gone, refs))
+    for frame, ref, meta, resp in zip(work["frames"], refs, metas, answers, strict=True):
+        if resp is None:
             # One frame deleted since it was chosen: said where errors are read, the visit's
             # other frames still analysed and its row still written.
             record_bad_input(logger, STAGE, BadInputError(ref.uri, "the frame no longer exists (deleted before "
