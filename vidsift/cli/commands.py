@@ -38,9 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
                         progress=_progress_view(args), dedup=args.dedup)
     elapsed = time.monotonic() - started
-    from vidsift.report import run_costs, write_report
+    from vidsift.report import load_results, run_costs, write_report
 
-    cost_line, costs = run_costs(report.out)
+    results = load_results(report.out)  # once, for the summary's costs and the report
+    cost_line, costs = run_costs(report.out, results)
     print()
     print(f"{'video':<40} {'status':<7} {'frames':>6} {'people':>6} {'tracks':>6} {'face calls':>10} {'faces':>5} "
           f"{'est. AWS cost':>13}")
@@ -57,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = sum(not v.ok for v in report.videos)
     print(f"\n{len(report.videos)} video(s), {failed} failed, {elapsed:.1f} s. Results in {report.out}/ "
           f"(query with: vidsift query --out {report.out} \"SELECT ...\")")
-    path = write_report(report.out)
+    path = write_report(report.out, results)
     print(cost_line)
     print(f"Report: {path}")
     return 0 if report.ok else 1

@@ -2,20 +2,25 @@
 the cost estimate, both rebuilt from a results folder alone.
 
 Public entry points (what ``vidsift run`` and ``vidsift report`` call):
-``write_report(out)``, ``cost_summary_line(out)``, ``run_costs(out)`` and
+``write_report(out)``, ``cost_summary_line(out)``, ``run_costs(out)``, ``load_results(out)``
+(the folder read once, for ``run_costs`` and ``write_report`` both) and
 ``estimate_run(out, run=None)`` (the run's total for run.json's "cost").
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vidsift.report.data import RunData
 
 REPORT_NAME = "report.html"
 
 
-def write_report(out: Path) -> Path:
-    """Write ``out/report.html`` from what is stored under ``out`` and return its path.
+def write_report(out: Path, data: RunData | None = None) -> Path:
+    """Write ``out/report.html`` from what is stored under ``out`` (or ``data``, read from it
+    already) and return its path.
 
     Written to a temporary name first and renamed, so a browser that has the old report
     open never sees half a file.
@@ -24,7 +29,7 @@ def write_report(out: Path) -> Path:
     from vidsift.report.render import render
 
     out = Path(out)
-    page = render(load(out))
+    page = render(data if data is not None else load(out))
     path = out / REPORT_NAME
     tmp = path.with_name(f".{REPORT_NAME}.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -42,13 +47,20 @@ def cost_summary_line(out: Path) -> str:
     return summary_line(total)
 
 
-def run_costs(out: Path) -> tuple[str, dict[str, str]]:
+def load_results(out: Path) -> RunData:
+    """Everything the report and the cost estimate read from a results folder, read once."""
+    from vidsift.report.data import load
+
+    return load(Path(out))
+
+
+def run_costs(out: Path, data: RunData | None = None) -> tuple[str, dict[str, str]]:
     """For ``vidsift run``: the summary line and each video's estimated cost by its raw object
-    key, from one read of the results."""
+    key, from one read of the results (``data``, when read already)."""
     from vidsift.report.cost import run_estimates, summary_line, usd
     from vidsift.report.data import load
 
-    data = load(Path(out))
+    data = data if data is not None else load(Path(out))
     total, per_video = run_estimates(data)
     return summary_line(total), {v.key: usd(e.total) for v, e in zip(data.videos, per_video, strict=True) if v.key}
 
@@ -61,4 +73,4 @@ def estimate_run(out: Path, run: dict[str, Any] | None = None) -> dict[str, Any]
     return estimate(Path(out), run=run)
 
 
-__all__ = ["REPORT_NAME", "cost_summary_line", "estimate_run", "run_costs", "write_report"]
+__all__ = ["REPORT_NAME", "cost_summary_line", "estimate_run", "load_results", "run_costs", "write_report"]
