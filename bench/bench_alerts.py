@@ -288,7 +288,16 @@ def main(argv: list[str] | None = None) -> None:
     if "similarity" in args.parts:
         similarity_figures()
     if "latency" in args.parts:
-        latency_figures(args.repeat)
+        # The rules it sets must not outlive it: `make bench` runs the other benches in this
+        # process (and their `vidsift run` commands inherit the environment).
+        saved = os.environ.get("ALERT_RULES")
+        try:
+            latency_figures(args.repeat)
+        finally:
+            if saved is None:
+                os.environ.pop("ALERT_RULES", None)
+            else:
+                os.environ["ALERT_RULES"] = saved
 
 
 if __name__ == "__main__":
