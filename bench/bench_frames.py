@@ -15,13 +15,13 @@ generated minute with stream copy, and cached).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,21 +99,42 @@ class Run:
     error: str = ""
 
 
+#: Starts a contender and reports its rusage. Why a launcher: Linux carries the RSS high-water
+#: mark of the process that execs into the new program's ru_maxrss, so a contender started
+#: straight from this (large) process would report this process's peak, not its own (every
+#: row once read 201 MB, ffmpeg's included). Started from a small interpreter, it reports its own.
+_LAUNCH = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"wall_s": time.perf_counter() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
+               "peak_mb": usage.ru_maxrss / 1024}, f)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(cmd: list[str], out: Path) -> Run:
     """Run one contender in its own process; its rusage comes from wait4, so nothing else counts."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
-    assert proc.stderr is not None
-    err = proc.stderr.read()  # drained while it runs, so it never blocks on a full pipe
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.NamedTemporaryFile(suffix=".json") as report:
+        proc = subprocess.Popen([sys.executable, "-S", "-c", _LAUNCH, report.name, *cmd],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+        assert proc.stderr is not None
+        err = proc.stderr.read()  # drained while it runs, so it never blocks on a full pipe
+        proc.wait()
+        figures = json.loads(Path(report.name).read_text())
     frames = sum(1 for p in out.iterdir() if p.suffix == ".jpg")
-    return Run(wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024, frames=frames,
-               ok=proc.returncode == 0, error=err.decode(errors="replace")[-300:] if proc.returncode else "")
+    return Run(**figures, frames=frames, ok=proc.returncode == 0,
+               error=err.decode(errors="replace")[-300:] if proc.returncode else "")
 
 
 def opencv_loop(video: str, out: str, every: int) -> None:
