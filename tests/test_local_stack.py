@@ -82,3 +82,25 @@ def test_moto_in_this_process_for_tests_that_change_it() -> None:
         bucket = stack.names.bucket("frames")
         aws.client("s3").put_object(Bucket=bucket, Key="x/1.jpg", Body=b"frame")
         assert "x/1.jpg" in s3_backends[stack.names.account]["aws"].buckets[bucket].keys
+
+
+def test_sqs_retention_check_reads_the_queue_period_and_answers_as_moto_does() -> None:
+    """moto_process replaces moto's per-message retention check (which recounted the whole
+    queue three times per message received) with one reading the queue's period: for a
+    message within its retention and one past it, the same answers as moto's own."""
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.models import SQSBackend
+
+    from vidsift.local import moto_process
+
+    moto_process._quick_retention_check()
+    original = moto_process.moto_retention_check
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("retention-check", MessageRetentionPeriod="60")
+    fresh = backend.send_message("retention-check", "fresh")
+    expired = backend.send_message("retention-check", "expired")
+    expired.sent_timestamp = int(unix_time_millis()) - 61_000  # sent 61 s ago: retention over
+    moto_says = [original(backend, "retention-check", m) for m in (fresh, expired)]
+    ours = [backend.is_message_valid_based_on_retention_period("retention-check", m) for m in (fresh, expired)]
+    assert SQSBackend.is_message_valid_based_on_retention_period is not original
+    assert moto_says == ours == [True, False]
