@@ -64,3 +64,24 @@ def test_into_a_pipe_each_video_gets_one_plain_line_instead_of_bars(
     # Logs go to stderr (readable lines), never into the data on stdout.
     assert " INFO " in proc.stderr and " INFO " not in proc.stdout
     assert "botocore" not in proc.stderr  # library chatter only with -v
+
+
+def test_the_command_leaves_without_teardown_but_loses_no_output(tmp_path: Path) -> None:
+    """The entry point ends with os._exit (no interpreter teardown): everything main printed
+    must still arrive, however much of it is buffered for a pipe."""
+    sql = "SELECT i, repeat('x', 50) AS pad FROM range(20000) AS t(i)"
+    proc = vidsift("query", "--out", str(tmp_path), "--format", "csv", sql)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 20001 and lines[-1] == "19999," + "x" * 50
+
+
+def test_the_command_keeps_its_exit_codes_and_messages(tmp_path: Path) -> None:
+    missing = vidsift("run", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "out"))
+    assert missing.returncode == 2 and "vidsift: no such file:" in missing.stderr
+    bad_fps = vidsift("frames", str(tmp_path / "x.mp4"), "--out", str(tmp_path / "f"), "--fps", "0")
+    assert bad_fps.returncode == 1 and "vidsift: --fps must be positive, got 0.0" in bad_fps.stderr
+    usage = vidsift("run")
+    assert usage.returncode == 2 and "usage: vidsift run" in usage.stderr
+    helped = vidsift("--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: vidsift")

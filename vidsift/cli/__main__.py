@@ -1,7 +1,5 @@
 """``python -m vidsift.cli``: the ``vidsift`` command."""
 
-import sys
+from vidsift.cli.commands import entry
 
-from vidsift.cli.commands import main
-
-sys.exit(main())
+entry()
