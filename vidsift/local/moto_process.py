@@ -48,19 +48,20 @@ def _quick_retention_check() -> None:
     from moto.sqs.models import SQSBackend
 
     global moto_retention_check
-    if moto_retention_check is not None:
-        return
-    moto_retention_check = SQSBackend.is_message_valid_based_on_retention_period
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention_s = int(self.get_queue(queue_name).message_retention_period)
         return retention_s + message.sent_timestamp / 1000 > unix_time()
 
-    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+    with _patch_lock:  # two stacks in one process may start at once: replace moto's only once
+        if moto_retention_check is None:
+            moto_retention_check = SQSBackend.is_message_valid_based_on_retention_period
+            SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
 #: moto's own retention check, once replaced (tests compare the two).
 moto_retention_check: Any = None
+_patch_lock = threading.Lock()
 
 
 def _dispatcher(warm: tuple[str, ...] = ()) -> Any:
