@@ -888,7 +888,7 @@ def tiled(detector: Detector) -> Detector:
     auto) and ``PERSON_TILE_ZOOM`` (default 2) say; unchanged with ``off``."""
     mode = (os.environ.get("PERSON_TILING") or "auto").strip().lower()
     zoom = _env_float("PERSON_TILE_ZOOM", 2.0)
-    if mode == "off" and mode in TILING_MODES:
+    if mode == "off":
         return detector
     if isinstance(detector, YoloDetector):
         return TiledDetector(detector, detector.imgsz, stretch=False, mode=mode, zoom=zoom)
