@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{tiled:>3}/{len(jpegs)} {cpu_ms:>7.1f} {wall_ms:>8.1f}")
     if "auto" in results:
         r = results["auto"]
-        print(f"default (auto): recall {r['recall']:.2f} (goal >= {RECALL_GOAL}: "
+        print(f"default (auto): recall {r['recall']:.3f} (goal >= {RECALL_GOAL}: "
               f"{'met' if r['recall'] >= RECALL_GOAL else 'not met'}); at IoU >= 0.5 {r['recall_05']:.2f}")
     if not args.skip_pipeline:
         truth = len(count["visits"])
