@@ -245,6 +245,8 @@ def make_plan(args: argparse.Namespace, artefact: Path) -> Plan:
         "MAX_BATCH": str(args.max_batch),
         "PERSON_MIN_CONFIDENCE": str(args.min_confidence),
         "PERSON_MIN_AREA": str(args.min_area),
+        # Tiles where people are small for the model (sagemaker/code/inference.py, TiledDetector).
+        "PERSON_TILING": args.tiling,
         # The handler needs no request-time downloads; keep Ultralytics from trying.
         "YOLO_OFFLINE": "1",
         "YOLO_CONFIG_DIR": "/tmp/Ultralytics",
@@ -407,6 +409,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, default=0.5, help="PERSON_MIN_CONFIDENCE default (0.5)")
     p.add_argument("--min-area", type=float, default=0.0,
                    help="PERSON_MIN_AREA default: boxes under this fraction of the frame are ignored (0)")
+    p.add_argument("--tiling", choices=("auto", "always", "off"), default="auto",
+                   help="PERSON_TILING: also look at 2x2 overlapping tiles of frames where people are small for "
+                        "the model (auto, the default), of every frame (always), or never (off)")
     p.add_argument("--framework-version", default="2.6", help="SageMaker PyTorch container version (default 2.6)")
     p.add_argument("--py-version", default="py312", help="its Python (default py312)")
     p.add_argument("--role", help="IAM role ARN for the model (default: $SAGEMAKER_ROLE_ARN)")

@@ -576,6 +576,7 @@ def test_deploy_help_and_dry_run_need_no_sdk(tmp_path: Path) -> None:
     assert doc["plan"]["endpoint_name"] == "vidsift-prod-person-detector"
     assert doc["plan"]["mode"] == "serverless" and doc["plan"]["memory_mb"] == 4096
     assert doc["plan"]["env"]["VIDSIFT_DETECTOR"] == "yolo" and doc["plan"]["env"]["YOLO_MODEL"] == "yolo11n"
+    assert doc["plan"]["env"]["PERSON_TILING"] == "auto"  # the cloud's YOLO tiles small people too
     assert doc["model.tar.gz"] == [
         "yolo11n.pt",
         "code",

@@ -606,6 +606,183 @@ class YoloDetector:
         return rows
 
 
+# --------------------------------------------------------------------------- tiles (small people)
+
+TILING_MODES = ("off", "auto", "always")
+#: A person shorter than this many pixels at the model's input is "small": SSDLite finds
+#: people of about 40-60 input pixels only now and then (on the hand-counted campus clip,
+#: bench/bench_real.py, the whole-frame pass misses about 4 in 10 of them).
+SMALL_PERSON_INPUT_PX = 64
+#: Tiles overlap by this share of a tile's side, so that a person up to about that tall lies
+#: whole inside at least one tile.
+TILE_OVERLAP = 0.3
+#: A tile box whose edge is within this share of the tile of an inner tile border is a person
+#: cut by the border; the neighbouring tile (or the whole-frame pass) holds the whole person.
+TILE_EDGE = 0.01
+#: Boxes of one person seen twice (whole frame and a tile, or two tiles) are merged when their
+#: intersection over union, or over the smaller box, is at least these.
+MERGE_IOU, MERGE_IOS = 0.5, 0.8
+
+
+def tile_grid(width: int, height: int, columns: int, rows: int,
+              overlap: float = TILE_OVERLAP) -> list[tuple[int, int, int, int]]:
+    """``columns`` x ``rows`` tiles ``(x0, y0, x1, y1)`` in pixels covering the image, each
+    overlapping its neighbours by ``overlap`` of its own side."""
+
+    def spans(size: int, n: int) -> list[tuple[int, int]]:
+        if n <= 1:
+            return [(0, size)]
+        side = size / (n - (n - 1) * overlap)
+        step = side * (1 - overlap)
+        return [(round(i * step), min(size, round(i * step + side))) for i in range(n)]
+
+    return [(x0, y0, x1, y1) for y0, y1 in spans(height, rows) for x0, x1 in spans(width, columns)]
+
+
+def tiles_for(width: int, height: int, zoom: float) -> list[tuple[int, int, int, int]]:
+    """Overlapping tiles that show the model the image about ``zoom`` times closer than the
+    whole frame does: ``ceil(zoom)`` tiles along the long side (at least 2) and as many along
+    the short side as keep them near square (2 x 2 for 4:3 and 16:9 frames at zoom 2; with
+    the overlap each tile is 0.59 of the frame's width). Empty when ``zoom`` <= 1."""
+    if zoom <= 1:
+        return []
+    long_n = max(2, int(np.ceil(zoom)))
+    long_side, short_side = max(width, height), min(width, height)
+    short_n = max(1, round(long_n * short_side / long_side))
+    columns, rows = (long_n, short_n) if width >= height else (short_n, long_n)
+    return tile_grid(width, height, columns, rows)
+
+
+def nms_merge(rows: np.ndarray, iou: float = MERGE_IOU, ios: float = MERGE_IOS) -> np.ndarray:
+    """Greedy non-maximum suppression over ``[x1, y1, x2, y2, confidence]`` rows (any units):
+    a box is dropped when a more confident kept box overlaps it by IoU >= ``iou`` or covers
+    ``ios`` of the smaller one (the same person seen by the whole frame and by a tile, whose
+    boxes differ in size more than in place)."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    order = np.argsort(-rows[:, 4], kind="stable")
+    kept: list[int] = []
+    area = np.clip(rows[:, 2] - rows[:, 0], 0, None) * np.clip(rows[:, 3] - rows[:, 1], 0, None)
+    for i in order:
+        if kept:
+            k = np.asarray(kept)
+            w = np.clip(np.minimum(rows[k, 2], rows[i, 2]) - np.maximum(rows[k, 0], rows[i, 0]), 0, None)
+            h = np.clip(np.minimum(rows[k, 3], rows[i, 3]) - np.maximum(rows[k, 1], rows[i, 1]), 0, None)
+            inter = w * h
+            union = area[k] + area[i] - inter
+            smaller = np.minimum(area[k], area[i])
+            if ((inter >= iou * np.maximum(union, 1e-12)) | (inter >= ios * np.maximum(smaller, 1e-12))).any():
+                continue
+        kept.append(int(i))
+    return rows[sorted(kept, key=lambda j: -rows[j, 4])]
+
+
+def tile_rows_to_image(rows: np.ndarray, tile: tuple[int, int, int, int], width: int, height: int,
+                       edge: float = TILE_EDGE) -> np.ndarray:
+    """A tile's rows (ratios of the tile) as ratios of the whole image, without the boxes cut by
+    an inner border of the tile (those touching the image's own edges stay)."""
+    x0, y0, x1, y1 = tile
+    tw, th = x1 - x0, y1 - y0
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+    cut = np.zeros(len(rows), dtype=bool)
+    if x0 > 0:
+        cut |= rows[:, 0] <= edge
+    if y0 > 0:
+        cut |= rows[:, 1] <= edge
+    if x1 < width:
+        cut |= rows[:, 2] >= 1 - edge
+    if y1 < height:
+        cut |= rows[:, 3] >= 1 - edge
+    rows = rows[~cut]
+    out = rows.copy()
+    out[:, [0, 2]] = (x0 + rows[:, [0, 2]] * tw) / width
+    out[:, [1, 3]] = (y0 + rows[:, [1, 3]] * th) / height
+    return out
+
+
+class TiledDetector:
+    """Slicing-aided inference over any backend: the whole frame first, then, where people are
+    small for the model, overlapping tiles of the frame, each shown to the model at its full
+    input size, the boxes put back in the frame and merged (:func:`nms_merge`).
+
+    Why our own and not ``sahi``: sahi wraps whole frameworks (its detection models are
+    torch/Ultralytics/MMDetection classes, and it pulls shapely, pybboxes, fire, opencv-python);
+    the part needed here is a grid, an offset and a merge (about 100 lines), and it must run
+    in the local SSDLite runtimes without torch as well as on YOLO in the cloud.
+
+    ``mode``: ``off`` (whole frame only), ``always`` (tiles on every frame) or ``auto``: tiles
+    only for the frames of a request in which the whole-frame pass found a person smaller than
+    :data:`SMALL_PERSON_INPUT_PX` at the model's input, and for the other frames of the same
+    size in that request (a batch holds a camera's consecutive frames: where one frame shows
+    small people, its neighbours do too, including ones where the whole pass found nobody).
+    A frame of big, near people costs one pass, as before; a far camera's frame costs 1 + the
+    tiles' passes (bench/bench_real.py measures both).
+    """
+
+    def __init__(self, inner: Detector, input_side: int, *, stretch: bool, mode: str = "auto",
+                 zoom: float = 2.0) -> None:
+        if mode not in TILING_MODES:
+            raise ValueError(f"PERSON_TILING must be one of {', '.join(TILING_MODES)}, got {mode!r}")
+        if not zoom > 1:
+            raise ValueError(f"PERSON_TILE_ZOOM must be above 1, got {zoom!r}")
+        self.inner, self.input_side, self.mode, self.zoom = inner, input_side, mode, zoom
+        #: SSDLite stretches each side to its square input; YOLO letterboxes the long side.
+        self.stretch = stretch
+        self.model_id = inner.model_id
+        #: Frames of the last detect call that were tiled (for the benchmark and the tests).
+        self.last_tiled: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (runtime, precision, graph, ...) is the wrapped backend's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def fits(self, width: int, height: int) -> bool:
+        """As the backend's: a JPEG may still be decoded at 1/2 or 1/4 of its size when that keeps
+        the model's input size (a 720p frame at 640x360). Its tiles are then a little smaller than
+        the model's input and are scaled up, which shows people at the same size as full-size
+        tiles would, a little blurred; not decoding every frame at full size keeps the cost of
+        frames that need no tiles (the most) where it was."""
+        return self.inner.fits(width, height)
+
+    def small(self, rows: np.ndarray, width: int, height: int) -> bool:
+        """Whether a person in ``rows`` is shorter than SMALL_PERSON_INPUT_PX at the model's input."""
+        scale = self.input_side if self.stretch else self.input_side * height / max(width, height)
+        heights = (rows[:, 3] - rows[:, 1]) * scale
+        return bool(len(rows)) and float(heights.min()) < SMALL_PERSON_INPUT_PX
+
+    def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        # Backends may return boxes below the threshold (the response drops them later); the
+        # decision and the merge look only at the ones that will be answered.
+        whole = [r[r[:, 4] >= min_confidence] for r in
+                 (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in self.inner.detect(images, min_confidence))]
+        sizes = [im.shape[:2] for im in images]
+        if self.mode == "always":
+            tiled = [True] * len(images)
+        elif self.mode == "auto":
+            small_sizes = {sizes[i] for i, r in enumerate(whole) if self.small(r, sizes[i][1], sizes[i][0])}
+            tiled = [s in small_sizes for s in sizes]
+        else:
+            tiled = [False] * len(images)
+        self.last_tiled = tiled
+        jobs: list[tuple[int, tuple[int, int, int, int]]] = []
+        for i in range(len(images)):
+            if tiled[i]:
+                h, w = sizes[i]
+                jobs += [(i, t) for t in tiles_for(w, h, self.zoom)]
+        if not jobs:
+            return whole
+        crops = [np.ascontiguousarray(images[i][t[1]:t[3], t[0]:t[2]]) for i, t in jobs]
+        found = self.inner.detect(crops, min_confidence)
+        extra: list[list[np.ndarray]] = [[] for _ in images]
+        for (i, t), rows in zip(jobs, found, strict=True):
+            h, w = sizes[i]
+            rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+            extra[i].append(tile_rows_to_image(rows[rows[:, 4] >= min_confidence], t, w, h))
+        return [nms_merge(np.concatenate([whole[i], *extra[i]])) if extra[i] else whole[i]
+                for i in range(len(images))]
+
+
 @dataclass
 class PersonDetector:
     """What model_fn returns: a backend plus the S3 reader used for ``s3_uri`` instances."""
@@ -706,6 +883,18 @@ def _generate_pbtxt(graph: Path) -> Path:
     return out
 
 
+def tiled(detector: Detector) -> Detector:
+    """``detector`` behind :class:`TiledDetector` as ``PERSON_TILING`` (auto | always | off; default
+    auto) and ``PERSON_TILE_ZOOM`` (default 2) say; unchanged with ``off``."""
+    mode = (os.environ.get("PERSON_TILING") or "auto").strip().lower()
+    zoom = _env_float("PERSON_TILE_ZOOM", 2.0)
+    if mode == "off":
+        return detector
+    if isinstance(detector, YoloDetector):
+        return TiledDetector(detector, detector.imgsz, stretch=False, mode=mode, zoom=zoom)
+    return TiledDetector(detector, SSDLITE_INPUT, stretch=True, mode=mode, zoom=zoom)
+
+
 def load_model(
     model_dir: str | os.PathLike[str] | None = None,
     *,
@@ -729,6 +918,7 @@ def load_model(
         detector: Detector = YoloDetector(weights)
     else:
         detector = ssdlite_detector(*find_ssdlite_files(model_dir))
+    detector = tiled(detector)
     log.info("person detector: %s", detector.model_id)
     return PersonDetector(detector, s3)
 
