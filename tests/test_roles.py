@@ -34,14 +34,14 @@ from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_st
 
 from vidsift import aws, contract
 from vidsift.config import Settings
-from vidsift.core import ids, matching
+from vidsift.core import ids, layout, matching
 from vidsift.core.detection import Detection
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.runner import upload, upload_key
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video, photo
-from vidsift.stages import tracking
+from vidsift.stages import counting, tracking
 from vidsift.testing import calls
 from vidsift.testing.localcheck import count_sampled, error_records, put_snapshot
 
@@ -228,6 +228,16 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             stack.rekognition.fail_next(1, "InvalidS3ObjectException")
             recorder = calls.Recorder()
             with recorder.recording():
+                assert Dispatcher(stack).run_until_idle(timeout_s=600)
+                # Lines and zones: the videos above were tracked before any camera layout was
+                # stored (track_people's GetObject answers 404, which needs ListBucket); with one
+                # stored, a video's crossings and zone_visits objects are written.
+                counting.put_layout(stack.names.bucket("analytics"), layout.loads(
+                    "cameras: {porch: {lines: [{name: door, points: [[0.5, 0.1], [0.5, 0.9]], in_from: [0.1, 0.5]}],"
+                    " zones: [{name: mat, polygon: [[0.2, 0.6], [0.8, 0.6], [0.8, 1.0], [0.2, 1.0]]}]}}"))
+                for i in range(2):
+                    put_frame(stack, "frames", "far-away-counted", i, jpeg(canvas))
+                    count_sampled(stack, "far-away-counted", i)
                 assert Dispatcher(stack).run_until_idle(timeout_s=600)
             alerts = []
             while got := aws.client("sqs").receive_message(QueueUrl=stack.alert_queue_url,

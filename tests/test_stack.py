@@ -216,6 +216,10 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:PutObject", f"{bucket_arn('people')}/tracks/*"),
             ("firehose:PutRecordBatch", stream_arn("people")),
             ("firehose:PutRecordBatch", stream_arn("tracks")),
+            # lines and zones: the camera layout (404 without one needs ListBucket), each video's objects
+            ("s3:GetObject", f"{bucket_arn('analytics')}/{C['cameras_key']}"),
+            ("s3:ListBucket", bucket_arn("analytics")),
+            *(("s3:PutObject", f"{bucket_arn('analytics')}/{C['count_tables'][t]}*") for t in contract.COUNT_TABLES),
         },
         "analyze_faces": {
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
@@ -578,8 +582,8 @@ def glue_problems(tpl: Template) -> list[str]:
     if tpl.ref("GlueDatabase") != glue_database_name():
         problems.append(f"Glue database {tpl.ref('GlueDatabase')} != {glue_database_name()}")
     tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
-    if set(tables) != set(contract.TABLES):
-        problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.TABLES)}")
+    if set(tables) != set(contract.ALL_TABLES):
+        problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.ALL_TABLES)}")
     for name, props in tables.items():
         spec = C["tables"].get(name, {})
         ti = props["TableInput"]
@@ -590,7 +594,9 @@ def glue_problems(tpl: Template) -> list[str]:
             problems.append(f"{name}: columns differ from the contract (names, order or types)")
         if ti.get("PartitionKeys") != spec.get("partition_keys"):
             problems.append(f"{name}: partition keys {ti.get('PartitionKeys')} != {spec.get('partition_keys')}")
-        prefix = C["analytics_prefixes"].get(name, "")
+        # lines and zones: track_people's objects, always JSON lines (not Firehose's)
+        counted = name in contract.COUNT_TABLES
+        prefix = C["count_tables"][name] if counted else C["analytics_prefixes"].get(name, "")
         location = f"s3://{NAMES.bucket('analytics')}/{prefix.split('dt=', 1)[0]}"
         if sd["Location"] != location:
             problems.append(f"{name}: location {sd['Location']} != {location}")
@@ -602,7 +608,7 @@ def glue_problems(tpl: Template) -> list[str]:
                 params.get("projection.dt.range", "")).endswith(",NOW"):
             problems.append(f"{name}: partition projection on dt misconfigured: {params}")
         serde = sd["SerdeInfo"]["SerializationLibrary"]
-        want_serde = ("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" if parquet_on(tpl)
+        want_serde = ("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" if parquet_on(tpl) and not counted
                       else "org.openx.data.jsonserde.JsonSerDe")
         if serde != want_serde:
             problems.append(f"{name}: SerDe {serde} != {want_serde}")
