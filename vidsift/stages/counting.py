@@ -128,8 +128,13 @@ def _rows(key: str, body: bytes) -> list[dict[str, Any]]:
 def track_rows_in_bucket(analytics_bucket: str, days: Iterable[str]) -> list[dict[str, Any]]:
     """Every tracks row of the given days (dt partitions) stored in the analytics bucket."""
     prefix = contract.load()["analytics_prefixes"]["tracks"].split("dt=", 1)[0]
+    wanted = list(days)
     rows: list[dict[str, Any]] = []
-    for day in days:
+    for day in wanted:
         for key in aws.list_keys(analytics_bucket, f"{prefix}dt={day}/"):
             rows += [r | {"dt": day} for r in _rows(key, aws.get_object_bytes(analytics_bucket, key))]
+    # The local stack's Firehose (moto) writes the prefix unexpanded ("dt=!{timestamp:...}/"):
+    # there the rows' own dt says the day. Nothing is stored under such a key in AWS.
+    for key in aws.list_keys(analytics_bucket, f"{prefix}dt=!{{"):
+        rows += [r for r in _rows(key, aws.get_object_bytes(analytics_bucket, key)) if r.get("dt") in wanted]
     return rows
