@@ -145,3 +145,20 @@ def test_a_bad_layout_is_refused_before_the_run(tmp_path: Path, capsys: Any) -> 
     err = capsys.readouterr().err
     assert "camera 'door', zone 'middle': the polygon crosses itself" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_report_from_the_stage_bucket_draws_lines_zones_and_counts(local_stack: Any, counted: dict[str, Any],
+                                                                        tmp_path: Path, capsys: Any) -> None:
+    """`vidsift report --stage local --since today` reads the local stack's buckets as a deployed
+    stage's (the account from STS, the bucket names from the contract)."""
+    today = datetime.now(UTC).date().isoformat()
+    out = tmp_path / "stage-report"
+    assert main(["report", "--stage", "local", "--since", today, "--camera", "door", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 crossing(s), 2 zone visit(s)" in said and "Report:" in said
+    page = (out / "report.html").read_text()
+    assert '<section id="lines">' in page and 'data-camera="door"' in page
+    assert "entrance: 1 in, 1 out" in page and "middle: 2 visit(s), mean" in page
+    assert 'marker-end="url(#arrow)"' in page and page.count("position(s)</title>") >= 10  # the heat map's cells
+    assert 'href="data:image/jpeg;base64,' in page  # a best frame of the camera under the drawing
+    assert counted["porch"] not in page  # --camera door: the porch video's rows were not copied

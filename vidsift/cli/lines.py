@@ -49,8 +49,13 @@ def _summary(layout: Layout) -> str:
 
 
 def analytics_bucket(args: argparse.Namespace) -> str:
+    import os
+
     from vidsift import aws, contract
 
+    if args.region:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+        aws.reset_clients()
     if args.bucket:
         return str(args.bucket)
     return contract.ResourceNames(stage=args.stage, account=aws.account_id()).bucket("analytics")
@@ -76,14 +81,15 @@ def cmd_put(args: argparse.Namespace) -> int:
     return 0
 
 
-def _days(since: str, until: str | None) -> list[str]:
+def days_between(since: str, until: str | None, command: str = "vidsift recount") -> list[str]:
+    """The days from --since to --until (default today), as dt partitions are named."""
     try:
         first = date.fromisoformat(since)
         last = date.fromisoformat(until) if until else date.today()
     except ValueError as exc:
-        raise SystemExit(f"vidsift recount: --since/--until take YYYY-MM-DD dates ({exc})") from exc
+        raise SystemExit(f"{command}: --since/--until take YYYY-MM-DD dates ({exc})") from exc
     if last < first:
-        raise SystemExit(f"vidsift recount: --until {last} is before --since {first}")
+        raise SystemExit(f"{command}: --until {last} is before --since {first}")
     return [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
 
 
@@ -121,7 +127,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
             return 2
         bucket = analytics_bucket(args)
         put, where = counting.bucket_put(bucket), f"s3://{bucket}"
-        rows = counting.track_rows_in_bucket(bucket, _days(args.since, args.until))
+        rows = counting.track_rows_in_bucket(bucket, days_between(args.since, args.until))
     done = counting.recount(put, layout, rows, cameras)
     counted = {v: r for v, r in done.items() if r is not None}
     print(f"{len(done)} video(s) recounted in {where}: {len(counted)} with a layout, "
@@ -153,4 +159,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def _stage_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage", default="dev", help="deployed stage (default dev)")
+    p.add_argument("--region", help="the stage's region (default: your AWS configuration's)")
     p.add_argument("--bucket", help="the analytics bucket (default vidsift-<stage>-<account>-analytics)")

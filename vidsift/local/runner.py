@@ -221,6 +221,8 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         frames_done = early[0].result() if early else set()
         exporter.shutdown()
         export(stack, res, out, frames_done=frames_done)
+        if layout is not None:  # what the report draws the lines and zones from
+            (out / "cameras.json").write_text(layout.to_json())
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
         write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes, dedup=dedup)

@@ -105,7 +105,7 @@ def recount(put: Put, layout: Layout, track_rows: Iterable[dict[str, Any]],
 # --- past videos in a bucket (the deployed stack's, or the local stack's) ---------------------
 
 
-def _rows(key: str, body: bytes) -> list[dict[str, Any]]:
+def object_rows(body: bytes) -> list[dict[str, Any]]:
     """A tracks object's rows: JSON lines (GZIP or not), or Parquet (parquet=true) through DuckDB."""
     import gzip
 
@@ -127,14 +127,26 @@ def _rows(key: str, body: bytes) -> list[dict[str, Any]]:
 
 def track_rows_in_bucket(analytics_bucket: str, days: Iterable[str]) -> list[dict[str, Any]]:
     """Every tracks row of the given days (dt partitions) stored in the analytics bucket."""
-    prefix = contract.load()["analytics_prefixes"]["tracks"].split("dt=", 1)[0]
+    return rows_in_bucket(analytics_bucket, "tracks", days)
+
+
+def table_prefix(table: str) -> str:
+    """The table's location in the analytics bucket (before its dt= partitions)."""
+    doc = contract.load()
+    return doc["count_tables"][table] if table in contract.COUNT_TABLES else \
+        doc["analytics_prefixes"][table].split("dt=", 1)[0]
+
+
+def rows_in_bucket(analytics_bucket: str, table: str, days: Iterable[str]) -> list[dict[str, Any]]:
+    """Every row of a table on the given days (dt partitions), each with its dt."""
+    prefix = table_prefix(table)
     wanted = list(days)
     rows: list[dict[str, Any]] = []
     for day in wanted:
         for key in aws.list_keys(analytics_bucket, f"{prefix}dt={day}/"):
-            rows += [r | {"dt": day} for r in _rows(key, aws.get_object_bytes(analytics_bucket, key))]
+            rows += [r | {"dt": day} for r in object_rows(aws.get_object_bytes(analytics_bucket, key))]
     # The local stack's Firehose (moto) writes the prefix unexpanded ("dt=!{timestamp:...}/"):
     # there the rows' own dt says the day. Nothing is stored under such a key in AWS.
     for key in aws.list_keys(analytics_bucket, f"{prefix}dt=!{{"):
-        rows += [r for r in _rows(key, aws.get_object_bytes(analytics_bucket, key)) if r.get("dt") in wanted]
+        rows += [r for r in object_rows(aws.get_object_bytes(analytics_bucket, key)) if r.get("dt") in wanted]
     return rows
