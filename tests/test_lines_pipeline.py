@@ -162,3 +162,28 @@ def test_the_report_from_the_stage_bucket_draws_lines_zones_and_counts(local_sta
     assert 'marker-end="url(#arrow)"' in page and page.count("position(s)</title>") >= 10  # the heat map's cells
     assert 'href="data:image/jpeg;base64,' in page  # a best frame of the camera under the drawing
     assert counted["porch"] not in page  # --camera door: the porch video's rows were not copied
+
+
+def test_the_recount_function_over_a_date_range(local_stack: Any, counted: dict[str, Any], tmp_path: Path) -> None:
+    """functions/recount.py as `aws lambda invoke` runs it: the stored layout (here one with the
+    zone moved off the walkers' path) over the days' tracks; a bad request fails with its reason."""
+    from vidsift.core.errors import BadInputError
+    from vidsift.local.dispatcher import invoke
+
+    video = counted["door"]
+    analytics = local_stack.names.bucket("analytics")
+    moved = LAYOUT.replace("[[0.3, 0.7], [0.7, 0.7], [0.7, 1.0], [0.3, 1.0]]",
+                           "[[0.3, 0.1], [0.7, 0.1], [0.7, 0.3], [0.3, 0.3]]")
+    counting.put_layout(analytics, lay.loads(moved))
+    today = datetime.now(UTC).date().isoformat()
+    try:
+        result = invoke(local_stack.names.prefix, "recount", {"since": today, "cameras": ["door"]})
+        assert result["videos"] == result["videos_with_layout"] >= 1 and result["zone_visits"] == 0
+        assert _rows(local_stack, "zone_visits", video) == [] and len(_rows(local_stack, "crossings", video)) == 2
+        for bad, why in [({"since": "yesterday"}, "YYYY-MM-DD"), ({"since": "2026-01-01", "until": "2025-01-01"},
+                                                                 "before since"),
+                         ({"since": "2025-01-01", "until": "2026-01-01"}, "at most 92"), ({}, "expected")]:
+            with pytest.raises(BadInputError, match=why):
+                invoke(local_stack.names.prefix, "recount", bad)
+    finally:
+        counting.put_layout(analytics, lay.loads(LAYOUT))

@@ -16,6 +16,8 @@ from typing import Any
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
 STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces")
+#: Every Lambda function: the stages (each fed by its queue), then those invoked directly.
+FUNCTIONS = (*STAGES, "recount")
 TABLES = ("people", "faces", "tracks")
 #: The tables of lines and zones: written as one object per video (contract count_tables), not
 #: through Firehose, so a recount can replace them. ALL_TABLES: what Athena and DuckDB see.
@@ -50,6 +52,13 @@ def count_key(table: str, dt: str, video_id: str) -> str:
 
 def stage(name: str) -> dict[str, Any]:
     return load()["stages"][name]
+
+
+def function(name: str) -> dict[str, Any]:
+    """A function's spec (handler, timeout_s, memory_mb, ephemeral_storage_mb): a stage's, or a
+    directly invoked function's (contract ``functions``)."""
+    doc = load()
+    return doc["stages"][name] if name in doc["stages"] else doc["functions"][name]
 
 
 def upload_key(name: str) -> str:

@@ -45,7 +45,7 @@ def stage_problems(stage: str) -> list[str]:
     checks: list[tuple[str, str, re.Pattern[str]]] = [
         *((f"bucket {names.bucket(r)}", names.bucket(r), BUCKET_RE) for r in contract.load()["buckets"]),
         *((f"queue {names.dlq(s)}", names.dlq(s), QUEUE_RE) for s in contract.STAGES),
-        *((f"function {names.prefix}-{s}", f"{names.prefix}-{s}", FUNCTION_RE) for s in contract.STAGES),
+        *((f"function {names.prefix}-{s}", f"{names.prefix}-{s}", FUNCTION_RE) for s in contract.FUNCTIONS),
         *((f"stream {names.stream(t)}", names.stream(t), STREAM_RE) for t in contract.TABLES),
         (f"endpoint {names.endpoint}", names.endpoint, ENDPOINT_RE),
     ]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +81,15 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def days_between(since: str, until: str | None, command: str = "vidsift recount") -> list[str]:
-    """The days from --since to --until (default today), as dt partitions are named."""
+    """The days from --since to --until (default today, UTC), as dt partitions are named."""
+    from datetime import UTC, datetime
+
+    from vidsift.core.counts import days
+
     try:
-        first = date.fromisoformat(since)
-        last = date.fromisoformat(until) if until else date.today()
+        return days(since, until, datetime.now(UTC).date())
     except ValueError as exc:
-        raise SystemExit(f"{command}: --since/--until take YYYY-MM-DD dates ({exc})") from exc
-    if last < first:
-        raise SystemExit(f"{command}: --until {last} is before --since {first}")
-    return [(first + timedelta(days=k)).isoformat() for k in range((last - first).days + 1)]
+        raise SystemExit(f"{command}: --since/--until: {exc}") from exc
 
 
 def _folder_rows(out: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ writes the same rows. Plain Python, no AWS.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from vidsift import contract
@@ -84,3 +84,19 @@ def lines_body(rows: list[dict[str, Any]]) -> bytes:
     import json
 
     return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows).encode()
+
+
+def days(since: str, until: str | None, today: date, max_days: int | None = None) -> list[str]:
+    """The days (dt partitions, YYYY-MM-DD) from ``since`` to ``until`` (default ``today``);
+    ValueError naming the problem for a bad date, a reversed range or one over ``max_days``."""
+    try:
+        first = date.fromisoformat(since)
+        last = date.fromisoformat(until) if until else today
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"since/until take YYYY-MM-DD dates ({exc})") from exc
+    if last < first:
+        raise ValueError(f"until {last} is before since {first}")
+    n = (last - first).days + 1
+    if max_days is not None and n > max_days:
+        raise ValueError(f"{n} days from {first} to {last}: at most {max_days} at once (split the range)")
+    return [(first + timedelta(days=k)).isoformat() for k in range(n)]

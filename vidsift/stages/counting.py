@@ -150,3 +150,21 @@ def rows_in_bucket(analytics_bucket: str, table: str, days: Iterable[str]) -> li
     for key in aws.list_keys(analytics_bucket, f"{prefix}dt=!{{"):
         rows += [r for r in object_rows(aws.get_object_bytes(analytics_bucket, key)) if r.get("dt") in wanted]
     return rows
+
+
+def recount_days(analytics_bucket: str, since: str, until: str | None, cameras: list[str] | None,
+                 today: Any) -> dict[str, Any]:
+    """The recount function's work: the stored layout over the days' stored tracks. ValueError
+    (naming the problem) for a bad range, LayoutError without a usable stored layout."""
+    layout = read_layout(analytics_bucket)
+    if layout is None:
+        raise LayoutError(f"{layout_location(analytics_bucket)}: no camera layout stored "
+                          "(vidsift cameras put, or deploy with camerasFile)")
+    days = counts.days(since, until, today, int(contract.load()["functions"]["recount"]["max_days"]))
+    done = recount(bucket_put(analytics_bucket), layout, track_rows_in_bucket(analytics_bucket, days),
+                   set(cameras) if cameras else None)
+    counted = [r for r in done.values() if r is not None]
+    result = {"days": [days[0], days[-1]], "videos": len(done), "videos_with_layout": len(counted),
+              "crossings": sum(r["crossings"] for r in counted), "zone_visits": sum(r["zone_visits"] for r in counted)}
+    logger.info("recounted", extra=result)
+    return result
