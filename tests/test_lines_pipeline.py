@@ -172,9 +172,13 @@ def test_the_recount_function_over_a_date_range(local_stack: Any, counted: dict[
 
     video = counted["door"]
     analytics = local_stack.names.bucket("analytics")
-    moved = LAYOUT.replace("[[0.3, 0.7], [0.7, 0.7], [0.7, 1.0], [0.3, 1.0]]",
-                           "[[0.3, 0.1], [0.7, 0.1], [0.7, 0.3], [0.3, 0.3]]")
-    counting.put_layout(analytics, lay.loads(moved))
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(LAYOUT.replace("[[0.3, 0.7], [0.7, 0.7], [0.7, 1.0], [0.3, 1.0]]",
+                                    "[[0.3, 0.1], [0.7, 0.1], [0.7, 0.3], [0.3, 0.3]]"))
+    # stored as for a deployed stage: the bucket named from the stage and the account STS gives
+    assert main(["cameras", "put", str(moved), "--stage", "local"]) == 0
+    assert counting.read_layout(analytics) == lay.loads(moved.read_text())
+    assert main(["cameras", "put", str(tmp_path / "missing.yaml"), "--stage", "local"]) == 2  # nothing stored
     today = datetime.now(UTC).date().isoformat()
     try:
         result = invoke(local_stack.names.prefix, "recount", {"since": today, "cameras": ["door"]})
