@@ -2,18 +2,31 @@
 
 // Refuses a package (and so a deploy) that would fail half-way or break at run time: a stage
 // name S3 or SageMaker cannot take, alertRules that is not valid JSON rules, or a function
-// environment over Lambda's 4 KB. The checks are vidsift/deploy_checks.py's (standard library
-// only, the deploy machine's python3, or $PYTHON); this plugin hands it what the framework
-// resolved: the stage, and each function's environment (provider's plus its own).
+// environment over Lambda's 4 KB, a camerasFile layout with a mistake. The checks are
+// vidsift/deploy_checks.py's (standard library only, the deploy machine's python3, or $PYTHON;
+// PyYAML for a YAML layout); this plugin hands it what the framework resolved: the stage, the
+// params, and each function's environment (provider's plus its own).
+//
+// After a deploy, the checked layout (deploy_checks prints it as JSON) is stored where
+// track_people reads it: the stage's analytics bucket, contract cameras_key, with the deploy's
+// own credentials. Changing it later needs no deploy: `vidsift cameras put`.
 
+const fs = require('fs');
+const path = require('path');
 const { spawnSync } = require('child_process');
+
+const contract = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', 'vidsift', 'contract.json'), 'utf8')
+);
 
 class DeployChecks {
   constructor(serverless) {
     this.serverless = serverless;
     this.hooks = {
       'before:package:initialize': () => this.check(),
+      'after:deploy:deploy': () => this.storeLayout(),
     };
+    this.layoutJson = null;
   }
 
   check() {
@@ -26,7 +39,11 @@ class DeployChecks {
     }
     const doc = {
       stage: service.provider.stage,
-      params: { alertRules: shared.ALERT_RULES === undefined ? '' : String(shared.ALERT_RULES) },
+      params: {
+        alertRules: shared.ALERT_RULES === undefined ? '' : String(shared.ALERT_RULES),
+        camerasFile: String((service.custom || {}).camerasFile || ''),
+      },
+      serviceDir,
       environments,
     };
     const result = spawnSync(process.env.PYTHON || 'python3', ['-m', 'vidsift.deploy_checks'], {
@@ -43,6 +60,25 @@ class DeployChecks {
         `deploy-checks: refusing to package this stack:\n${result.stderr.trim()}`
       );
     }
+    const out = result.stdout.trim();
+    this.layoutJson = out ? JSON.stringify(JSON.parse(out).cameras) : null;
+  }
+
+  async storeLayout() {
+    if (!this.layoutJson) {
+      return;
+    }
+    const service = this.serverless.service;
+    const provider = this.serverless.getProvider('aws');
+    const account = await provider.getAccountId();
+    const bucket = `${service.service}-${service.provider.stage}-${account}-${contract.buckets.analytics}`;
+    await provider.request('S3', 'putObject', {
+      Bucket: bucket,
+      Key: contract.cameras_key,
+      Body: this.layoutJson,
+      ContentType: 'application/json',
+    });
+    this.serverless.cli.log(`deploy-checks: camera layout stored in s3://${bucket}/${contract.cameras_key}`);
   }
 }
 

@@ -75,9 +75,65 @@ def sls_package(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     (["--stage", "Prod"], "stage 'Prod': use lowercase"),
     (["--stage", "dev", '--param=alertRules={"rules":[{"name":"x","when":"persn"}]}'], "when='persn'"),
     (["--stage", "dev", f"--param=alertRules={many_rules(60)}"], "over Lambda's 4096"),
-], ids=["stage", "rules", "env-size"])
+    (["--stage", "dev", "--param=camerasFile=tests/data/bad-cameras.yaml"],
+     "camera 'door', line 'entrance': the line has zero length"),
+], ids=["stage", "rules", "env-size", "layout"])
 def test_sls_package_refuses_before_compiling_anything(tmp_path: Path, args: list[str], why: str) -> None:
     proc = sls_package(tmp_path, *args)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "deploy-checks: refusing to package this stack" in out and why in out, out[-3000:]
     assert not (tmp_path / "pkg" / "cloudformation-template-update-stack.json").exists()
+
+
+# -------------------------------------------------------------------- the camera layout (camerasFile)
+
+LAYOUT = "cameras:\n  door:\n    lines:\n      - name: entrance\n        points: [[0.5, 0.1], [0.5, 0.9]]\n" \
+         "        in_from: [0.1, 0.5]\n"
+
+
+def test_a_bad_layout_is_refused_naming_camera_and_line(tmp_path: Path) -> None:
+    (tmp_path / "cameras.yaml").write_text(LAYOUT.replace("[0.5, 0.9]", "[0.5, 0.1]"))
+    doc = {"stage": "dev", "params": {"camerasFile": "cameras.yaml"}, "serviceDir": str(tmp_path)}
+    (problem,) = deploy_checks.problems(doc)
+    assert "camera 'door', line 'entrance': the line has zero length" in problem
+    assert deploy_checks.read_layout("missing.yaml", str(tmp_path))[1][0].startswith("camerasFile missing.yaml: ")
+    assert deploy_checks.problems({"stage": "dev", "params": {"camerasFile": ""}}) == []
+
+
+def test_the_plugin_stores_the_checked_layout_after_a_deploy(tmp_path: Path) -> None:
+    """plugins/deploy-checks.js under node, with the framework's provider played by a stub that
+    records its S3 request: before packaging it runs the checks (this venv's python), after the
+    deploy it puts the layout, as JSON, in the stage's analytics bucket under cameras_key."""
+    import shutil
+    import sys
+
+    from vidsift import contract
+    from vidsift.core import layout
+
+    (tmp_path / "cameras.yaml").write_text(LAYOUT)
+    script = f"""
+const Plugin = require({json.dumps(str(ROOT / "plugins" / "deploy-checks.js"))});
+const calls = [];
+const sls = {{
+  service: {{ service: 'vidsift', provider: {{ stage: 'dev', environment: {{}} }},
+             custom: {{ camerasFile: 'cameras.yaml' }}, getAllFunctions: () => [], getFunction: () => ({{}}) }},
+  serviceDir: {json.dumps(str(tmp_path))},
+  classes: {{ Error }},
+  cli: {{ log: () => {{}} }},
+  getProvider: () => ({{ getAccountId: async () => '123456789012',
+                         request: async (svc, op, params) => {{ calls.push([svc, op, params]); return {{}}; }} }}),
+}};
+const plugin = new Plugin(sls);
+plugin.hooks['before:package:initialize']();
+plugin.hooks['after:deploy:deploy']().then(() => console.log(JSON.stringify(calls)));
+"""
+    node = shutil.which("node")
+    assert node, "node is needed for the Serverless CLI"
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([node, "-e", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    ((svc, op, params),) = json.loads(proc.stdout)
+    bucket = contract.ResourceNames("dev", "123456789012").bucket("analytics")
+    assert (svc, op, params["Bucket"], params["Key"]) == ("S3", "putObject", bucket, contract.load()["cameras_key"])
+    assert layout.parse(json.loads(params["Body"])) == layout.loads(LAYOUT)

@@ -134,7 +134,54 @@ TRACKS = [
       for i in range(1, 6)],
 ]
 TRACKS += [_again(TRACKS[1]), _again(TRACKS[3]), _again(TRACKS[6])]
-TABLES = {"people": PEOPLE, "faces": FACES, "tracks": TRACKS}
+
+
+def _crossing(video: str, camera: str, track: str, line: str, direction: str, t: float,
+              start: tuple[int, int, int] | None, day: date) -> dict:
+    at = (datetime(day.year, day.month, day.day, *start, tzinfo=UTC) + timedelta(seconds=t)
+          ).strftime("%Y-%m-%dT%H:%M:%S.000Z") if start else None
+    return _row("crossings", record_id=f"c-{video}-{track}-{line}-{t}", video_id=video, camera_id=camera,
+                track_id=track, line=line, direction=direction, time_s=t, captured_at=at, dt=day.isoformat())
+
+
+def _stay(video: str, camera: str, track: str, zone: str, entered: float, left: float,
+          start: tuple[int, int, int] | None, day: date) -> dict:
+    at = (datetime(day.year, day.month, day.day, *start, tzinfo=UTC) + timedelta(seconds=entered)
+          ).strftime("%Y-%m-%dT%H:%M:%S.000Z") if start else None
+    return _row("zone_visits", record_id=f"z-{video}-{track}-{zone}-{entered}", video_id=video, camera_id=camera,
+                track_id=track, zone=zone, entered_s=entered, left_s=left, dwell_s=left - entered,
+                captured_at_entered=at, dt=day.isoformat())
+
+
+CROSSINGS = [
+    # va (cam-a) recorded from 10:59:00: door: 3 in and 1 out in hour 10, 1 in and 2 out in hour 11
+    _crossing("va", "cam-a", "p001", "door", "in", 2.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p002", "door", "in", 6.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p003", "door", "in", 7.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p001", "door", "out", 30.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p004", "door", "in", 70.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p002", "door", "out", 80.0, (10, 59, 0), TODAY),
+    _crossing("va", "cam-a", "p003", "door", "out", 90.0, (10, 59, 0), TODAY),
+    # another line of the same camera
+    _crossing("va", "cam-a", "p002", "gate", "out", 20.0, (10, 59, 0), TODAY),
+    # vb (cam-b): no recording time, counted under its day; not in the net occupancy
+    _crossing("vb", "cam-b", "p001", "door", "in", 3.0, None, TODAY),
+    # a month old
+    *[_crossing("vold", "cam-a", f"p00{i}", "door", "in", float(i), (9, 0, 0), OLD) for i in range(1, 6)],
+]
+CROSSINGS += [CROSSINGS[0] | {"dt": (TODAY - timedelta(days=1)).isoformat()}]  # a recount's older copy
+ZONE_VISITS = [
+    # counter (cam-a): stays of 5, 12, 45 s beginning in hour 10 (two) and 11 (one); queue: 200 s
+    _stay("va", "cam-a", "p001", "counter", 10.0, 15.0, (10, 59, 0), TODAY),
+    _stay("va", "cam-a", "p002", "counter", 20.0, 32.0, (10, 59, 0), TODAY),
+    _stay("va", "cam-a", "p004", "counter", 65.0, 110.0, (10, 59, 0), TODAY),
+    _stay("va", "cam-a", "p002", "queue", 5.0, 205.0, (10, 59, 0), TODAY),
+    # vb: no recording time: in the dwell distribution, not in the busiest hour
+    _stay("vb", "cam-b", "p001", "till", 1.0, 400.0, None, TODAY),
+    *[_stay("vold", "cam-a", f"p00{i}", "counter", 0.0, 9000.0, (9, 0, 0), OLD) for i in range(1, 6)],
+]
+ZONE_VISITS += [ZONE_VISITS[1] | {"dt": (TODAY - timedelta(days=1)).isoformat()}]
+TABLES = {"people": PEOPLE, "faces": FACES, "tracks": TRACKS, "crossings": CROSSINGS, "zone_visits": ZONE_VISITS}
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -180,7 +227,8 @@ def test_runs_in_duckdb_on_contract_tables(path: Path) -> None:
     rows = _query(_connect(), path.stem)
     assert rows, f"{path.name} found nothing in the synthetic data"
     flat = json.dumps(rows, default=str)
-    assert "vold" not in flat and "ANGRY" not in flat, f"{path.name} reads outside its 7-day window"
+    assert "vold" not in flat and "ANGRY" not in flat and "9000" not in flat, \
+        f"{path.name} reads outside its 7-day window"
 
 
 def test_people_per_minute() -> None:
@@ -220,8 +268,8 @@ def test_latest_detections() -> None:
 
 
 def test_tables_are_the_contracts() -> None:
-    """The synthetic data covers every table the pipeline writes (tracks included)."""
-    assert set(TABLES) == set(contract.TABLES)
+    """The synthetic data covers every table the pipeline writes (tracks, crossings and zone visits included)."""
+    assert set(TABLES) == set(contract.ALL_TABLES)
 
 
 def test_unique_visitors_per_hour() -> None:
@@ -304,3 +352,42 @@ def test_same_answers_through_vidsift_query(tmp_path: Path) -> None:
         cur = con.execute(path.read_text())
         assert names == [d[0] for d in cur.description], path.name
         assert got == cur.fetchall(), path.name
+
+
+# -------------------------------------------------------------------- lines and zones
+
+
+def test_crossings_per_hour() -> None:
+    rows = _query(_connect(), "crossings_per_hour")
+    day = TODAY.isoformat()
+    assert [(r["camera_id"], r["line"], r["hour_utc"], r["people_in"], r["people_out"]) for r in rows] == [
+        ("cam-b", "door", day, 1, 0),  # no recording time: under its day, which sorts first
+        ("cam-a", "door", f"{day}T10", 3, 1), ("cam-a", "gate", f"{day}T10", 0, 1),
+        ("cam-a", "door", f"{day}T11", 1, 2)]
+
+
+def test_net_occupancy() -> None:
+    rows = _query(_connect(), "net_occupancy")
+    assert [(r["camera_id"], r["line"], r["hour_utc"], r["people_in"], r["people_out"], r["net_occupancy"])
+            for r in rows] == [("cam-a", "door", "10", 3, 1, 2), ("cam-a", "door", "11", 1, 2, 1),
+                               ("cam-a", "gate", "10", 0, 1, -1)]
+    assert {r["day_utc"] for r in rows} == {TODAY.isoformat()}
+
+
+def test_zone_dwell_distribution() -> None:
+    rows = _query(_connect(), "zone_dwell_distribution")
+    got: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        got.setdefault((r["camera_id"], r["zone"]), []).append(r["visits"])
+    assert got == {("cam-a", "counter"): [1, 1, 1, 0, 0], ("cam-a", "queue"): [0, 0, 0, 1, 0],
+                   ("cam-b", "till"): [0, 0, 0, 0, 1]}
+    counter = [r for r in rows if r["zone"] == "counter"]
+    assert [float(r["pct_of_zone"]) for r in counter] == [33.3, 33.3, 33.3, 0.0, 0.0]
+    assert float(counter[0]["mean_dwell_s"]) == pytest.approx(round((5 + 12 + 45) / 3, 1))
+
+
+def test_busiest_hour_per_zone() -> None:
+    rows = _query(_connect(), "busiest_hour_per_zone")
+    assert [(r["camera_id"], r["zone"], r["hour_utc"], r["visits"]) for r in rows] == [
+        ("cam-a", "counter", "10", 2), ("cam-a", "queue", "10", 1)]
+    assert float(rows[0]["mean_dwell_s"]) == pytest.approx(8.5)

@@ -56,7 +56,8 @@ POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
                    "detect_people": {"PowertoolsLambdaLayer"},
                    "track_people": {"TrackingLambdaLayer", "PowertoolsLambdaLayer"},
-                   "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}}
+                   "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
+                   "recount": {"PowertoolsLambdaLayer"}}
 LAYER_NAMES = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools", "TrackingLambdaLayer": "tracking"}
 
 
@@ -159,7 +160,24 @@ def parquet_on(tpl: Template) -> bool:
     return tpl.condition("UseParquet")
 
 
+def expected_recount_grants(tpl: Template) -> set[tuple[str, str]]:
+    """recount (no queue, no idempotency, no error records): the stored layout and tracks rows in,
+    each video's crossings and zone_visits objects out."""
+    log_group = arn("logs", f"log-group:/aws/lambda/{function_name('recount')}:*")
+    analytics = bucket_arn("analytics")
+    pairs = {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
+             ("s3:GetObject", f"{analytics}/{C['cameras_key']}"),
+             ("s3:GetObject", f"{analytics}/{static_prefix(C['analytics_prefixes']['tracks'])}*"),
+             ("s3:ListBucket", analytics)}
+    pairs |= {("s3:PutObject", f"{analytics}/{C['count_tables'][t]}*") for t in contract.COUNT_TABLES}
+    if kms_on(tpl):
+        pairs |= {("kms:Decrypt", kms_key(tpl)), ("kms:GenerateDataKey", kms_key(tpl))}
+    return pairs
+
+
 def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
+    if stage == "recount":
+        return expected_recount_grants(tpl)
     log_group = arn("logs", f"log-group:/aws/lambda/{function_name(stage)}:*")
     queue = queue_arn(NAMES.queue(stage))
     table = arn("dynamodb", f"table/{NAMES.idempotency_table}")
@@ -216,6 +234,10 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:PutObject", f"{bucket_arn('people')}/tracks/*"),
             ("firehose:PutRecordBatch", stream_arn("people")),
             ("firehose:PutRecordBatch", stream_arn("tracks")),
+            # lines and zones: the camera layout (404 without one needs ListBucket), each video's objects
+            ("s3:GetObject", f"{bucket_arn('analytics')}/{C['cameras_key']}"),
+            ("s3:ListBucket", bucket_arn("analytics")),
+            *(("s3:PutObject", f"{bucket_arn('analytics')}/{C['count_tables'][t]}*") for t in contract.COUNT_TABLES),
         },
         "analyze_faces": {
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
@@ -263,7 +285,7 @@ def iam_problems(tpl: Template) -> list[str]:
     problems: list[str] = []
     roles = set(tpl.of_type("AWS::IAM::Role"))
     used: dict[str, str] = {}
-    for stage in contract.STAGES:
+    for stage in contract.FUNCTIONS:
         fid = function_id(tpl, stage)
         role = tpl.resources[fid]["Properties"]["Role"]["Fn::GetAtt"][0]
         if role in used.values():
@@ -470,8 +492,8 @@ def event_source_problems(tpl: Template) -> list[str]:
 
 def function_problems(tpl: Template) -> list[str]:
     problems: list[str] = []
-    for stage in contract.STAGES:
-        spec = contract.stage(stage)
+    for stage in contract.FUNCTIONS:
+        spec = contract.function(stage)
         fid = function_id(tpl, stage)
         p = tpl.props(fid)
         got = {"handler": p["Handler"], "runtime": p["Runtime"], "memory": p["MemorySize"], "timeout": p["Timeout"],
@@ -578,8 +600,8 @@ def glue_problems(tpl: Template) -> list[str]:
     if tpl.ref("GlueDatabase") != glue_database_name():
         problems.append(f"Glue database {tpl.ref('GlueDatabase')} != {glue_database_name()}")
     tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
-    if set(tables) != set(contract.TABLES):
-        problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.TABLES)}")
+    if set(tables) != set(contract.ALL_TABLES):
+        problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.ALL_TABLES)}")
     for name, props in tables.items():
         spec = C["tables"].get(name, {})
         ti = props["TableInput"]
@@ -590,7 +612,9 @@ def glue_problems(tpl: Template) -> list[str]:
             problems.append(f"{name}: columns differ from the contract (names, order or types)")
         if ti.get("PartitionKeys") != spec.get("partition_keys"):
             problems.append(f"{name}: partition keys {ti.get('PartitionKeys')} != {spec.get('partition_keys')}")
-        prefix = C["analytics_prefixes"].get(name, "")
+        # lines and zones: track_people's objects, always JSON lines (not Firehose's)
+        counted = name in contract.COUNT_TABLES
+        prefix = C["count_tables"][name] if counted else C["analytics_prefixes"].get(name, "")
         location = f"s3://{NAMES.bucket('analytics')}/{prefix.split('dt=', 1)[0]}"
         if sd["Location"] != location:
             problems.append(f"{name}: location {sd['Location']} != {location}")
@@ -602,7 +626,7 @@ def glue_problems(tpl: Template) -> list[str]:
                 params.get("projection.dt.range", "")).endswith(",NOW"):
             problems.append(f"{name}: partition projection on dt misconfigured: {params}")
         serde = sd["SerdeInfo"]["SerializationLibrary"]
-        want_serde = ("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" if parquet_on(tpl)
+        want_serde = ("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe" if parquet_on(tpl) and not counted
                       else "org.openx.data.jsonserde.JsonSerDe")
         if serde != want_serde:
             problems.append(f"{name}: SerDe {serde} != {want_serde}")
@@ -857,9 +881,9 @@ def test_function_zips_hold_only_lambda_code(packaged: Packaged) -> None:
     forbidden = ("vidsift/local/", "vidsift/cli", "vidsift/demo", "vidsift/report/", "vidsift/testing/",
                  "__pycache__", "tests/", "node_modules/", "layers/", ".venv/", "sagemaker/",
                  "edge/", ".serverless/")
-    for stage in contract.STAGES:
+    for stage in contract.FUNCTIONS:
         names = zipfile.ZipFile(packaged.out / f"{stage}.zip").namelist()
-        handler_file = contract.stage(stage)["handler"].rsplit(".", 1)[0] + ".py"
+        handler_file = contract.function(stage)["handler"].rsplit(".", 1)[0] + ".py"
         assert handler_file in names and "vidsift/contract.json" in names and "vidsift/stages/runtime.py" in names
         assert any(n.startswith("vidsift/core/") for n in names)
         leaked = [n for n in names if any(f in n for f in forbidden) or n.endswith(".pyc")]
@@ -879,7 +903,7 @@ def test_functions_with_layers_fit_lambdas_unzipped_limit(packaged: Packaged) ->
     zips = sorted((ROOT / "layers" / "build").glob("*.zip"))
     lines = tool.report(zips, packaged.out)
     per_function = [line for line in lines if line.strip().startswith("function")]
-    assert len(per_function) == len(contract.STAGES), lines
+    assert len(per_function) == len(contract.FUNCTIONS), lines
     assert all(line.endswith(" OK") for line in per_function), "\n".join(lines)
 
 
@@ -1101,7 +1125,7 @@ def test_each_function_imports_with_only_its_own_zip_and_layers(packaged: Packag
         pytest.skip("no CPython 3.12 on this machine to load the cp312 wheels with")
     tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput="false")
     layer_names = LAYER_NAMES
-    for stage in contract.STAGES:
+    for stage in contract.FUNCTIONS:
         task = tmp_path / stage
         zipfile.ZipFile(packaged.out / f"{stage}.zip").extractall(task)
         fid = function_id(tpl, stage)
@@ -1110,7 +1134,7 @@ def test_each_function_imports_with_only_its_own_zip_and_layers(packaged: Packag
         env |= {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "AWS_REGION": REGION,
                 "AWS_LAMBDA_FUNCTION_NAME": function_name(stage),
                 "PYTHONPATH": os.pathsep.join([str(task), *layers, _lambda_runtime_boto3(tmp_path)])}
-        module = contract.stage(stage)["handler"].rsplit(".", 1)[0].replace("/", ".")
+        module = contract.function(stage)["handler"].rsplit(".", 1)[0].replace("/", ".")
         code = f"import importlib; m = importlib.import_module({module!r}); assert callable(m.handler); print('ok')"
         proc = subprocess.run([py312, "-s", "-c", code], cwd=task, env=env, capture_output=True, text=True,
                               check=False, timeout=120)

@@ -246,6 +246,35 @@ def list_json(bucket: str, prefix: str) -> list[Any]:
     return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in sorted(keys)]
 
 
+def get_bytes_if_any(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is no such key (a 404 needs s3:ListBucket: without
+    it S3 answers 403, which is raised like any other error)."""
+    try:
+        return get_object_bytes(bucket, key)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under a prefix, in key order."""
+    keys: list[str] = []
+    for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return sorted(keys)
+
+
+def account_id() -> str:
+    """The account of the credentials in use (names of a deployed stage: contract.ResourceNames)."""
+    return str(client("sts").get_caller_identity()["Account"])
+
+
+def put_json_lines(bucket: str, key: str, body: bytes) -> None:
+    """Rows as one JSON-lines object (a video's crossings or zone visits: vidsift.stages.counting)."""
+    put_object(bucket, key, body, content_type="application/x-ndjson", metadata={})
+
+
 # --- SQS -------------------------------------------------------------------------------
 
 

@@ -16,7 +16,13 @@ from typing import Any
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
 STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces")
+#: Every Lambda function: the stages (each fed by its queue), then those invoked directly.
+FUNCTIONS = (*STAGES, "recount")
 TABLES = ("people", "faces", "tracks")
+#: The tables of lines and zones: written as one object per video (contract count_tables), not
+#: through Firehose, so a recount can replace them. ALL_TABLES: what Athena and DuckDB see.
+COUNT_TABLES = ("crossings", "zone_visits")
+ALL_TABLES = TABLES + COUNT_TABLES
 
 #: moto's default account id; the local stack's names use it as AWS would use yours.
 LOCAL_ACCOUNT = "123456789012"
@@ -39,8 +45,20 @@ def column_types(table: str) -> dict[str, str]:
     return {c["Name"]: c["Type"] for c in spec["columns"] + spec["partition_keys"]}
 
 
+def count_key(table: str, dt: str, video_id: str) -> str:
+    """Where a video's rows of a count table live in the analytics bucket."""
+    return f"{load()['count_tables'][table]}dt={dt}/{video_id}.json"
+
+
 def stage(name: str) -> dict[str, Any]:
     return load()["stages"][name]
+
+
+def function(name: str) -> dict[str, Any]:
+    """A function's spec (handler, timeout_s, memory_mb, ephemeral_storage_mb): a stage's, or a
+    directly invoked function's (contract ``functions``)."""
+    doc = load()
+    return doc["stages"][name] if name in doc["stages"] else doc["functions"][name]
 
 
 def upload_key(name: str) -> str:

@@ -45,7 +45,7 @@ def stage_problems(stage: str) -> list[str]:
     checks: list[tuple[str, str, re.Pattern[str]]] = [
         *((f"bucket {names.bucket(r)}", names.bucket(r), BUCKET_RE) for r in contract.load()["buckets"]),
         *((f"queue {names.dlq(s)}", names.dlq(s), QUEUE_RE) for s in contract.STAGES),
-        *((f"function {names.prefix}-{s}", f"{names.prefix}-{s}", FUNCTION_RE) for s in contract.STAGES),
+        *((f"function {names.prefix}-{s}", f"{names.prefix}-{s}", FUNCTION_RE) for s in contract.FUNCTIONS),
         *((f"stream {names.stream(t)}", names.stream(t), STREAM_RE) for t in contract.TABLES),
         (f"endpoint {names.endpoint}", names.endpoint, ENDPOINT_RE),
     ]
@@ -94,18 +94,49 @@ def env_problems(envs: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return problems
 
 
+def read_layout(value: str, base: str | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """``camerasFile``: (the layout as the functions read it, problems). A YAML file needs PyYAML
+    on the deploy machine; JSON needs nothing."""
+    from pathlib import Path
+
+    from vidsift.core.layout import LayoutError, loads
+
+    if not value.strip():
+        return None, []
+    path = Path(value) if Path(value).is_absolute() or not base else Path(base) / value
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return None, [f"camerasFile {value}: cannot be read ({exc.strerror or exc})"]
+    try:
+        return loads(text, f"camerasFile {value}").as_doc(), []
+    except LayoutError as exc:
+        return None, [str(exc)]
+    except ImportError:
+        return None, [f"camerasFile {value}: reading YAML needs PyYAML on this machine (pip install pyyaml), "
+                      "or give the layout as JSON"]
+
+
 def problems(doc: Mapping[str, Any]) -> list[str]:
-    """``doc``: {"stage", "params": {...}, "environments": {function: {key: value}}}."""
+    """``doc``: {"stage", "params": {...}, "environments": {function: {key: value}}, "serviceDir"}."""
     params = doc.get("params", {})
+    _, layout_problems = read_layout(str(params.get("camerasFile", "")), doc.get("serviceDir"))
     return [*stage_problems(str(doc["stage"])), *alert_rule_problems(str(params.get("alertRules", ""))),
-            *env_problems(doc.get("environments", {}))]
+            *env_problems(doc.get("environments", {})), *layout_problems]
 
 
 def main() -> int:
-    found = problems(json.load(sys.stdin))
+    """Problems on stderr (exit 1); with a camerasFile and no problem, {"cameras": layout} on stdout."""
+    doc = json.load(sys.stdin)
+    found = problems(doc)
     for problem in found:
         print(problem, file=sys.stderr)
-    return 1 if found else 0
+    if found:
+        return 1
+    layout, _ = read_layout(str(doc.get("params", {}).get("camerasFile", "")), doc.get("serviceDir"))
+    if layout is not None:
+        print(json.dumps({"cameras": layout}, separators=(",", ":")))
+    return 0
 
 
 if __name__ == "__main__":

@@ -34,10 +34,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if missing:
         print(f"vidsift: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    layout = None
+    if args.cameras:  # checked before anything starts: a bad layout is one clear error
+        from vidsift.cli.lines import read_layout_file
+
+        layout = read_layout_file(args.cameras, "vidsift run")
+        if layout is None:
+            return 2
     started = time.monotonic()
     report = run_videos(paths, Path(args.out), fps=_positive(args.fps), keyframes=args.keyframes,
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
-                        progress=_progress_view(args), dedup=args.dedup)
+                        progress=_progress_view(args), dedup=args.dedup, layout=layout)
     elapsed = time.monotonic() - started
     from vidsift.report import load_results, run_costs, write_report
 
@@ -197,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.add_argument("--camera-id", help="camera id recorded with every row")
     p.add_argument("--recorded-at", help="ISO 8601 recording start, so rows get captured_at")
+    p.add_argument("--cameras", metavar="FILE",
+                   help="camera layout (YAML): lines and zones counted into the crossings and zone_visits tables")
     p.add_argument("--dedup", action="store_true",
                    help="skip frames that repeat the last kept one (perceptual hash), as DEDUP=on in the cloud")
     p.add_argument("--detector", default="auto", choices=["auto", "ssdlite", "yolo"],
@@ -207,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("query", help="run SQL over the results (tables: people, faces, tracks)")
+    p = sub.add_parser("query", help="run SQL over the results (tables: people, faces, tracks, crossings, zone_visits)")
     p.add_argument("sql", help="SQL text, or - to read it from standard input")
     p.add_argument("--out", default=str(DEFAULT_OUT))
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
@@ -245,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vidsift.cli.faces import add_parser as add_faces_parser
 
     add_faces_parser(sub)
+
+    from vidsift.cli.lines import add_parsers as add_lines_parsers
+
+    add_lines_parsers(sub)
     return parser
 
 

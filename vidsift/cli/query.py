@@ -23,12 +23,13 @@ def _columns_sql(table: str, with_partitions: bool) -> dict[str, str]:
 
 
 def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
-    """A connection where ``people``, ``faces`` and ``tracks`` are views over ``out/analytics``.
+    """A connection where ``people``, ``faces``, ``tracks``, ``crossings`` and ``zone_visits`` are
+    views over ``out/analytics``.
 
     ``dt`` comes from the hive partition folder and stays a string, as in Athena.
     """
     con = duckdb.connect()
-    for table in contract.TABLES:
+    for table in contract.ALL_TABLES:
         folder = Path(out) / "analytics" / table
         files = sorted(folder.glob("dt=*/*.json"))
         if files:

@@ -62,3 +62,13 @@ def error_key(stage: str, subject: str) -> str:
     from vidsift import contract
 
     return f"{contract.load()['analytics_prefixes']['errors']}{stage}/{_digest(subject, length=32)}.json"
+
+
+def crossing_record_id(video: str, track_id: str, line: str, n: int) -> str:
+    """The n-th crossing (from 0, in time order) of one track over one line."""
+    return _digest("crossings", video, track_id, line, n, length=32)
+
+
+def zone_visit_record_id(video: str, track_id: str, zone: str, n: int) -> str:
+    """The n-th stay (from 0, in time order) of one track in one zone."""
+    return _digest("zone_visits", video, track_id, zone, n, length=32)

@@ -71,8 +71,17 @@ class LocalContext:
 
 def load_handler(stage: str) -> Handler:
     """The handler that serverless.yml names for this stage (e.g. functions/split_frames.handler)."""
-    module_path, attr = contract.stage(stage)["handler"].rsplit(".", 1)
+    module_path, attr = contract.function(stage)["handler"].rsplit(".", 1)
     return getattr(importlib.import_module(module_path.replace("/", ".")), attr)
+
+
+def invoke(prefix: str, function: str, event: Any) -> Any:
+    """A function no queue feeds (contract ``functions``: recount), as ``aws lambda invoke``
+    runs it: its handler with a Lambda-like context, its AWS calls made as that function
+    (acting_as: tests/test_roles.py checks them against its role). ``prefix``: the stack's."""
+    ctx = LocalContext(function_name=f"{prefix}-{function}", timeout_s=float(contract.function(function)["timeout_s"]))
+    with _acting_as(function, "handler"):
+        return load_handler(function)(event, ctx)
 
 
 def preload_handlers() -> None:

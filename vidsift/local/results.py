@@ -62,6 +62,9 @@ class RunResults:
     people: list[dict[str, Any]] = field(default_factory=list)
     faces: list[dict[str, Any]] = field(default_factory=list)
     tracks: list[dict[str, Any]] = field(default_factory=list)
+    #: Lines and zones (vidsift.stages.counting): one object per video and table, read the same way.
+    crossings: list[dict[str, Any]] = field(default_factory=list)
+    zone_visits: list[dict[str, Any]] = field(default_factory=list)
 
 
 def collect(stack: LocalStack) -> RunResults:
@@ -90,6 +93,8 @@ def collect(stack: LocalStack) -> RunResults:
     res.people = analytics_rows(stack, "people")
     res.faces = analytics_rows(stack, "faces")
     res.tracks = analytics_rows(stack, "tracks")
+    res.crossings = analytics_rows(stack, "crossings")
+    res.zone_visits = analytics_rows(stack, "zone_visits")
     return res
 
 
@@ -116,7 +121,8 @@ def export_frames(stack: LocalStack, out: Path, skip: set[str] | frozenset[str] 
 
 
 def export(stack: LocalStack, res: RunResults, out: Path, frames_done: set[str] | frozenset[str] = frozenset()) -> None:
-    for table, rows in (("people", res.people), ("faces", res.faces), ("tracks", res.tracks)):
+    for table, rows in (("people", res.people), ("faces", res.faces), ("tracks", res.tracks),
+                        ("crossings", res.crossings), ("zone_visits", res.zone_visits)):
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for row in _dedup(rows):
             groups[(row["dt"], row["video_id"])].append(row)

@@ -17,10 +17,12 @@ from urllib.parse import quote
 
 from vidsift import aws, contract
 from vidsift.core import progress
+from vidsift.core.layout import Layout
 from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
 from vidsift.local.progress import VideoProgress
 from vidsift.local.results import RunResults, collect, export, export_frames
 from vidsift.local.stack import LocalStack
+from vidsift.stages import counting
 
 #: Invocations at once in a run: detection starts on a video's first frames while
 #: split_frames still decodes the rest, as Lambda would run them (measured: docs/tracking.md).
@@ -166,9 +168,10 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
                progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False,
-               concurrency: int = RUN_CONCURRENCY) -> RunReport:
+               concurrency: int = RUN_CONCURRENCY, layout: Layout | None = None) -> RunReport:
     """``progress``: "bars" (True) on a terminal, "lines" (one plain line per finished video,
-    for a pipe or a file), or "none" (False). ``concurrency``: invocations at once (Dispatcher)."""
+    for a pipe or a file), or "none" (False). ``concurrency``: invocations at once (Dispatcher).
+    ``layout``: the cameras' lines and zones, stored where track_people reads them, as in the cloud."""
     from tqdm import tqdm
 
     view = ("bars" if progress else "none") if isinstance(progress, bool) else progress
@@ -177,6 +180,8 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
     preload_handlers()
     stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
     with stack:
+        if layout is not None:
+            counting.put_layout(stack.names.bucket("analytics"), layout)
         uploads = {upload_key(p, i): p for i, p in enumerate(paths)}
         for key, path in uploads.items():
             upload(stack, path, key, camera_id, recorded_at, dedup)
@@ -216,6 +221,8 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         frames_done = early[0].result() if early else set()
         exporter.shutdown()
         export(stack, res, out, frames_done=frames_done)
+        if layout is not None:  # what the report draws the lines and zones from
+            (out / "cameras.json").write_text(layout.to_json())
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
         write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes, dedup=dedup)

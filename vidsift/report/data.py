@@ -137,6 +137,10 @@ class RunData:
     videos: list[Video]
     #: Errors run.json could not attribute to a video.
     errors: list[str] = field(default_factory=list)
+    #: Lines and zones (vidsift.report.lines): the layout counted with, and its rows.
+    layout: Any = None
+    crossings: list[dict[str, Any]] = field(default_factory=list)
+    zone_visits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -161,7 +165,9 @@ def _json_list(text: Any) -> list[Any]:
 
 
 _ORDER = {"people": "video_id, frame_index", "faces": "video_id, frame_index",
-          "tracks": "video_id, first_seen_s, track_id, processed_at"}
+          "tracks": "video_id, first_seen_s, track_id, processed_at",
+          "crossings": "video_id, track_id, time_s, record_id",
+          "zone_visits": "video_id, track_id, entered_s, record_id"}
 
 
 def _rows(out: Path, table: str) -> list[dict[str, Any]]:
@@ -224,4 +230,9 @@ def load(out: Path, run: dict[str, Any] | None = None) -> RunData:
         latest = {t["record_id"]: t for t in v.tracks}
         v.tracks = sorted(latest.values(), key=lambda t: (t.get("first_seen_s") or 0.0, str(t.get("track_id"))))
         v.run_tracked = run_tracked
-    return RunData(out=out, run=run, videos=videos, errors=[str(e) for e in (run or {}).get("errors", [])])
+    from vidsift.report.lines import load_layout
+
+    return RunData(out=out, run=run, videos=videos, errors=[str(e) for e in (run or {}).get("errors", [])],
+                   layout=load_layout(out),
+                   crossings=list({r["record_id"]: r for r in _rows(out, "crossings")}.values()),
+                   zone_visits=list({r["record_id"]: r for r in _rows(out, "zone_visits")}.values()))

@@ -728,9 +728,13 @@ def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int
             + (f'<h3>Errors not tied to a video</h3><ul class="errors">{run_errors}</ul>' if run_errors else "")
             + "</section>",
             cost_section(data, total, per_video)]
+    from vidsift.report import lines
+
+    body.append(lines.cameras_section(data.layout, [t for v in data.videos for t in v.tracks], data.crossings,
+                                      data.zone_visits, data.out / "frames"))
     body += [video_section(i, v, data, est, max_thumbs, max_track_thumbs)
              for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True))]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>vidsift report: {len(data.videos)} video(s)</title><style>{CSS}</style></head>"
+            f"<title>vidsift report: {len(data.videos)} video(s)</title><style>{CSS}{lines.CSS}</style></head>"
             f'<body><main>{"".join(body)}</main></body></html>\n')

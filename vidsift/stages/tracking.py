@@ -22,6 +22,7 @@ from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
 from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
 from vidsift.logs import get_logger
+from vidsift.stages import counting
 
 logger = get_logger("tracking")
 
@@ -186,6 +187,8 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
         messages.append(progress.faces_message(video, key))
     if messages:
         aws.send_messages(settings.need("faces_queue_url"), messages)
+    # Lines and zones (vidsift.stages.counting): the tracks' paths against the camera's layout.
+    counting.count_tracked_video(settings.analytics_bucket, video, drafts.values(), now)
     result = {"video_id": video, "tracks": len(tracks), "face_frames": sum(len(p) for p in chosen.values()),
               "face_groups": len(messages), "people_rows": len(rows), "frames_given_up": len(failed)}
     logger.info("video tracked", extra=result)
