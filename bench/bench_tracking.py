@@ -47,8 +47,8 @@ COVERAGE_GOAL = 0.70
 NOISY = {"jitter": 0.03, "drop": 0.10, "min_visible": 0.35}
 SOURCES = ("detector", "truth", "truth+noise")
 GROUPS = ("regression", "tune", "held-out")
-#: Generated scenes are rendered at 4 frames/s: the pipeline samples 1 (2 with --fps 2).
-CROWD_RENDER_FPS = 4
+#: Generated scenes are rendered at 2 frames/s (4 with --fps 2): the pipeline samples 1.
+CROWD_RENDER_FPS = 2
 CACHE_VERSION = 1
 
 

@@ -350,6 +350,7 @@ def render(s: Scene, path: str | Path, fps: int = FPS, crf: int = 23) -> Truth:
     base = _background(s.background).astype(np.int16)
     rng = np.random.default_rng(s.seed)
     noise = [rng.integers(-5, 6, size=base.shape, dtype=np.int16) for _ in range(5)]
+    sized: dict[tuple[str, int, int], np.ndarray] = {}  # a figure keeps its size for a whole leg
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
@@ -362,7 +363,10 @@ def render(s: Scene, path: str | Path, fps: int = FPS, crf: int = 23) -> Truth:
                 left, top, w, h = p.rect
                 pw, ph = max(1, round(w * WIDTH)), max(1, round(h * HEIGHT))
                 px, py = round(left * WIDTH), round(top * HEIGHT)
-                fig = cv2.resize(figures[s.figure(p.actor)], (pw, ph), interpolation=cv2.INTER_AREA)
+                key = (s.figure(p.actor), pw, ph)
+                if key not in sized:
+                    sized[key] = cv2.resize(figures[key[0]], (pw, ph), interpolation=cv2.INTER_AREA)
+                fig = sized[key]
                 x1, y1 = max(0, px), max(0, py)
                 x2, y2 = min(WIDTH, px + pw), min(HEIGHT, py + ph)
                 if x2 > x1 and y2 > y1:
