@@ -64,18 +64,18 @@ class Pool:
 
 
 def darkened(image: np.ndarray, seed: int) -> np.ndarray:
-    """The figure in dark clothes: below the head (the top 30%), colours mostly washed out to
-    grey and at half their brightness, with a faint tint, so different people look alike to
-    colour histograms. Not darker: SSDLite finds 16 of 22 figures so darkened at 75% of the
-    frame's height, 11 at 60% (2026-12-07); at a fifth of the brightness it found almost none,
-    and the tracker would be measured on people no detector reports."""
+    """The figure in dark clothes: below the head (the top 30%), colours half washed out to
+    grey and at 0.65 of their brightness, with a faint tint, so different people look alike to
+    colour histograms. Not darker: SSDLite finds 19 of 22 figures so darkened at 75% of the
+    frame's height (2026-12-07; 16 at half the brightness, almost none at a fifth), and the
+    tracker would be measured on people no detector reports."""
     rng = np.random.default_rng(seed)
     out = image.astype(np.float32).copy()
     h = out.shape[0]
     tint = rng.uniform(10, 40, 3).astype(np.float32)
     body = out[int(0.30 * h):]
     grey = body.mean(axis=2, keepdims=True)
-    out[int(0.30 * h):] = (0.7 * grey + 0.3 * body) * 0.5 + tint * 0.5
+    out[int(0.30 * h):] = (0.5 * grey + 0.5 * body) * 0.65 + tint * 0.35
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

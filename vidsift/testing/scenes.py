@@ -428,8 +428,13 @@ class Score:
         return sum(self.coverage.values()) / len(self.coverage) if self.coverage else 1.0
 
 
-def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float = 0.5) -> Score:
+def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float = 0.5,
+          min_visible: float = 0.0) -> Score:
     """Compare ``tracks`` (vidsift.core.tracking.Track) with the truth at the sampled ``times``.
+
+    People less than ``min_visible`` in view (hidden behind nearer ones) are left out, as an
+    ignore region of a MOT benchmark: neither missed when not found nor wrong when a track's
+    box is theirs (no box found for them or matched to them counts either way).
 
     The IoU distances are computed here: motmetrics 1.4's iou_matrix calls np.asfarray, which
     NumPy 2 removed. motmetrics does the matching (MOTAccumulator) and the metrics."""
@@ -447,8 +452,10 @@ def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float
     times = list(times)
     frames_of: dict[str, list[float]] = {}
     for t in times:
-        gt = truth.at(t)
-        hyp = hyp_at.get(round(t, 4), [])
+        gt = [g for g in truth.at(t) if g.visible >= min_visible]
+        hidden = [g for g in truth.at(t) if g.visible < min_visible]
+        hyp = [(k, hb) for k, hb in hyp_at.get(round(t, 4), [])
+               if not any(iou(g.box, hb) >= min_iou for g in hidden) or any(iou(g.box, hb) >= min_iou for g in gt)]
         dist = np.full((len(gt), len(hyp)), np.nan)
         for i, g in enumerate(gt):
             frames_of.setdefault(g.visit, []).append(t)
