@@ -49,33 +49,49 @@ class FramePeople:
 class TrackParams:
     """The tracker's settings. ``max_gap_s``: a person unseen for longer ends their track
     (TRACK_MAX_GAP_S). ``max_distance``: how far (in the person's heights, plus the log of
-    the change in height) a detection may be from a person's predicted box and still
-    continue that person. ``min_iou``: the least overlap of two tracks' boxes across a
-    segment boundary for stitch to join them."""
+    the change in height, plus their colours' distance) a detection may be from where the
+    person's own motion puts them and still continue that person (motion_cost). ``min_iou``
+    is no longer used (stitch joins by motion_cost since issue 24); kept for callers.
+    Chosen on crowd.TUNE_SEEDS (docs/tracking.md), never on the held-out seeds."""
 
     max_gap_s: float = 4.0
-    max_distance: float = 0.6
+    max_distance: float = 0.35
     min_iou: float = 0.05
     #: Colours further apart than this (total variation distance between the appearance
     #: histograms, 0 = the same, 1 = nothing in common) are two people. One person from frame
     #: to frame: about 0.03, up to 0.3 when the box takes in changing background; different
     #: bundled portraits: 0.44-0.62.
-    max_appearance: float = 0.3
-    #: Detections a new track needs before it counts: 1 keeps every detection (a person seen
-    #: in one sampled frame was there), higher drops one-frame false positives.
-    min_detections: int = 1
+    max_appearance: float = 0.25
+    #: A track of fewer detections near another track (within ``fragment_s`` and one height)
+    #: is a fragment of that person and dropped (drop_fragments); alone, it stays: someone
+    #: seen in one sampled frame was there. Visits +24% over the truth with 1 on the tuning
+    #: scenes (one-frame fragments: a doubled box, a figure half found).
+    min_detections: int = 2
+    fragment_s: float = 2.0
     #: A person lost inside the view (hidden behind someone, missed by the detector) and
     #: found again within this many seconds, with the same colours, is one visit (rejoin).
     rejoin_s: float = 8.0
     #: How far (in the person's heights) they may be found from where they were lost, plus
     #: this much per second of the gap: walking behind others, not across the frame at once.
     rejoin_reach: float = 0.5
-    rejoin_reach_per_s: float = 1.0
+    rejoin_reach_per_s: float = 0.3
     #: A box within this much (a share of the frame's width) of the frame's left or right
-    #: side is at that side: the person may be entering or leaving there. Wide, because the
-    #: detector often misses a person less than half in view, so the first and last boxes it
-    #: finds of someone crossing can be well inside (0.1 let visits of look-alikes be joined).
-    side_margin: float = 0.3
+    #: side touches it: the person is cut by the frame, entering or leaving there.
+    edge_margin: float = 0.01
+    #: A person's velocity is taken from their own detections over this many seconds.
+    velocity_window_s: float = 3.0
+    #: At least this many of their heights a second is walking (below it, standing).
+    walking_speed: float = 0.15
+    #: A walker's next detection may be at most this many heights behind their last one.
+    reverse_tolerance: float = 0.3
+    #: Someone seen once, at a side of the frame, is taken to walk in at this many heights a second.
+    entering_speed: float = 0.2
+    #: Someone seen once may be this many times further from where they were (their speed unknown).
+    first_step_reach: float = 1.5
+    #: For each sampled frame a person was missed, the distance allowed grows by this share.
+    reach_per_missed: float = 0.5
+    #: Colours (total variation distance) added to the distance, times this.
+    appearance_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,56 +132,58 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
                   prefix: str = "") -> list[Track]:
     """The tracks of one run of consecutive frames (in any order: they are sorted here).
 
-    Track keys are ``<prefix><n>`` with n counted in order of first appearance (frame, then
-    the box's left edge), so they do not depend on norfair's internal counters.
+    norfair does the bookkeeping (which person each detection continues, greedily by the
+    distance below; a person unseen for ``max_gap_s`` ends), the distance is observation
+    centric (:func:`motion_cost`): each person's next position comes from their own last
+    detections, not from a filter that a wrong match has already bent. Track keys are
+    ``<prefix><n>`` with n counted in order of first appearance (frame, then the box's left
+    edge), so they do not depend on norfair's internal counters.
     """
-    from norfair import Detection as NfDetection
-    from norfair import Tracker
-    from norfair.filter import OptimizedKalmanFilterFactory
 
     ordered = sorted({f.frame_index: f for f in frames}.values(), key=lambda f: f.frame_index)
     step = _frame_step(ordered)
+    first_index = ordered[0].frame_index if ordered else 0
     _quiet_norfair()
-    # Process noise and velocity variance well above norfair's defaults (0.1, 1): those are
-    # tuned for video at 25 fps, where a person barely moves between frames; at 1 fps the
-    # filter must take a walking pace from two detections.
-    def distance(detection: object, tracked: object) -> float:
-        d = _body_distance(detection, tracked)
-        mine, theirs = detection.data[1], tracked.last_detection.data[1]  # type: ignore[attr-defined]
-        if appearance_distance(mine, theirs) > params.max_appearance:
-            return params.max_distance + 1.0  # never the same person
-        return d
 
-    tracker = Tracker(distance_function=distance, distance_threshold=params.max_distance,
-                      hit_counter_max=max(1, math.ceil(params.max_gap_s / step)),
-                      initialization_delay=0, pointwise_hit_counter_max=1,
-                      filter_factory=OptimizedKalmanFilterFactory(Q=10.0, vel_variance=100.0))
-    by_object: dict[int, list[Point]] = {}
-    for frame in ordered:
-        dets = []
-        for i, b in enumerate(frame.boxes):
-            corners = [[b.left * _SCALE, b.top * _SCALE], [(b.left + b.width) * _SCALE, (b.top + b.height) * _SCALE]]
-            dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
-                                    data=(i, b.appearance)))
-        for obj in tracker.update(detections=dets):
-            det = obj.last_detection
-            if any(det is d for d in dets):  # matched in this frame (not a prediction alone)
-                i = int(det.data[0])
-                by_object.setdefault(obj.id, []).append(Point(frame.frame_index, frame.time_s, i, frame.boxes[i]))
-    found = rejoin([pts for pts in by_object.values() if len(pts) >= params.min_detections], params)
+    def distance(detection: object, tracked: object) -> float:
+        trail = tracked.last_detection.data["trail"]  # type: ignore[attr-defined]
+        point = detection.data["point"]  # type: ignore[attr-defined]
+        if not trail or point.time_s <= trail[-1].time_s:
+            return params.max_distance + 1.0
+        # Someone already there at the segment's first frame may have come from anywhere.
+        return motion_cost(trail, point, params, step, entering=trail[0].frame_index != first_index)
+
+    by_object = _norfair(ordered, params, step, distance)
+    # A short track at the segment's first or last frame may go on in the next or the previous
+    # segment: stitch decides (it drops what is still short once joined).
+    ends = (ordered[0].frame_index, ordered[-1].frame_index) if ordered else (0, 0)
+    keep = {id(pts) for pts in drop_fragments(list(by_object.values()), params)}
+    found = rejoin([pts for pts in by_object.values() if id(pts) in keep
+                    or pts[0].frame_index == ends[0] or pts[-1].frame_index == ends[1]], params, step, first_index)
     found.sort(key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
     return [Track(key=f"{prefix}{n}", points=pts) for n, pts in enumerate(found, start=1)]
 
 
-def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
-    apps = [p.box.appearance for p in points if p.box.appearance]
-    return [sum(v) / len(apps) for v in zip(*apps, strict=True)] if apps else None
+_NEVER = 1e9
 
 
-def _side(box: Box, params: TrackParams) -> str | None:
-    """"left" or "right" for a box at that side of the frame (side_margin), else None."""
-    left, right = box.left <= params.side_margin, box.left + box.width >= 1.0 - params.side_margin
-    return None if left == right else ("left" if left else "right")
+def drop_fragments(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
+    """The tracks without fragments: a track of fewer than ``min_detections`` detections
+    within ``fragment_s`` seconds and one of its heights of another track's detection is a
+    piece of someone tracked already (a doubled box, a figure half found) and is dropped; on
+    its own (someone seen once, a single frame), it is a visit and stays."""
+    long = [pts for pts in tracks if len(pts) >= params.min_detections]
+    out = []
+    for pts in tracks:
+        if len(pts) >= params.min_detections:
+            out.append(pts)
+            continue
+        near = any(abs(p.time_s - q.time_s) <= params.fragment_s
+                   and _centre_distance(p.box, q.box) <= 1.0
+                   for other in long for q in other for p in pts)
+        if not near:
+            out.append(pts)
+    return out
 
 
 def _centre_distance(a: Box, b: Box) -> float:
@@ -174,17 +192,136 @@ def _centre_distance(a: Box, b: Box) -> float:
                      (b.left + b.width / 2, b.top + b.height / 2)) / max(a.height, 1e-6)
 
 
-def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
+def _norfair(ordered: Sequence[FramePeople], params: TrackParams, step: float,
+             distance: object) -> dict[int, list[Point]]:
+    from norfair import Detection as NfDetection
+    from norfair import Tracker
+    from norfair.filter import OptimizedKalmanFilterFactory
+
+    # norfair's own Kalman filter only keeps its books here (the distance ignores it).
+    tracker = Tracker(distance_function=distance, distance_threshold=params.max_distance,
+                      hit_counter_max=max(1, math.ceil(params.max_gap_s / step)),
+                      initialization_delay=0, pointwise_hit_counter_max=1, past_detections_length=0,
+                      filter_factory=OptimizedKalmanFilterFactory(Q=10.0, vel_variance=100.0))
+    by_object: dict[int, list[Point]] = {}
+    for frame in ordered:
+        dets = []
+        for i, b in enumerate(frame.boxes):
+            corners = [[b.left * _SCALE, b.top * _SCALE], [(b.left + b.width) * _SCALE, (b.top + b.height) * _SCALE]]
+            point = Point(frame.frame_index, frame.time_s, i, b)
+            dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
+                                    data={"point": point, "trail": [point]}))
+        for obj in tracker.update(detections=dets):
+            det = obj.last_detection
+            if any(det is d for d in dets):  # matched in this frame (not a prediction alone)
+                trail = by_object.setdefault(obj.id, [])
+                trail.append(det.data["point"])
+                det.data["trail"] = trail
+    return by_object
+
+
+def _at_side(box: Box, params: TrackParams) -> int:
+    """-1 for a box touching the frame's left side, 1 its right side, 0 neither (or both)."""
+    left, right = box.left <= params.edge_margin, box.left + box.width >= 1.0 - params.edge_margin
+    return 0 if left == right else (-1 if left else 1)
+
+
+def _ref_width(trail: Sequence[Point], params: TrackParams) -> float:
+    """The person's unclipped width: the widest box not cut by a side (else the widest)."""
+    whole = [p.box.width for p in trail if _at_side(p.box, params) == 0]
+    return max(whole or [p.box.width for p in trail])
+
+
+def _anchor(box: Box, width: float, params: TrackParams) -> tuple[float, float]:
+    """Where the person's centre is: a box cut by the frame's side is measured from its inner edge."""
+    side = _at_side(box, params)
+    cy = box.top + box.height / 2
+    if side < 0:
+        return box.left + box.width - width / 2, cy
+    if side > 0:
+        return box.left + width / 2, cy
+    return box.left + box.width / 2, cy
+
+
+def velocity(trail: Sequence[Point], params: TrackParams, step: float, entering: bool = True) -> tuple[float, float]:
+    """Frame fractions a second, from the person's own detections over the last
+    ``velocity_window_s`` (first to last: jitter averages out over the span). Seen once:
+    walking in at ``entering_speed`` when at a side of the frame and ``entering`` (they
+    appeared there), else 0."""
+    last = trail[-1]
+    recent = [p for p in trail if last.time_s - p.time_s <= params.velocity_window_s + 1e-6]
+    span = last.time_s - recent[0].time_s
+    if span < 0.5 * step:  # seen once: at a side, coming in; elsewhere, no idea
+        return -_at_side(last.box, params) * params.entering_speed * last.box.height * entering, 0.0
+    w = _ref_width(trail, params)
+    (x0, y0), (x1, y1) = _anchor(recent[0].box, w, params), _anchor(last.box, w, params)
+    return (x1 - x0) / span, (y1 - y0) / span
+
+
+def left_view(trail: Sequence[Point], time_s: float, params: TrackParams, step: float,
+              entering: bool = True) -> bool:
+    """Whether the person has walked out of the frame by ``time_s``: their last box was at a
+    side and they were not walking inwards, or their own motion has taken their centre out
+    of the frame since. Either way they were not seen at the next sampled frame."""
+    last = trail[-1]
+    gap = time_s - last.time_s
+    if gap <= 1.5 * step:
+        return False
+    vx, _ = velocity(trail, params, step, entering)
+    side = _at_side(last.box, params)
+    h = max(last.box.height, 1e-6)
+    if side != 0 and vx * side > -params.walking_speed * h:
+        return True
+    cx, _ = _anchor(last.box, _ref_width(trail, params), params)
+    return not 0.0 <= cx + vx * gap <= 1.0
+
+
+def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step: float,
+                entering: bool = True) -> float:
+    """How far ``point`` is from where the person of ``trail`` should be: centre distance from
+    their own motion's prediction in their heights, plus |log| of the height ratio, scaled
+    down for each sampled frame they were missed (``reach_per_missed``). Never (above any
+    threshold) when they had left the view, when it would turn a walking person around on
+    the spot, or when the colours say someone else."""
+    last = trail[-1]
+    gap = point.time_s - last.time_s
+    if gap <= 0 or left_view(trail, point.time_s, params, step, entering):
+        return _NEVER
+    a, b = last.box, point.box
+    h = max(a.height, 1e-6)
+    vx, vy = velocity(trail, params, step, entering)
+    w = _ref_width(trail, params)
+    (cx, cy), (dx, dy) = _anchor(a, w, params), _anchor(b, w, params)
+    if abs(vx) >= params.walking_speed * h and (dx - cx) * vx < 0 and abs(dx - cx) > params.reverse_tolerance * h:
+        return _NEVER  # a walker does not turn around between two frames
+    colours = appearance_distance(_mean_appearance(trail[-3:]), b.appearance and list(b.appearance))
+    if colours > params.max_appearance:
+        return _NEVER
+    d = math.dist((cx + vx * gap, cy + vy * gap), (dx, dy)) / h + abs(math.log(max(b.height, 1e-6) / h))
+    missed = max(0.0, gap / step - 1.0)
+    known = last.time_s - trail[0].time_s >= 0.5 * step  # a speed measured, not guessed
+    reach = (1.0 + params.reach_per_missed * missed) * (1.0 if known else params.first_step_reach)
+    return (d + params.appearance_weight * colours) / reach
+
+
+def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
+    apps = [p.box.appearance for p in points if p.box.appearance]
+    return [sum(v) / len(apps) for v in zip(*apps, strict=True)] if apps else None
+
+
+def rejoin(tracks: list[list[Point]], params: TrackParams, step: float = 1.0,
+           first_index: int | None = None) -> list[list[Point]]:
     """Re-identification after the tracker: a track that ended and one that began later are
-    one person's when the gap is at most ``rejoin_s``, their colours agree (the mean of the
-    last and first three detections, ``max_appearance``), the second begins within reach of
-    where the first ended, and not both at the same side of the frame: a track ending at a
-    side and one starting at that side are someone leaving and someone (perhaps the same
-    person) coming back in, two visits. What the Kalman filter cannot bridge (hidden for longer than
-    ``max_gap_s``, a first speed taken from boxes clipped by the frame's edge that sends the
-    prediction the wrong way), colours can. Later tracks are joined in order of first
-    appearance, each to the closest in colour of the tracks that ended before it; a track
-    so continued ends where its new part ends (deterministic)."""
+    one person's when the gap is at most ``rejoin_s``, the first had not walked out of the
+    view (:func:`left_view`: someone who left at a side and someone entering later are two
+    visits, even at the far side, even in the same colours), the second begins within reach
+    of where the first's own motion would have taken them (``rejoin_reach`` heights plus
+    ``rejoin_reach_per_s`` a second of the gap), and their colours agree (the mean of the
+    last and first three detections, ``max_appearance``; without colours, nothing is
+    rejoined). What the tracker cannot bridge (hidden behind others for longer than
+    ``max_gap_s``), colours and motion together can. Later tracks are joined in order of
+    first appearance, each to the closest in colour of the tracks that ended before it; a
+    track so continued ends where its new part ends (deterministic)."""
     chains = sorted(tracks, key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
     out: list[list[Point]] = []
     for pts in chains:
@@ -193,14 +330,18 @@ def rejoin(tracks: list[list[Point]], params: TrackParams) -> list[list[Point]]:
         for n, chain in enumerate(out):
             last = chain[-1]
             gap = first.time_s - last.time_s
-            if not 0 < gap <= params.rejoin_s:
-                continue
-            side = _side(last.box, params)
-            if side is not None and side == _side(first.box, params):  # out and back in there
-                continue
-            if _centre_distance(last.box, first.box) > params.rejoin_reach + params.rejoin_reach_per_s * gap:
+            entering = chain[0].frame_index != first_index  # not there since the segment began
+            if not 0 < gap <= params.rejoin_s or left_view(chain, first.time_s, params, step, entering):
                 continue
             if not (last.box.appearance and first.box.appearance):  # no colours: boxes alone cannot tell
+                continue
+            if _at_side(first.box, params) != 0 and _at_side(first.box, params) != _at_side(last.box, params):
+                continue  # entering at a side the first was not at: someone coming in
+            vx, vy = velocity(chain, params, step, entering)
+            w = _ref_width(chain, params)
+            (cx, cy), (dx, dy) = _anchor(last.box, w, params), _anchor(first.box, w, params)
+            far = math.dist((cx + vx * gap, cy + vy * gap), (dx, dy)) / max(last.box.height, 1e-6)
+            if far > params.rejoin_reach + params.rejoin_reach_per_s * gap:
                 continue
             colours = appearance_distance(_mean_appearance(chain[-3:]), _mean_appearance(pts[:3]))
             if colours > params.max_appearance:
@@ -263,14 +404,20 @@ def iou(a: Box, b: Box) -> float:
 def stitch(segments: Sequence[tuple[float, Sequence[Track]]], params: TrackParams = TrackParams()) -> list[Track]:
     """Join the tracks of consecutive segments, given as (start time, tracks) in time order.
 
-    A track of segment k continues as a track of segment k+1 when the first starts within
-    ``max_gap_s`` of that segment's start, follows the other's last detection by at most
-    ``max_gap_s`` and their boxes there overlap; pairs are taken best overlap first, each
-    joined at most once. The video's ids are ``p<n>`` (three digits and more), n in order
-    of first appearance in the video, so they do not depend on how the video was cut.
+    A track of segment k continues as a track of segment k+1 by the rule that continues a
+    person within a segment: the second starts within ``max_gap_s`` of its segment's start
+    and of the first's last detection, and its first detection is within ``max_distance`` of
+    where the first's own motion puts them (:func:`motion_cost`: not after they left the
+    view, not turned around, not in other colours). Pairs are taken nearest first, each
+    joined at most once. The video's ids are ``p<n>`` (three digits and more), n in order of
+    first appearance in the video, so they do not depend on how the video was cut. Tracks
+    still shorter than ``min_detections`` once joined are dropped.
     """
+    ordered = sorted(segments, key=lambda s: s[0])
+    times = sorted({p.time_s for _, seg in ordered for t in seg for p in t.points})
+    step = _frame_step([FramePeople(i, t, ()) for i, t in enumerate(times)])
     chains: list[Track] = []
-    for start_s, seg in sorted(segments, key=lambda s: s[0]):
+    for start_s, seg in ordered:
         seg_tracks = sorted(seg, key=lambda t: (t.first.frame_index, t.first.box.left, t.first.box.top))
         open_ends = [c for c in chains if start_s - c.last.time_s <= params.max_gap_s]
         pairs = []
@@ -278,11 +425,9 @@ def stitch(segments: Sequence[tuple[float, Sequence[Track]]], params: TrackParam
             for ti, tr in enumerate(seg_tracks):
                 gap = tr.first.time_s - chain.last.time_s
                 if 0 < gap <= params.max_gap_s and tr.first.time_s - start_s <= params.max_gap_s:
-                    overlap = iou(chain.last.box, tr.first.box)
-                    same_colours = appearance_distance(chain.last.box.appearance,
-                                                       tr.first.box.appearance) <= params.max_appearance
-                    if overlap >= params.min_iou and same_colours:
-                        pairs.append((-overlap, gap, ci, ti))
+                    cost = motion_cost(chain.points, tr.first, params, step)
+                    if cost <= params.max_distance:
+                        pairs.append((cost, gap, ci, ti))
         pairs.sort()
         used_c: set[int] = set()
         joined: dict[int, Track] = {}
@@ -295,6 +440,8 @@ def stitch(segments: Sequence[tuple[float, Sequence[Track]]], params: TrackParam
                 joined[ti].points.extend(tr.points)
             else:
                 chains.append(Track(key=tr.key, points=list(tr.points)))
+    keep = {id(pts) for pts in drop_fragments([c.points for c in chains], params)}
+    chains = [c for c in chains if id(c.points) in keep]
     chains.sort(key=lambda t: (t.first.frame_index, t.first.box.left, t.first.box.top))
     for n, chain in enumerate(chains, start=1):
         chain.track_id = f"p{n:03d}"

@@ -82,6 +82,16 @@ class Scene:
     seconds: float
     legs: tuple[Leg, ...]
     seed: int = 11
+    #: Which figure plays each actor, as (actor, figure key) pairs: a key of CUTOUTS or one
+    #: registered with :func:`register_figure` (vidsift.testing.crowd's people). Actors not
+    #: listed are played by ACTORS' portraits, as in the four scenes below.
+    cast: tuple[tuple[str, str], ...] = ()
+    #: The bundled photo without people behind the figures.
+    background: str = BACKGROUND
+
+    def figure(self, actor: str) -> str:
+        """The figure key that plays ``actor``."""
+        return dict(self.cast).get(actor) or ACTORS[actor]
 
 
 def _walk(actor: str, t0: float, x0: float, t1: float, x1: float, bottom: float, height: float) -> Leg:
@@ -173,8 +183,32 @@ class Truth:
         }
 
 
+#: Figures other than the bundled portraits (key -> RGB image of the person), registered by
+#: the code that builds scenes from them (vidsift.testing.crowd).
+_EXTRA_FIGURES: dict[str, np.ndarray] = {}
+
+
+def register_figure(key: str, image: np.ndarray) -> None:
+    """Make ``image`` (RGB uint8, the person's rectangle) available to scenes' casts as ``key``."""
+    _EXTRA_FIGURES[key] = np.ascontiguousarray(image[..., :3])
+    _ASPECTS.pop(key, None)
+
+
+def figure_image(key: str) -> np.ndarray:
+    """The RGB image of a figure: a bundled portrait cut at CUTOUTS, or a registered one."""
+    if key in _EXTRA_FIGURES:
+        return _EXTRA_FIGURES[key]
+    img = photo(key)
+    h, w = img.shape[:2]
+    x1, y1, x2, y2 = CUTOUTS[key]
+    return img[round(y1 * h): round(y2 * h), round(x1 * w): round(x2 * w)]
+
+
 def _aspect(name: str) -> float:
     """Width over height of the figure, in pixels of the photo."""
+    if name in _EXTRA_FIGURES:
+        h, w = _EXTRA_FIGURES[name].shape[:2]
+        return w / h
     x1, y1, x2, y2 = CUTOUTS[name]
     h, w = photo(name).shape[:2]
     return (x2 - x1) * w / ((y2 - y1) * h)
@@ -183,12 +217,13 @@ def _aspect(name: str) -> float:
 _ASPECTS: dict[str, float] = {}
 
 
-def _rect(leg: Leg, t: float) -> tuple[float, float, float, float] | None:
-    """The figure's rectangle (left, top, width, height; fractions, unclipped), with a walker's bob."""
+def _rect(leg: Leg, t: float, name: str | None = None) -> tuple[float, float, float, float] | None:
+    """The figure's rectangle (left, top, width, height; fractions, unclipped), with a walker's bob.
+    ``name``: the figure playing the leg's actor (default: ACTORS')."""
     pos = leg.at(t)
     if pos is None:
         return None
-    name = ACTORS[leg.actor]
+    name = name or ACTORS[leg.actor]
     if name not in _ASPECTS:
         _ASPECTS[name] = _aspect(name)
     cx, bottom, h = pos
@@ -215,7 +250,7 @@ def ground_truth(s: Scene, fps: int = FPS) -> Truth:
         t = i / fps
         row = []
         for li, leg in enumerate(s.legs):
-            rect = _rect(leg, t)
+            rect = _rect(leg, t, s.figure(leg.actor))
             box = _clip(rect) if rect else None
             if box:
                 row.append((li, leg, box, rect))
@@ -287,20 +322,16 @@ def frame_people(truth: Truth, times: Sequence[tuple[int, float]], *, jitter: fl
     return out
 
 
-def _figures() -> dict[str, np.ndarray]:
-    out = {}
-    for name in set(ACTORS.values()):
-        img = photo(name)
-        h, w = img.shape[:2]
-        x1, y1, x2, y2 = CUTOUTS[name]
-        out[name] = img[round(y1 * h): round(y2 * h), round(x1 * w): round(x2 * w)]
-    return out
+def _figures(s: Scene | None = None) -> dict[str, np.ndarray]:
+    """Each actor's figure image, keyed by the figure (ACTORS' portraits without a scene)."""
+    keys = {s.figure(leg.actor) for leg in s.legs} if s else set(ACTORS.values())
+    return {key: figure_image(key) for key in keys}
 
 
-def _background() -> np.ndarray:
+def _background(name: str = BACKGROUND) -> np.ndarray:
     import cv2
 
-    img = photo(BACKGROUND)
+    img = photo(name)
     h, w = img.shape[:2]
     # Crop to the frame's aspect (centred), then resize.
     ch = min(h, round(w * HEIGHT / WIDTH))
@@ -315,10 +346,11 @@ def render(s: Scene, path: str | Path, fps: int = FPS, crf: int = 23) -> Truth:
 
     path = Path(path)
     truth = ground_truth(s, fps)
-    figures = _figures()
-    base = _background().astype(np.int16)
+    figures = _figures(s)
+    base = _background(s.background).astype(np.int16)
     rng = np.random.default_rng(s.seed)
     noise = [rng.integers(-5, 6, size=base.shape, dtype=np.int16) for _ in range(5)]
+    sized: dict[tuple[str, int, int], np.ndarray] = {}  # a figure keeps its size for a whole leg
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
@@ -331,7 +363,10 @@ def render(s: Scene, path: str | Path, fps: int = FPS, crf: int = 23) -> Truth:
                 left, top, w, h = p.rect
                 pw, ph = max(1, round(w * WIDTH)), max(1, round(h * HEIGHT))
                 px, py = round(left * WIDTH), round(top * HEIGHT)
-                fig = cv2.resize(figures[ACTORS[p.actor]], (pw, ph), interpolation=cv2.INTER_AREA)
+                key = (s.figure(p.actor), pw, ph)
+                if key not in sized:
+                    sized[key] = cv2.resize(figures[key[0]], (pw, ph), interpolation=cv2.INTER_AREA)
+                fig = sized[key]
                 x1, y1 = max(0, px), max(0, py)
                 x2, y2 = min(WIDTH, px + pw), min(HEIGHT, py + ph)
                 if x2 > x1 and y2 > y1:
@@ -370,6 +405,19 @@ class Score:
     #: within the span of the one track that matched it most.
     coverage: dict[str, float]
     fragmentations: int = 0
+    #: Tracks holding boxes of two or more true visits (at least two boxes of each).
+    merged_tracks: int = 0
+    #: Of the tracks' boxes matched to a true person, the share carrying their own visit's track
+    #: under the best one-to-one assignment of tracks to visits (1: every visit is one track
+    #: and every track one visit).
+    purity: float = 1.0
+    #: Boxes matched to a true person (purity's denominator).
+    matched_boxes: int = 0
+
+    @property
+    def visit_error(self) -> int:
+        """Tracks found minus true visits (a track is a visit in the records)."""
+        return self.visits_found - self.visits_true
 
     @property
     def min_coverage(self) -> float:
@@ -380,8 +428,13 @@ class Score:
         return sum(self.coverage.values()) / len(self.coverage) if self.coverage else 1.0
 
 
-def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float = 0.5) -> Score:
+def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float = 0.5,
+          min_visible: float = 0.0) -> Score:
     """Compare ``tracks`` (vidsift.core.tracking.Track) with the truth at the sampled ``times``.
+
+    People less than ``min_visible`` in view (hidden behind nearer ones) are left out, as an
+    ignore region of a MOT benchmark: neither missed when not found nor wrong when a track's
+    box is theirs (no box found for them or matched to them counts either way).
 
     The IoU distances are computed here: motmetrics 1.4's iou_matrix calls np.asfarray, which
     NumPy 2 removed. motmetrics does the matching (MOTAccumulator) and the metrics."""
@@ -399,8 +452,10 @@ def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float
     times = list(times)
     frames_of: dict[str, list[float]] = {}
     for t in times:
-        gt = truth.at(t)
-        hyp = hyp_at.get(round(t, 4), [])
+        gt = [g for g in truth.at(t) if g.visible >= min_visible]
+        hidden = [g for g in truth.at(t) if g.visible < min_visible]
+        hyp = [(k, hb) for k, hb in hyp_at.get(round(t, 4), [])
+               if not any(iou(g.box, hb) >= min_iou for g in hidden) or any(iou(g.box, hb) >= min_iou for g in gt)]
         dist = np.full((len(gt), len(hyp)), np.nan)
         for i, g in enumerate(gt):
             frames_of.setdefault(g.visit, []).append(t)
@@ -426,6 +481,23 @@ def score(truth: Truth, times: Sequence[float], tracks: Sequence, min_iou: float
         best = max(by_track.values(), key=len)
         coverage[visit] = sum(min(best) <= t <= max(best) for t in ts) / len(ts)
     row = summary.loc["scene"]
+    merged, purity, n_matched = _identity(matched)
     return Score(idf1=float(row.idf1), mota=float(row.mota), switches=int(row.num_switches),
                  visits_found=len(tracks), visits_true=len(frames_of), coverage=coverage,
-                 fragmentations=int(row.num_fragmentations))
+                 fragmentations=int(row.num_fragmentations), merged_tracks=merged, purity=purity,
+                 matched_boxes=n_matched)
+
+
+def _identity(matched: dict[str, dict[int, list[float]]]) -> tuple[int, float, int]:
+    """Merged tracks, identity purity and matched boxes from each visit's matched boxes per track."""
+    from scipy.optimize import linear_sum_assignment
+
+    visits = sorted(matched)
+    tracks = sorted({h for by in matched.values() for h in by})
+    if not visits or not tracks:
+        return 0, 1.0, 0
+    counts = np.array([[len(matched[v].get(h, ())) for h in tracks] for v in visits])
+    merged = int(((counts >= 2).sum(axis=0) >= 2).sum())
+    rows, cols = linear_sum_assignment(-counts)
+    total = int(counts.sum())
+    return merged, float(counts[rows, cols].sum() / total) if total else 1.0, total
