@@ -167,7 +167,13 @@ class LocalStore:
         os.replace(tmp, path)
 
     def delete(self, key: str) -> None:
-        (self.root / key).unlink(missing_ok=True)
+        path = self.root / key
+        path.unlink(missing_ok=True)
+        # As in S3, a "folder" is nothing once its last object is gone.
+        for parent in path.parents:
+            if parent == self.root or not parent.is_relative_to(self.root) or any(parent.iterdir()):
+                break
+            parent.rmdir()
 
     def where(self, key: str) -> str:
         return str(self.root / key)
