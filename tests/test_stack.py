@@ -689,7 +689,8 @@ def alert_problems(tpl: Template) -> list[str]:
     for k, p in topics.items():
         if p.get("KmsMasterKeyId") != "alias/aws/sns":
             problems.append(f"{k}: KmsMasterKeyId {p.get('KmsMasterKeyId')!r}, expected alias/aws/sns")
-    collections = [tpl.props(k).get("CollectionId") for k in tpl.of_type("AWS::Rekognition::Collection")]
+    collections = [tpl.props(k).get("CollectionId") for k in tpl.of_type("AWS::Rekognition::Collection")
+                   if tpl.resource_included(k)]  # the visitors collection exists with visitors=true only
     if collections != [face_collection_name()]:
         problems.append(f"Rekognition collections {collections}, expected [{face_collection_name()}]")
     tid = find_by(tpl, "AWS::DynamoDB::Table", "TableName", alert_table_name())
