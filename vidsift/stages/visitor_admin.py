@@ -20,7 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -60,6 +60,8 @@ class CloudStore:
     table: str
     collection: str
     bucket: str
+    #: Objects read GZIP-compressed (Firehose's default): written back compressed, as read.
+    _gzipped: set[str] = field(default_factory=set)
 
     def items(self) -> list[tuple[str, dict[str, Any], int]]:
         return aws.visitor_scan(self.table)
@@ -84,9 +86,14 @@ class CloudStore:
 
     def read(self, key: str) -> bytes:
         data = aws.get_object_bytes(self.bucket, key)
-        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        if data[:2] != b"\x1f\x8b":
+            return data
+        self._gzipped.add(key)
+        return gzip.decompress(data)
 
     def write(self, key: str, body: bytes, content_type: str) -> None:
+        if key in self._gzipped:
+            body = gzip.compress(body, mtime=0)
         aws.put_object(self.bucket, key, body, content_type=content_type, metadata={})
 
     def delete(self, key: str) -> None:
@@ -175,9 +182,10 @@ def _rewrite_rows(store: Store, visitor_id: str) -> tuple[dict[str, int], int]:
     rewritten = 0
     for table in ROW_TABLES:
         for key in store.keys(f"{table}/"):
-            if key.endswith(".parquet"):
+            data = store.read(key)
+            if data[:4] == b"PAR1":
                 raise VisitorError(f"{store.where(key)} is Parquet (parquet=true): forget rewrites JSON rows only")
-            lines = store.read(key).decode().splitlines()
+            lines = data.decode().splitlines()
             keep = [ln for ln in lines if ln.strip() and json.loads(ln).get("visitor_id") != visitor_id]
             gone = sum(1 for ln in lines if ln.strip()) - len(keep)
             if not gone:
@@ -219,9 +227,9 @@ def forget(store: Store, visitor_id: str, now: datetime | None = None, reason: s
         raise VisitorError(f"visitor {visitor_id} was already forgotten ({doc.get('forgotten_at')})")
     at = iso(now or utc_now())
     visits = list(doc.get("visits", []))
+    rows, rewritten = _rewrite_rows(store, visitor_id)  # first: it refuses Parquet before anything is erased
     faces = _delete_visitor_faces(store, visitor_id)
     thumbs = _delete_thumbnails(store, visitor_id)
-    rows, rewritten = _rewrite_rows(store, visitor_id)
     named = names(store)
     had_name = named.pop(visitor_id, None) is not None
     if had_name:

@@ -42,7 +42,7 @@ logger = get_logger("visitors")
 SEARCHES_PER_VISIT = 3
 #: Registry keys: one item per visitor, per visit, and the id counter.
 COUNTER_KEY = "counter"
-DEFAULT_THRESHOLD = 90.0
+DEFAULT_THRESHOLD = 95.0
 
 
 def visitor_key(visitor_id: str) -> str:
