@@ -95,3 +95,10 @@ def test_the_role_grants_exactly_the_visitor_calls_made(template: Template, reco
     assert calls.denials(role, mine) == []
     unused, _ = calls.unused_grants(role, list(mine), "analyze_faces", {})
     assert [u for u in unused if table in u or collection in u or faces in u] == []
+
+
+def test_visitor_names_table_reads_the_names_object(template: Template) -> None:
+    t = template.props("VisitorNamesTable")["TableInput"]
+    assert t["Name"] == "visitor_names"
+    assert t["StorageDescriptor"]["Location"] == f"s3://{DEV.bucket('analytics')}/visitor_names/"
+    assert [c["Name"] for c in t["StorageDescriptor"]["Columns"]] == ["visitor_id", "name", "named_at"]

@@ -578,6 +578,11 @@ def glue_problems(tpl: Template) -> list[str]:
     if tpl.ref("GlueDatabase") != glue_database_name():
         problems.append(f"Glue database {tpl.ref('GlueDatabase')} != {glue_database_name()}")
     tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
+    # visitor_names: written whole by `vidsift visitors name`, not by Firehose (tests/test_roles_visitors.py).
+    names_table = tables.pop("visitor_names", None)
+    if names_table is None or names_table["TableInput"]["StorageDescriptor"]["Columns"] != \
+            C["visitor_tables"]["visitor_names"]["columns"]:
+        problems.append("Glue table visitor_names missing or its columns differ from the contract")
     if set(tables) != set(contract.TABLES):
         problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.TABLES)}")
     for name, props in tables.items():

@@ -272,3 +272,11 @@ def test_retention_deletes_and_never_reuses_ids(visited: Path, videos: dict[str,
     new = [r for r in tracks(out) if r["video_id"] not in old]
     assert [(r["visitor_id"], r["visit_number"]) for r in new] == [("v000003", 1)]
     assert {r["visitor_id"] for r in tracks(out) if r["video_id"] in old} == {"v000001", "v000002"}  # rows stay
+
+
+def test_report_lists_visitors_with_thumbnails_returning_marked(visited: Path) -> None:
+    from vidsift.report.visitors import section
+
+    page = section(visited)
+    assert page.count("<tr") == 1 + 2 and page.count('class="returning"') == 1
+    assert "data:image/jpeg;base64," in page and "v000001" in page and "(returning)" in page

@@ -728,6 +728,9 @@ def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int
             + (f'<h3>Errors not tied to a video</h3><ul class="errors">{run_errors}</ul>' if run_errors else "")
             + "</section>",
             cost_section(data, total, per_video)]
+    from vidsift.report.visitors import section as visitors_section
+
+    body.append(visitors_section(data.out))  # "" unless the run recognised visitors (opt-in)
     body += [video_section(i, v, data, est, max_thumbs, max_track_thumbs)
              for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True))]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
