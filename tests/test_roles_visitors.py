@@ -102,3 +102,45 @@ def test_visitor_names_table_reads_the_names_object(template: Template) -> None:
     assert t["Name"] == "visitor_names"
     assert t["StorageDescriptor"]["Location"] == f"s3://{DEV.bucket('analytics')}/visitor_names/"
     assert [c["Name"] for c in t["StorageDescriptor"]["Columns"]] == ["visitor_id", "name", "named_at"]
+
+
+def test_expire_visitors_role_grants_exactly_the_calls_made(template: Template,
+                                                            tmp_path_factory: pytest.TempPathFactory,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduled retention function, run on the local stack with the visitors a run left
+    (40 days later): every call it makes allowed by its role, every grant used."""
+    import types
+    from datetime import timedelta
+
+    from vidsift.core.records import utc_now
+    from vidsift.local.dispatcher import _acting_as
+    from vidsift.local.stack import LocalStack
+    from vidsift.stages import visitor_admin
+
+    d = tmp_path_factory.mktemp("expire")
+    video = make_video(d / "v.mp4", [Segment("astronaut", 2)], fps=5)
+    assert run_videos([video], d / "out", progress=False, visitors=True, camera_id="door").ok
+    monkeypatch.setattr(visitor_admin, "utc_now", lambda: utc_now() + timedelta(days=40))
+    from functions import expire_visitors
+
+    ctx = types.SimpleNamespace(function_name="expire_visitors", memory_limit_in_mb=256, aws_request_id="r",
+                                invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:x")
+    recorder = calls.Recorder()
+    with LocalStack(visitors_out=d / "out"), recorder.recording(), _acting_as("expire_visitors", "handler"):
+        assert expire_visitors.handler({}, ctx) == {"expired": ["v000001"]}
+    none: defaultdict[str, str | None] = defaultdict(lambda: None)
+    reqs: dict[calls.Request, list[calls.Call]] = {}
+    for call in recorder.calls:
+        for req in calls.requests(call, NAMES, calls.Keys(none, none, none)):
+            reqs.setdefault(req, []).append(call)
+    on = template.with_parameters(VisitorsEnabled="true")
+    fid = next(k for k in on.of_type("AWS::Lambda::Function")
+               if on.props(k)["FunctionName"] == f"{NAMES.stage_prefix}-expire_visitors")
+    assert on.resources[fid]["Condition"] == "UseVisitors"
+    role = calls.Role(role_statements(on, on.props(fid)["Role"].rsplit("/", 1)[1]))
+    assert calls.denials(role, reqs) == []
+    logs = "the Lambda runtime writes the function's logs from stdout, not botocore"
+    unused, stale = calls.unused_grants(role, list(reqs), "expire_visitors", {
+        ("expire_visitors", "logs:CreateLogStream", "arn:aws:logs:*"): logs,
+        ("expire_visitors", "logs:PutLogEvents", "arn:aws:logs:*"): logs})
+    assert unused == [] and stale == []

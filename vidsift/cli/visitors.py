@@ -87,7 +87,8 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """The visitor's face copy indexed in the known-faces collection under a name: only on this
-    explicit command does a visitor join the watch list."""
+    explicit command does a visitor join the watch list. Like ``vidsift faces``, it talks to the
+    Rekognition the environment points at (Amazon's, or a running ``vidsift up``)."""
     from vidsift import aws
     from vidsift.core import matching
 
