@@ -126,7 +126,38 @@ def false_match(people: list[np.ndarray], threshold: float) -> tuple[int, int]:
     return len(ids) - len(set(ids)), len(ids)
 
 
-def main() -> None:
+def export(path: str) -> None:
+    """The bench's faces (images and yuface boxes) for bench/visitors_dlib.py."""
+    import pickle
+
+    from skimage import data
+
+    from vidsift.local import face_analyzer as fa
+
+    analyzer = fa.FaceAnalyzer(attributes=False)
+    shot = cv2.imread(str(HUMAN_ASSETS / "screenshot-facematch.jpg"))[283:395]
+    out: dict[str, list[Any]] = {"man": [(shot, box) for _, box, _ in analyzer.detect(shot)], "lfw": [],
+                                 "bundled": []}
+    for tile in data.lfw_subset()[:100]:
+        g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
+        g = cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128), cv2.COLOR_GRAY2BGR)
+        if found := analyzer.detect(g):
+            out["lfw"].append((g, found[0][1]))
+    for name in PEOPLE:
+        if found := analyzer.detect(_bgr(name)):
+            out["bundled"].append((_bgr(name), found[0][1]))
+    with open(path, "wb") as f:
+        pickle.dump(out, f)
+    print(f"wrote {path}: " + ", ".join(f"{k} {len(v)}" for k, v in out.items()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--export"]:
+        export(args[1])
+        return
     from vidsift.local.rekognition import MATCH_COSINE, similarity
 
     man, lfw, bundled = descriptors()
