@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,11 +18,14 @@ import pytest
 from PIL import Image
 
 from vidsift import aws, contract
+from vidsift.cli.visitors import admin_policy
 from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
+from vidsift.local.dispatcher import _acting_as
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
 from vidsift.stages import visitor_admin, visitors
+from vidsift.testing import calls
 
 
 def jpeg(rgb: np.ndarray) -> bytes:
@@ -83,6 +87,30 @@ def table_rows(store: visitor_admin.CloudStore, table: str) -> list[dict[str, ob
 def test_forget_name_and_expire_through_the_apis(store: visitor_admin.CloudStore) -> None:
     seed(store)
     before = {t: table_rows(store, t) for t in visitor_admin.ROW_TABLES}
+    recorder = calls.Recorder()
+    with recorder.recording(), _acting_as("admin", "cli"):
+        _forget_name_and_expire(store, before)
+    # `vidsift visitors --stage S policy`: every call the commands made is allowed, and every
+    # grant but promote's IndexFaces and the account lookup was used.
+    acct = "123456789012"
+    names = calls.Names(local_prefix=contract.local_names().prefix,
+                        stage_prefix=contract.ResourceNames(stage="dev", account=acct).prefix, account=acct)
+    none: defaultdict[str, str | None] = defaultdict(lambda: None)
+    reqs: dict[calls.Request, list[calls.Call]] = {}
+    for call in (c for c in recorder.calls if c.stage == "admin"):
+        for req in calls.requests(call, names, calls.Keys(none, none, none)):
+            reqs.setdefault(req, []).append(call)
+    policy = admin_policy(contract.ResourceNames(stage="dev", account=acct), region="us-east-1")
+    role = calls.Role(policy["Statement"])
+    assert calls.denials(role, reqs) == []
+    unused, _ = calls.unused_grants(role, list(reqs), "admin", {
+        ("admin", "rekognition:IndexFaces", "*known-faces"): "promote, not run here",
+        ("admin", "s3:GetObject", f"*{contract.load()['visitors']['faces_prefix']}*"): "promote reads the copy",
+        ("admin", "sts:GetCallerIdentity", "*"): "the account, looked up before the store is made"})
+    assert unused == []
+
+
+def _forget_name_and_expire(store: visitor_admin.CloudStore, before: dict[str, list[dict[str, object]]]) -> None:
     assert visitor_admin.name(store, "v000002", "Grace")["name"] == "Grace"
     with pytest.raises(visitor_admin.VisitorError):
         visitor_admin.name(store, "v000003", "Nobody")
@@ -99,7 +127,8 @@ def test_forget_name_and_expire_through_the_apis(store: visitor_admin.CloudStore
     assert store.get("visit#va/p001") == (None, 0)
     stone, _ = store.get(visitors.visitor_key("v000001"))
     assert stone["status"] == "forgotten" and stone["visits"] == [] and stone["first_seen"] is None
-    audit = aws.get_json(store.bucket, record["audit_record"].split(store.bucket + "/", 1)[1])
+    with _acting_as("test", "check"):  # the test's own read, not the commands'
+        audit = json.loads(store.read(record["audit_record"].split(store.bucket + "/", 1)[1]))
     assert audit["visitor_id"] == "v000001" and "ExternalImageId" not in json.dumps(audit)
     assert visitor_admin.names(store)["v000002"]["name"] == "Grace"
     # Retention: Grace Hopper unseen for 31 days is deleted from the collection, her rows stay.
