@@ -7,7 +7,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-BENCHES = ("frames", "detector", "faces", "alerts", "edge", "tracking", "visits", "real", "lines")
+BENCHES = ("frames", "detector", "faces", "alerts", "edge", "tracking", "visits", "real", "lines", "visitors")
 
 
 def main(argv: list[str]) -> int:

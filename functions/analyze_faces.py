@@ -33,7 +33,7 @@ from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, known_faces
+from vidsift.stages import alerting, known_faces, visitors
 from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
@@ -178,7 +178,10 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
                    for i, (d, m, who) in enumerate(zip(kept, found.matches, owners, strict=True))]
         alerting.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
         faces += records
-    tracks = [build_track_record(t, [f for f in faces if f["track_id"] == t["track_id"]], now) for t in work["tracks"]]
+    # Opt-in (VISITORS=true): each visit's visitor id, set on its faces' rows too.
+    visits = visitors.assign(settings.people_bucket, settings.analytics_bucket, work, faces, now=now)
+    tracks = [build_track_record(t, [f for f in faces if f["track_id"] == t["track_id"]], now,
+                                 visits.get(t["track_id"])) for t in work["tracks"]]
     # Faces first: a track row is the visit's summary, written once its faces are.
     aws.put_records(settings.faces_stream, faces)
     aws.put_records(settings.need("tracks_stream"), tracks)

@@ -133,6 +133,10 @@ TRACKS = [
     *[_track("vold", "cam-a", f"p00{i}", 0.0, 9000.0 + i, start=(9, 0, 0), day=OLD, faces=1, emotion="ANGRY")
       for i in range(1, 6)],
 ]
+# Visitors (opt-in): va's p002 comes back as vb's p002 on another camera (v000001's 2nd visit);
+# va's p004 is a new visitor; a month-old visit of another is outside the window.
+for _i, (_vid, _n) in {1: ("v000001", 1), 3: ("v000002", 1), 7: ("v000001", 2), 8: ("v000009", 1)}.items():
+    TRACKS[_i].update(visitor_id=_vid, visit_number=_n, visitor_first_seen=TRACKS[_i]["processed_at"])
 TRACKS += [_again(TRACKS[1]), _again(TRACKS[3]), _again(TRACKS[6])]
 
 
@@ -391,3 +395,18 @@ def test_busiest_hour_per_zone() -> None:
     assert [(r["camera_id"], r["zone"], r["hour_utc"], r["visits"]) for r in rows] == [
         ("cam-a", "counter", "10", 2), ("cam-a", "queue", "10", 1)]
     assert float(rows[0]["mean_dwell_s"]) == pytest.approx(8.5)
+def test_new_vs_returning_visitors_per_day() -> None:
+    rows = _query(_connect(), "new_vs_returning_visitors")
+    assert [(r["new_visitors"], r["returning_visitors"], r["visits"], r["visits_without_visitor"]) for r in rows] == [
+        (2, 1, 8, 5)]
+
+
+def test_visit_frequency_distribution() -> None:
+    rows = _query(_connect(), "visit_frequency")
+    assert [(r["visits"], r["visitors"], r["percent"]) for r in rows] == [(1, 1, 50.0), (2, 1, 50.0)]
+
+
+def test_visitors_on_several_cameras() -> None:
+    rows = _query(_connect(), "visitors_on_several_cameras")
+    assert [(r["visitor_id"], r["cameras"], r["first_camera"], r["last_camera"], r["visits"]) for r in rows] == [
+        ("v000001", 2, "cam-a", "cam-b", 2)]

@@ -283,7 +283,8 @@ def glue_database_name() -> str:
 
 def iam_problems(tpl: Template) -> list[str]:
     problems: list[str] = []
-    roles = set(tpl.of_type("AWS::IAM::Role"))
+    # A role of an opt-in feature that is off is not in the stack (expire_visitors: visitors=true).
+    roles = {r for r in tpl.of_type("AWS::IAM::Role") if tpl.resource_included(r)}
     used: dict[str, str] = {}
     for stage in contract.FUNCTIONS:
         fid = function_id(tpl, stage)
@@ -600,6 +601,11 @@ def glue_problems(tpl: Template) -> list[str]:
     if tpl.ref("GlueDatabase") != glue_database_name():
         problems.append(f"Glue database {tpl.ref('GlueDatabase')} != {glue_database_name()}")
     tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
+    # visitor_names: written whole by `vidsift visitors name`, not by Firehose (tests/test_roles_visitors.py).
+    names_table = tables.pop("visitor_names", None)
+    if names_table is None or names_table["TableInput"]["StorageDescriptor"]["Columns"] != \
+            C["visitor_tables"]["visitor_names"]["columns"]:
+        problems.append("Glue table visitor_names missing or its columns differ from the contract")
     if set(tables) != set(contract.ALL_TABLES):
         problems.append(f"Glue tables {sorted(tables)} != {sorted(contract.ALL_TABLES)}")
     for name, props in tables.items():
@@ -713,7 +719,8 @@ def alert_problems(tpl: Template) -> list[str]:
     for k, p in topics.items():
         if p.get("KmsMasterKeyId") != "alias/aws/sns":
             problems.append(f"{k}: KmsMasterKeyId {p.get('KmsMasterKeyId')!r}, expected alias/aws/sns")
-    collections = [tpl.props(k).get("CollectionId") for k in tpl.of_type("AWS::Rekognition::Collection")]
+    collections = [tpl.props(k).get("CollectionId") for k in tpl.of_type("AWS::Rekognition::Collection")
+                   if tpl.resource_included(k)]  # the visitors collection exists with visitors=true only
     if collections != [face_collection_name()]:
         problems.append(f"Rekognition collections {collections}, expected [{face_collection_name()}]")
     tid = find_by(tpl, "AWS::DynamoDB::Table", "TableName", alert_table_name())
@@ -903,7 +910,8 @@ def test_functions_with_layers_fit_lambdas_unzipped_limit(packaged: Packaged) ->
     zips = sorted((ROOT / "layers" / "build").glob("*.zip"))
     lines = tool.report(zips, packaged.out)
     per_function = [line for line in lines if line.strip().startswith("function")]
-    assert len(per_function) == len(contract.FUNCTIONS), lines
+    # The contract's functions, and expire_visitors (deployed with visitors=true only).
+    assert len(per_function) == len(contract.FUNCTIONS) + 1, lines
     assert all(line.endswith(" OK") for line in per_function), "\n".join(lines)
 
 

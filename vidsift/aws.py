@@ -660,3 +660,63 @@ def publish(topic_arn: str, *, subject: str, messages: dict[str, str], attribute
         MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v},
     )
     return str(resp["MessageId"])
+
+
+# --- Visitors (opt-in): the registry (DynamoDB), the collection's searches, S3 copies ------
+
+
+def visitor_get(table: str, key: str) -> tuple[dict[str, Any] | None, int]:
+    """(document, version) of one registry item (a visitor, a visit, the id counter);
+    (None, 0) if there is none. Strongly consistent, as alert_state_get."""
+    item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+    if not item:
+        return None, 0
+    return json.loads(item["doc"]["S"]), int(item["version"]["N"])
+
+
+def visitor_put(table: str, key: str, doc: dict[str, Any], *, expected_version: int) -> bool:
+    """Write a registry item only if nobody wrote it since it was read (optimistic
+    concurrency); False when another invocation won: the caller reads again and re-decides."""
+    item = {"pk": {"S": key}, "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
+            "version": {"N": str(expected_version + 1)}}
+    if expected_version == 0:
+        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+    else:
+        condition = {"ConditionExpression": "version = :v",
+                     "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
+    try:
+        client("dynamodb").put_item(TableName=table, Item=item, **condition)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def visitor_scan(table: str) -> list[tuple[str, dict[str, Any], int]]:
+    """Every registry item: (key, document, version). The registry is small (one item per
+    visitor and per visit), and the retention sweep and the admin commands read it whole."""
+    out: list[tuple[str, dict[str, Any], int]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        resp = client("dynamodb").scan(**kwargs)
+        out += [(i["pk"]["S"], json.loads(i["doc"]["S"]), int(i["version"]["N"])) for i in resp.get("Items", [])]
+        if not resp.get("LastEvaluatedKey"):
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+def visitor_delete(table: str, key: str) -> None:
+    client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": key}})
+
+
+def search_visitor_faces(collection: str, image: bytes, threshold: float, max_faces: int = 10) -> dict[str, Any]:
+    """The collection's faces most like the largest face in ``image`` (several: a replayed
+    visit must see its own face among them, vidsift.core.visitors.decide)."""
+    return client("rekognition").search_faces_by_image(
+        CollectionId=collection, Image={"Bytes": image}, FaceMatchThreshold=threshold, MaxFaces=max_faces,
+    )
+
+
+def delete_object(bucket: str, key: str) -> None:
+    client("s3").delete_object(Bucket=bucket, Key=key)

@@ -44,7 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     report = run_videos(paths, Path(args.out), fps=_positive(args.fps), keyframes=args.keyframes,
                         camera_id=args.camera_id, recorded_at=args.recorded_at, detector=args.detector,
-                        progress=_progress_view(args), dedup=args.dedup, layout=layout)
+                        progress=_progress_view(args), dedup=args.dedup, layout=layout,
+                        visitors=args.visitors)
     elapsed = time.monotonic() - started
     from vidsift.report import load_results, run_costs, write_report
 
@@ -213,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="the summary table and errors only: no progress, no logs")
     p.add_argument("--progress", choices=["auto", "bars", "lines"], default="auto",
                    help="bars on a terminal, else one line per finished video (auto, the default)")
+    p.add_argument("--visitors", action="store_true",
+                   help="opt-in: recognise returning visitors by their faces across runs (biometric data: "
+                        "see the README's Visitors section); kept in OUT/visitors/")
     _add_verbose(p)
     p.set_defaults(func=cmd_run)
 
@@ -258,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vidsift.cli.lines import add_parsers as add_lines_parsers
 
     add_lines_parsers(sub)
+    from vidsift.cli.visitors import add_parser as add_visitors_parser
+
+    add_visitors_parser(sub)
     return parser
 
 

@@ -44,7 +44,21 @@ def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
         else:
             cols = _columns_sql(table, with_partitions=True)
             con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in cols.items())})")
+    _visitor_tables(con, Path(out))
     return con
+
+
+def _visitor_tables(con: duckdb.DuckDBPyConnection, out: Path) -> None:
+    """``visitor_names`` (vidsift visitors name): one small JSON file, joined at query time."""
+    spec = contract.load()["visitor_tables"]["visitor_names"]
+    cols = {c["Name"]: _DUCK_TYPES[c["Type"]] for c in spec["columns"]}
+    path = out / "analytics" / contract.load()["visitors"]["names_key"]
+    if path.exists() and path.stat().st_size:
+        struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in cols.items()) + "}"
+        con.execute(f"CREATE VIEW visitor_names AS SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}',"
+                    f" format='newline_delimited', columns={struct})")
+    else:
+        con.execute(f"CREATE TABLE visitor_names ({', '.join(f'{n} {t}' for n, t in cols.items())})")
 
 
 def run(out: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -220,6 +220,7 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
         "eye_direction_yaw": _num(gaze.get("Yaw")),
         "eye_direction_pitch": _num(gaze.get("Pitch")),
         "track_id": track_id,
+        "visitor_id": None,  # set by vidsift.stages.visitors when visitors are on
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
     })
 
@@ -270,9 +271,12 @@ def _face_rank(face: dict[str, Any]) -> tuple[float, float, str]:
     return (area, face.get("confidence") or 0, face["record_id"])
 
 
-def build_track_record(draft: dict[str, Any], faces: list[dict[str, Any]], processed: datetime) -> dict[str, Any]:
+def build_track_record(draft: dict[str, Any], faces: list[dict[str, Any]], processed: datetime,
+                       visit: dict[str, Any] | None = None) -> dict[str, Any]:
     """The track's row: its draft, plus the best face's attributes (null without a face) and
-    the best match any of its faces made (a person is who they matched, at any frame)."""
+    the best match any of its faces made (a person is who they matched, at any frame).
+    ``visit``: the visitor columns (vidsift.stages.visitors), null when visitors are off or
+    the visit showed no usable face."""
     best = max(faces, key=_face_rank) if faces else None
     matches = [f for f in faces if f.get("matched_name")]
     match = max(matches, key=lambda f: (f.get("match_similarity") or 0, f["record_id"])) if matches else None
@@ -285,5 +289,7 @@ def build_track_record(draft: dict[str, Any], faces: list[dict[str, Any]], proce
         "gender": best["gender"] if best else None,
         "top_emotion": best["top_emotion"] if best else None,
         "processed_at": iso(processed),
+        "visitor_id": None, "visit_number": None, "visitor_first_seen": None,
+        **(visit or {}),
         "dt": processed.astimezone(UTC).strftime("%Y-%m-%d"),
     })

@@ -168,17 +168,28 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
                progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False,
-               concurrency: int = RUN_CONCURRENCY, layout: Layout | None = None) -> RunReport:
+               concurrency: int = RUN_CONCURRENCY, layout: Layout | None = None, visitors: bool = False,
+               visitor_retention_days: float | None = None) -> RunReport:
     """``progress``: "bars" (True) on a terminal, "lines" (one plain line per finished video,
     for a pipe or a file), or "none" (False). ``concurrency``: invocations at once (Dispatcher).
-    ``layout``: the cameras' lines and zones, stored where track_people reads them, as in the cloud."""
+    ``layout``: the cameras' lines and zones, stored where track_people reads them, as in the cloud.
+    ``visitors``: opt-in visitor ids, kept across runs in ``out/visitors/`` (vidsift.local.visitors);
+    visitors past their retention are deleted before the run starts."""
     from tqdm import tqdm
 
     view = ("bars" if progress else "none") if isinstance(progress, bool) else progress
     if view not in ("bars", "lines", "none"):
         raise ValueError(f"progress must be bars, lines or none, got {progress!r}")
     preload_handlers()
-    stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector)
+    if visitors:
+        from vidsift.local.visitors import LocalStore
+        from vidsift.stages import visitor_admin
+        from vidsift.stages.visitors import VisitorSettings
+
+        days = visitor_retention_days or VisitorSettings.from_env().retention_days
+        visitor_admin.expire(LocalStore(out), days)  # locally, retention runs at the next run
+    stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector,
+                       visitors_out=out if visitors else None)
     with stack:
         if layout is not None:
             counting.put_layout(stack.names.bucket("analytics"), layout)
@@ -223,6 +234,10 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
         export(stack, res, out, frames_done=frames_done)
         if layout is not None:  # what the report draws the lines and zones from
             (out / "cameras.json").write_text(layout.to_json())
+        if visitors:
+            from vidsift.local import visitors as local_visitors
+
+            local_visitors.save(stack.names, out)
         unowned: list[str] = []
         videos = outcomes(stack, uploads, res, unowned)
         write_run_record(out, videos, dispatcher.stats, unowned, fps=fps, keyframes=keyframes, dedup=dedup)

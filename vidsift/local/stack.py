@@ -17,6 +17,7 @@ import socket
 import threading
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from vidsift import aws, contract
@@ -51,6 +52,9 @@ class LocalStack:
     with_models: bool = True
     #: moto's server in this process instead of its own, for a test that changes moto itself.
     moto_in_process: bool = False
+    #: Visitors on (opt-in): their state is loaded from and kept in this folder (a run's --out),
+    #: so that a visitor is recognised across runs (vidsift.local.visitors).
+    visitors_out: Path | None = None
     _moto: Any = None
     _services: list[Any] = field(default_factory=list)
     _saved_env: dict[str, str | None] = field(default_factory=dict)
@@ -188,7 +192,12 @@ class LocalStack:
                                      backend=self.detector)
         self._services.append(sm)
         # The face models load while the stack creates its resources and the first stages run.
-        rk = rekognition.serve(s3_endpoint_url=self.endpoint_url, background=True)
+        state = None
+        if self.visitors_out is not None:
+            from vidsift.local import visitors
+
+            state = visitors.collection_file(self.visitors_out)
+        rk = rekognition.serve(s3_endpoint_url=self.endpoint_url, background=True, state_file=state)
         self._services.append(rk)
         self.sagemaker, self.rekognition = sm, rk
         self.sagemaker_url, self.rekognition_url = sm.url, rk.url
@@ -204,6 +213,10 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "vidsift", "POWERTOOLS_IDEMPOTENCY_DISABLED": None,
         })
         env.update(self.alert_env())
+        if self.visitors_out is not None:
+            from vidsift.local import visitors
+
+            env.update(visitors.stack_env(self.names))
         return env
 
     def alert_env(self) -> dict[str, str | None]:
@@ -333,3 +346,7 @@ class LocalStack:
                                                                           "AttributeName": "expires_at"})
         if self.with_models:
             aws.create_collection(matching.collection_name(self.names))
+        if self.visitors_out is not None:
+            from vidsift.local import visitors
+
+            visitors.create(self.names, self.visitors_out)

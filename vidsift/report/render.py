@@ -732,6 +732,9 @@ def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int
 
     body.append(lines.cameras_section(data.layout, [t for v in data.videos for t in v.tracks], data.crossings,
                                       data.zone_visits, data.out / "frames"))
+    from vidsift.report.visitors import section as visitors_section
+
+    body.append(visitors_section(data.out))  # "" unless the run recognised visitors (opt-in)
     body += [video_section(i, v, data, est, max_thumbs, max_track_thumbs)
              for i, (v, est) in enumerate(zip(data.videos, per_video, strict=True))]
     return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -269,6 +269,8 @@ def requests(call: Call, names: Names, keys: Keys) -> list[Request]:
                 src_bucket, src_key = src["Bucket"], src["Key"]
             return (_object_read(names, keys, src_bucket, src_key, "CopyObject source")
                     + _object_write(names, keys, p["Bucket"], p["Key"], "CopyObject destination", p))
+        if op == "DeleteObject":  # no KMS: deleting needs no key
+            return [Request("s3:DeleteObject", _s3_object(names, p["Bucket"], p["Key"]), why=what)]
         if op in ("ListObjectsV2", "ListObjects"):
             ctx = (("s3:prefix", p["Prefix"]),) if "Prefix" in p else ()
             return [Request("s3:ListBucket", f"arn:aws:s3:::{names.name(p['Bucket'])}", ctx, why=what)]
