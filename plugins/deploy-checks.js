@@ -1,7 +1,8 @@
 'use strict';
 
 // Refuses a package (and so a deploy) that would fail half-way or break at run time: a stage
-// name S3 or SageMaker cannot take, alertRules that is not valid JSON rules, or a function
+// name S3 or SageMaker cannot take, a region without Rekognition or serverless SageMaker, any
+// deploy parameter out of its range, alertRules that is not valid JSON rules, or a function
 // environment over Lambda's 4 KB. The checks are vidsift/deploy_checks.py's (standard library
 // only, the deploy machine's python3, or $PYTHON); this plugin hands it what the framework
 // resolved: the stage, and each function's environment (provider's plus its own).
@@ -24,9 +25,16 @@ class DeployChecks {
     for (const name of service.getAllFunctions()) {
       environments[name] = { ...shared, ...(service.getFunction(name).environment || {}) };
     }
+    // Every deploy parameter (serverless.yml custom.deployChecks: ${param:...} of each), and
+    // the region, which must have Rekognition and SageMaker serverless endpoints.
+    const params = {};
+    for (const [name, value] of Object.entries((service.custom || {}).deployChecks || {})) {
+      params[name] = value === undefined || value === null ? '' : String(value);
+    }
     const doc = {
       stage: service.provider.stage,
-      params: { alertRules: shared.ALERT_RULES === undefined ? '' : String(shared.ALERT_RULES) },
+      region: service.provider.region,
+      params,
       environments,
     };
     const result = spawnSync(process.env.PYTHON || 'python3', ['-m', 'vidsift.deploy_checks'], {
