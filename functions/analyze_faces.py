@@ -33,7 +33,7 @@ from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, known_faces, startup
+from vidsift.stages import alerting, known_faces, rate, startup
 from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
@@ -63,6 +63,7 @@ def _metadata(ref: ObjectRef) -> dict[str, str]:
 
 
 def _detect(ref: ObjectRef) -> dict[str, Any]:
+    rate.rekognition_limiter().acquire()  # this instance's share of rekognitionTps
     try:
         return aws.detect_faces(ref.bucket, ref.key)
     except Exception as exc:
@@ -190,6 +191,13 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    left = rate.time_left_s(lambda_context)
+    if left is not None and left < rate.RESERVE_S:
+        # Not a failure of this message: reported failed so SQS hands it out again, with no
+        # error record, rather than started and cut off by the timeout with the whole batch.
+        logger.info("little invocation time left: message left for redelivery",
+                    extra={"message_id": record.message_id, "seconds_left": round(left, 1)})
+        raise rate.NoTimeLeft(f"{left:.1f} s left, under the {rate.RESERVE_S:g} s reserve")
     try:
         doc = json.loads(record.body)
     except (TypeError, json.JSONDecodeError):

@@ -111,6 +111,10 @@ def limited(call: Callable[..., Any]) -> Callable[..., Any]:
 RESERVE_S = 30.0
 
 
+class NoTimeLeft(RuntimeError):
+    """Too little of the invocation left to start a message: it is redelivered, not failed."""
+
+
 def time_left_s(context: Any) -> float | None:
     """Seconds before the invocation's deadline; None without a Lambda context."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
