@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     from vidsift.cli.faces import add_parser as add_faces_parser
 
     add_faces_parser(sub)
+
+    from vidsift.report.plan import add_parser as add_plan_parser
+
+    add_plan_parser(sub)
     return parser
 
 
