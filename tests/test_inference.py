@@ -678,7 +678,7 @@ def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypat
 def test_deploy_argument_checks(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     deploy = load_deploy()
     with pytest.raises(SystemExit):
-        deploy.main(argv)
+        deploy.main([*argv, "--region", "us-east-1"])  # --region is required (tests/test_endpoint_region.py)
     assert message in capsys.readouterr().err
 
 
