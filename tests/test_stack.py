@@ -159,6 +159,12 @@ def parquet_on(tpl: Template) -> bool:
     return tpl.condition("UseParquet")
 
 
+def table_prefix(tpl: Template, table: str) -> str:
+    """A table's Firehose prefix: under the contract's parquet_prefix with parquet=true, so
+    Parquet never shares a location with JSON rows written before the switch."""
+    return (C["parquet_prefix"] if parquet_on(tpl) else "") + C["analytics_prefixes"][table]
+
+
 def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     log_group = arn("logs", f"log-group:/aws/lambda/{function_name(stage)}:*")
     queue = queue_arn(NAMES.queue(stage))
@@ -236,7 +242,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
 
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
     analytics = bucket_arn("analytics")
-    prefixes = [C["analytics_prefixes"][k] for k in (*contract.TABLES, "firehose_errors")]
+    prefixes = [table_prefix(tpl, k) for k in contract.TABLES] + [C["analytics_prefixes"]["firehose_errors"]]
     pairs = {(a, analytics) for a in ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")}
     pairs |= {(a, f"{analytics}/{static_prefix(p)}*") for a in ("s3:AbortMultipartUpload", "s3:GetObject",
                                                                 "s3:PutObject") for p in prefixes}
@@ -552,7 +558,7 @@ def firehose_problems(tpl: Template) -> list[str]:
             problems.append(f"{sid}: stream not encrypted")
         got = {"bucket": d["BucketARN"], "prefix": d["Prefix"], "errors": d["ErrorOutputPrefix"],
                "logging": d.get("CloudWatchLoggingOptions", {}).get("Enabled")}
-        want = {"bucket": bucket_arn("analytics"), "prefix": C["analytics_prefixes"][table],
+        want = {"bucket": bucket_arn("analytics"), "prefix": table_prefix(tpl, table),
                 "errors": C["analytics_prefixes"]["firehose_errors"], "logging": True}
         if got != want:
             problems.append(f"{sid}: {got} != {want}")
@@ -590,7 +596,7 @@ def glue_problems(tpl: Template) -> list[str]:
             problems.append(f"{name}: columns differ from the contract (names, order or types)")
         if ti.get("PartitionKeys") != spec.get("partition_keys"):
             problems.append(f"{name}: partition keys {ti.get('PartitionKeys')} != {spec.get('partition_keys')}")
-        prefix = C["analytics_prefixes"].get(name, "")
+        prefix = table_prefix(tpl, name)
         location = f"s3://{NAMES.bucket('analytics')}/{prefix.split('dt=', 1)[0]}"
         if sd["Location"] != location:
             problems.append(f"{name}: location {sd['Location']} != {location}")
@@ -1173,3 +1179,24 @@ def test_tracking_layer_tracks_on_cpython_312(packaged: Packaged, tmp_path: Path
         "print('ok')\n"
     )
     _run_py312(py312, code, paths, tmp_path)
+
+
+def test_switching_parquet_on_never_mixes_formats_under_one_location(packaged: Packaged) -> None:
+    """Switching parquet on an existing stack (issue 26, item 10): the Parquet tables read, and
+    Firehose writes, under the contract's parquet_prefix, a location the JSON rows written
+    before the switch are never under (and the other way round), so Athena never meets a JSON
+    object in a Parquet table's location."""
+    where: dict[str, dict[str, tuple[str, str]]] = {}
+    for parquet in ("false", "true"):
+        tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput=parquet)
+        tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
+        where[parquet] = {}
+        for table in contract.TABLES:
+            sid = find_by(tpl, "AWS::KinesisFirehose::DeliveryStream", "DeliveryStreamName", NAMES.stream(table))
+            prefix = tpl.props(sid)["ExtendedS3DestinationConfiguration"]["Prefix"]
+            location = tables[table]["TableInput"]["StorageDescriptor"]["Location"]
+            assert f"s3://{NAMES.bucket('analytics')}/{static_prefix(prefix)}".startswith(location)
+            where[parquet][table] = (prefix, location)
+    for table in contract.TABLES:
+        json_location, parquet_location = where["false"][table][1], where["true"][table][1]
+        assert not json_location.startswith(parquet_location) and not parquet_location.startswith(json_location)
