@@ -77,3 +77,36 @@ def test_vermin_finds_a_3_11_only_name() -> None:
     proc = subprocess.run([vermin(), f"-t={OLDEST}-", "--violations", "--no-tips", str(probe)],
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode != 0 and "datetime.UTC" in proc.stdout
+
+
+def older_pythons() -> list[str]:
+    """Interpreters older than 3.11 on this machine (pyenv's, or on PATH), if any."""
+    import glob
+    import os
+    import pwd
+
+    # The tests point HOME elsewhere: pyenv lives under the user's real home (or PYENV_ROOT).
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".pyenv")
+    found = [*sorted(glob.glob(str(pyenv / "versions" / "3.9*" / "bin" / "python3.9"))),
+             *sorted(glob.glob(str(pyenv / "versions" / "3.10*" / "bin" / "python3.10")))]
+    found += [p for p in (shutil.which("python3.9"), shutil.which("python3.10")) if p and "shims" not in p]
+    return list(dict.fromkeys(found))
+
+
+@pytest.mark.parametrize("python", older_pythons() or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no Python 3.9/3.10 on this machine: the vermin check above still covers it"))])
+def test_deploy_checks_run_under_an_older_python(python: str, tmp_path: Path) -> None:
+    """Where an older interpreter exists, run the checks with it for real, as the plugin does:
+    every default parameter, valid alert rules (the import main failed on), a bad time zone."""
+    import json
+
+    doc = {"stage": "dev", "region": "eu-west-1", "environments": {"f": {"SAMPLE_FPS": "1"}},
+           "params": {"alertRules": '[{"name": "door", "when": "person", "camera": "door"}]',
+                      "alertTimezone": "Europe/Paris", "sampleFps": "0.5", "opsEmail": "", "kms": "true"}}
+    ok = subprocess.run([python, "-m", "vidsift.deploy_checks"], input=json.dumps(doc), cwd=ROOT, text=True,
+                        capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    doc["params"]["alertTimezone"] = "Europe/Pariss"
+    bad = subprocess.run([python, "-m", "vidsift.deploy_checks"], input=json.dumps(doc), cwd=ROOT, text=True,
+                         capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert bad.returncode == 1 and "alertTimezone='Europe/Pariss'" in bad.stderr and "Traceback" not in bad.stderr
