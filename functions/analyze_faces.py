@@ -5,10 +5,11 @@ that belongs to one of the group's people (its centre in their box), searches it
 collection of known faces (if configured), alerts on what the rules watch for, and writes
 one ``faces`` row per face and one ``tracks`` row per track through Firehose.
 
-The edge's alert snapshots still arrive frame by frame, from the people bucket's
-notification (the alert fast lane). An alert-only frame (an edge snapshot that
-detect_people copied here, vidsift.core.snapshots) gets the same analysis and face
-alerts but writes no row: its clip is processed in full later and is the record. With no
+The edge's alert snapshots arrive frame by frame on a queue of their own, from the people
+bucket's notification (the alert fast lane): functions/alert_faces.py, which runs
+:func:`analyze_frame` here, so a snapshot's face alert never waits behind groups. An
+alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots) gets
+the same analysis and face alerts but writes no row: its clip is processed in full later and is the record. With no
 face rule configured it is acknowledged untouched.
 
 A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY,
@@ -214,13 +215,21 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
             once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
                  key=TRACKS_KEY)
         return
+    # A snapshot's event still queued here from before alert_faces had its own queue.
+    snapshot_records(record, lambda_context, STAGE, logger)
+
+
+def snapshot_records(record: SQSRecord, lambda_context: Any, stage: str, log: Any) -> None:
+    """The people bucket's notification of an edge snapshot's alert-only copy: its face
+    alerts (analyze_frame), once per copy. alert_faces' handler; failures are said under
+    ``stage``'s errors."""
     try:
         refs = parse_s3_message(record.body)
     except BadInputError as exc:
-        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
+        record_bad_input(log, stage, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
     for ref in refs:
-        with failures_recorded(logger, STAGE, record, ref.uri):
+        with failures_recorded(log, stage, record, ref.uri):
             metadata = _metadata(ref)  # its content hash identifies the work
             obj, key = frame_work({"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
                                    "metadata": metadata}, metadata)

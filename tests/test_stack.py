@@ -56,7 +56,8 @@ POWERTOOLS_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
 FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
                    "detect_people": {"PowertoolsLambdaLayer"},
                    "track_people": {"TrackingLambdaLayer", "PowertoolsLambdaLayer"},
-                   "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}}
+                   "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
+                   "alert_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}}
 LAYER_NAMES = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools", "TrackingLambdaLayer": "tracking"}
 
 
@@ -234,10 +235,19 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
             ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
         },
+        "alert_faces": {
+            # the snapshots' copies only: HeadObject, Rekognition's read, the crop, the alert link
+            ("s3:GetObject", f"{bucket_arn('people')}/{contract.stage('alert_faces')['source_prefix']}*"),
+            ("s3:ListBucket", bucket_arn("people")),
+            ("rekognition:DetectFaces", "*"),
+            ("firehose:PutRecordBatch", stream_arn("faces")),
+            ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
+            ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
+        },
     }
     alerting = {("sns:Publish", alert_topic_arn())}
     alerting |= {(f"dynamodb:{a}", arn("dynamodb", f"table/{alert_table_name()}")) for a in ("GetItem", "PutItem")}
-    return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces") else set())
+    return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces", "alert_faces") else set())
 
 
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
@@ -520,7 +530,7 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     from vidsift.core.matching import MatchSettings
 
     parsers: list[Callable[[], Any]] = [Settings.from_env]
-    if stage in ("detect_people", "analyze_faces"):
+    if stage in ("detect_people", "analyze_faces", "alert_faces"):
         parsers += [MatchSettings.from_env, AlertSettings.from_env]
     if stage == "split_frames" and importlib.util.find_spec("vidsift.stages.splitting"):
         from vidsift.stages import splitting

@@ -15,7 +15,7 @@ from typing import Any
 
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
-STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces")
+STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces", "alert_faces")
 TABLES = ("people", "faces", "tracks")
 
 #: moto's default account id; the local stack's names use it as AWS would use yours.

@@ -109,6 +109,8 @@ def limited(call: Callable[..., Any]) -> Callable[..., Any]:
 #: DetectFaces, searches and Firehose writes, each possibly retried), and an invocation that
 #: times out fails its whole batch. 30 s of analyze_faces' 120.
 RESERVE_S = 30.0
+#: The same for one snapshot (one DetectFaces, a search per face, an alert): 10 s of alert_faces' 60.
+SNAPSHOT_RESERVE_S = 10.0
 
 
 class NoTimeLeft(RuntimeError):

@@ -47,6 +47,7 @@ PARSERS: dict[str, tuple[Callable[[], Any], ...]] = {
     "detect_people": (alerting.alert_settings,),
     "track_people": (_tracking,),
     "analyze_faces": (alerting.alert_settings, _faces),
+    "alert_faces": (alerting.alert_settings, _faces),
 }
 
 
