@@ -68,8 +68,11 @@ class EdgeConfig:
     read_timeout_s: float = 60.0
     s3_max_attempts: int = 2  # botocore's own retries per request; the queue retries beyond that
     # --- upload ---------------------------------------------------------------------
-    sse: str = "AES256"  # "AES256" or "aws:kms"
-    kms_key_id: str | None = None  # with sse = "aws:kms"; None = the bucket's AWS-managed key
+    # "bucket" (default): no encryption header, so S3 applies the bucket's default encryption
+    # (the stack's KMS key with kms=true, else SSE-S3); "AES256" or "aws:kms" insist on one.
+    # Asking for AES256 on a kms=true stack would store clips outside the stack's key.
+    sse: str = "bucket"
+    kms_key_id: str | None = None  # with sse = "aws:kms"; None = the account's AWS-managed key
     multipart_threshold_bytes: int = 16 * MiB
     part_size_bytes: int = 8 * MiB
     # --- watch ----------------------------------------------------------------------
@@ -108,8 +111,9 @@ class EdgeConfig:
         raise ConfigError("no bucket: set bucket (or stage and account) in the config, env or flags")
 
     def validate(self) -> EdgeConfig:
-        if self.sse not in ("AES256", "aws:kms"):
-            raise ConfigError(f"sse must be AES256 or aws:kms, not {self.sse!r}")
+        if self.sse not in ("bucket", "AES256", "aws:kms"):
+            raise ConfigError(f"sse must be bucket (the bucket's default encryption), AES256 or aws:kms, "
+                              f"not {self.sse!r}")
         if self.kms_key_id and self.sse != "aws:kms":
             raise ConfigError("kms_key_id is only used with sse = 'aws:kms'")
         if self.part_size_bytes < 5 * MiB:

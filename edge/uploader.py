@@ -52,13 +52,19 @@ def b64_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def _etag_is_md5(sse: str) -> bool:
+def _etag_is_md5(sse: str | None) -> bool:
     """S3 documents that the ETag of an object (or part) stored unencrypted or with SSE-S3 is the
-    MD5 of its bytes; with SSE-KMS it is not, and then only the SHA-256 checksum can tell."""
+    MD5 of its bytes; with SSE-KMS it is not, and then only the SHA-256 checksum can tell.
+    ``sse``: what S3 answered it stored (its ServerSideEncryption header)."""
     return sse == "AES256"
 
 
-def check_etag(etag: str | None, md5_hex: str, sse: str, what: str) -> None:
+def stored_sse(resp: dict[str, Any], requested: str) -> str | None:
+    """The encryption S3 applied: its answer's header; what was asked for if it sent none."""
+    return resp.get("ServerSideEncryption") or (None if requested == "bucket" else requested)
+
+
+def check_etag(etag: str | None, md5_hex: str, sse: str | None, what: str) -> None:
     if etag is not None and _etag_is_md5(sse) and etag.strip('"') != md5_hex:
         raise ChecksumMismatch(f"{what}: S3 stored MD5 {etag.strip(chr(34))}, sent {md5_hex}")
 
@@ -134,6 +140,9 @@ class Uploader:
         self.s3 = client or make_client(cfg)
         self.stop = stop or threading.Event()
         self.consecutive_failures = 0
+        #: The encryption S3 last said it applied (sse = "bucket": the bucket's default, one
+        #: setting per bucket), for an answer without the header (some S3 stand-ins omit it on parts).
+        self._seen_sse: str | None = None
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, until_empty: bool = False, deadline: float | None = None) -> bool:
@@ -197,7 +206,14 @@ class Uploader:
         return True
 
     # -- single PUT --------------------------------------------------------------------------
+    def _sse_of(self, resp: dict[str, Any]) -> str | None:
+        sse = stored_sse(resp, self.cfg.sse) or self._seen_sse
+        self._seen_sse = sse
+        return sse
+
     def _sse(self) -> dict[str, str]:
+        if self.cfg.sse == "bucket":  # the bucket's default encryption applies (kms=true: the stack's key)
+            return {}
         args = {"ServerSideEncryption": self.cfg.sse}
         if self.cfg.sse == "aws:kms" and self.cfg.kms_key_id:
             args["SSEKMSKeyId"] = self.cfg.kms_key_id
@@ -219,7 +235,7 @@ class Uploader:
         returned = resp.get("ChecksumSHA256")
         if returned is not None and returned != checksum:
             raise ChecksumMismatch(f"S3 stored sha256 {returned}, sent {checksum}")
-        check_etag(resp.get("ETag"), md5.hexdigest(), self.cfg.sse, clip.key)
+        check_etag(resp.get("ETag"), md5.hexdigest(), self._sse_of(resp), clip.key)
         return resp.get("ETag"), returned or checksum
 
     # -- multipart ---------------------------------------------------------------------------
@@ -268,7 +284,7 @@ class Uploader:
                 returned = resp.get("ChecksumSHA256")
                 if returned is not None and returned != checksum:
                     raise ChecksumMismatch(f"part {number}: S3 stored sha256 {returned}, sent {checksum}")
-                check_etag(resp.get("ETag"), md5.hexdigest(), self.cfg.sse, f"{clip.key} part {number}")
+                check_etag(resp.get("ETag"), md5.hexdigest(), self._sse_of(resp), f"{clip.key} part {number}")
                 part = Part(number, resp["ETag"], checksum, len(data))
                 self.queue.add_part(clip, part)
                 parts.append(part)
@@ -291,7 +307,7 @@ class Uploader:
             self.queue.set_upload(clip, None, None)
             raise ChecksumMismatch(f"S3 stored composite sha256 {returned}, expected {expected}")
         etag, want = resp.get("ETag"), composite_md5([p.etag for p in parts])
-        if etag is not None and _etag_is_md5(self.cfg.sse) and etag.strip('"') != want:
+        if etag is not None and _etag_is_md5(self._sse_of(resp)) and etag.strip('"') != want:
             self.queue.set_upload(clip, None, None)
             raise ChecksumMismatch(f"S3 stored multipart ETag {etag}, expected {want}")
         return resp.get("ETag"), returned or expected

@@ -5,10 +5,11 @@ that belongs to one of the group's people (its centre in their box), searches it
 collection of known faces (if configured), alerts on what the rules watch for, and writes
 one ``faces`` row per face and one ``tracks`` row per track through Firehose.
 
-The edge's alert snapshots still arrive frame by frame, from the people bucket's
-notification (the alert fast lane). An alert-only frame (an edge snapshot that
-detect_people copied here, vidsift.core.snapshots) gets the same analysis and face
-alerts but writes no row: its clip is processed in full later and is the record. With no
+The edge's alert snapshots arrive frame by frame on a queue of their own, from the people
+bucket's notification (the alert fast lane): functions/alert_faces.py, which runs
+:func:`analyze_frame` here, so a snapshot's face alert never waits behind groups. An
+alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots) gets
+the same analysis and face alerts but writes no row: its clip is processed in full later and is the record. With no
 face rule configured it is acknowledged untouched.
 
 A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY,
@@ -33,7 +34,7 @@ from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, known_faces, visitors
+from vidsift.stages import alerting, known_faces, rate, startup, visitors
 from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
 
 STAGE = "analyze_faces"
@@ -63,6 +64,7 @@ def _metadata(ref: ObjectRef) -> dict[str, str]:
 
 
 def _detect(ref: ObjectRef) -> dict[str, Any]:
+    rate.rekognition_limiter().acquire()  # this instance's share of rekognitionTps
     try:
         return aws.detect_faces(ref.bucket, ref.key)
     except Exception as exc:
@@ -193,6 +195,13 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    left = rate.time_left_s(lambda_context)
+    if left is not None and left < rate.RESERVE_S:
+        # Not a failure of this message: reported failed so SQS hands it out again, with no
+        # error record, rather than started and cut off by the timeout with the whole batch.
+        logger.info("little invocation time left: message left for redelivery",
+                    extra={"message_id": record.message_id, "seconds_left": round(left, 1)})
+        raise rate.NoTimeLeft(f"{left:.1f} s left, under the {rate.RESERVE_S:g} s reserve")
     try:
         doc = json.loads(record.body)
     except (TypeError, json.JSONDecodeError):
@@ -209,13 +218,21 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
             once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
                  key=TRACKS_KEY)
         return
+    # A snapshot's event still queued here from before alert_faces had its own queue.
+    snapshot_records(record, lambda_context, STAGE, logger)
+
+
+def snapshot_records(record: SQSRecord, lambda_context: Any, stage: str, log: Any) -> None:
+    """The people bucket's notification of an edge snapshot's alert-only copy: its face
+    alerts (analyze_frame), once per copy. alert_faces' handler; failures are said under
+    ``stage``'s errors."""
     try:
         refs = parse_s3_message(record.body)
     except BadInputError as exc:
-        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
+        record_bad_input(log, stage, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
     for ref in refs:
-        with failures_recorded(logger, STAGE, record, ref.uri):
+        with failures_recorded(log, stage, record, ref.uri):
             metadata = _metadata(ref)  # its content hash identifies the work
             obj, key = frame_work({"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
                                    "metadata": metadata}, metadata)
@@ -224,6 +241,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     # A processor per invocation: it holds the batch's state, and invocations may run side by side.
     return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)

@@ -37,7 +37,7 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, tracking
+from vidsift.stages import alerting, startup, tracking
 from vidsift.stages.runtime import (
     OBJECT_KEY,
     done,
@@ -430,6 +430,7 @@ def make_record_handler(batch: Batch, context: Any, settings: Settings):
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     settings = Settings.from_env()
     batch = prepare(event, settings)
     finish(settings, batch)

@@ -17,7 +17,7 @@ from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
-from vidsift.stages import splitting
+from vidsift.stages import splitting, startup
 from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
@@ -77,6 +77,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     # A processor per invocation: it holds the batch's state, and invocations may run side by side.
     return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)

@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift.core import progress
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
-from vidsift.stages import tracking
+from vidsift.stages import startup, tracking
 from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
 
 STAGE = "track_people"
@@ -60,6 +60,7 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     # A processor per invocation: it holds the batch's state, and invocations may run side by side.
     return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)

@@ -99,6 +99,9 @@ for name in $LAYERS; do
   # Console scripts carry this machine's interpreter path and are useless in Lambda.
   rm -rf "$site/bin"
   "$PYTHON" layers/layertool.py check-pins "$pins" "$site"
+  # Packages' own test suites (numpy, SciPy: about 41 MiB of the tracking layer) are never
+  # imported in Lambda: headroom under the 250 MB limit instead.
+  "$PYTHON" layers/layertool.py prune-tests "$site"
   if [[ -n "$PY312" ]]; then
     # Lambda mounts layers read-only under /opt: without shipped .pyc every cold start
     # recompiles. -s/-p record /opt/python paths in tracebacks instead of this checkout's.

@@ -1,11 +1,13 @@
 'use strict';
 
 // Refuses a package (and so a deploy) that would fail half-way or break at run time: a stage
-// name S3 or SageMaker cannot take, alertRules that is not valid JSON rules, or a function
-// environment over Lambda's 4 KB, a camerasFile layout with a mistake. The checks are
+// name S3 or SageMaker cannot take, a region without Rekognition or serverless SageMaker, any
+// deploy parameter out of its range, alertRules that is not valid JSON rules, a function
+// environment over Lambda's 4 KB, or a camerasFile layout with a mistake. The checks are
 // vidsift/deploy_checks.py's (standard library only, the deploy machine's python3, or $PYTHON;
 // PyYAML for a YAML layout); this plugin hands it what the framework resolved: the stage, the
-// params, and each function's environment (provider's plus its own).
+// region, every parameter (serverless.yml custom.deployChecks) and each function's environment
+// (provider's plus its own).
 //
 // After a deploy, the checked layout (deploy_checks prints it as JSON) is stored where
 // track_people reads it: the stage's analytics bucket, contract cameras_key, with the deploy's
@@ -37,12 +39,16 @@ class DeployChecks {
     for (const name of service.getAllFunctions()) {
       environments[name] = { ...shared, ...(service.getFunction(name).environment || {}) };
     }
+    // Every deploy parameter (serverless.yml custom.deployChecks: ${param:...} of each), and
+    // the region, which must have Rekognition and SageMaker serverless endpoints.
+    const params = {};
+    for (const [name, value] of Object.entries((service.custom || {}).deployChecks || {})) {
+      params[name] = value === undefined || value === null ? '' : String(value);
+    }
     const doc = {
       stage: service.provider.stage,
-      params: {
-        alertRules: shared.ALERT_RULES === undefined ? '' : String(shared.ALERT_RULES),
-        camerasFile: String((service.custom || {}).camerasFile || ''),
-      },
+      region: service.provider.region,
+      params,
       serviceDir,
       environments,
     };

@@ -334,9 +334,12 @@ def delete_endpoint(sm_client: Any, name: str) -> list[str]:
 
 def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
     sagemaker = _sdk()
+    import boto3
     from sagemaker.pytorch import PyTorchModel
 
-    session = sagemaker.Session()
+    # The stack's region, never the profile's default: detect_people calls the endpoint in
+    # its own region, and an endpoint anywhere else fails every frame (issue 26).
+    session = sagemaker.Session(boto_session=boto3.Session(region_name=args.region))
     sm_client = session.sagemaker_client
     if endpoint_exists(sm_client, plan.endpoint_name):
         if not args.replace:
@@ -391,6 +394,8 @@ def parser() -> argparse.ArgumentParser:
         description="Package the person detector and deploy it as a SageMaker endpoint (serverless by default).",
     )
     p.add_argument("--stage", default="dev", help="deployment stage; names the endpoint (default: dev)")
+    p.add_argument("--region", help="required: the region of the stack (`sls deploy --region`); detect_people calls "
+                                    "the endpoint there, so an endpoint in any other region fails every frame")
     p.add_argument("--account", help="AWS account id (only used in resource names; default: from STS)")
     p.add_argument("--endpoint-name", help="default: vidsift-<stage>-person-detector (vidsift/contract.json)")
     p.add_argument("--backend", choices=("yolo", "ssdlite"), default="yolo", help="model family (default: yolo)")
@@ -425,7 +430,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def region_problem(region: str | None, serverless: bool) -> str | None:
+    """Why the endpoint cannot go to ``region`` (vidsift/regions.json), or None."""
+    if not region:
+        return ("--region is required: the region of the stack (`npx sls deploy --region R`), where detect_people "
+                "calls the endpoint; the profile's default region is not used")
+    if serverless:
+        spec = json.loads((ROOT / "vidsift" / "regions.json").read_text())["services"]["sagemaker_serverless"]
+        if region not in spec["regions"]:
+            return (f"--region {region}: SageMaker serverless endpoints are not offered there ({spec['_source']}); "
+                    "deploy the stack and endpoint to another region, or use --instance-type")
+    return None
+
+
 def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    problem = region_problem(args.region, serverless=not args.instance_type)
+    if problem:
+        p.error(problem)
     if args.async_ and not args.instance_type:
         p.error("--async needs --instance-type (asynchronous endpoints run on instances)")
     if not args.instance_type:
@@ -455,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(f"would delete endpoint {name}, its endpoint config and model")
             return 0
-        done = delete_endpoint(boto3.client("sagemaker"), name)
+        done = delete_endpoint(boto3.client("sagemaker", region_name=args.region), name)
         print("deleted " + ", ".join(done) if done else f"no endpoint {name}")
         return 0
 

@@ -76,9 +76,10 @@ def test_overlap_check_catches_what_s3_refuses() -> None:
 
 
 def test_batching_windows_leave_room_for_a_five_second_alert() -> None:
-    """An alert crosses detect_people's and analyze_faces' batching windows: 1 s each at most."""
+    """An alert crosses detect_people's and alert_faces' batching windows: 1 s each at most
+    (alert_faces has none: a snapshot's face alert waits for nobody)."""
     assert contract.stage("detect_people")["batching_window_s"] == 1
-    assert contract.stage("analyze_faces")["batching_window_s"] == 1
+    assert contract.stage("alert_faces")["batching_window_s"] == 0
 
 
 def test_detect_people_outlives_an_endpoint_cold_start() -> None:

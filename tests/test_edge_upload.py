@@ -53,6 +53,10 @@ def s3(moto_port, monkeypatch, tmp_path):
     use_local_s3(monkeypatch, tmp_path, proxy.url)
     admin = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{moto_port}")
     admin.create_bucket(Bucket=BUCKET)
+    # As the stack's buckets (and every S3 bucket since 2023): SSE-S3 by default, which the
+    # edge's default (sse = "bucket") relies on; moto applies no encryption without it.
+    admin.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
     yield admin, proxy
     proxy.stop()
 
@@ -312,3 +316,24 @@ def test_a_snapshot_queued_during_a_long_clip_goes_between_its_parts(s3, tmp_pat
     assert order == ["UploadPart", "PutObject", "UploadPart", "UploadPart", "CompleteMultipartUpload"]
     assert set(objects(admin)) == {clip.key, "uploads/snapshots/s.jpg"}
     assert queue.get(clip.id).state == DONE and queue.get(snapshot["clip"].id).state == DONE
+
+
+def test_default_uploads_take_the_stacks_kms_key(s3, tmp_path):
+    """A kms=true stack's raw bucket encrypts with its key by default; the edge, by default,
+    asks for no encryption of its own (an AES256 header would override the key), and the
+    single PUT and the multipart upload both end under that key (issue 26, item 10)."""
+    admin, _ = s3
+    key_id = boto3.client("kms", endpoint_url=admin.meta.endpoint_url, region_name="us-east-1").create_key(
+        Description="stack data key")["KeyMetadata"]["Arn"]
+    admin.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id},
+         "BucketKeyEnabled": True}]})
+    cfg = edge_config(tmp_path)
+    assert cfg.sse == "bucket"
+    queue = UploadQueue(cfg.state_dir)
+    keys = [queue.enqueue(make_clip(tmp_path / "in", n, size), metadata(0), owned=True).key
+            for n, size in (("s.mp4", 1000), ("m.mp4", 6 * MiB))]
+    assert drain(Uploader(queue, cfg))
+    for key in keys:
+        head = admin.head_object(Bucket=BUCKET, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key_id

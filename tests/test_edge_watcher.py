@@ -47,6 +47,9 @@ def s3(moto_port, monkeypatch, tmp_path):
     use_local_s3(monkeypatch, tmp_path, url)
     admin = boto3.client("s3", endpoint_url=url)
     admin.create_bucket(Bucket=BUCKET)
+    # SSE-S3 by default, as every S3 bucket (the edge's default sse = "bucket" asks for none).
+    admin.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
     return admin
 
 

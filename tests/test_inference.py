@@ -565,7 +565,8 @@ def test_deploy_help_and_dry_run_need_no_sdk(tmp_path: Path) -> None:
     weights.write_bytes(b"not really weights")
     out = tmp_path / "model.tar.gz"
     run = subprocess.run(
-        [sys.executable, script, "--dry-run", "--no-vendor", "--stage", "prod", "--weights", str(weights),
+        [sys.executable, script, "--dry-run", "--no-vendor", "--stage", "prod", "--region", "eu-west-1", "--weights",
+         str(weights),
          "--out", str(out)],
         capture_output=True,
         text=True,
@@ -678,7 +679,7 @@ def test_ssdlite_tarball_serves_as_the_container_would(tmp_path: Path, monkeypat
 def test_deploy_argument_checks(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     deploy = load_deploy()
     with pytest.raises(SystemExit):
-        deploy.main(argv)
+        deploy.main([*argv, "--region", "us-east-1"])  # --region is required (tests/test_endpoint_region.py)
     assert message in capsys.readouterr().err
 
 
@@ -733,7 +734,7 @@ def test_deploy_against_moto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     weights.write_bytes(b"weights")
     # --no-vendor: this is the SDK's path; the vendored artefact has its own test above.
     common = ["--role", "arn:aws:iam::123456789012:role/sm", "--out", str(tmp_path / "m.tar.gz"), "--stage", "t",
-              "--no-vendor"]
+              "--no-vendor", "--region", "us-east-1"]
     with mock_aws():
         sm = boto3.client("sagemaker")
 

@@ -119,7 +119,8 @@ def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, bad_inputs, capsy
 
     # 6 s of one still scene (sensor noise only) at 1 frame/s: 6 sampled, 5 duplicates of the first.
     still = write_clip(tmp_path / "still.mp4", [i * 0.25 for i in range(24)], draw=noisy_photo("astronaut", 1))
-    shouting = tmp_path / "SHOUTING.MP4"  # S3 suffix filters are case-sensitive, in the cloud too
+    # S3 suffix filters are case-sensitive, in the cloud too: .mp4 and .MP4 are notified, .Mp4 is not.
+    shouting = tmp_path / "Shouting.Mp4"
     shouting.write_bytes(still.read_bytes())
     assert cli(["run", str(still), str(bad_inputs["text"]), str(shouting), "--out", str(tmp_path / "out"),
                 "--dedup", "--progress", "bars"]) == 1  # bars although capsys is no terminal
@@ -130,7 +131,7 @@ def test_cli_run_exits_non_zero_on_a_bad_input(tmp_path: Path, bad_inputs, capsy
     assert all(stage in progress for stage in ("split_frames", "detect_people", "analyze_faces"))
     assert re.search(r"still\.mp4 +: 100%.*1/1 .*done", progress), progress[-2000:]
     assert re.search(rf"{re.escape(bad_inputs['text'].name)} +:.*FAILED", progress)
-    assert "SHOUTING.MP4 FAILED" in " ".join(out.split()) and "not processed: the raw bucket notifies" in out
+    assert "Shouting.Mp4 FAILED" in " ".join(out.split()) and "not processed: the raw bucket notifies" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     row, bad = lines["still.mp4"], lines[bad_inputs["text"].name]
     assert row.split()[1:5] == ["ok", "6", "1", "1"] and re.search(r"\$\d", row)

@@ -140,9 +140,10 @@ def test_decompression_bomb_in_the_people_bucket_is_refused_by_rekognition(stack
     key = put_frame(stack, f"bomb-people-{side}", 0, bomb, bucket="people")
     assert Dispatcher(stack).run_until_idle(timeout_s=120)
     assert len(bomb) not in decode_spy
-    reason = error_records(stack, "analyze_faces")[f"s3://{people}/{key}"]["reason"]
+    # the people bucket's snapshots/ prefix notifies alert_faces (the alert fast lane's face step)
+    reason = error_records(stack, "alert_faces")[f"s3://{people}/{key}"]["reason"]
     assert "ImageTooLargeException" in reason and "too large" in reason
-    assert drain_dlq(stack, "analyze_faces") == [f"s3://{people}/{key}"]
+    assert drain_dlq(stack, "alert_faces") == [f"s3://{people}/{key}"]
 
 
 def test_batch_over_the_endpoint_limit_is_split_not_failed(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,7 @@ from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_st
 
 from vidsift import aws, contract
 from vidsift.config import Settings
-from vidsift.core import ids, layout, matching
+from vidsift.core import ids, layout, matching, progress
 from vidsift.core.detection import Detection
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher, invoke
@@ -155,14 +155,15 @@ def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
-def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body: bytes, meta: bool = True) -> str:
+def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body: bytes, meta: bool = True,
+              camera: str = "porch") -> str:
     """A frame as split_frames writes it; in the people bucket under the prefix that notifies
-    analyze_faces (where detect_people copies the edge's snapshots)."""
-    m = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="porch",
+    alert_faces (where detect_people copies the edge's snapshots)."""
+    m = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id=camera,
                   frame_index=index, frame_time_s=float(index), captured_at="2026-01-01T00:00:03.000Z")
     key = ids.frame_key(video, index)
     if bucket_role == "people":
-        key = f"{contract.stage('analyze_faces')['source_prefix']}{key}"
+        key = f"{contract.stage('alert_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body,
                                 Metadata=m.to_s3() if meta else {})
     return key
@@ -214,9 +215,16 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             s3.delete_object(Bucket=stack.names.bucket("frames"), Key=gone_frame)
             grace = np.asarray(Image.fromarray(photo("grace_hopper")).resize((437, 512)))
             pair = np.concatenate([photo("astronaut")[:, ::-1], grace], axis=1)  # mirrored: not the indexed photo
-            put_frame(stack, "people", "known-faces", 3, jpeg(pair))  # SearchFacesByImage, face alerts
-            key = put_frame(stack, "people", "deleted", 0, jpeg(photo("astronaut")))
-            s3.delete_object(Bucket=stack.names.bucket("people"), Key=key)  # errors/analyze_faces/
+            # alert_faces' frames (the snapshots' prefix) on a camera of their own: the video's face
+            # alerts (camera porch) then come from analyze_faces, not cooled down by these.
+            put_frame(stack, "people", "known-faces", 3, jpeg(pair), camera="door")  # SearchFacesByImage, alerts
+            key = put_frame(stack, "people", "deleted", 0, jpeg(photo("astronaut")), camera="door")
+            s3.delete_object(Bucket=stack.names.bucket("people"), Key=key)  # errors/alert_faces/
+            # analyze_faces: a group message naming face work that is not there (GetObject 404,
+            # with ListBucket) and one without its work key: errors/analyze_faces/.
+            aws.send_messages(stack.queue_urls["analyze_faces"], [
+                progress.faces_message("no-such-video", "tracks/no-such-video/g000.json"),
+                {progress.FACES_MESSAGE: {"video_id": "no-work-key"}}])
             put_snapshot(stack, jpeg(photo("astronaut")), camera_id="gate", recorded_at=datetime.now(UTC))
             # Two frames of a person too far away for a findable face, as split_frames would
             # have written and counted them: their visit's row comes from track_people itself.
@@ -227,8 +235,12 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
                 count_sampled(stack, "far-away", i)
             # A message track_people cannot read: errors/track_people/.
             aws.send_messages(stack.queue_urls["track_people"], [{"not": "a tracking message"}])
-            # DetectFaces fails once inside once(): Powertools deletes the record, the retry works.
-            stack.rekognition.fail_next(1, "InvalidS3ObjectException")
+            # DetectFaces fails once inside once() in each face stage: Powertools deletes the record,
+            # the retry works. Aimed by key: both stages call Rekognition at once.
+            snapshots = contract.stage("alert_faces")["source_prefix"]
+            stack.rekognition.fail_next(1, "InvalidS3ObjectException", key_filter=lambda k: k.startswith(snapshots))
+            stack.rekognition.fail_next(1, "InvalidS3ObjectException",
+                                        key_filter=lambda k: not k.startswith(snapshots))
             recorder = calls.Recorder()
             with recorder.recording():
                 assert Dispatcher(stack).run_until_idle(timeout_s=600)
@@ -295,6 +307,9 @@ def test_the_workload_reaches_every_path_it_is_meant_to(workload: Workload) -> N
                  ("analyze_faces", "rekognition", "DetectFaces", False),
                  ("analyze_faces", "rekognition", "SearchFacesByImage", False),
                  ("analyze_faces", "s3", "GetObject", True), ("analyze_faces", "firehose", "PutRecordBatch", False),
+                 ("alert_faces", "rekognition", "DetectFaces", False),
+                 ("alert_faces", "rekognition", "SearchFacesByImage", False), ("alert_faces", "sns", "Publish", False),
+                 ("alert_faces", "s3", "GetObject", True),
                  ("detect_people", "dynamodb", "UpdateItem", False),
                  ("detect_people", "sqs", "SendMessageBatch", False),
                  ("track_people", "dynamodb", "Query", False), ("track_people", "firehose", "PutRecordBatch", False),

@@ -57,6 +57,7 @@ FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}
                    "detect_people": {"PowertoolsLambdaLayer"},
                    "track_people": {"TrackingLambdaLayer", "PowertoolsLambdaLayer"},
                    "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
+                   "alert_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
                    "recount": {"PowertoolsLambdaLayer"}}
 LAYER_NAMES = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools", "TrackingLambdaLayer": "tracking"}
 
@@ -175,6 +176,12 @@ def expected_recount_grants(tpl: Template) -> set[tuple[str, str]]:
     return pairs
 
 
+def table_prefix(tpl: Template, table: str) -> str:
+    """A table's Firehose prefix: under the contract's parquet_prefix with parquet=true, so
+    Parquet never shares a location with JSON rows written before the switch."""
+    return (C["parquet_prefix"] if parquet_on(tpl) else "") + C["analytics_prefixes"][table]
+
+
 def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     if stage == "recount":
         return expected_recount_grants(tpl)
@@ -250,15 +257,24 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
             ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
         },
+        "alert_faces": {
+            # the snapshots' copies only: HeadObject, Rekognition's read, the crop, the alert link
+            ("s3:GetObject", f"{bucket_arn('people')}/{contract.stage('alert_faces')['source_prefix']}*"),
+            ("s3:ListBucket", bucket_arn("people")),
+            ("rekognition:DetectFaces", "*"),
+            ("firehose:PutRecordBatch", stream_arn("faces")),
+            ("rekognition:DescribeCollection", arn("rekognition", f"collection/{face_collection_name()}")),
+            ("rekognition:SearchFacesByImage", arn("rekognition", f"collection/{face_collection_name()}")),
+        },
     }
     alerting = {("sns:Publish", alert_topic_arn())}
     alerting |= {(f"dynamodb:{a}", arn("dynamodb", f"table/{alert_table_name()}")) for a in ("GetItem", "PutItem")}
-    return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces") else set())
+    return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces", "alert_faces") else set())
 
 
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
     analytics = bucket_arn("analytics")
-    prefixes = [C["analytics_prefixes"][k] for k in (*contract.TABLES, "firehose_errors")]
+    prefixes = [table_prefix(tpl, k) for k in contract.TABLES] + [C["analytics_prefixes"]["firehose_errors"]]
     pairs = {(a, analytics) for a in ("s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads")}
     pairs |= {(a, f"{analytics}/{static_prefix(p)}*") for a in ("s3:AbortMultipartUpload", "s3:GetObject",
                                                                 "s3:PutObject") for p in prefixes}
@@ -537,7 +553,7 @@ def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     from vidsift.core.matching import MatchSettings
 
     parsers: list[Callable[[], Any]] = [Settings.from_env]
-    if stage in ("detect_people", "analyze_faces"):
+    if stage in ("detect_people", "analyze_faces", "alert_faces"):
         parsers += [MatchSettings.from_env, AlertSettings.from_env]
     if stage == "split_frames" and importlib.util.find_spec("vidsift.stages.splitting"):
         from vidsift.stages import splitting
@@ -575,7 +591,7 @@ def firehose_problems(tpl: Template) -> list[str]:
             problems.append(f"{sid}: stream not encrypted")
         got = {"bucket": d["BucketARN"], "prefix": d["Prefix"], "errors": d["ErrorOutputPrefix"],
                "logging": d.get("CloudWatchLoggingOptions", {}).get("Enabled")}
-        want = {"bucket": bucket_arn("analytics"), "prefix": C["analytics_prefixes"][table],
+        want = {"bucket": bucket_arn("analytics"), "prefix": table_prefix(tpl, table),
                 "errors": C["analytics_prefixes"]["firehose_errors"], "logging": True}
         if got != want:
             problems.append(f"{sid}: {got} != {want}")
@@ -620,7 +636,7 @@ def glue_problems(tpl: Template) -> list[str]:
             problems.append(f"{name}: partition keys {ti.get('PartitionKeys')} != {spec.get('partition_keys')}")
         # lines and zones: track_people's objects, always JSON lines (not Firehose's)
         counted = name in contract.COUNT_TABLES
-        prefix = C["count_tables"][name] if counted else C["analytics_prefixes"].get(name, "")
+        prefix = C["count_tables"][name] if counted else table_prefix(tpl, name)
         location = f"s3://{NAMES.bucket('analytics')}/{prefix.split('dt=', 1)[0]}"
         if sd["Location"] != location:
             problems.append(f"{name}: location {sd['Location']} != {location}")
@@ -1205,3 +1221,24 @@ def test_tracking_layer_tracks_on_cpython_312(packaged: Packaged, tmp_path: Path
         "print('ok')\n"
     )
     _run_py312(py312, code, paths, tmp_path)
+
+
+def test_switching_parquet_on_never_mixes_formats_under_one_location(packaged: Packaged) -> None:
+    """Switching parquet on an existing stack (issue 26, item 10): the Parquet tables read, and
+    Firehose writes, under the contract's parquet_prefix, a location the JSON rows written
+    before the switch are never under (and the other way round), so Athena never meets a JSON
+    object in a Parquet table's location."""
+    where: dict[str, dict[str, tuple[str, str]]] = {}
+    for parquet in ("false", "true"):
+        tpl = packaged.template.with_parameters(KmsEncryption="false", ParquetOutput=parquet)
+        tables = {tpl.props(k)["TableInput"]["Name"]: tpl.props(k) for k in tpl.of_type("AWS::Glue::Table")}
+        where[parquet] = {}
+        for table in contract.TABLES:
+            sid = find_by(tpl, "AWS::KinesisFirehose::DeliveryStream", "DeliveryStreamName", NAMES.stream(table))
+            prefix = tpl.props(sid)["ExtendedS3DestinationConfiguration"]["Prefix"]
+            location = tables[table]["TableInput"]["StorageDescriptor"]["Location"]
+            assert f"s3://{NAMES.bucket('analytics')}/{static_prefix(prefix)}".startswith(location)
+            where[parquet][table] = (prefix, location)
+    for table in contract.TABLES:
+        json_location, parquet_location = where["false"][table][1], where["true"][table][1]
+        assert not json_location.startswith(parquet_location) and not parquet_location.startswith(json_location)

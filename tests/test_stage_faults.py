@@ -206,17 +206,17 @@ def test_person_min_area_reaches_the_endpoint(stack: LocalStack, monkeypatch: py
     assert [r["person_count"] >= 1 for r in rows(stack, "people", "close-up")] == [True]
 
 
-def test_analyze_faces_fails_only_the_bad_record_of_its_batch(stack: LocalStack) -> None:
+def test_alert_faces_fails_only_the_bad_record_of_its_batch(stack: LocalStack) -> None:
     """The handler itself, given one SQS batch (as Lambda gives it) of a good frame, a frame
     deleted before its turn and a malformed message: only the last two are reported failed,
     each with its reason, and the good frame's face row is written."""
-    from functions import analyze_faces
+    from functions import alert_faces
     from vidsift.local.dispatcher import LocalContext
 
     sqs, s3 = aws.client("sqs"), aws.client("s3")
-    url, people = stack.queue_urls["analyze_faces"], stack.names.bucket("people")
+    url, people = stack.queue_urls["alert_faces"], stack.names.bucket("people")
     sqs.purge_queue(QueueUrl=url)
-    prefix = contract.stage("analyze_faces")["source_prefix"]  # the prefix that notifies analyze_faces
+    prefix = contract.stage("alert_faces")["source_prefix"]  # the prefix that notifies alert_faces
     good, gone = (f"{prefix}{put_frame(stack, 'mixed-batch', i, jpeg(p))}" for i, p in
                   enumerate(("astronaut", "grace_hopper")))
     for key in (good, gone):
@@ -229,13 +229,13 @@ def test_analyze_faces_fails_only_the_bad_record_of_its_batch(stack: LocalStack)
                                     VisibilityTimeout=120).get("Messages", [])  # hidden while the handler runs
         if len(msgs) >= 2:
             break
-    event = Dispatcher(stack)._event("analyze_faces", msgs)
+    event = Dispatcher(stack)._event("alert_faces", msgs)
     event["Records"].append({**event["Records"][0], "messageId": "garbage", "body": "{not json"})
     by_key = {r.key: m["messageId"] for m in event["Records"][:2] for r in parse_s3_message(m["body"])}
     s3.delete_object(Bucket=people, Key=gone)
-    result = analyze_faces.handler(event, LocalContext("analyze_faces", 120))
+    result = alert_faces.handler(event, LocalContext("alert_faces", 60))
     assert sorted(f["itemIdentifier"] for f in result["batchItemFailures"]) == sorted([by_key[gone], "garbage"])
-    errors = error_records(stack, "analyze_faces")
+    errors = error_records(stack, "alert_faces")
     assert "no longer exists" in errors[f"s3://{people}/{gone}"]["reason"] and "sqs:garbage" in errors
     assert [r["frame_index"] for r in rows(stack, "faces", "mixed-batch")] == [0]
     for m in msgs:

@@ -15,7 +15,7 @@ from typing import Any
 
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
-STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces")
+STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces", "alert_faces")
 #: Every Lambda function: the stages (each fed by its queue), then those invoked directly.
 FUNCTIONS = (*STAGES, "recount")
 TABLES = ("people", "faces", "tracks")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from vidsift import contract
@@ -117,11 +118,141 @@ def read_layout(value: str, base: str | None = None) -> tuple[dict[str, Any] | N
                       "or give the layout as JSON"]
 
 
+# --- every other parameter ------------------------------------------------------------------
+# Each deploy parameter of serverless.yml (params.default) has a check here, and the plugin
+# hands all of them over (serverless.yml custom.deployChecks); tests/test_deploy_params.py
+# proves both lists agree, so a new parameter cannot skip its check. The bounds are the
+# run-time parsers' (vidsift.config, vidsift.core.*), written again here because this module
+# runs with the standard library only, on the deploy machine.
+
+Check = Callable[[str], "str | None"]
+
+
+def _number(lo: float, hi: float, *, whole: bool = False, lo_open: bool = False, unit: str = "") -> Check:
+    def check(value: str) -> str | None:
+        try:
+            number = int(value) if whole else float(value)
+        except ValueError:
+            return f"expected {'a whole number' if whole else 'a number'}{unit}"
+        if number != number or (number <= lo if lo_open else number < lo) or number > hi:
+            low = f"above {lo:g}" if lo_open else f"from {lo:g}"
+            return f"expected {low} to {hi:g}{unit}"
+        return None
+    return check
+
+
+def _choice(*allowed: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if value in allowed else f"expected one of {', '.join(allowed)}"
+    return check
+
+
+def _pattern(pattern: str, what: str) -> Check:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str | None:
+        return None if compiled.fullmatch(value) else f"expected {what}"
+    return check
+
+
+def _timezone(value: str) -> str | None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "not an IANA time zone (e.g. Europe/Paris, America/New_York, UTC)"
+    return None
+
+
+def _dedup(value: str) -> str | None:
+    raw = value.strip().lower()
+    if raw in ("", "off", "false", "no", "none", "on", "true", "yes"):
+        return None
+    return _number(0, 64, whole=True, unit=" bits")(raw) and "expected on, off or a pHash distance of 0-64 bits"
+
+
+#: CloudWatch Logs' allowed retentions (PutRetentionPolicy).
+LOG_RETENTION_DAYS = ("1", "3", "5", "7", "14", "30", "60", "90", "120", "150", "180", "365", "400", "545", "731",
+                      "1096", "1827", "2192", "2557", "2922", "3288", "3653")
+
+PARAM_CHECKS: dict[str, Check] = {
+    "sampleFps": _number(0, 60, lo_open=True, unit=" frames per second"),
+    "sampleMode": _choice("fps", "keyframes"),
+    "jpegQuality": _number(1, 100, whole=True),
+    "maxFrameSide": _number(64, 8192, whole=True, unit=" pixels"),
+    "personMinConfidence": _number(0, 1, unit=" (the detector's 0-1 score)"),
+    "personMinArea": _number(0, 1, unit=" (a fraction of the frame)"),
+    "faceMinConfidence": _number(0, 100, unit=" (Rekognition's percent)"),
+    "faceMinSize": _number(0, 1, unit=" (a fraction of the frame's width)"),
+    "dedup": _dedup,
+    "segmentSeconds": _number(10, 86400, unit=" seconds"),
+    "faceMatchThreshold": _number(0, 100, unit=" (Rekognition's similarity)"),
+    "faceMinPersonHeight": _number(0, 1, unit=" (a fraction of the frame's height)"),
+    "faceRevisitSeconds": _number(0, 86400, unit=" seconds"),
+    "faceFramesMax": _number(1, 100, whole=True),
+    "trackMaxGapSeconds": _number(0, 3600, lo_open=True, unit=" seconds"),
+    "alertRules": lambda value: None,  # alert_rule_problems says more
+    "alertTimezone": _timezone,
+    "alertLinkExpirySeconds": _number(1, 7 * 24 * 3600, whole=True, unit=" seconds (SigV4's 7 days at most)"),
+    "frameExpiryDays": _number(1, 3650, whole=True, unit=" days"),
+    "rawNoncurrentDays": _number(1, 36500, whole=True, unit=" days"),
+    "kms": _choice("true", "false"),
+    "parquet": _choice("true", "false"),
+    "firehoseBufferSeconds": _number(60, 900, whole=True, unit=" seconds"),
+    "endpointName": _pattern(ENDPOINT_RE.pattern, "a SageMaker endpoint name: lowercase letters, digits and "
+                                                  "hyphens, at most 63 characters"),
+    "logLevel": _choice("INFO", "DEBUG", "ERROR"),
+    "logRetentionDays": _choice(*LOG_RETENTION_DAYS),
+    "opsEmail": _pattern(r"|[^@\s]+@[^@\s]+", "an e-mail address or nothing"),
+    "rekognitionTps": _number(0, 10000, lo_open=True, unit=" calls per second"),
+    "camerasFile": lambda value: None,  # read_layout says more
+    "visitors": _choice("true", "false"),
+    "visitorMatchThreshold": _number(0, 100, unit=" (Rekognition's similarity)"),
+    "visitorFacesMax": _number(1, 100, whole=True),
+    "visitorMinFacePx": _number(1, 4096, whole=True, unit=" pixels"),
+    "visitorRetentionDays": _number(1, 36500, unit=" days"),
+    "rawRetentionDays": _number(0, 36500, whole=True, unit=" days (0: kept)"),
+}
+
+
+def param_problems(params: Mapping[str, Any]) -> list[str]:
+    """Every parameter checked, and none unknown: a parameter without a check is a bug here."""
+    found = []
+    for name, value in sorted(params.items()):
+        check = PARAM_CHECKS.get(name)
+        if check is None:
+            found.append(f"{name}: no deploy check knows this parameter (add one to vidsift/deploy_checks.py)")
+            continue
+        why = check(str(value))
+        if why:
+            found.append(f"{name}={str(value)[:60]!r}: {why}")
+    return found
+
+
+# --- the region ---------------------------------------------------------------------------------
+
+REGIONS_FILE = Path(__file__).with_name("regions.json")
+
+
+def region_problems(region: str) -> list[str]:
+    """The stack calls Rekognition and a SageMaker serverless endpoint in its own region."""
+    services = json.loads(REGIONS_FILE.read_text())["services"]
+    missing = [f"{spec['what']} (source: {spec['_source']})" for spec in services.values()
+               if region not in spec["regions"]]
+    if not missing:
+        return []
+    return [f"region {region!r} lacks what the stack needs: {'; '.join(missing)}. Deploy to a region that has "
+            f"all of them (e.g. us-east-1, eu-west-1); vidsift/regions.json lists them"]
+
+
 def problems(doc: Mapping[str, Any]) -> list[str]:
-    """``doc``: {"stage", "params": {...}, "environments": {function: {key: value}}, "serviceDir"}."""
+    """``doc``: {"stage", "region", "params": {...}, "environments": {function: {key: value}},
+    "serviceDir"}."""
     params = doc.get("params", {})
     _, layout_problems = read_layout(str(params.get("camerasFile", "")), doc.get("serviceDir"))
-    return [*stage_problems(str(doc["stage"])), *alert_rule_problems(str(params.get("alertRules", ""))),
+    return [*stage_problems(str(doc["stage"])), *(region_problems(str(doc["region"])) if "region" in doc else []),
+            *param_problems(params), *alert_rule_problems(str(params.get("alertRules", ""))),
             *env_problems(doc.get("environments", {})), *layout_problems]
 
 

@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     from vidsift.cli.visitors import add_parser as add_visitors_parser
 
     add_visitors_parser(sub)
+    from vidsift.report.plan import add_parser as add_plan_parser
+
+    add_plan_parser(sub)
     return parser
 
 

@@ -39,7 +39,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +51,9 @@ from vidsift.core import ids
 from vidsift.core.records import FrameMeta, iso, parse_iso
 
 log = logging.getLogger(__name__)
+#: Not ``datetime.UTC`` (3.11+): vidsift/deploy_checks.py imports this module on the deploy
+#: machine's python3, which may be 3.9 (tests/test_deploy_python.py checks the import closure).
+UTC = timezone.utc  # noqa: UP017
 
 KINDS = ("person", "face_match", "face_unknown")
 _RULE_KEYS = {"name", "when", "camera", "min_confidence", "people", "detections", "window_s", "cooldown_s"}

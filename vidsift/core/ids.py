@@ -36,10 +36,10 @@ def parse_frame_key(key: str) -> tuple[str, int] | None:
 
 def snapshot_copy_key(snapshot: str) -> str:
     """detect_people's copy of an edge snapshot in the people bucket: under the prefix that
-    notifies analyze_faces (contract stages.analyze_faces.source_prefix)."""
+    notifies alert_faces (contract stages.alert_faces.source_prefix)."""
     from vidsift import contract
 
-    return f"{contract.stage('analyze_faces')['source_prefix']}{frame_key(snapshot, 0)}"
+    return f"{contract.stage('alert_faces')['source_prefix']}{frame_key(snapshot, 0)}"
 
 
 def track_record_id(video: str, track_id: str) -> str:

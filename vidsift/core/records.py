@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote, unquote
 
 from vidsift import contract
 from vidsift.core import ids
 from vidsift.core.detection import Detection
+
+#: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy_checks.py's import closure,
+#: which runs on the deploy machine's python3 (3.9+, tests/test_deploy_python.py).
+UTC = timezone.utc  # noqa: UP017
 
 #: The S3 metadata key that marks a frame as alert-only (an edge snapshot): written by
 #: detect_people on its copy in the people bucket, read by analyze_faces. Spelled only here.
@@ -126,7 +130,9 @@ def build_people_record(meta: FrameMeta, detection: Detection, processed: dateti
     """``track_ids``: the track of each box (None for a box no track kept), in box order."""
     boxes = [b.as_dict() for b in detection.boxes]
     if track_ids is not None:
-        boxes = [b | {"track_id": t} for b, t in zip(boxes, track_ids, strict=True)]
+        if len(track_ids) != len(boxes):  # zip(strict=True) is 3.10+ (see UTC above)
+            raise ValueError(f"{len(track_ids)} track ids for {len(boxes)} boxes")
+        boxes = [b | {"track_id": track_ids[i]} for i, b in enumerate(boxes)]
     return _ordered("people", {
         "record_id": ids.people_record_id(meta.video_id, meta.frame_index),
         "video_id": meta.video_id,

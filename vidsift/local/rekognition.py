@@ -148,6 +148,16 @@ class _Fault:
     code: str
     status: int
     message: str
+    #: Only for requests whose S3 object key this accepts (None: any request).
+    key_filter: Callable[[str], bool] | None = None
+
+
+def _s3_key(body: bytes) -> str | None:
+    """The S3 object a request names (Image.S3Object.Name), if any."""
+    try:
+        return str(json.loads(body or b"{}")["Image"]["S3Object"]["Name"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -216,16 +226,19 @@ class RekognitionService(LocalService):
         return version if re.fullmatch(r"[0-9.]+", version) else "0"
 
     def fail_next(self, count: int = 1, error: str = "ThrottlingException", *, status: int | None = None,
-                  message: str | None = None, operation: str = "DetectFaces") -> None:
+                  message: str | None = None, operation: str = "DetectFaces",
+                  key_filter: Callable[[str], bool] | None = None) -> None:
         """Make the next ``count`` calls of ``operation`` answer ``error`` instead of working.
 
         ``status`` defaults to what the service uses for that error (400 for throttling,
-        500 for InternalServerError).
+        500 for InternalServerError). ``key_filter``: only calls on an S3 object whose key it
+        accepts (one stage's frames, when several stages call at once).
         """
         fault = _Fault(
             code=error,
             status=status if status is not None else FAULT_STATUS.get(error, 400),
             message=message or f"{error} injected by vidsift's local Rekognition fault switch",
+            key_filter=key_filter,
         )
         with self._lock:
             self._faults.setdefault(operation, deque()).extend([fault] * count)
@@ -239,13 +252,20 @@ class RekognitionService(LocalService):
         with self._lock:
             return sum(len(q) for q in self._faults.values())
 
-    def _take_fault(self, operation: str = "DetectFaces") -> _Fault | None:
+    def _take_fault(self, operation: str = "DetectFaces", body: bytes = b"") -> _Fault | None:
         with self._lock:
             self.calls[operation] = self.calls.get(operation, 0) + 1
             if operation == "DetectFaces":
                 self.detect_faces_calls += 1
             queue = self._faults.get(operation)
-            return queue.popleft() if queue else None
+            if not queue:
+                return None
+            key = _s3_key(body) if any(f.key_filter for f in queue) else ""
+            for fault in queue:
+                if fault.key_filter is None or (key is not None and fault.key_filter(key)):
+                    queue.remove(fault)
+                    return fault
+            return None
 
     def start(self) -> RekognitionService:
         super().start()
@@ -616,7 +636,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f"({', '.join(sorted(operations))})",
             ))
             return
-        fault = self.service._take_fault(operation)
+        fault = self.service._take_fault(operation, body)
         if fault is not None:
             self._error(RekognitionError(fault.code, fault.message, fault.status))
             return

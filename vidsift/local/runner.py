@@ -93,7 +93,7 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
     for vo in by_uri.values():
         if not vo.key.endswith(suffixes):  # the bucket notification's filters, as in the cloud
             vo.errors.append(f"not processed: the raw bucket notifies the pipeline of {', '.join(suffixes)} "
-                             "files only (lowercase), as S3 does in the cloud")
+                             "files only (all lowercase or all uppercase), as S3 does in the cloud")
     by_video: dict[str, VideoOutcome] = {}
     for summary in res.summaries.values():
         vo = by_uri.get(f"s3://{summary['source_bucket']}/{summary['source_key']}")

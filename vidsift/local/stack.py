@@ -26,6 +26,8 @@ from vidsift.local.moto_process import MotoProcess, thread_server_class
 
 #: Locally a failed message comes back after this many seconds (AWS: 6x the timeout).
 LOCAL_VISIBILITY_TIMEOUT_S = 1
+#: REKOGNITION_TPS of the local stack: far above what the local analyser can do.
+LOCAL_REKOGNITION_TPS = "10000"
 REGION = "us-east-1"
 
 
@@ -211,6 +213,9 @@ class LocalStack:
             "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": self.sagemaker_url,
             "AWS_ENDPOINT_URL_REKOGNITION": self.rekognition_url,
             "POWERTOOLS_SERVICE_NAME": "vidsift", "POWERTOOLS_IDEMPOTENCY_DISABLED": None,
+            # The local face analyser has no quota: rekognitionTps limits the cloud's calls only,
+            # unless the user sets it to try the limit locally.
+            "REKOGNITION_TPS": os.environ.get("REKOGNITION_TPS") or LOCAL_REKOGNITION_TPS,
         })
         env.update(self.alert_env())
         if self.visitors_out is not None:

@@ -10,7 +10,9 @@ snapshot (alert-only) that no rule could alert on.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from vidsift import aws
@@ -19,6 +21,23 @@ from vidsift.core.records import FrameMeta
 
 #: Without ALERT_TABLE (a local run of one process) the state stays in this process.
 _memory_store = MemoryStore()
+
+#: The variables AlertSettings reads: the cache below is keyed on their values.
+SETTINGS_ENV = ("ALERT_RULES", "ALERT_TOPIC_ARN", "ALERT_TABLE", "ALERT_TIMEZONE", "ALERT_LINK_EXPIRY_S")
+
+
+@lru_cache(maxsize=8)
+def _parsed(values: tuple[str | None, ...]) -> AlertSettings:
+    del values  # the cache key only: from_env reads the same variables
+    return AlertSettings.from_env()
+
+
+def alert_settings() -> AlertSettings:
+    """The alert settings, parsed once per cold start (once per distinct environment: a Lambda
+    container's never changes), not once per frame: parsing reads the time-zone database and
+    the rules, and a transient failure there used to fail the frame it happened on (issue 26).
+    A failed parse is not cached, so it is tried again by the next invocation."""
+    return _parsed(tuple(os.environ.get(name) for name in SETTINGS_ENV))
 
 
 class DynamoStore:
@@ -36,7 +55,7 @@ class DynamoStore:
 
 def alerter(settings: AlertSettings | None = None) -> Alerter:
     """An Alerter from the environment: ALERT_TABLE's state, ALERT_TOPIC_ARN's topic."""
-    settings = settings or AlertSettings.from_env()
+    settings = settings or alert_settings()
     store: StateStore = DynamoStore(settings.table) if settings.table else _memory_store
     topic = settings.topic_arn or ""
 
@@ -48,26 +67,26 @@ def alerter(settings: AlertSettings | None = None) -> Alerter:
 
 def rules_configured() -> bool:
     """Any alert rule at all: without one, an edge snapshot (alert-only) has nothing to do."""
-    return bool(AlertSettings.from_env().rules)
+    return bool(alert_settings().rules)
 
 
 def face_rules_configured() -> bool:
     """Any face rule: without one, analyze_faces has nothing to do for an alert-only frame."""
-    return any(r.when != "person" for r in AlertSettings.from_env().rules)
+    return any(r.when != "person" for r in alert_settings().rules)
 
 
 def on_person_frame(meta: FrameMeta, detection: Any, bucket: str, key: str) -> int:
     """detect_people, for a frame with people copied to ``bucket``/``key``: alerts sent."""
-    settings = AlertSettings.from_env()
-    if not any(r.when == "person" for r in settings.rules):
+    parsed = alert_settings()
+    if not any(r.when == "person" for r in parsed.rules):
         return 0
     sightings = person_sightings(meta, detection.person_count, detection.max_confidence, bucket, key)
-    return len(alerter(settings).process(sightings))
+    return len(alerter(parsed).process(sightings))
 
 
 def on_faces(meta: FrameMeta, bucket: str, key: str, records: Sequence[dict[str, Any]], *, searched: bool) -> int:
     """analyze_faces, for a frame's face rows (with their matches): alerts sent."""
-    settings = AlertSettings.from_env()
-    if not any(r.when != "person" for r in settings.rules):
+    parsed = alert_settings()
+    if not any(r.when != "person" for r in parsed.rules):
         return 0
-    return len(alerter(settings).process(face_sightings(meta, records, bucket, key, searched=searched)))
+    return len(alerter(parsed).process(face_sightings(meta, records, bucket, key, searched=searched)))

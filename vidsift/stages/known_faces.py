@@ -10,6 +10,7 @@ from typing import Any
 from vidsift import aws
 from vidsift.core.matching import MatchResult, MatchSettings, best_match, face_crops
 from vidsift.core.records import FaceMatch
+from vidsift.stages import rate
 
 
 def match_faces(bucket: str, key: str, details: Sequence[dict[str, Any]],
@@ -29,6 +30,7 @@ def match_faces(bucket: str, key: str, details: Sequence[dict[str, Any]],
     crops = face_crops(aws.get_object_bytes(bucket, key), [d.get("BoundingBox") or {} for d in details])
     matches: list[FaceMatch | None] = []
     for crop in crops:
+        rate.rekognition_limiter().acquire()  # the same budget as DetectFaces
         try:
             resp = aws.search_faces_by_image(settings.collection, crop, settings.threshold)
         except Exception as exc:

@@ -21,8 +21,8 @@ from vidsift.local.stack import LocalStack
 
 def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
     """A frame as split_frames writes it (key and metadata), so its S3 event starts detect_people
-    (frames bucket); in the people bucket, under the prefix that notifies analyze_faces (where
-    detect_people copies the edge's snapshots), so analyze_faces analyses it as a frame alone.
+    (frames bucket); in the people bucket, under the prefix that notifies alert_faces (where
+    detect_people copies the edge's snapshots), so alert_faces analyses it as a frame alone.
 
     A frame of the frames bucket is also counted in its video's tracking progress as split_frames
     counts what it sampled (one segment, every frame put so far), so once detected the video is
@@ -31,7 +31,7 @@ def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: st
                      frame_index=index, frame_time_s=float(index), captured_at=None)
     key = ids.frame_key(video, index)
     if bucket == "people":
-        key = f"{contract.stage('analyze_faces')['source_prefix']}{key}"
+        key = f"{contract.stage('alert_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
     if bucket == "frames":
         count_sampled(stack, video, index)

@@ -1,0 +1,82 @@
+"""A snapshot's face alert does not wait behind groups of tracks (issue 26, item 6).
+
+analyze_faces works through groups two at a time, each several DetectFaces calls at its
+share of rekognitionTps; the edge's snapshots used to arrive on the same queue. Now the people
+bucket notifies alert_faces, a queue and function of their own: here ten groups wait on
+analyze_faces' queue, untouched, while a snapshot goes from its PUT to its face alert."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vidsift import aws, contract
+from vidsift.core import matching, progress
+from vidsift.local.dispatcher import Dispatcher
+from vidsift.local.stack import LocalStack
+from vidsift.samples import photo
+from vidsift.testing.localcheck import put_snapshot
+
+KNOWN = "Eileen Collins"
+
+
+def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
+    collection = matching.collection_name(local_stack.names)
+    aws.index_faces(collection, jpeg(photo("astronaut"), 95), matching.encode_name(KNOWN))
+    yield local_stack
+    aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
+
+
+def queued(stack: LocalStack, stage: str) -> int:
+    attrs = aws.client("sqs").get_queue_attributes(QueueUrl=stack.queue_urls[stage], AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def alerts(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs, out = aws.client("sqs"), []
+    while got := sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        out += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
+        sqs.delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    return out
+
+
+def test_the_snapshots_copies_notify_alert_faces_only() -> None:
+    people = [n for n in contract.notifications() if n.bucket == "people"]
+    assert [(n.stage, n.prefix) for n in people] == [("alert_faces", "snapshots/")]
+    assert contract.stage("analyze_faces")["source_bucket"] is None
+    assert contract.stage("alert_faces")["batching_window_s"] == 0
+
+
+def test_a_snapshots_face_alert_overtakes_ten_waiting_groups(stack: LocalStack,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "lane-family", "when": "face_match", "camera": "lane"}]))
+    alerts(stack)
+    aws.send_messages(stack.queue_urls["analyze_faces"],
+                      [progress.faces_message(f"busy-{i}", f"tracks/busy-{i}/g000.json") for i in range(10)])
+    put_snapshot(stack, jpeg(photo("astronaut")), camera_id="lane", recorded_at=datetime(2026, 1, 2, tzinfo=UTC))
+    d = Dispatcher(stack)
+    while d.poll("detect_people") or d.poll("alert_faces"):  # never analyze_faces
+        pass
+    got = alerts(stack)
+    assert [(a["kind"], a["matched_name"], a["snapshot"]) for a in got] == [("face_match", KNOWN, True)]
+    assert queued(stack, "analyze_faces") == 10  # the groups still wait, untouched
+    assert d.stats["analyze_faces"].succeeded == d.stats["analyze_faces"].failed == 0
+    assert d.run_until_idle(timeout_s=120)  # then they are worked on (here: no such work, bad input)
+    assert queued(stack, "analyze_faces") == 0
