@@ -124,7 +124,11 @@ def self_crossing(polygon: tuple[Point, ...]) -> tuple[int, int] | None:
 
 
 def _area(polygon: tuple[Point, ...]) -> float:
-    return abs(sum(p[0] * q[1] - q[0] * p[1] for p, q in zip(polygon, polygon[1:] + polygon[:1], strict=True))) / 2
+    # The shoelace formula over each edge (the next point wraps around). No zip(strict=): 3.10+,
+    # and this module is in vidsift/deploy_checks.py's import closure (Python 3.9+).
+    n = len(polygon)
+    return abs(sum(polygon[i][0] * polygon[(i + 1) % n][1] - polygon[(i + 1) % n][0] * polygon[i][1]
+                   for i in range(n))) / 2
 
 
 # --- reading ------------------------------------------------------------------------------
