@@ -99,6 +99,14 @@ def _photo_people(inf: Any, model: Any) -> Any:
     return people
 
 
+def detector_key(model: Any) -> str:
+    """The model and how it looks at a frame: with tiles (PERSON_TILING, PERSON_TILE_ZOOM) the
+    same model finds other boxes, so cached detections of one setting are not the other's."""
+    backend = getattr(model, "backend", model)
+    mode, zoom = getattr(backend, "mode", "off"), getattr(backend, "zoom", None)
+    return f"{model.model_id} tiling={mode}" + (f" zoom={zoom:g}" if mode != "off" else "")
+
+
 def _cache_key(s: scenes.Scene, render_fps: int, fps: float, model_id: str) -> str:
     raw = json.dumps([repr(s), render_fps, fps, model_id, MIN_CONFIDENCE, CACHE_VERSION])
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
@@ -128,7 +136,7 @@ def prepare(tmp: Path, fps: float = 1.0, groups: tuple[str, ...] = GROUPS, *,
             use_cache: bool = True) -> tuple[list[Sampled], str]:
     inf = load_inference_module()
     model = inf.load_model(None)  # the backend the local runtime picks (VIDSIFT_DETECTOR, else auto)
-    model_id = str(model.model_id)
+    model_id = detector_key(model)  # in the cache key and the figures' header
     todo: list[tuple[str, scenes.Scene, int]] = []
     if "regression" in groups:
         todo += [("regression", s, scenes.FPS) for s in scenes.SCENES]
