@@ -4,6 +4,8 @@ Truth only (no video, no detector, no download): the bundled figures."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from vidsift.core.detection import Box
@@ -48,6 +50,20 @@ def test_a_generated_scene_has_visits_for_who_came_back(pool: crowd.Pool) -> Non
     assert any(actors.count(a) >= 2 for a in actors)
     dark = next(s for s in (crowd.generate(n, pool) for n in crowd.TUNE_SEEDS) if "(dark)" in s.name)
     assert all(key.endswith("~dark") for _, key in dark.cast)
+
+
+def test_far_shows_the_same_walks_smaller_so_more_heights_a_second(pool: crowd.Pool) -> None:
+    """crowd.far: the same paths and times, people 0.3 as tall: a walker's step per second in
+    their own heights is 1/0.3 of the near scene's (0.4-1.4, as on surveillance footage)."""
+    near = crowd.generate(101, pool)
+    far = crowd.far(near)
+    assert far.name.endswith("(far)") and far.seconds == near.seconds and far.cast == near.cast
+    for a, b in zip(near.legs, far.legs, strict=True):
+        assert [w[:3] for w in a.waypoints] == [w[:3] for w in b.waypoints]
+        assert all(abs(wb[3] - crowd.FAR_SCALE * wa[3]) < 1e-3 for wa, wb in zip(a.waypoints, b.waypoints, strict=True))
+    steps = [abs(p1[1] - p0[1]) / (p1[0] - p0[0]) / p0[3] for leg in far.legs
+             for p0, p1 in itertools.pairwise(leg.waypoints) if p1[0] > p0[0] and p1[1] != p0[1]]
+    assert steps and min(steps) > 0.3
 
 
 def _tracks_from_truth(truth: scenes.Truth, times: list[float]) -> dict[str, Track]:

@@ -34,7 +34,7 @@ import json
 import subprocess
 import tarfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +363,20 @@ def _most_at_once(legs: Sequence[Leg], seconds: float) -> int:
 def most_at_once(s: Scene) -> int:
     """The most people in view at once (sampled each second)."""
     return _most_at_once(s.legs, s.seconds)
+
+
+#: How much smaller :func:`far` shows people.
+FAR_SCALE = 0.3
+
+
+def far(s: Scene, scale: float = FAR_SCALE) -> Scene:
+    """The same scene seen from further away: everyone ``scale`` times as tall (0.19-0.26 of the
+    frame's height at 0.3, the size of the people nearest a surveillance camera such as
+    vtest.avi's), walking the same paths in the same times. Why: the near scenes' walkers cover
+    0.1-0.4 of their own heights a second, a third of what people walk (about 0.8 heights a
+    second sideways); far away, the same paths are 0.4-1.4 heights a second, and a tracker
+    that measures distance in body heights meets real footage's steps. Used with true boxes
+    (``python -m bench tracking``'s far rows); the figures are not rendered this small."""
+    legs = tuple(Leg(leg.actor, tuple((t, x, bottom, round(h * scale, 4)) for t, x, bottom, h in leg.waypoints))
+                 for leg in s.legs)
+    return replace(s, name=f"{s.name} (far)", legs=legs)
