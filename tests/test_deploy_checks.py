@@ -116,7 +116,8 @@ const Plugin = require({json.dumps(str(ROOT / "plugins" / "deploy-checks.js"))})
 const calls = [];
 const sls = {{
   service: {{ service: 'vidsift', provider: {{ stage: 'dev', environment: {{}} }},
-             custom: {{ camerasFile: 'cameras.yaml', deployChecks: {{ camerasFile: 'cameras.yaml' }} }}, getAllFunctions: () => [], getFunction: () => ({{}}) }},
+             custom: {{ camerasFile: 'cameras.yaml', deployChecks: {{ camerasFile: 'cameras.yaml' }} }},
+             getAllFunctions: () => [], getFunction: () => ({{}}) }},
   serviceDir: {json.dumps(str(tmp_path))},
   classes: {{ Error }},
   cli: {{ log: () => {{}} }},
