@@ -25,8 +25,10 @@ from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sq
 
 STAGE = "track_people"
 logger = get_logger(STAGE)
-SEGMENT_KEY = "[video_id, segment]"
-VIDEO_KEY = "[video_id]"
+#: A segment or video is tracked once per generation: a frame recovered from the DLQ after
+#: its video was tracked without it makes new work (vidsift.core.progress.generation).
+SEGMENT_KEY = "[video_id, segment, generation]"
+VIDEO_KEY = "[video_id, generation]"
 
 
 def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
@@ -51,11 +53,13 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     subject = progress.subject(kind, body, people_bucket="")
     with failures_recorded(logger, STAGE, record, subject):
         if kind == progress.SEGMENT_MESSAGE:
-            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"]},
+            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"],
+                                                           "generation": body["generation"]},
                           lambda_context, key=SEGMENT_KEY)
             logger.info("segment tracked", extra=result)
         else:
-            once(tracking.track_video_work, {"video_id": body["video_id"]}, lambda_context, key=VIDEO_KEY)
+            once(tracking.track_video_work, {"video_id": body["video_id"], "generation": body["generation"]},
+                 lambda_context, key=VIDEO_KEY)
 
 
 @logger.inject_lambda_context
