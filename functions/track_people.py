@@ -21,7 +21,7 @@ from vidsift.core import progress
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import tracking
-from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
 
 STAGE = "track_people"
 logger = get_logger(STAGE)
@@ -47,9 +47,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
     try:
         kind, body = _message(record)
-    except BadInputError as exc:
+    except BadInputError as exc:  # permanent: recorded once, acknowledged, counted (not the DLQ)
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
-        raise
+        permanent_failure(logger, STAGE, exc)
+        return
     subject = progress.subject(kind, body, people_bucket="")
     with failures_recorded(logger, STAGE, record, subject):
         if kind == progress.SEGMENT_MESSAGE:

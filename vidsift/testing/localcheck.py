@@ -56,7 +56,8 @@ def count_sampled(stack: LocalStack, video: str, index: int) -> None:
                                           "version": "", "updated_at": int(time.time())},
                       default={"open": progress.OPEN}, add={"tracked": {progress.SENTINEL}})
     part = progress.segment_part(video, 0)
-    sampled = aws.tracking_mark(table, part, add={"sampled": {index}})["sampled"]
+    aws.tracking_mark(table, part, add={"sampled": {index}})
+    sampled = aws.tracking_item(table, part)["sampled"]
     aws.tracking_mark(table, part, set_=progress.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
 
 
