@@ -242,6 +242,14 @@ def get_json(bucket: str, key: str) -> Any:
     return json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under a prefix, in key order."""
+    keys: list[str] = []
+    for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return sorted(keys)
+
+
 def list_json(bucket: str, prefix: str) -> list[Any]:
     """Every JSON document under a prefix, in key order."""
     s3 = client("s3")
