@@ -216,3 +216,69 @@ def test_a_video_whose_segment_was_never_sampled_ends_failed_with_its_reason(sta
     assert item["state"] == progress.FAILED and "segment(s) [1]" in item["reason"] and "open" not in item
     (record,) = [r for s, r in error_records(stack, sweeping.STAGE).items() if s == f"video:{video}"]
     assert record["version_id"] == version and "never reported segment(s) [1]" in record["reason"]
+
+
+# --- item 5: progress that scales ------------------------------------------------------------
+
+
+def test_a_24_hour_video_at_5_fps_settles_in_small_items(stack: LocalStack) -> None:
+    """432,000 frames (24 h at 5 fps) without decoding 24 h of video. Main kept one set of
+    every frame index on one item: about 2.6 MB by then, beyond DynamoDB's 400 KB item limit
+    (UpdateItem fails at about 6 h at 5 fps; moto refuses it too, in minutes, so not here),
+    every ADD answered with the whole item. Now: split_frames' real plan (288 segments of
+    1,500 frames), every frame's segment found from its index alone as detect_people finds
+    it, the completeness of all 288 segments decided by the core, and the barrier's real
+    writes on the local DynamoDB for the first, a middle and the last segment (the first in
+    detect_people's batches of 16): no item or answer grows with the video's length."""
+    from vidsift.core import segments
+    from vidsift.core.frames import SamplingOptions
+    from vidsift.stages import barrier
+    from vidsift.stages.splitting import SplitConfig, _per, _span_s
+
+    options = SamplingOptions(fps=5.0)
+    config = SplitConfig(frames_bucket="", options=options, segment_seconds=300.0, queue_url=None)
+    spans = segments.plan(24 * 3600.0, options, _span_s(config, options))
+    per = _per(spans, options)
+    assert (len(spans), per) == (288, 1500)
+    video_doc = {"per": per, "segments": len(spans)}
+    by_segment: dict[int, set[int]] = {}
+    for i in range(24 * 3600 * 5):
+        by_segment.setdefault(barrier.segment_of(video_doc, i), set()).add(i)
+    assert sorted(by_segment) == list(range(288)) and {len(v) for v in by_segment.values()} == {1500}
+    items = {k: progress.sampled_fields(1500, min(v), max(v), spans[k][0]) | {"done": v} for k, v in by_segment.items()}
+    items[100]["done"] = items[100]["done"] - {150_000} | {7}  # one missing; an extra frame cannot hide it
+    assert [k for k, item in items.items() if not progress.segment_detected(item)] == [100]
+
+    table = stack.names.tracking_table
+    queue = aws.client("sqs").create_queue(QueueName="vidsift-local-24h-segments")["QueueUrl"]
+    video = "day-long-5fps"
+    barrier.begin_video(table, video, segments=len(spans), per=per, source="s3://raw/uploads/day.mp4", version="v1")
+    answered: list[int] = []  # bytes of each UpdateItem's answer
+
+    def measure(parsed: dict[str, Any], **_: Any) -> None:
+        answered.append(len(json.dumps(parsed.get("Attributes", {}))))
+
+    ddb = aws.client("dynamodb")
+    ddb.meta.events.register("after-call.dynamodb.UpdateItem", measure)
+    try:
+        for k in (0, 143, 287):
+            frames = sorted(by_segment[k])
+            barrier.report_sampled(table, queue, video, k, progress.sampled_fields(per, frames[0], frames[-1],
+                                                                                   spans[k][0]))
+            batches = [frames[n:n + 16] for n in range(0, per, 16)] if k == 0 else [frames[:750], frames[750:]]
+            for batch in batches:
+                barrier.settle(table, queue, video, k, done=set(batch))
+    finally:
+        ddb.meta.events.unregister("after-call.dynamodb.UpdateItem", measure)
+    sent = []
+    while got := aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        sent += [json.loads(m["Body"])[progress.SEGMENT_MESSAGE]["segment"] for m in got]
+        aws.client("sqs").delete_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    assert sent == [0, 143, 287]  # each segment sent on once, by the update that completed it
+    for k in (0, 143, 287):
+        item = ddb.get_item(TableName=table, Key={"part": {"S": progress.segment_part(video, k)},
+                                                  "n": {"N": str(aws.PROGRESS_N)}})["Item"]
+        assert len(json.dumps(item)) < 20_000  # about 11 KB a segment, whatever the video's length
+    assert len(answered) == 3 + 94 + 4 and max(answered) < 20_000  # UPDATED_NEW: one segment's sets at most
+    assert len(json.dumps(sorted(range(24 * 3600 * 5)))) > 400_000 * 6  # main's one set, as text

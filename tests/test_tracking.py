@@ -209,6 +209,8 @@ def test_extra_frames_in_one_segment_cannot_hide_missing_ones_in_another() -> No
     seg0 = progress.sampled_fields(3, 0, 2, 0.0) | {"done": {0, 1, 2, 7}}
     seg1 = progress.sampled_fields(3, 3, 5, 3.0) | {"done": {3, 4}}
     assert progress.segment_detected(seg0) and not progress.segment_detected(seg1)
+    seg1["done"].add(9)  # nor a stray index within the segment's own item, outside its span
+    assert not progress.segment_detected(seg1)
 
 
 def test_a_tracking_message_without_its_fields_is_a_bad_input() -> None:

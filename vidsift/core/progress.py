@@ -82,9 +82,17 @@ def real(values: Any) -> set[int]:
 
 
 def segment_detected(item: dict[str, Any]) -> bool:
-    """split_frames reported the segment, and each frame it wrote is detected or given up."""
+    """split_frames reported the segment, and each frame it wrote is detected or given up.
+    Only frames within the segment's span count: an index from elsewhere (a frame written
+    under another segment's number) cannot make up for one missing here."""
     expected = int(item.get("expected", SENTINEL))
-    return expected >= 0 and len(real(item.get("done")) | real(item.get("failed"))) >= expected
+    if expected < 0:
+        return False
+    settled = real(item.get("done")) | real(item.get("failed"))
+    if "first" in item:
+        first, last = int(item["first"]), int(item["last"])
+        settled = {i for i in settled if first <= i <= last}
+    return len(settled) >= expected
 
 
 def recovered(item: dict[str, Any]) -> set[int]:
