@@ -107,7 +107,7 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
     if not frames:
         return {}
     items = videos(table, {v for v, _ in frames})
-    where = {(v, i): segment_part(v, segment_of(items[v], i)) for v, i in frames if v in items}
+    where = {(v, i): segment_part(v, segment_of(items.get(v), i)) for v, i in frames}
     found = aws.tracking_get(table, [*((p, i) for (_, i), p in where.items()),
                                      *((p, aws.PROGRESS_N) for p in dict.fromkeys(where.values()))])
     done: dict[tuple[str, int], dict[str, str]] = {}
@@ -118,7 +118,7 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
             continue
         done[(video, index)] = doc["meta"]
         segment = int(part.rsplit("/", 1)[1])
-        if progress.segment_detected(seg) and _untracked(items[video], segment, seg):
+        if progress.segment_detected(seg) and _untracked(items.get(video, {}), segment, seg):
             resend.add((video, segment))
     for video, segment in sorted(resend):
         logger.warning("a complete segment its video was not tracked with: sent to track_people again",

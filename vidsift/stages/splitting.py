@@ -141,9 +141,13 @@ class Source:
 
     @classmethod
     def head(cls, ref: ObjectRef) -> Source:
-        """The version the event names (its ETag, size, metadata), not whatever the key holds now."""
+        """The version the event names (its ETag, size, metadata), not whatever the key holds
+        now: the key is asked first (deleted since: a bad input, the user's wish is kept), then,
+        if it holds another version by now (overwritten before processing), that version."""
         try:
-            head = aws.head_object(ref.bucket, ref.key, ref.version_id)
+            head = aws.head_object(ref.bucket, ref.key)
+            if ref.version_id and head.get("VersionId") not in (None, ref.version_id):
+                head = aws.head_object(ref.bucket, ref.key, ref.version_id)
         except Exception as exc:
             if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise BadInputError(ref.uri, "the object no longer exists (deleted before processing)") from exc
