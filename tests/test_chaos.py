@@ -86,6 +86,7 @@ class ChaosDispatcher(Dispatcher):
         super().__init__(*args, **kwargs)
         self.rng, self.kill_rate = rng, kill_rate
         self.killed: Counter[str] = Counter()
+        self.injected: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.doomed: set[int] = set()  # threads whose invocation dies at its next AWS call
 
@@ -95,8 +96,10 @@ class ChaosDispatcher(Dispatcher):
             if self.rng.random() < 0.05:
                 self.stack.sagemaker.faults.inject(self.rng.choice(["service_unavailable", "internal_failure",
                                                                     "throttling", "model_error"]), times=1)
+                self.injected["endpoint"] += 1
             if self.rng.random() < 0.05:
                 self.stack.rekognition.fail_next(1, self.rng.choice(["ThrottlingException", "InternalServerError"]))
+                self.injected["rekognition"] += 1
         me = threading.get_ident()
         if doomed:
             with self.lock:
@@ -244,7 +247,8 @@ def test_chaos_every_version_ends_in_one_state(local_stack: LocalStack, tmp_path
                "states": dict(states), "frames_given_up": gaps, "lost": len(lost), "duplicated": len(duplicated),
                "rows_resent_same_record_id": resent["people"], "stalled_at_end": len(later.stalled),
                "swept_before_end": swept.as_dict(), "killed": dict(dispatcher.killed),
-               "refused": {f.client.meta.service_model.service_id.hyphenize(): f.refused for f in faults},
+               "refused": {f.client.meta.service_model.service_id.hyphenize(): f.refused for f in faults}
+               | dict(dispatcher.injected),
                "seconds": round(seconds, 1), "stats": {s: vars(st) for s, st in dispatcher.stats.items()}}
     with capsys.disabled():
         print(f"\nchaos: {figures}")
