@@ -85,7 +85,10 @@ def sweep(config: SweepConfig, now: float | None = None) -> SweepResult:
     result = SweepResult()
     for video in aws.tracking_open(config.table, config.index, updated_before=before):
         item = aws.tracking_item(config.table, video)
-        if item.get("state") or "segments" not in item:
+        if item.get("state"):  # ended meanwhile: the index forgets it
+            aws.tracking_mark(config.table, video, remove=["open"])
+            continue
+        if "segments" not in item:
             continue
         parts = [progress.segment_part(video, k) for k in range(int(item["segments"]))]
         found = aws.tracking_get(config.table, [(p, aws.PROGRESS_N) for p in parts])

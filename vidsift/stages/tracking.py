@@ -93,7 +93,8 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
 def _segment_tracked(settings: Settings, table: str, video: str, segment: int, recovered: set[int]) -> None:
     """ADD the segment to its video's tracked set (and the frames it recovered: a video
     tracked before is reopened); the update that completes the set sends the video on."""
-    got = aws.tracking_mark(table, video, set_={"updated_at": barrier.now()}, default={"open": progress.OPEN},
+    got = aws.tracking_mark(table, video, set_={"updated_at": barrier.now()},
+                            default={"open": progress.OPEN} if recovered else {},
                             add={"tracked": {segment, progress.SENTINEL},
                                  "recovered": recovered | {progress.SENTINEL}},
                             remove=["state"] if recovered else ())
