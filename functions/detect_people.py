@@ -43,6 +43,7 @@ from vidsift.stages.runtime import (
     done,
     failures_recorded,
     once,
+    permanent_failure,
     record_bad_input,
     record_gave_up,
     sqs_processor,
@@ -396,10 +397,21 @@ def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[O
         logger.exception("could not record the frames as given up", extra={"frames": frames})
 
 
+def _give_up_now(settings: Settings, refs: list[ObjectRef]) -> None:
+    """A bad frame (deleted, refused by the detector, without metadata) is permanent: its frames
+    are given up at once, so its video is tracked without them and no retry waits for it."""
+    frames = [r.key for r in refs if not is_snapshot(r.bucket, r.key, settings.raw_bucket)]
+    if frames:
+        tracking.give_up(settings, frames)
+
+
 def make_record_handler(batch: Batch, context: Any, settings: Settings):
     def record_handler(record: SQSRecord) -> None:
         try:
             handle(record)
+        except BadInputError as exc:  # recorded under errors/ by handle: acknowledged, not retried
+            _give_up_now(settings, batch.refs.get(record.message_id, []))
+            permanent_failure(logger, STAGE, exc)
         except Exception:
             _give_up_on_last_receive(settings, record, batch.refs.get(record.message_id, []))
             raise

@@ -18,7 +18,7 @@ from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
 from vidsift.stages import splitting, startup
-from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
 
 STAGE = "split_frames"
 logger = get_logger(STAGE)
@@ -36,7 +36,8 @@ def process_video(obj: dict[str, Any]) -> dict[str, Any]:
             logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
         return url
 
-    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"])
+    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"],
+                    version_id=obj.get("version_id") or "")
     result = splitting.split_video(config, ref, queue_url)
     logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
     return result
@@ -57,22 +58,40 @@ def _segment_doc(body: str) -> dict[str, Any] | None:
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock).
+
+    A bad input (not a video, no video stream, a malformed message...) is permanent: it is
+    recorded once under errors/ (per object version) and the message acknowledged, counted
+    on its own metric rather than retried into the DLQ. Anything else fails the message."""
     try:
         seg = _segment_doc(record.body)
         if seg is not None:
             task = segments.SegmentTask.from_obj(seg)
-            with failures_recorded(logger, STAGE, record, task.subject):
-                once(process_segment, task.to_obj(), lambda_context, key=SEGMENT_KEY)
+            try:
+                with failures_recorded(logger, STAGE, record, task.subject, task.version_id):
+                    once(process_segment, task.to_obj(), lambda_context, key=SEGMENT_KEY)
+            except BadInputError as exc:
+                permanent_failure(logger, STAGE, exc)
             return
-        for ref in parse_s3_message(record.body):
-            with failures_recorded(logger, STAGE, record, ref.uri):
-                once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
-                                     "source_queue_arn": record.event_source_arn}, lambda_context)
+        refs = parse_s3_message(record.body)
     except BadInputError as exc:
         if exc.what == "SQS message":
             record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
-        raise
+        permanent_failure(logger, STAGE, exc)
+        return
+    failed: Exception | None = None
+    for ref in refs:  # one record's failure must not skip the others of the message
+        try:
+            with failures_recorded(logger, STAGE, record, ref.uri, ref.version_id):
+                once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
+                                     "version_id": ref.version_id, "source_queue_arn": record.event_source_arn},
+                     lambda_context)
+        except BadInputError as exc:
+            permanent_failure(logger, STAGE, exc)
+        except Exception as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 @logger.inject_lambda_context

@@ -21,12 +21,14 @@ from vidsift.core import progress
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import startup, tracking
-from vidsift.stages.runtime import failures_recorded, once, record_bad_input, sqs_processor
+from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
 
 STAGE = "track_people"
 logger = get_logger(STAGE)
-SEGMENT_KEY = "[video_id, segment]"
-VIDEO_KEY = "[video_id]"
+#: A segment or video is tracked once per generation: a frame recovered from the DLQ after
+#: its video was tracked without it makes new work (vidsift.core.progress.generation).
+SEGMENT_KEY = "[video_id, segment, generation]"
+VIDEO_KEY = "[video_id, generation]"
 
 
 def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
@@ -45,17 +47,20 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
     try:
         kind, body = _message(record)
-    except BadInputError as exc:
+    except BadInputError as exc:  # permanent: recorded once, acknowledged, counted (not the DLQ)
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
-        raise
+        permanent_failure(logger, STAGE, exc)
+        return
     subject = progress.subject(kind, body, people_bucket="")
     with failures_recorded(logger, STAGE, record, subject):
         if kind == progress.SEGMENT_MESSAGE:
-            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"]},
+            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"],
+                                                           "generation": body["generation"]},
                           lambda_context, key=SEGMENT_KEY)
             logger.info("segment tracked", extra=result)
         else:
-            once(tracking.track_video_work, {"video_id": body["video_id"]}, lambda_context, key=VIDEO_KEY)
+            once(tracking.track_video_work, {"video_id": body["video_id"], "generation": body["generation"]},
+                 lambda_context, key=VIDEO_KEY)
 
 
 @logger.inject_lambda_context

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import ids
+from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
 from vidsift.stages.runtime import once
@@ -176,8 +176,8 @@ def test_the_tracking_table_throttled_ends_in_one_row(stack: LocalStack, refusal
         d.poll("detect_people")
     assert fault.refused == refusals
     assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
-    done = aws.tracking_mark(stack.names.tracking_table, video).get("done", set())
-    assert done == (set() if redriven else {0})
+    done = aws.tracking_item(stack.names.tracking_table, progress.segment_part(video, 0)).get("done", set())
+    assert progress.real(done) == (set() if redriven else {0})
     assert d.run_until_idle(timeout_s=120)
     frame_once(stack, video)
 

@@ -200,6 +200,8 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     own = {
         "split_frames": {
             ("s3:GetObject", f"{bucket_arn('raw')}/{C['raw_upload_prefix']}*"),
+            # each video read by the version its event names (an overwrite loses nothing)
+            ("s3:GetObjectVersion", f"{bucket_arn('raw')}/{C['raw_upload_prefix']}*"),
             # HeadObject on a deleted video: 404 (bad input) rather than 403 (retry) needs ListBucket.
             ("s3:ListBucket", bucket_arn("raw")),
             ("s3:PutObject", f"{bucket_arn('frames')}/*"),
@@ -209,7 +211,9 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("s3:GetObject", f"{bucket_arn('frames')}/*/segments/*"),
             ("s3:ListBucket", bucket_arn("frames")),
             # the tracking barrier: frames written per segment, and the segments to track
+            # (GetItem: a segment an UPDATED_NEW answer left an unchanged attribute out of)
             ("dynamodb:UpdateItem", tracking_table),
+            ("dynamodb:GetItem", tracking_table),
             ("sqs:SendMessage", track_queue),
         },
         "detect_people": {
@@ -226,6 +230,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
             ("dynamodb:BatchGetItem", tracking_table),
             ("dynamodb:BatchWriteItem", tracking_table),
             ("dynamodb:UpdateItem", tracking_table),
+            ("dynamodb:GetItem", tracking_table),
             ("sqs:SendMessage", track_queue),
             # person alerts: the frame link is presigned by this role
             ("s3:GetObject", f"{bucket_arn('people')}/*"),
@@ -272,6 +277,24 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     return pairs | own[stage] | (alerting if stage in ("detect_people", "analyze_faces", "alert_faces") else set())
 
 
+def expected_sweeper_grants(tpl: Template) -> set[tuple[str, str]]:
+    """The stalled-video sweeper: no queue of its own, no idempotency; the open videos (the
+    tracking table's index), their progress, the frames written, track_people's queue."""
+    name = C["sweeper"]["name"]
+    log_group = arn("logs", f"log-group:/aws/lambda/{function_name(name)}:*")
+    tracking_table = arn("dynamodb", f"table/{NAMES.tracking_table}")
+    errors = ids.error_key(name, "x").rsplit("/", 1)[0] + "/*"
+    pairs = {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
+             ("s3:PutObject", f"{bucket_arn('analytics')}/{errors}"),
+             ("dynamodb:Query", f"{tracking_table}/index/{C['tracking_open_index']}"),
+             ("dynamodb:GetItem", tracking_table), ("dynamodb:BatchGetItem", tracking_table),
+             ("dynamodb:UpdateItem", tracking_table), ("s3:ListBucket", bucket_arn("frames")),
+             ("sqs:SendMessage", queue_arn(NAMES.queue("track_people")))}
+    if kms_on(tpl):
+        pairs |= {("kms:Decrypt", kms_key(tpl)), ("kms:GenerateDataKey", kms_key(tpl))}
+    return pairs
+
+
 def expected_firehose_grants(tpl: Template) -> set[tuple[str, str]]:
     analytics = bucket_arn("analytics")
     prefixes = [table_prefix(tpl, k) for k in contract.TABLES] + [C["analytics_prefixes"]["firehose_errors"]]
@@ -302,7 +325,7 @@ def iam_problems(tpl: Template) -> list[str]:
     # A role of an opt-in feature that is off is not in the stack (expire_visitors: visitors=true).
     roles = {r for r in tpl.of_type("AWS::IAM::Role") if tpl.resource_included(r)}
     used: dict[str, str] = {}
-    for stage in contract.FUNCTIONS:
+    for stage in [*contract.FUNCTIONS, C["sweeper"]["name"]]:
         fid = function_id(tpl, stage)
         role = tpl.resources[fid]["Properties"]["Role"]["Fn::GetAtt"][0]
         if role in used.values():
@@ -315,7 +338,9 @@ def iam_problems(tpl: Template) -> list[str]:
     if extra:
         problems.append(f"roles no function or stream uses: {sorted(extra)}")
     checks: list[tuple[str, str, str, set[tuple[str, str]]]] = [
-        (stage, role, "lambda.amazonaws.com", expected_function_grants(tpl, stage)) for stage, role in used.items()
+        (stage, role, "lambda.amazonaws.com",
+         expected_sweeper_grants(tpl) if stage == C["sweeper"]["name"] else expected_function_grants(tpl, stage))
+        for stage, role in used.items()
     ]
     checks.append(("firehose", firehose_role_id, "firehose.amazonaws.com", expected_firehose_grants(tpl)))
     for who, role, service, expected in checks:
@@ -926,8 +951,8 @@ def test_functions_with_layers_fit_lambdas_unzipped_limit(packaged: Packaged) ->
     zips = sorted((ROOT / "layers" / "build").glob("*.zip"))
     lines = tool.report(zips, packaged.out)
     per_function = [line for line in lines if line.strip().startswith("function")]
-    # The contract's functions, and expire_visitors (deployed with visitors=true only).
-    assert len(per_function) == len(contract.FUNCTIONS) + 1, lines
+    # The contract's functions, the sweeper, and expire_visitors (deployed with visitors=true only).
+    assert len(per_function) == len(contract.FUNCTIONS) + 2, lines
     assert all(line.endswith(" OK") for line in per_function), "\n".join(lines)
 
 

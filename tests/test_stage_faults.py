@@ -57,13 +57,16 @@ def test_one_bad_frame_fails_alone(stack: LocalStack) -> None:
     put_frame(stack, "badbatch", 1, b"this is no jpeg")
     put_frame(stack, "badbatch", 2, jpeg("coffee"))
     d.poll("detect_people")
-    assert d.stats["detect_people"].failed == 1 and d.stats["detect_people"].succeeded == 2
-    assert d.run_until_idle(timeout_s=120)  # the bad frame given up on its last delivery: the video is tracked
+    # refused by the detector: a permanent bad input, given up at once and acknowledged
+    assert d.stats["detect_people"].failed == 0 and d.stats["detect_people"].succeeded == 3
+    assert d.run_until_idle(timeout_s=120)  # the video is tracked without the bad frame
     people = {r["frame_index"]: r["person_count"] for r in rows(stack, "people", "badbatch")}
     assert people[0] >= 1 and people[2] == 0 and 1 not in people
     dlq = aws.client("sqs").receive_message(QueueUrl=stack.dlq_urls["detect_people"], MaxNumberOfMessages=10)
     in_dlq = [r.key for m in dlq.get("Messages", []) for r in parse_s3_message(m["Body"])]
-    assert "badbatch/000001.jpg" in in_dlq
+    assert "badbatch/000001.jpg" not in in_dlq
+    assert "refused the frame" in error_records(stack, "detect_people")[
+        f"s3://{stack.names.bucket('frames')}/badbatch/000001.jpg"]["reason"]
 
 
 def test_transient_endpoint_errors_are_retried(stack: LocalStack) -> None:
@@ -179,7 +182,7 @@ def test_frame_without_metadata_is_a_clear_error(stack: LocalStack) -> None:
     aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key="orphan/000000.jpg",
                                 Body=jpeg("astronaut"))
     d.poll("detect_people")
-    assert d.stats["detect_people"].failed == 1
+    assert d.stats["detect_people"].failed == 0  # a permanent bad input: recorded, acknowledged
     errors = aws.client("s3").list_objects_v2(Bucket=stack.names.bucket("analytics"),
                                               Prefix="errors/detect_people/")
     assert errors.get("KeyCount", 0) >= 1

@@ -138,8 +138,10 @@ def with_retries(call: Callable[[], T], *, retryable: Callable[[BaseException], 
 # --- S3 --------------------------------------------------------------------------------
 
 
-def head_object(bucket: str, key: str) -> dict[str, Any]:
-    return client("s3").head_object(Bucket=bucket, Key=key)
+def head_object(bucket: str, key: str, version_id: str = "") -> dict[str, Any]:
+    """HeadObject, of one version when ``version_id`` is given (s3:GetObjectVersion)."""
+    extra = {"VersionId": version_id} if version_id else {}
+    return client("s3").head_object(Bucket=bucket, Key=key, **extra)
 
 
 def put_object(bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]) -> str:
@@ -176,10 +178,11 @@ class S3RangeReader(io.RawIOBase):
     storage is fine.
     """
 
-    def __init__(self, bucket: str, key: str, *, size: int, etag: str | None = None,
+    def __init__(self, bucket: str, key: str, *, size: int, etag: str | None = None, version_id: str = "",
                  block_size: int = 4 << 20, max_blocks: int = 6) -> None:
         super().__init__()
         self.bucket, self.key, self.size, self.etag = bucket, key, size, etag
+        self.version_id = version_id
         self.block_size, self.max_blocks = block_size, max_blocks
         self._pos = 0
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
@@ -212,7 +215,9 @@ class S3RangeReader(io.RawIOBase):
         start = index * self.block_size
         end = min(self.size, start + self.block_size) - 1
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end}"}
-        if self.etag:  # a video replaced mid-read must fail, not splice two files
+        if self.version_id:  # that version, whatever was written under the key since
+            kwargs["VersionId"] = self.version_id
+        elif self.etag:  # a video replaced mid-read must fail, not splice two files
             kwargs["IfMatch"] = self.etag
         data = client("s3").get_object(**kwargs)["Body"].read()
         self.bytes_fetched += len(data)
@@ -237,6 +242,14 @@ def get_json(bucket: str, key: str) -> Any:
     return json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def list_keys(bucket: str, prefix: str) -> list[str]:
+    """Every key under a prefix, in key order."""
+    keys: list[str] = []
+    for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return sorted(keys)
+
+
 def list_json(bucket: str, prefix: str) -> list[Any]:
     """Every JSON document under a prefix, in key order."""
     s3 = client("s3")
@@ -255,14 +268,6 @@ def get_bytes_if_any(bucket: str, key: str) -> bytes | None:
         if error_code(exc) in ("NoSuchKey", "404"):
             return None
         raise
-
-
-def list_keys(bucket: str, prefix: str) -> list[str]:
-    """Every key under a prefix, in key order."""
-    keys: list[str] = []
-    for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    return sorted(keys)
 
 
 def account_id() -> str:
@@ -449,13 +454,16 @@ def delete_faces(collection: str, face_ids: Sequence[str]) -> list[str]:
     return deleted
 
 
-# --- Tracking: each segment's detections and each video's progress (DynamoDB) ----------
+# --- Tracking: each segment's detections and progress, each video's progress (DynamoDB) -
 #
-# One table, two kinds of item under a partition key ``part`` and a number ``n``: a frame's
-# detections (part = "<video>/<segment>", n = frame index) and a progress item (n = -1) per
-# segment (frames expected, done, given up) and per video (part = "<video>": segments
-# expected, segments tracked). Sets, not counters: a frame counted twice (a retry) is still
-# one frame, so the moment a segment is complete is exact. vidsift.core.progress reads them.
+# One table, three kinds of item under a partition key ``part`` and a number ``n``
+# (vidsift.core.progress): a frame's detections (part = "<video>/<segment>", n = frame
+# index), a segment's progress (the same part, n = -1: frames expected, done, given up) and
+# a video's (part = "<video>", n = -1: segments, tracked, end state). Sets, not counters: a
+# frame counted twice (a retry) is still one frame, so the moment a segment is complete is
+# exact. One key per segment: no item grows with the video, and a long video's frames are
+# spread over many partition keys. A sparse index (contract ``tracking_open_index``) holds
+# the videos without an end state, by last update, for the stalled-video sweeper.
 
 PROGRESS_N = -1
 #: Tracking items expire (DynamoDB TTL on ``expires_at``) two weeks after their last write:
@@ -489,9 +497,17 @@ def _ddb_plain(attr: dict[str, Any]) -> Any:
     return value
 
 
+_HIDDEN = ("part", "n", "expires_at")
+
+
 def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
-                  add: dict[str, set[int]] | None = None) -> dict[str, Any]:
-    """Update a progress item (SET plain values, ADD numbers to sets) and return all of it."""
+                  add: dict[str, set[int]] | None = None, default: dict[str, Any] | None = None,
+                  remove: Iterable[str] = ()) -> dict[str, Any]:
+    """Update a progress item: SET plain values, SET ``default``'s only where absent, ADD
+    numbers to sets, REMOVE attributes. Returns UPDATED_NEW: the attributes the update named,
+    as they are now (whole sets, not the whole item; DynamoDB may leave out one whose value
+    did not change, so a caller needing one reads the item: tracking_item). With nothing to
+    update, the whole item (a strongly consistent GetItem)."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     sets, adds = [], []
@@ -500,19 +516,48 @@ def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
     for i, (k, v) in enumerate((set_ or {}).items()):
         names[f"#s{i}"], values[f":s{i}"] = k, _ddb_value(v)
         sets.append(f"#s{i} = :s{i}")
+    for i, (k, v) in enumerate((default or {}).items()):
+        names[f"#d{i}"], values[f":d{i}"] = k, _ddb_value(v)
+        sets.append(f"#d{i} = if_not_exists(#d{i}, :d{i})")
     for i, (k, v) in enumerate((add or {}).items()):
         if v:
             names[f"#a{i}"], values[f":a{i}"] = k, _ddb_value(set(v))
             adds.append(f"#a{i} :a{i}")
-    expr = " ".join(filter(None, ["SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else ""]))
-    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
+    removes = []
+    for i, k in enumerate(remove):
+        names[f"#r{i}"] = k
+        removes.append(f"#r{i}")
+    expr = " ".join(filter(None, ["SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "",
+                                  "REMOVE " + ", ".join(removes) if removes else ""]))
     if not expr:
-        item = client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
-    else:
-        item = client("dynamodb").update_item(TableName=table, Key=key, UpdateExpression=expr,
-                                              ExpressionAttributeNames=names, ExpressionAttributeValues=values,
-                                              ReturnValues="ALL_NEW").get("Attributes", {})
-    return {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")}
+        return tracking_item(table, part)
+    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
+    extra: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
+    item = client("dynamodb").update_item(TableName=table, Key=key, UpdateExpression=expr,
+                                          ExpressionAttributeNames=names, ReturnValues="UPDATED_NEW",
+                                          **extra).get("Attributes", {})
+    return {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN}
+
+
+def tracking_item(table: str, part: str) -> dict[str, Any]:
+    """A whole progress item, read strongly consistently ({} if there is none)."""
+    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
+    item = client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+    return {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN}
+
+
+def tracking_open(table: str, index: str, *, updated_before: float) -> list[str]:
+    """Videos without an end state last updated before ``updated_before`` (epoch seconds), from
+    the sparse index on ``open`` (only such videos carry it): the sweeper's candidates."""
+    out: list[str] = []
+    paginator = client("dynamodb").get_paginator("query")
+    for page in paginator.paginate(TableName=table, IndexName=index,
+                                   KeyConditionExpression="#o = :o AND #u < :u",
+                                   ExpressionAttributeNames={"#o": "open", "#u": "updated_at"},
+                                   ExpressionAttributeValues={":o": {"S": "open"},
+                                                              ":u": {"N": str(updated_before)}}):
+        out += [item["part"]["S"] for item in page.get("Items", [])]
+    return out
 
 
 #: BatchWriteItem takes 25 items, BatchGetItem 100 keys, per call.
@@ -564,7 +609,7 @@ def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int =
         for item in resp.get("Responses", {}).get(table, []):
             key = (item["part"]["S"], int(item["n"]["N"]))
             out[key] = (json.loads(item["doc"]["S"]) if key[1] != PROGRESS_N else
-                        {k: _ddb_plain(v) for k, v in item.items() if k not in ("part", "n", "expires_at")})
+                        {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN})
         return resp.get("UnprocessedKeys", {}).get(table) or {}
 
     for start in range(0, len(wanted), DDB_GET_BATCH):
@@ -575,16 +620,15 @@ def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int =
     return out
 
 
-def tracking_frames(table: str, part: str, first: int, last: int) -> list[dict[str, Any]]:
-    """The frame documents with indices first..last, in frame order (strongly consistent
-    reads: the frame that completed the video was written just before)."""
+def tracking_frames(table: str, part: str) -> list[dict[str, Any]]:
+    """The frame documents of one segment (its partition, frame items only), in frame order
+    (strongly consistent reads: the frame that completed the segment was written just before)."""
     paginator = client("dynamodb").get_paginator("query")
     out: list[dict[str, Any]] = []
     for page in paginator.paginate(TableName=table, ConsistentRead=True,
-                                   KeyConditionExpression="#p = :p AND #n BETWEEN :a AND :b",
+                                   KeyConditionExpression="#p = :p AND #n >= :a",
                                    ExpressionAttributeNames={"#p": "part", "#n": "n"},
-                                   ExpressionAttributeValues={":p": {"S": part}, ":a": {"N": str(first)},
-                                                              ":b": {"N": str(last)}}):
+                                   ExpressionAttributeValues={":p": {"S": part}, ":a": {"N": "0"}}):
         out += [json.loads(item["doc"]["S"]) for item in page.get("Items", [])]
     return out
 

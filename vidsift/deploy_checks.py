@@ -213,6 +213,7 @@ PARAM_CHECKS: dict[str, Check] = {
     "visitorMinFacePx": _number(1, 4096, whole=True, unit=" pixels"),
     "visitorRetentionDays": _number(1, 36500, unit=" days"),
     "rawRetentionDays": _number(0, 36500, whole=True, unit=" days (0: kept)"),
+    "stallAfterSeconds": _number(600, 30 * 86400, whole=True, unit=" seconds"),
 }
 
 

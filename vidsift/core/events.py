@@ -15,6 +15,9 @@ class ObjectRef:
     key: str
     size: int
     etag: str
+    #: The object version the event is about (a versioned bucket); "" when unversioned. Read
+    #: by it, so overwriting a key before its first version is processed loses nothing.
+    version_id: str = ""
 
     @property
     def uri(self) -> str:
@@ -50,6 +53,7 @@ def parse_s3_message(body: str) -> list[ObjectRef]:
                 key=unquote_plus(obj["key"]),
                 size=int(obj.get("size", 0)),
                 etag=str(obj.get("eTag", "")).strip('"'),
+                version_id=str(obj.get("versionId") or ""),
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise BadInputError("SQS message", f"malformed S3 record ({exc!r})") from exc

@@ -58,10 +58,12 @@ def face_record_id(video: str, frame_index: int, face_index: int) -> str:
     return _digest("faces", video, frame_index, face_index, length=32)
 
 
-def error_key(stage: str, subject: str) -> str:
+def error_key(stage: str, subject: str, version: str = "") -> str:
+    """Where the error of ``subject`` (one object version, when ``version`` names it) is recorded."""
     from vidsift import contract
 
-    return f"{contract.load()['analytics_prefixes']['errors']}{stage}/{_digest(subject, length=32)}.json"
+    digest = _digest(subject, version, length=32) if version else _digest(subject, length=32)
+    return f"{contract.load()['analytics_prefixes']['errors']}{stage}/{digest}.json"
 
 
 def crossing_record_id(video: str, track_id: str, line: str, n: int) -> str:

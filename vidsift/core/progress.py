@@ -5,26 +5,38 @@ Frames of one video reach detect_people in any order, across concurrent invocati
 segments, while a tracker needs them in time order and complete. Ordering them by design
 (SQS FIFO groups per video) would need split_frames to send every frame itself, since S3
 cannot notify a FIFO queue, and would serialise a video's detection. Instead detection
-stays parallel and records each frame's boxes (aws.tracking_put_frames), and one progress
-item per video (aws.tracking_mark) counts frames as a *set* of frame indices, so a
-retried frame is never counted twice:
+stays parallel and records each frame's boxes (aws.tracking_put_frames), and progress is
+counted as *sets* of frame indices, so a retried frame is never counted twice. The items
+(DynamoDB, one table, vidsift.aws) are small and many, so no item grows with the video's
+length and no key is hot for a long video:
 
-- split_frames, after sampling segment k, SETs ``segments`` and ``expected_k`` (frames it
-  wrote), ``first_k``/``last_k`` (their frame indices) and ``start_k`` (seconds);
-- detect_people ADDs each frame it detected to ``done``, or to ``failed`` when the frame
-  is on its last receive before the DLQ (the gap is recorded; the video does not stall);
-- the update that sees every segment reported and ``done | failed`` cover the frames
-  expected sends track_people one message per segment. Only one update can see the set
-  become complete, and a duplicate message is harmless (track_people is idempotent), so
-  no lock is needed.
+- one *video item* (part ``<video>``): ``segments``, ``per`` (grid points per segment, to
+  find a frame's segment from its index), the source object and version, ``tracked`` (the
+  segments whose tracks are stored), ``recovered`` (frames detected after being given up),
+  the end state (``state``: tracked or failed, ``gap_frames``, ``reason``) and, while it has
+  none, ``open`` (the sparse index the stalled-video sweeper queries);
+- one *segment item* per segment (part ``<video>/<segment>``, which its frame items share):
+  split_frames SETs ``expected`` (frames it wrote), ``first``/``last`` (their indices) and
+  ``start`` (seconds); detect_people ADDs each frame it detected to ``done``, or to
+  ``failed`` when the frame is on its last receive before the DLQ. Both sets always hold the
+  sentinel -1 (DynamoDB has no empty set, and every update ADDs to both, so UPDATED_NEW
+  returns both); ``expected`` is -1 until split_frames reported.
 
-track_people tracks each segment alone (in parallel, bounded work each), then ADDs it to
-``tracked``; the update that completes that set sends the video's message, on which the
-segments are stitched at their boundaries and the rows written.
+A segment is detected when ``done | failed`` covers the frames it expects, checked per
+segment: extra frames in one segment cannot hide missing ones in another. The update that
+sees it complete sends track_people the segment's message; a duplicate message is harmless
+(track_people is idempotent per ``[video, segment, generation]``). A frame detected after
+it was given up (a DLQ redrive) is *recovered*: the segment's generation (how many it
+recovered) grows, so its message is new work, the segment is tracked again and the video
+re-stitched under a new generation, its rows rewritten under the same record ids.
+
+track_people tracks each segment alone (in parallel, bounded work each), then ADDs it to the
+video's ``tracked``; the update that completes that set sends the video's message, on which
+the segments are stitched at their boundaries, the rows written and the end state set.
 
 A frame dead-lettered without its last receive reaching the function (a receive while the
-function is throttled also counts) leaves its video incomplete: its tracks wait until the
-frame is redriven from the DLQ (docs/tracking.md, operations).
+function is throttled also counts) leaves its segment incomplete: the sweeper
+(vidsift.stages.sweeping) finds the video stalled and gives such frames up, or reports it.
 """
 
 from __future__ import annotations
@@ -39,45 +51,94 @@ SEGMENT_MESSAGE = "vidsift_track_segment"
 VIDEO_MESSAGE = "vidsift_track_video"
 FACES_MESSAGE = "vidsift_track_faces"
 
+#: In every progress set (DynamoDB has no empty set) and as ``expected`` before split_frames reported.
+SENTINEL = -1
+#: A segment holds at most this many sampled frames: its sets stay far below DynamoDB's
+#: 400 KB item limit (6-digit indices, about 4 bytes each) whatever the fps or segment length.
+MAX_SEGMENT_FRAMES = 20_000
+#: End states of a video.
+TRACKED = "tracked"
+FAILED = "failed"
+#: The value of ``open`` (the sweeper's sparse index) while a video has no end state.
+OPEN = "open"
 
-def detected(item: dict[str, Any]) -> bool:
-    """Every segment has reported its frames, and each frame written is detected or given up."""
-    if "segments" not in item:
+
+def segment_part(video_id: str, segment: int) -> str:
+    """Partition key of a segment's progress item and of its frames' items."""
+    return f"{video_id}/{segment}"
+
+
+def segment_of(index: int, per: int, segments: int) -> int:
+    """The segment of frame ``index``: indices are global grid points and every segment but
+    the last holds ``per`` of them (vidsift.core.segments.plan); 0 for a video sampled whole."""
+    if segments <= 1 or per <= 0:
+        return 0
+    return min(index // per, segments - 1)
+
+
+def real(values: Any) -> set[int]:
+    """A progress set without its sentinel."""
+    return {int(v) for v in (values or ()) if int(v) >= 0}
+
+
+def segment_detected(item: dict[str, Any]) -> bool:
+    """split_frames reported the segment, and each frame it wrote is detected or given up.
+    Only frames within the segment's span count: an index from elsewhere (a frame written
+    under another segment's number) cannot make up for one missing here."""
+    expected = int(item.get("expected", SENTINEL))
+    if expected < 0:
         return False
-    counts = [item.get(f"expected_{k}") for k in range(int(item["segments"]))]
-    if any(c is None for c in counts):
-        return False
-    settled = set(item.get("done", set())) | set(item.get("failed", set()))
-    return len(settled) >= sum(int(c) for c in counts)
+    settled = real(item.get("done")) | real(item.get("failed"))
+    if "first" in item:
+        first, last = int(item["first"]), int(item["last"])
+        settled = {i for i in settled if first <= i <= last}
+    return len(settled) >= expected
+
+
+def recovered(item: dict[str, Any]) -> set[int]:
+    """Frames of a segment detected after they were given up (a DLQ redrive)."""
+    return real(item.get("done")) & real(item.get("failed"))
+
+
+def gaps(item: dict[str, Any]) -> set[int]:
+    """Frames of a segment given up and never detected."""
+    return real(item.get("failed")) - real(item.get("done"))
+
+
+def generation(item: dict[str, Any]) -> int:
+    """A segment's generation (frames it recovered), or a video's (its ``recovered`` set):
+    it only grows, so each recovery is new work for track_people's idempotency."""
+    return len(recovered(item)) if "done" in item else len(real(item.get("recovered")))
 
 
 def tracked(item: dict[str, Any]) -> bool:
     """Every segment's tracks are stored: the video can be stitched."""
-    return "segments" in item and len(set(item.get("tracked", set()))) >= int(item["segments"])
+    return "segments" in item and len(real(item.get("tracked"))) >= int(item["segments"])
 
 
-def sampled_fields(segment: int, segments: int, frames: int, first: int | None, last: int | None,
-                   start_s: float) -> dict[str, Any]:
-    """What split_frames SETs on the video's progress item for one sampled segment."""
-    out: dict[str, Any] = {"segments": segments, f"expected_{segment}": frames, f"start_{segment}": start_s}
+def sampled_fields(frames: int, first: int | None, last: int | None, start_s: float) -> dict[str, Any]:
+    """What split_frames SETs on a segment's progress item once it sampled it."""
+    out: dict[str, Any] = {"expected": frames, "start": start_s}
     if first is not None and last is not None:
-        out |= {f"first_{segment}": first, f"last_{segment}": last}
+        out |= {"first": first, "last": last}
     return out
 
 
-def span(item: dict[str, Any], segment: int) -> tuple[float, int, int] | None:
+def span(item: dict[str, Any]) -> tuple[float, int, int] | None:
     """(start seconds, first frame index, last frame index) of a segment; None if it has no frames."""
-    if f"first_{segment}" not in item:
+    if "first" not in item:
         return None
-    return float(item.get(f"start_{segment}", 0.0)), int(item[f"first_{segment}"]), int(item[f"last_{segment}"])
+    return float(item.get("start", 0.0)), int(item["first"]), int(item["last"])
 
 
-def segment_message(video_id: str, segment: int) -> dict[str, Any]:
-    return {SEGMENT_MESSAGE: {"video_id": video_id, "segment": segment}}
+def segment_message(video_id: str, segment: int, generation: int = 0) -> dict[str, Any]:
+    """A segment is detected (``generation``: how many of its frames were recovered)."""
+    return {SEGMENT_MESSAGE: {"video_id": video_id, "segment": segment, "generation": generation}}
 
 
-def video_message(video_id: str) -> dict[str, Any]:
-    return {VIDEO_MESSAGE: {"video_id": video_id}}
+def video_message(video_id: str, generation: int = 0) -> dict[str, Any]:
+    """A video's segments are all tracked (``generation``: frames recovered in the video)."""
+    return {VIDEO_MESSAGE: {"video_id": video_id, "generation": generation}}
 
 
 def faces_message(video_id: str, work_key: str) -> dict[str, Any]:
@@ -104,9 +165,12 @@ def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
         return None
     wrong = [k for k, t in _FIELDS[kind].items()
              if not isinstance(body, dict) or not isinstance(body.get(k), t) or isinstance(body.get(k), bool)]
+    gen = body.get("generation", 0) if isinstance(body, dict) else 0
+    if kind != FACES_MESSAGE and (not isinstance(gen, int) or isinstance(gen, bool) or gen < 0):
+        wrong.append("generation")
     if wrong:
         raise BadInputError("SQS message", f"{kind} message without a valid {', '.join(wrong)}: {body!r:.200}")
-    return kind, body
+    return kind, ({"generation": 0} | body if kind != FACES_MESSAGE else body)
 
 
 def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:

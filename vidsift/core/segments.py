@@ -80,6 +80,8 @@ class SegmentTask:
     options: dict[str, Any] = field(default_factory=dict)
     camera_id: str = "unknown"
     recorded_at: str | None = None
+    #: The object version the segments were planned from: each segment reads that version.
+    version_id: str = ""
 
     @property
     def uri(self) -> str:

@@ -62,6 +62,32 @@ def _quick_retention_check() -> None:
 #: moto's own retention check, once replaced (tests compare the two).
 moto_retention_check: Any = None
 _patch_lock = threading.Lock()
+_versioned_events = False
+
+
+def _s3_events_name_versions() -> None:
+    """S3's notification of an object created in a versioned bucket names the version
+    (``s3.object.versionId``); moto 5.2.5 leaves it out. split_frames reads a video by the
+    version its event names (an overwrite before processing must not lose the first), so
+    the local stack's events carry it as S3's do."""
+    from moto.s3 import notifications
+
+    global _versioned_events
+    with _patch_lock:
+        if _versioned_events:
+            return
+        _versioned_events = True
+        plain = notifications._get_s3_event
+
+        def with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+            event = plain(event_name, bucket, key, notification_id)
+            version = getattr(key, "version_id", None)
+            if version and version != "null":
+                for record in event["Records"]:
+                    record["s3"]["object"]["versionId"] = version
+            return event
+
+        notifications._get_s3_event = with_version
 
 
 def _dispatcher(warm: tuple[str, ...] = ()) -> Any:
@@ -85,6 +111,7 @@ def _dispatcher(warm: tuple[str, ...] = ()) -> Any:
             return self._backends[host]
 
     _quick_retention_check()
+    _s3_events_name_versions()
     app = RememberingDispatcher()
     # moto builds a service's app (importing its models and responses) on its first request:
     # about 0.7 s for the local stack's five services, which its child does while the parent

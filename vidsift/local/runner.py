@@ -165,6 +165,21 @@ def write_run_record(out: Path, videos: list[VideoOutcome], stats: dict[str, Sta
     (out / "run.json").write_text(json.dumps(doc, indent=1))
 
 
+def sweep_stalled(dispatcher: Dispatcher, timeout_s: float) -> bool:
+    """The run's end plays the scheduled sweeper (vidsift.stages.sweeping): every queue is
+    idle, so a video still without an end state is stalled now (a message lost, a send that
+    never happened); it is finished (tracked with its gaps) or failed with its reason.
+    Returns whether the work it released finished in time."""
+    import time
+
+    from vidsift.local.dispatcher import _acting_as
+    from vidsift.stages import sweeping
+
+    with _acting_as(sweeping.STAGE, "handler"):
+        result = sweeping.sweep(sweeping.SweepConfig.from_env(stall_after_s=0.0), now=time.time() + 1)
+    return dispatcher.run_until_idle(timeout_s=timeout_s) if result.finished else True
+
+
 def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: bool = False,
                camera_id: str | None = None, recorded_at: str | None = None, detector: str = "auto",
                progress: bool | str = True, timeout_s: float = 3600, dedup: bool = False,
@@ -223,6 +238,8 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
 
         dispatcher = Dispatcher(stack, on_batch=on_batch, concurrency=concurrency)
         finished = dispatcher.run_until_idle(timeout_s=timeout_s)
+        if finished:
+            finished = sweep_stalled(dispatcher, timeout_s)
         if video_bars is not None:
             video_bars.close()
         for bar in bars.values():

@@ -325,9 +325,16 @@ class LocalStack:
         table = self.names.tracking_table
         ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
                          AttributeDefinitions=[{"AttributeName": "part", "AttributeType": "S"},
-                                               {"AttributeName": "n", "AttributeType": "N"}],
+                                               {"AttributeName": "n", "AttributeType": "N"},
+                                               {"AttributeName": "open", "AttributeType": "S"},
+                                               {"AttributeName": "updated_at", "AttributeType": "N"}],
                          KeySchema=[{"AttributeName": "part", "KeyType": "HASH"},
-                                    {"AttributeName": "n", "KeyType": "RANGE"}])
+                                    {"AttributeName": "n", "KeyType": "RANGE"}],
+                         GlobalSecondaryIndexes=[{  # the videos without an end state (sparse), for the sweeper
+                             "IndexName": contract.load()["tracking_open_index"],
+                             "KeySchema": [{"AttributeName": "open", "KeyType": "HASH"},
+                                           {"AttributeName": "updated_at", "KeyType": "RANGE"}],
+                             "Projection": {"ProjectionType": "KEYS_ONLY"}}])
         ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True,
                                                                           "AttributeName": "expires_at"})
 

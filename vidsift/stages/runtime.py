@@ -106,11 +106,41 @@ def done(fn: Callable[..., Any], obj: dict[str, Any], *, key: str = OBJECT_KEY) 
     return record is not None and record.status == "COMPLETED"
 
 
-def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None) -> None:
+def record_bad_input(logger: Logger, stage: str, exc: BadInputError, *, subject: str, message_id: str | None,
+                     version: str = "") -> None:
     """Write the reason where users look (errors/ in the analytics bucket, one object per
-    input, overwritten on retry) before the message goes on to the DLQ."""
+    input and object version). A bad input is permanent: the handler then acknowledges the
+    message (permanent_failure), so it is recorded once, never retried into the DLQ."""
     logger.error(str(exc), extra={"stage": stage, "subject": subject, "message_id": message_id})
-    _write_error_record(logger, stage, subject, exc.what, exc.reason, message_id)
+    _write_error_record(logger, stage, subject, exc.what, exc.reason, message_id, version)
+
+
+#: The metric a permanent bad input counts on (vidsift.stages.runtime.metric): a user's
+#: mistake (not a video, no video stream...), kept apart from the DLQ alarms, which mean an
+#: operational fault outlasted every retry.
+BAD_INPUTS_METRIC = "BadInputs"
+
+
+def metric(logger: Logger, name: str, value: float, **dimensions: str) -> None:
+    """One CloudWatch metric value, as an embedded metric format log line: CloudWatch Logs
+    turns it into the metric, so no PutMetricData call (and no grant) is needed, and locally
+    it is a log line on stderr like any other. Namespace: METRICS_NAMESPACE (the stack's prefix)."""
+    import time
+
+    namespace = os.environ.get("METRICS_NAMESPACE") or contract.load()["service"]
+    logger.info(f"metric {name}={value:g}", extra={
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
+            {"Namespace": namespace, "Dimensions": [sorted(dimensions)],
+             "Metrics": [{"Name": name, "Unit": "Count"}]}]},
+        name: value, **dimensions})
+
+
+def permanent_failure(logger: Logger, stage: str, exc: BadInputError) -> None:
+    """A bad input was recorded (record_bad_input): count it on its own metric and let the
+    handler acknowledge the message. Retrying cannot help; five deliveries would only cost
+    five downloads and wake the operator through the DLQ alarm for a user's mistake."""
+    logger.info("bad input acknowledged: recorded under errors/, not retried", extra={"what": exc.what})
+    metric(logger, BAD_INPUTS_METRIC, 1, Stage=stage)
 
 
 def record_gave_up(logger: Logger, stage: str, exc: BaseException, record: SQSRecord, subjects: list[str]) -> None:
@@ -129,13 +159,13 @@ def record_gave_up(logger: Logger, stage: str, exc: BaseException, record: SQSRe
 
 
 @contextmanager
-def failures_recorded(logger: Logger, stage: str, record: SQSRecord, subject: str) -> Iterator[None]:
+def failures_recorded(logger: Logger, stage: str, record: SQSRecord, subject: str, version: str = "") -> Iterator[None]:
     """Explain a failure of the work on ``subject`` (record_bad_input, record_gave_up), then
-    let it propagate so the message is reported failed."""
+    let it propagate (a bad input: for the handler to acknowledge, permanent_failure)."""
     try:
         yield
     except BadInputError as exc:
-        record_bad_input(logger, stage, exc, subject=subject, message_id=record.message_id)
+        record_bad_input(logger, stage, exc, subject=subject, message_id=record.message_id, version=version)
         raise
     except Exception as exc:
         record_gave_up(logger, stage, exc, record, [subject])
@@ -143,14 +173,14 @@ def failures_recorded(logger: Logger, stage: str, record: SQSRecord, subject: st
 
 
 def _write_error_record(logger: Logger, stage: str, subject: str, what: str, reason: str,
-                        message_id: str | None) -> None:
+                        message_id: str | None, version: str = "") -> None:
     bucket = os.environ.get("ANALYTICS_BUCKET")
     if not bucket:
         return
     try:
-        aws.put_json(bucket, ids.error_key(stage, subject), {
+        aws.put_json(bucket, ids.error_key(stage, subject, version), {
             "stage": stage, "subject": subject, "what": what, "reason": reason,
-            "message_id": message_id, "at": iso(utc_now()),
+            "message_id": message_id, "at": iso(utc_now()), **({"version_id": version} if version else {}),
         })
     except Exception:  # the DLQ still holds the message; never hide the original error
         logger.exception("could not write the error record", extra={"subject": subject})

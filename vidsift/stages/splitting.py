@@ -17,7 +17,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,6 +33,7 @@ from vidsift.core.events import ObjectRef
 from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
 from vidsift.core.records import FrameMeta, captured_at
 from vidsift.core.segments import SegmentTask
+from vidsift.stages import barrier
 
 #: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
 UPLOAD_THREADS = 8
@@ -138,8 +141,13 @@ class Source:
 
     @classmethod
     def head(cls, ref: ObjectRef) -> Source:
+        """The version the event names (its ETag, size, metadata), not whatever the key holds
+        now: the key is asked first (deleted since: a bad input, the user's wish is kept), then,
+        if it holds another version by now (overwritten before processing), that version."""
         try:
             head = aws.head_object(ref.bucket, ref.key)
+            if ref.version_id and head.get("VersionId") not in (None, ref.version_id):
+                head = aws.head_object(ref.bucket, ref.key, ref.version_id)
         except Exception as exc:
             if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise BadInputError(ref.uri, "the object no longer exists (deleted before processing)") from exc
@@ -155,7 +163,12 @@ class Source:
                    meta=meta)
 
     def reader(self) -> aws.S3RangeReader:
-        return aws.S3RangeReader(self.ref.bucket, self.ref.key, size=self.size, etag=self.etag)
+        return aws.S3RangeReader(self.ref.bucket, self.ref.key, size=self.size, etag=self.etag,
+                                 version_id=self.ref.version_id)
+
+    @property
+    def version(self) -> str:
+        return self.ref.version_id
 
 
 def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aws.S3RangeReader,
@@ -201,36 +214,66 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
 
 def _report_sampled(config: SplitConfig, video_id: str, doc: dict[str, Any]) -> None:
     """Tell the tracking barrier how many frames this segment wrote; if detection already
-    finished them all (a small video, a retry), tell track_people the video is ready."""
+    finished them all (a small video, a retry), tell track_people the segment is ready."""
     if not config.tracking_table:
         return
-    fields = progress.sampled_fields(doc["segment"], doc["segments"], int(doc["frames_kept"] or 0),
-                                     doc["first_index"], doc["last_index"], float(doc["start_s"] or 0.0))
-    item = aws.tracking_mark(config.tracking_table, video_id, set_=fields)
-    if progress.detected(item) and config.track_queue_url:
-        aws.send_messages(config.track_queue_url,
-                          [progress.segment_message(video_id, k) for k in range(int(item["segments"]))])
+    fields = progress.sampled_fields(int(doc["frames_kept"] or 0), doc["first_index"], doc["last_index"],
+                                     float(doc["start_s"] or 0.0))
+    barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc["segment"]), fields)
+
+
+def _span_s(config: SplitConfig, options: SamplingOptions) -> float:
+    """Segment length: the setting, shortened so that no segment holds more than
+    progress.MAX_SEGMENT_FRAMES sampled frames (its progress item stays small at any fps)."""
+    if options.keyframes:
+        return config.segment_seconds
+    return min(config.segment_seconds, progress.MAX_SEGMENT_FRAMES / max(options.fps, 1e-9))
+
+
+def _per(spans: list[tuple[float, float | None]], options: SamplingOptions) -> int:
+    """Grid points per segment (every segment but the last holds exactly that many)."""
+    return round(Fraction(spans[1][0]).limit_denominator(1_000_000) * options.rate) if len(spans) > 1 else 0
+
+
+def _failing(config: SplitConfig, src: Source) -> Any:
+    """Record the video's end state (failed, with the reason) when its input turns out unusable."""
+    @contextmanager
+    def guard() -> Any:
+        try:
+            yield
+        except BadInputError as exc:
+            if config.tracking_table:
+                barrier.fail_video(config.tracking_table, src.video_id, reason=str(exc), source=src.ref.uri,
+                                   version=src.version)
+            raise
+    return guard()
 
 
 def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str | None]) -> dict[str, Any]:
     """A video arrived: sample it whole, or (when longer than SEGMENT_SECONDS) queue its segments."""
     started = time.monotonic()
     src = Source.head(ref)
-    options = options_for(config, src.meta, ref.uri)
-    reader = src.reader()
-    with VideoFile(reader, what=ref.uri) as video:
-        spans = segments.plan(video.duration_s, options, config.segment_seconds)
-        url = queue_url() if len(spans) > 1 else None
-        if url:
-            tasks = [SegmentTask(bucket=ref.bucket, key=ref.key, etag=src.etag, size=src.size, start_s=start,
-                                 end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
-                                 camera_id=src.camera_id, recorded_at=src.recorded_at)
-                     for n, (start, end) in enumerate(spans)]
-            aws.send_messages(url, [t.to_message() for t in tasks])
-            return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
-                    "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
-        doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
-                                   segment_count=1, started=started)
+    with _failing(config, src):
+        options = options_for(config, src.meta, ref.uri)
+        reader = src.reader()
+        with VideoFile(reader, what=ref.uri) as video:
+            spans = segments.plan(video.duration_s, options, _span_s(config, options))
+            url = queue_url() if len(spans) > 1 else None
+            if not url:
+                spans = [(0.0, None)]
+            if config.tracking_table:  # before any frame exists: detect_people finds each frame's segment
+                barrier.begin_video(config.tracking_table, src.video_id, segments=len(spans),
+                                    per=_per(spans, options), source=ref.uri, version=src.version)
+            if url:
+                tasks = [SegmentTask(bucket=ref.bucket, key=ref.key, etag=src.etag, size=src.size, start_s=start,
+                                     end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
+                                     camera_id=src.camera_id, recorded_at=src.recorded_at, version_id=src.version)
+                         for n, (start, end) in enumerate(spans)]
+                aws.send_messages(url, [t.to_message() for t in tasks])
+                return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
+                        "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
+            doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
+                                       segment_count=1, started=started)
     summary = segments.merge([doc])
     aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), summary)
     if error:
@@ -241,7 +284,8 @@ def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str
 def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
     """One segment: sample it, record it, and write the summary if it completed the video."""
     started = time.monotonic()
-    src = Source.head(ObjectRef(bucket=task.bucket, key=task.key, size=task.size, etag=task.etag))
+    src = Source.head(ObjectRef(bucket=task.bucket, key=task.key, size=task.size, etag=task.etag,
+                                version_id=task.version_id))
     if src.etag != task.etag:
         raise BadInputError(task.uri, "the object changed since its segments were planned (new ETag); the new "
                                       "version is processed on its own notification")

@@ -22,7 +22,7 @@ from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
 from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
 from vidsift.logs import get_logger
-from vidsift.stages import counting
+from vidsift.stages import barrier, counting
 
 logger = get_logger("tracking")
 
@@ -48,82 +48,60 @@ def _frame_doc(meta: FrameMeta, detection: Detection) -> dict[str, Any]:
 
 
 def record_detections(settings: Settings, detected: list[tuple[FrameMeta, Detection]]) -> None:
-    """An invocation's frames: their boxes in as few writes as DynamoDB takes, then one ADD
-    per video to its progress. The boxes are written first, so a video the ADD completes
-    finds every one of its frames; the update that completes it sends the segments on."""
-    if not detected:
-        return
-    table = settings.need("tracking_table")
-    aws.tracking_put_frames(table, [(m.video_id, m.frame_index, _frame_doc(m, d)) for m, d in detected])
-    by_video: dict[str, set[int]] = {}
-    for meta, _ in detected:
-        by_video.setdefault(meta.video_id, set()).add(meta.frame_index)
-    for video, frames in sorted(by_video.items()):
-        _if_detected(settings, video, aws.tracking_mark(table, video, add={"done": frames}))
+    """An invocation's frames: their boxes, then one ADD per segment to its progress; the
+    update that completes a segment sends it on (vidsift.stages.barrier)."""
+    barrier.record_frames(settings.need("tracking_table"), settings.need("track_queue_url"),
+                          [(m.video_id, m.segment, m.frame_index, _frame_doc(m, d)) for m, d in detected])
 
 
 def recorded(settings: Settings, frames: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
     """The frames among ``frames`` (video, frame index) whose work is done, with the metadata
-    their boxes were recorded from: their boxes are stored and their video's progress counts
-    them. Both, because an invocation that died between the two writes has not settled its
-    frames. One BatchGetItem for a whole batch, progress items included. The caller compares
-    the stored metadata (content hash included) with the frame's own: the same bytes are work
-    done; others under the same key (a different video rewritten) are not."""
-    frames = list(dict.fromkeys(frames))
-    if not frames:
-        return {}
-    found = aws.tracking_get(settings.need("tracking_table"),
-                             [*frames, *((v, aws.PROGRESS_N) for v in dict.fromkeys(v for v, _ in frames))])
-    done = {}
-    for video, index in frames:
-        doc, item = found.get((video, index)), found.get((video, aws.PROGRESS_N)) or {}
-        if doc is not None and isinstance(doc.get("meta"), dict) and index in item.get("done", set()):
-            done[(video, index)] = doc["meta"]
-    return done
+    their boxes were recorded from (vidsift.stages.barrier.recorded, which also sends on a
+    complete segment its video was not tracked with)."""
+    return barrier.recorded(settings.need("tracking_table"), settings.need("track_queue_url"), frames)
 
 
 def give_up(settings: Settings, frame_keys: list[str]) -> None:
     """Frames on their way to the DLQ: their videos are tracked without them."""
-    by_video: dict[str, set[int]] = {}
-    for key in frame_keys:
-        parsed = ids.parse_frame_key(key)
-        if parsed:
-            by_video.setdefault(parsed[0], set()).add(parsed[1])
-    for video, frames in sorted(by_video.items()):
-        item = aws.tracking_mark(settings.need("tracking_table"), video, add={"failed": frames})
-        logger.warning("frames given up: their video is tracked without them",
-                       extra={"video_id": video, "frames": sorted(frames)})
-        _if_detected(settings, video, item)
-
-
-def _if_detected(settings: Settings, video: str, item: dict[str, Any]) -> None:
-    if progress.detected(item):
-        aws.send_messages(settings.need("track_queue_url"),
-                          [progress.segment_message(video, k) for k in range(int(item["segments"]))])
+    barrier.give_up(settings.need("tracking_table"), settings.need("track_queue_url"), frame_keys)
 
 
 # --- track_people, step 1: one segment -------------------------------------------------
 
 
 def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
+    """One segment (again, under a new generation, once it recovered frames given up)."""
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video, segment = str(obj["video_id"]), int(obj["segment"])
-    item = aws.tracking_mark(table, video)
-    span = progress.span(item, segment)
-    docs = aws.tracking_frames(table, video, span[1], span[2]) if span else []
-    failed = sorted(i for i in item.get("failed", set()) if span and span[1] <= i <= span[2])
+    part = progress.segment_part(video, segment)
+    item = aws.tracking_item(table, part)
+    span = progress.span(item)
+    docs = aws.tracking_frames(table, part) if span else []
+    failed = sorted(progress.gaps(item))
     frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
                           tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
     tracks = track_segment(frames, track_params(), prefix=f"s{segment}-")
     aws.put_json(settings.frames_bucket, progress.tracking_key(video, segment), {
         "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
         "frames": docs, "tracks": {t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}})
-    item = aws.tracking_mark(table, video, add={"tracked": {segment}})
-    if progress.tracked(item):
-        aws.send_messages(settings.need("track_queue_url"), [progress.video_message(video)])
+    _segment_tracked(settings, table, video, segment, progress.recovered(item))
     return {"video_id": video, "segment": segment, "frames": len(docs), "tracks": len(tracks),
             "frames_given_up": len(failed)}
+
+
+def _segment_tracked(settings: Settings, table: str, video: str, segment: int, recovered: set[int]) -> None:
+    """ADD the segment to its video's tracked set (and the frames it recovered: a video
+    tracked before is reopened); the update that completes the set sends the video on."""
+    got = aws.tracking_mark(table, video, set_={"updated_at": barrier.now()},
+                            default={"open": progress.OPEN} if recovered else {},
+                            add={"tracked": {segment, progress.SENTINEL},
+                                 "recovered": recovered | {progress.SENTINEL}},
+                            remove=["state"] if recovered else ())
+    if not all(k in got for k in ("segments", "tracked", "recovered")):
+        got = aws.tracking_item(table, video)  # an unchanged attribute left out of the answer
+    if progress.tracked(got):
+        aws.send_messages(settings.need("track_queue_url"), [progress.video_message(video, progress.generation(got))])
 
 
 # --- track_people, step 2: the video ---------------------------------------------------
@@ -146,7 +124,7 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video = str(obj["video_id"])
-    item = aws.tracking_mark(table, video)
+    item = aws.tracking_item(table, video)
     docs = [aws.get_json(settings.frames_bucket, progress.tracking_key(video, k)) for k in range(int(item["segments"]))]
     tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], track_params())
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
@@ -191,5 +169,9 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     counting.count_tracked_video(settings.analytics_bucket, video, drafts.values(), now)
     result = {"video_id": video, "tracks": len(tracks), "face_frames": sum(len(p) for p in chosen.values()),
               "face_groups": len(messages), "people_rows": len(rows), "frames_given_up": len(failed)}
+    # The end state (the sweeper's index forgets the video): tracked, with the frames given up.
+    aws.tracking_mark(table, video, set_={"state": progress.TRACKED, "gap_frames": len(failed),
+                                          "generation": int(obj.get("generation", 0)), "updated_at": barrier.now()},
+                      remove=["open", "reason"])
     logger.info("video tracked", extra=result)
     return result

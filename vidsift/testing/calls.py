@@ -212,8 +212,9 @@ def _s3_object(names: Names, bucket: str, key: str) -> str:
 
 
 def _object_read(names: Names, keys: Keys, bucket: str, key: str, why: str, *, decrypt: bool = True,
-                 status: int | None = None) -> list[Request]:
-    out = [Request("s3:GetObject", _s3_object(names, bucket, key), why=why)]
+                 status: int | None = None, version: bool = False) -> list[Request]:
+    # Reading a named version (GetObject or HeadObject with VersionId) is s3:GetObjectVersion.
+    out = [Request("s3:GetObjectVersion" if version else "s3:GetObject", _s3_object(names, bucket, key), why=why)]
     if status == 404:
         out.append(Request("s3:ListBucket", f"arn:aws:s3:::{names.name(bucket)}",
                            why=f"{why}: a missing key answers 404 (not 403) only with ListBucket"))
@@ -258,7 +259,7 @@ def requests(call: Call, names: Names, keys: Keys) -> list[Request]:
             return _object_read(names, keys, p["Bucket"], p["Key"], "presigned GetObject link (signed by the role)")
         if op in _S3_READS:
             return _object_read(names, keys, p["Bucket"], p["Key"], what, decrypt=op == "GetObject",
-                                status=call.status)
+                                status=call.status, version=bool(p.get("VersionId")))
         if op == "PutObject":
             return _object_write(names, keys, p["Bucket"], p["Key"], what, p)
         if op == "CopyObject":
@@ -293,8 +294,9 @@ def requests(call: Call, names: Names, keys: Keys) -> list[Request]:
                         f"arn:aws:firehose:{REGION}:{acct}:deliverystream/{names.name(p['DeliveryStreamName'])}",
                         why=what)]
     elif svc == "dynamodb" and op in _DDB_OPS and "TableName" in p:
-        return [Request(f"dynamodb:{op}", f"arn:aws:dynamodb:{REGION}:{acct}:table/{names.name(p['TableName'])}",
-                        why=what)]
+        index = f"/index/{p['IndexName']}" if p.get("IndexName") else ""  # a Query of an index names the index
+        return [Request(f"dynamodb:{op}",
+                        f"arn:aws:dynamodb:{REGION}:{acct}:table/{names.name(p['TableName'])}{index}", why=what)]
     elif svc == "dynamodb" and op in _DDB_OPS and "RequestItems" in p:  # BatchGetItem, BatchWriteItem: per table
         return [Request(f"dynamodb:{op}", f"arn:aws:dynamodb:{REGION}:{acct}:table/{names.name(t)}", why=what)
                 for t in sorted(p["RequestItems"])]

@@ -40,6 +40,9 @@ DYNAMODB_THROTTLED = (400, {"Content-Type": "application/x-amz-json-1.0",
                       json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
                                   "message": "The level of configured provisioned throughput for the table was "
                                              "exceeded."}).encode())
+SQS_UNAVAILABLE = (500, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-query-error": "InternalError;Receiver"},
+                   json.dumps({"__type": "com.amazonaws.sqs#InternalError",
+                               "message": "We encountered an internal error. Please try again."}).encode())
 FIREHOSE_UNAVAILABLE = (503, {"Content-Type": "application/x-amz-json-1.1",
                               "x-amzn-ErrorType": "ServiceUnavailableException"},
                         json.dumps({"__type": "ServiceUnavailableException", "message": "Slow down."}).encode())

@@ -7,6 +7,7 @@ the reason on record? what is in the DLQ?), so the answers are read the same way
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -48,11 +49,16 @@ def track(dispatcher: Any) -> int:
 
 
 def count_sampled(stack: LocalStack, video: str, index: int) -> None:
-    """What split_frames records of a segment it sampled, for a video whose frames a test puts."""
+    """What split_frames records of a video it sampled whole, for a video whose frames a test
+    puts: the video (one segment) and the segment's frames so far."""
     table = stack.names.tracking_table
-    sampled = aws.tracking_mark(table, video, add={"sampled": {index}})["sampled"]
-    aws.tracking_mark(table, video, set_={"segments": 1, "expected_0": len(sampled), "first_0": min(sampled),
-                                          "last_0": max(sampled), "start_0": 0.0})
+    aws.tracking_mark(table, video, set_={"segments": 1, "per": 0, "source": f"s3://raw/uploads/{video}.mp4",
+                                          "version": "", "updated_at": int(time.time())},
+                      default={"open": progress.OPEN}, add={"tracked": {progress.SENTINEL}})
+    part = progress.segment_part(video, 0)
+    aws.tracking_mark(table, part, add={"sampled": {index}})
+    sampled = aws.tracking_item(table, part)["sampled"]
+    aws.tracking_mark(table, part, set_=progress.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
 
 
 def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
