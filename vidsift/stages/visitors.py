@@ -35,6 +35,7 @@ from vidsift.core import matching
 from vidsift.core import visitors as rules
 from vidsift.core.records import FrameMeta, iso, utc_now
 from vidsift.logs import get_logger
+from vidsift.stages import rate
 
 logger = get_logger("visitors")
 
@@ -154,6 +155,7 @@ class _Frames:
 
 
 def _search(settings: VisitorSettings, crop: bytes) -> list[rules.SearchHit]:
+    rate.rekognition_limiter().acquire()  # the same rekognitionTps budget as DetectFaces
     try:
         return rules.hits(aws.search_visitor_faces(str(settings.collection), crop, settings.threshold))
     except Exception as exc:
@@ -204,6 +206,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     indexed: dict[str, str] = {}
     for face in rules.faces_to_index(usable, len((current or {}).get("faces", {})), settings.faces_max,
                                      decision.indexed_refs):
+        rate.rekognition_limiter().acquire()
         resp = aws.index_faces(collection, crops[face["record_id"]], rules.external_image_id(vid, _ref(face)))
         for rec in resp.get("FaceRecords", []):
             indexed[_ref(face)] = rec["Face"]["FaceId"]
