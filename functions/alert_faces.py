@@ -18,9 +18,10 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from functions.analyze_faces import snapshot_records
+from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import rate, startup
-from vidsift.stages.runtime import sqs_processor
+from vidsift.stages.runtime import permanent_failure, sqs_processor
 
 STAGE = "alert_faces"
 logger = get_logger(STAGE)
@@ -32,7 +33,10 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         logger.info("little invocation time left: snapshot left for redelivery",
                     extra={"message_id": record.message_id, "seconds_left": round(left, 1)})
         raise rate.NoTimeLeft(f"{left:.1f} s left, under the {rate.SNAPSHOT_RESERVE_S:g} s reserve")
-    snapshot_records(record, lambda_context, STAGE, logger)
+    try:
+        snapshot_records(record, lambda_context, STAGE, logger)
+    except BadInputError as exc:  # recorded under errors/: acknowledged, not retried (issue 26, item 11)
+        permanent_failure(logger, STAGE, exc)
 
 
 @logger.inject_lambda_context

@@ -35,7 +35,14 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
 from vidsift.stages import alerting, known_faces, rate, startup, visitors
-from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, sqs_processor
+from vidsift.stages.runtime import (
+    failures_recorded,
+    frame_work,
+    once,
+    permanent_failure,
+    record_bad_input,
+    sqs_processor,
+)
 
 STAGE = "analyze_faces"
 TRACKS_KEY = "[video_id, work_key]"
@@ -83,14 +90,19 @@ def _detect(ref: ObjectRef) -> dict[str, Any]:
 _DETECT_THREADS = 4
 
 
-def _detect_unless_gone(ref: ObjectRef) -> dict[str, Any] | None:
-    """DetectFaces on a chosen frame; None when the frame was deleted since it was chosen."""
+def _detect_unless_gone(ref: ObjectRef) -> dict[str, Any] | BadInputError:
+    """DetectFaces on a chosen frame; the bad input instead when the frame was deleted since it
+    was chosen, or Rekognition refuses it for good (too large, not an image): the visit's other
+    frames are still analysed and its row still written, rather than the whole group given up."""
     try:
         return _detect(ref)
+    except BadInputError as exc:
+        return exc
     except S3AccessError:
         if not _gone(ref):
             raise
-        return None
+        return BadInputError(ref.uri, "the frame no longer exists (deleted before face analysis); its visit is "
+                                      "analysed without it")
 
 
 def _gone(ref: ObjectRef) -> bool:
@@ -158,12 +170,10 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=max(1, min(_DETECT_THREADS, len(refs)))) as pool:
         answers = list(pool.map(_detect_unless_gone, refs))
     for frame, ref, meta, resp in zip(work["frames"], refs, metas, answers, strict=True):
-        if resp is None:
-            # One frame deleted since it was chosen: said where errors are read, the visit's
-            # other frames still analysed and its row still written.
-            record_bad_input(logger, STAGE, BadInputError(ref.uri, "the frame no longer exists (deleted before "
-                                                                   "face analysis); its visit is analysed without it"),
-                             subject=ref.uri, message_id=None)
+        if isinstance(resp, BadInputError):
+            # One frame deleted since it was chosen, or refused by Rekognition: said where errors
+            # are read, the visit's other frames still analysed and its row still written.
+            record_bad_input(logger, STAGE, resp, subject=ref.uri, message_id=None)
             continue
         details = resp.get("FaceDetails", [])
         people = [(tid, Box.from_doc(b)) for tid, b in frame["people"]]
@@ -194,7 +204,16 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
+    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock).
+    A bad input (the group's face work gone, a malformed message) is recorded under errors/ and
+    acknowledged: retrying cannot help, and the DLQ alarm is for faults (issue 26, item 11)."""
+    try:
+        _record(record, lambda_context)
+    except BadInputError as exc:
+        permanent_failure(logger, STAGE, exc)
+
+
+def _record(record: SQSRecord, lambda_context: Any) -> None:
     left = rate.time_left_s(lambda_context)
     if left is not None and left < rate.RESERVE_S:
         # Not a failure of this message: reported failed so SQS hands it out again, with no
