@@ -81,6 +81,25 @@ def test_frames_deleted_before_detection_and_before_face_analysis(stack: LocalSt
     assert drain_dlq(stack, "analyze_faces") == []  # the visit's message is done: nothing else was wrong
 
 
+def test_a_visits_frame_rekognition_refuses_is_left_out_and_the_visit_still_recorded(stack: LocalStack) -> None:
+    """ImageTooLargeException on a visit's chosen frame is permanent: before, the whole group of
+    tracks failed on every delivery into the DLQ and its tracks rows were never written."""
+    people = stack.names.bucket("people")
+    d = Dispatcher(stack)
+    refused = put_frame(stack, "refused-frame", 0, jpeg("grace_hopper"))
+    d.poll("detect_people")
+    stack.rekognition.fail_next(1, "ImageTooLargeException", key_filter=lambda k: k.endswith(refused))
+    try:
+        assert d.run_until_idle(timeout_s=120)
+    finally:
+        stack.rekognition.clear_faults()
+    (track,) = rows(stack, "tracks", video_id="refused-frame")  # the visit is recorded, without a face
+    assert (track["frames"], track["faces"]) == (1, 0)
+    assert rows(stack, "faces", video_id="refused-frame") == []
+    assert "ImageTooLargeException" in error_records(stack, "analyze_faces")[f"s3://{people}/{refused}"]["reason"]
+    assert drain_dlq(stack, "analyze_faces") == []
+
+
 MALFORMED = ["this is not json", "[1, 2, 3]", json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]}),
              json.dumps({"hello": "world"})]
 
