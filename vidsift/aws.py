@@ -655,6 +655,12 @@ def alert_state_put(table: str, key: str, state: dict[str, Any], *, expected_ver
     """
     item = {"pk": {"S": key}, "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)},
             "version": {"N": str(expected_version + 1)}, "expires_at": {"N": str(expires_at)}}
+    return _put_if_version(table, item, expected_version)
+
+
+def _put_if_version(table: str, item: dict[str, Any], expected_version: int) -> bool:
+    """PutItem only if the item's ``version`` is still ``expected_version`` (0: no item yet);
+    False when another writer got in between (the alert state and the visitors' registry)."""
     if expected_version == 0:
         condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
     else:
@@ -723,18 +729,7 @@ def visitor_put(table: str, key: str, doc: dict[str, Any], *, expected_version: 
     concurrency); False when another invocation won: the caller reads again and re-decides."""
     item = {"pk": {"S": key}, "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
             "version": {"N": str(expected_version + 1)}}
-    if expected_version == 0:
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-    else:
-        condition = {"ConditionExpression": "version = :v",
-                     "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
-    try:
-        client("dynamodb").put_item(TableName=table, Item=item, **condition)
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return _put_if_version(table, item, expected_version)
 
 
 def visitor_scan(table: str) -> list[tuple[str, dict[str, Any], int]]:
