@@ -8,7 +8,7 @@ local results folder."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,13 @@ SCENE = Scene("door both ways", 24, (
     Leg("A", ((1, -0.15, 0.93, 0.7), (11, 1.15, 0.93, 0.7))),
     Leg("C", ((12, 1.15, 0.95, 0.7), (22, -0.15, 0.95, 0.7))),
 ))
+
+
+def _since() -> str:
+    """The day the stack's videos were tracked (their dt), as a --since: yesterday's date, so
+    that a run crossing midnight UTC between tracking and recount still finds them (the local
+    stack is new each session: there is nothing older)."""
+    return (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
 
 
 def _video_id(stack: Any, key: str) -> str:
@@ -113,7 +120,7 @@ def test_recount_from_stored_tracks_alone(local_stack: Any, counted: dict[str, A
     flipped = d / "flipped.yaml"
     flipped.write_text(LAYOUT.replace("in_from: [0.1, 0.8]", "in_from: [0.9, 0.8]"))
     analytics = local_stack.names.bucket("analytics")
-    today = datetime.now(UTC).date().isoformat()
+    today = _since()
     assert main(["recount", "--bucket", analytics, "--since", today, "--cameras", str(flipped),
                  "--camera", "door"]) == 0
     assert "2 crossing(s), 2 zone visit(s)" in capsys.readouterr().out
@@ -151,7 +158,7 @@ def test_the_report_from_the_stage_bucket_draws_lines_zones_and_counts(local_sta
                                                                         tmp_path: Path, capsys: Any) -> None:
     """`vidsift report --stage local --since today` reads the local stack's buckets as a deployed
     stage's (the account from STS, the bucket names from the contract)."""
-    today = datetime.now(UTC).date().isoformat()
+    today = _since()
     out = tmp_path / "stage-report"
     assert main(["report", "--stage", "local", "--since", today, "--camera", "door", "--out", str(out)]) == 0
     said = capsys.readouterr().out
@@ -179,7 +186,7 @@ def test_the_recount_function_over_a_date_range(local_stack: Any, counted: dict[
     assert main(["cameras", "put", str(moved), "--stage", "local"]) == 0
     assert counting.read_layout(analytics) == lay.loads(moved.read_text())
     assert main(["cameras", "put", str(tmp_path / "missing.yaml"), "--stage", "local"]) == 2  # nothing stored
-    today = datetime.now(UTC).date().isoformat()
+    today = _since()
     try:
         result = invoke(local_stack.names.prefix, "recount", {"since": today, "cameras": ["door"]})
         assert result["videos"] == result["videos_with_layout"] >= 1 and result["zone_visits"] == 0
