@@ -11,7 +11,6 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from vidsift.core import matching, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
-from vidsift.testing.localcheck import put_snapshot
+from vidsift.testing.localcheck import alerts_received, put_snapshot
 
 KNOWN = "Eileen Collins"
 
@@ -48,15 +47,6 @@ def queued(stack: LocalStack, stage: str) -> int:
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
-def alerts(stack: LocalStack) -> list[dict[str, Any]]:
-    sqs, out = aws.client("sqs"), []
-    while got := sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        out += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-    return out
-
-
 def test_the_snapshots_copies_notify_alert_faces_only() -> None:
     people = [n for n in contract.notifications() if n.bucket == "people"]
     assert [(n.stage, n.prefix) for n in people] == [("alert_faces", "snapshots/")]
@@ -67,14 +57,14 @@ def test_the_snapshots_copies_notify_alert_faces_only() -> None:
 def test_a_snapshots_face_alert_overtakes_ten_waiting_groups(stack: LocalStack,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "lane-family", "when": "face_match", "camera": "lane"}]))
-    alerts(stack)
+    alerts_received(stack)
     aws.send_messages(stack.queue_urls["analyze_faces"],
                       [progress.faces_message(f"busy-{i}", f"tracks/busy-{i}/g000.json") for i in range(10)])
     put_snapshot(stack, jpeg(photo("astronaut")), camera_id="lane", recorded_at=datetime(2026, 1, 2, tzinfo=UTC))
     d = Dispatcher(stack)
     while d.poll("detect_people") or d.poll("alert_faces"):  # never analyze_faces
         pass
-    got = alerts(stack)
+    got = alerts_received(stack)
     assert [(a["kind"], a["matched_name"], a["snapshot"]) for a in got] == [("face_match", KNOWN, True)]
     assert queued(stack, "analyze_faces") == 10  # the groups still wait, untouched
     assert d.stats["analyze_faces"].succeeded == d.stats["analyze_faces"].failed == 0

@@ -11,7 +11,6 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
-from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot
+from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
 
 KNOWN = "Eileen Collins"
 
@@ -42,16 +41,6 @@ def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     aws.index_faces(collection, jpeg(photo("astronaut"), 95), matching.encode_name(KNOWN))
     yield local_stack
     aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
-
-
-def alerts_received(stack: LocalStack) -> list[dict[str, Any]]:
-    """The "sqs" messages (JSON documents) on the topic's subscriber queue, which is emptied."""
-    sqs, out = aws.client("sqs"), []
-    while got := sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        out += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-    return out
 
 
 def row_counts(stack: LocalStack) -> dict[str, int]:

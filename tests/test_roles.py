@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video, photo
 from vidsift.stages import barrier, counting, sweeping, tracking
 from vidsift.testing import calls
-from vidsift.testing.localcheck import count_sampled, error_records, put_snapshot
+from vidsift.testing.localcheck import alerts_received, count_sampled, error_records, put_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = calls.Names(local_prefix=contract.local_names().prefix,
@@ -279,16 +279,11 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
                     put_frame(stack, "frames", "far-away-counted", i, jpeg(canvas))
                     count_sampled(stack, "far-away-counted", i)
                 assert Dispatcher(stack).run_until_idle(timeout_s=600)
-                # recount (invoked directly, no queue): today's videos again, with the stored layout.
-                today = datetime.now(UTC).date().isoformat()
-                assert invoke(stack.names.prefix, "recount", {"since": today})["videos"] >= 1
-            alerts = []
-            while got := aws.client("sqs").receive_message(QueueUrl=stack.alert_queue_url,
-                                                           MaxNumberOfMessages=10).get("Messages", []):
-                alerts += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
-                aws.client("sqs").delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-            yield Workload(recorder, stack, alerts)
+                # recount (invoked directly, no queue): the stack's videos again, with the stored layout
+                # (since yesterday: a run crossing midnight UTC still finds them).
+                since = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+                assert invoke(stack.names.prefix, "recount", {"since": since})["videos"] >= 1
+            yield Workload(recorder, stack, alerts_received(stack))
         finally:
             for k, v in saved.items():
                 if v is None:

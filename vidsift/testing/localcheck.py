@@ -113,6 +113,16 @@ def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
     return subjects
 
 
+def alerts_received(stack: LocalStack) -> list[dict[str, Any]]:
+    """The "sqs" messages (JSON documents) on the alert topic's subscriber queue, which is emptied."""
+    sqs, out = aws.client("sqs"), []
+    while got := sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        out += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
+        sqs.delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+    return out
+
+
 def duplicates(stack: LocalStack, table: str) -> list[str]:
     """record_ids delivered more than once."""
     seen: dict[str, int] = {}
