@@ -7,17 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from vidsift.config import Settings
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import visitor_admin
-from vidsift.stages.visitors import VisitorSettings
 
 logger = get_logger("expire_visitors")
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    settings = VisitorSettings.from_env()
+    settings = Settings.from_env().visitors
     if not settings.enabled:
         return {"expired": []}
     store = visitor_admin.CloudStore(str(settings.table), str(settings.collection),

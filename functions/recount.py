@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from vidsift.config import Settings
 from vidsift.core.errors import BadInputError
 from vidsift.core.layout import LayoutError
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import counting
 
 STAGE = "recount"

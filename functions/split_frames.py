@@ -17,6 +17,7 @@ from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import splitting, startup
 from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
 
@@ -27,7 +28,7 @@ SEGMENT_KEY = "[bucket, key, etag, segment]"
 
 
 def process_video(obj: dict[str, Any]) -> dict[str, Any]:
-    config = splitting.SplitConfig.from_env()
+    config = splitting.SplitConfig.from_settings(Settings.from_env())
     source_arn = obj.get("source_queue_arn") or ""
 
     def queue_url() -> str | None:
@@ -44,7 +45,8 @@ def process_video(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
-    result = splitting.split_segment(splitting.SplitConfig.from_env(), segments.SegmentTask.from_obj(obj))
+    config = splitting.SplitConfig.from_settings(Settings.from_env())
+    result = splitting.split_segment(config, segments.SegmentTask.from_obj(obj))
     logger.info("segment split", extra=result)
     return result
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import sweeping
 
 logger = get_logger(sweeping.STAGE)
@@ -14,6 +15,6 @@ logger = get_logger(sweeping.STAGE)
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    result = sweeping.sweep(sweeping.SweepConfig.from_env())
+    result = sweeping.sweep(sweeping.SweepConfig.from_settings(Settings.from_env()))
     logger.info("sweep done", extra=result.as_dict())
     return result.as_dict()

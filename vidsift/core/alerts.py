@@ -33,11 +33,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
-import os
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -46,8 +45,8 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vidsift import contract
-from vidsift.config import ConfigError
 from vidsift.core import ids
+from vidsift.core.errors import ConfigError
 from vidsift.core.records import FrameMeta, iso, parse_iso
 
 log = logging.getLogger(__name__)
@@ -180,6 +179,9 @@ def load_rules(value: str | None) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class AlertSettings:
+    """The alert watch list and where alerts go: ALERT_RULES, ALERT_TOPIC_ARN, ALERT_TABLE,
+    ALERT_TIMEZONE (the time zone messages show times in) and ALERT_LINK_EXPIRY_S."""
+
     rules: tuple[Rule, ...]
     timezone: ZoneInfo
     link_expiry_s: int
@@ -187,25 +189,27 @@ class AlertSettings:
     table: str | None
 
     @classmethod
-    def from_env(cls) -> AlertSettings:
-        tz_name = os.environ.get("ALERT_TIMEZONE") or "UTC"
+    def from_mapping(cls, values: Mapping[str, str]) -> AlertSettings:
+        """From the function's variables (vidsift.settings passes them, once per cold start;
+        the core reads no environment): ConfigError naming the variable or rule at fault."""
+        tz_name = values.get("ALERT_TIMEZONE") or "UTC"
         try:
             tz = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"ALERT_TIMEZONE={tz_name!r} is not an IANA time zone (e.g. Europe/Paris)") from exc
-        raw = os.environ.get("ALERT_LINK_EXPIRY_S") or str(DEFAULT_LINK_EXPIRY_S)
+        raw = values.get("ALERT_LINK_EXPIRY_S") or str(DEFAULT_LINK_EXPIRY_S)
         try:
             expiry = int(raw)
         except ValueError as exc:
             raise ConfigError(f"ALERT_LINK_EXPIRY_S={raw!r} is not a whole number of seconds") from exc
         if not 1 <= expiry <= MAX_LINK_EXPIRY_S:
             raise ConfigError(f"ALERT_LINK_EXPIRY_S={raw!r}: expected 1-{MAX_LINK_EXPIRY_S} (SigV4's 7 days)")
-        rules = load_rules(os.environ.get("ALERT_RULES"))
-        topic = os.environ.get("ALERT_TOPIC_ARN") or None
+        rules = load_rules(values.get("ALERT_RULES"))
+        topic = values.get("ALERT_TOPIC_ARN") or None
         if rules and not topic:
             raise ConfigError("ALERT_RULES is set but ALERT_TOPIC_ARN is not: alerts would have nowhere to go")
         return cls(rules=rules, timezone=tz, link_expiry_s=expiry, topic_arn=topic,
-                   table=os.environ.get("ALERT_TABLE") or None)
+                   table=values.get("ALERT_TABLE") or None)
 
 
 # --- what was seen --------------------------------------------------------------------------

@@ -24,3 +24,9 @@ class S3AccessError(RuntimeError):
         super().__init__(f"{what}: {reason}")
         self.what = what
         self.reason = reason
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed: the function cannot do anything useful. Raised by
+    the settings parsers (vidsift.settings, and the core's ``from_mapping`` parsers), naming
+    the variable, before any record is processed (vidsift.stages.startup)."""

@@ -20,12 +20,11 @@ default, 0.25, rounds that down a little for boxes that crop the legs (FACE_MIN_
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from vidsift.config import ConfigError
 from vidsift.core.detection import Box
+from vidsift.core.errors import ConfigError
 from vidsift.core.tracking import Point, Track
 
 #: Rekognition's smallest findable face as a fraction of the frame's height (40 px of 1080).
@@ -43,9 +42,11 @@ class FaceRule:
     max_frames: int = 4
 
     @classmethod
-    def from_env(cls) -> FaceRule:
+    def from_mapping(cls, values: Mapping[str, str]) -> FaceRule:
+        """From the function's variables (vidsift.settings passes them; the core reads no
+        environment): ConfigError naming the variable when one is malformed."""
         def num(name: str, default: float) -> float:
-            raw = os.environ.get(name)
+            raw = values.get(name)
             if raw in (None, ""):
                 return default
             try:

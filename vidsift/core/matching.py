@@ -15,14 +15,13 @@ every other UTF-8 byte as ``:XX`` (percent-encoding with ``:`` for ``%``), so an
 from __future__ import annotations
 
 import io
-import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from vidsift import contract
-from vidsift.config import ConfigError
+from vidsift.core.errors import ConfigError
 from vidsift.core.records import FaceMatch
 
 #: Rekognition's ExternalImageId: [a-zA-Z0-9_.\-:]+, 1-255 characters.
@@ -72,15 +71,17 @@ class MatchSettings:
     threshold: float
 
     @classmethod
-    def from_env(cls) -> MatchSettings:
-        raw = os.environ.get("FACE_MATCH_THRESHOLD") or ""
+    def from_mapping(cls, values: Mapping[str, str]) -> MatchSettings:
+        """From the function's variables (vidsift.settings passes them; the core reads no
+        environment): ConfigError naming the variable when one is malformed."""
+        raw = values.get("FACE_MATCH_THRESHOLD") or ""
         try:
             threshold = float(raw) if raw else DEFAULT_THRESHOLD
         except ValueError as exc:
             raise ConfigError(f"FACE_MATCH_THRESHOLD={raw!r} is not a number") from exc
         if not 0 <= threshold <= 100:
             raise ConfigError(f"FACE_MATCH_THRESHOLD={raw!r}: expected 0-100 (Rekognition's similarity)")
-        return cls(collection=os.environ.get("FACE_COLLECTION") or None, threshold=threshold)
+        return cls(collection=values.get("FACE_COLLECTION") or None, threshold=threshold)
 
 
 @dataclass(frozen=True)

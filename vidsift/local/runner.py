@@ -173,10 +173,12 @@ def sweep_stalled(dispatcher: Dispatcher, timeout_s: float) -> bool:
     import time
 
     from vidsift.local.dispatcher import _acting_as
+    from vidsift.settings import Settings
     from vidsift.stages import sweeping
 
     with _acting_as(sweeping.STAGE, "handler"):
-        result = sweeping.sweep(sweeping.SweepConfig.from_env(stall_after_s=0.0), now=time.time() + 1)
+        config = sweeping.SweepConfig.from_settings(Settings.from_env(), stall_after_s=0.0)
+        result = sweeping.sweep(config, now=time.time() + 1)
     return dispatcher.run_until_idle(timeout_s=timeout_s) if result.finished else True
 
 
@@ -198,10 +200,10 @@ def run_videos(paths: list[Path], out: Path, *, fps: float = 1.0, keyframes: boo
     preload_handlers()
     if visitors:
         from vidsift.local.visitors import LocalStore
+        from vidsift.settings import Settings
         from vidsift.stages import visitor_admin
-        from vidsift.stages.visitors import VisitorSettings
 
-        days = visitor_retention_days or VisitorSettings.from_env().retention_days
+        days = visitor_retention_days or Settings.from_env().visitors.retention_days
         visitor_admin.expire(LocalStore(out), days)  # locally, retention runs at the next run
     stack = LocalStack(sample_fps=fps, sample_mode="keyframes" if keyframes else "fps", detector=detector,
                        visitors_out=out if visitors else None)

@@ -10,34 +10,24 @@ snapshot (alert-only) that no rule could alert on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Any
 
 from vidsift import aws
 from vidsift.core.alerts import Alert, Alerter, AlertSettings, MemoryStore, StateStore, face_sightings, person_sightings
 from vidsift.core.records import FrameMeta
+from vidsift.settings import Settings
 
 #: Without ALERT_TABLE (a local run of one process) the state stays in this process.
 _memory_store = MemoryStore()
 
-#: The variables AlertSettings reads: the cache below is keyed on their values.
-SETTINGS_ENV = ("ALERT_RULES", "ALERT_TOPIC_ARN", "ALERT_TABLE", "ALERT_TIMEZONE", "ALERT_LINK_EXPIRY_S")
-
-
-@lru_cache(maxsize=8)
-def _parsed(values: tuple[str | None, ...]) -> AlertSettings:
-    del values  # the cache key only: from_env reads the same variables
-    return AlertSettings.from_env()
-
 
 def alert_settings() -> AlertSettings:
-    """The alert settings, parsed once per cold start (once per distinct environment: a Lambda
-    container's never changes), not once per frame: parsing reads the time-zone database and
-    the rules, and a transient failure there used to fail the frame it happened on (issue 26).
-    A failed parse is not cached, so it is tried again by the next invocation."""
-    return _parsed(tuple(os.environ.get(name) for name in SETTINGS_ENV))
+    """The alert settings, parsed once per cold start (the settings object keeps its parts:
+    vidsift.settings), not once per frame: parsing reads the time-zone database and the
+    rules, and a transient failure there used to fail the frame it happened on (issue 26).
+    A failed parse is not kept, so it is tried again by the next invocation."""
+    return Settings.from_env().alerts
 
 
 class DynamoStore:

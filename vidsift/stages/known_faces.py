@@ -10,6 +10,7 @@ from typing import Any
 from vidsift import aws
 from vidsift.core.matching import MatchResult, MatchSettings, best_match, face_crops
 from vidsift.core.records import FaceMatch
+from vidsift.settings import Settings
 from vidsift.stages import rate
 
 
@@ -22,7 +23,7 @@ def match_faces(bucket: str, key: str, details: Sequence[dict[str, Any]],
     to find. A crop in which Rekognition finds no face is no match; any other error
     propagates, so the frame is retried by SQS before any row is written.
     """
-    settings = settings or MatchSettings.from_env()
+    settings = settings or Settings.from_env().match
     if not settings.collection or not details:
         return MatchResult(searched=False, matches=[None] * len(details))
     if aws.collection_face_count(settings.collection) == 0:

@@ -17,7 +17,6 @@ exceed it, however many are running. DetectFaces and SearchFacesByImage share th
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,24 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidsift import contract
-from vidsift.config import ConfigError
+from vidsift.settings import Settings
 
-#: The lowest default DetectFaces quota of any region (AWS's Rekognition quotas page).
-DEFAULT_TPS = 5.0
 #: Stages whose instances call Rekognition, and so share the budget.
 REKOGNITION_STAGES = ("analyze_faces", "alert_faces")
-
-
-def rekognition_tps() -> float:
-    """REKOGNITION_TPS: the calls per second all of vidsift's instances may make together."""
-    raw = os.environ.get("REKOGNITION_TPS") or ""
-    try:
-        tps = float(raw) if raw else DEFAULT_TPS
-    except ValueError as exc:
-        raise ConfigError(f"REKOGNITION_TPS={raw!r} is not a number") from exc
-    if not 0 < tps <= 10000:
-        raise ConfigError(f"REKOGNITION_TPS={raw!r}: expected a rate above 0 (calls per second)")
-    return tps
 
 
 def instances() -> int:
@@ -52,7 +37,8 @@ def instances() -> int:
 
 
 def per_instance_tps(total: float | None = None) -> float:
-    return (rekognition_tps() if total is None else total) / instances()
+    """This instance's share of ``total`` (default: the settings' REKOGNITION_TPS)."""
+    return (Settings.from_env().rate.rekognition_tps if total is None else total) / instances()
 
 
 @dataclass

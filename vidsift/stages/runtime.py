@@ -6,7 +6,6 @@ wires them to our settings, so each handler stays a page of its own logic.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -26,6 +25,7 @@ from vidsift import aws, contract
 from vidsift.core import ids
 from vidsift.core.errors import BadInputError
 from vidsift.core.records import CONTENT_SHA256_KEY, iso, utc_now
+from vidsift.settings import Settings
 
 #: A replay within a week is recognised; a deliberate re-run after that processes again.
 IDEMPOTENCY_TTL_S = 7 * 24 * 3600
@@ -61,6 +61,12 @@ def _store(fn: Callable[..., Any], key: str, table: str, endpoint: str | None) -
     return DynamoDBPersistenceLayer(table_name=table, boto3_client=aws.client("dynamodb"))
 
 
+def _dynamodb_endpoint() -> str:
+    """Where DynamoDB is (the client's endpoint: a local stack's changes per stack), part of
+    the store's cache key so that a new stack gets a store of its own."""
+    return str(aws.client("dynamodb").meta.endpoint_url)
+
+
 def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, key: str = OBJECT_KEY) -> Any:
     """Run ``fn(obj=obj)`` at most once per piece of work: by default an S3 object version
     (bucket, key, etag); ``key`` is the JMESPath over ``obj`` that identifies it.
@@ -69,10 +75,10 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, ke
     idempotency records (DynamoDB) remember what was done and return the stored result.
     Without a table configured (unit tests of the core) the call simply runs.
     """
-    table = os.environ.get("IDEMPOTENCY_TABLE")
+    table = Settings.from_env().runtime.idempotency_table
     if not table:
         return fn(obj=obj)
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = _dynamodb_endpoint()
     return idempotent_function(fn, data_keyword_argument="obj", persistence_store=_store(fn, key, table, endpoint),
                                config=_config(key, context))(obj=obj)
 
@@ -92,10 +98,10 @@ def done(fn: Callable[..., Any], obj: dict[str, Any], *, key: str = OBJECT_KEY) 
     """Whether ``once(fn, obj, key=key)`` completed already (and would only return the stored
     result): lets a stage leave done work out of a batched call made before ``once``, such as
     detect_people's one endpoint call per batch. Work in progress elsewhere is not done."""
-    table = os.environ.get("IDEMPOTENCY_TABLE")
+    table = Settings.from_env().runtime.idempotency_table
     if not table:
         return False
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = _dynamodb_endpoint()
     store = _store(fn, key, table, endpoint)
     # The same store and record id as once's (the function's module and name prefix the hash).
     store.configure(config=_config(key, None), function_name=f"{fn.__module__}.{fn.__qualname__}")
@@ -127,7 +133,7 @@ def metric(logger: Logger, name: str, value: float, **dimensions: str) -> None:
     it is a log line on stderr like any other. Namespace: METRICS_NAMESPACE (the stack's prefix)."""
     import time
 
-    namespace = os.environ.get("METRICS_NAMESPACE") or contract.load()["service"]
+    namespace = Settings.from_env().runtime.metrics_namespace
     logger.info(f"metric {name}={value:g}", extra={
         "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
             {"Namespace": namespace, "Dimensions": [sorted(dimensions)],
@@ -174,7 +180,7 @@ def failures_recorded(logger: Logger, stage: str, record: SQSRecord, subject: st
 
 def _write_error_record(logger: Logger, stage: str, subject: str, what: str, reason: str,
                         message_id: str | None, version: str = "") -> None:
-    bucket = os.environ.get("ANALYTICS_BUCKET")
+    bucket = Settings.from_env().runtime.analytics_bucket
     if not bucket:
         return
     try:

@@ -12,7 +12,6 @@ it and the frame key, not on the ETag, which with SSE-KMS changes on every rewri
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,15 +23,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from vidsift import aws
-from vidsift.config import ConfigError, Settings
 from vidsift.contract import upload_key
 from vidsift.core import ids, progress, segments
 from vidsift.core.dedup import parse_setting
-from vidsift.core.errors import BadInputError
+from vidsift.core.errors import BadInputError, ConfigError
 from vidsift.core.events import ObjectRef
 from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
 from vidsift.core.records import FrameMeta, captured_at
 from vidsift.core.segments import SegmentTask
+from vidsift.settings import Settings
 from vidsift.stages import barrier
 
 #: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
@@ -52,26 +51,18 @@ class SplitConfig:
     track_queue_url: str | None = None
 
     @classmethod
-    def from_env(cls) -> SplitConfig:
-        s = Settings.from_env()
-        try:
-            dedup = parse_setting(os.environ.get("DEDUP"))
-        except ValueError as exc:
-            raise ConfigError(f"DEDUP: {exc}") from exc
-        raw_span = os.environ.get("SEGMENT_SECONDS") or str(segments.DEFAULT_SEGMENT_SECONDS)
-        try:
-            span = float(raw_span)
-        except ValueError as exc:
-            raise ConfigError(f"SEGMENT_SECONDS={raw_span!r} is not a number") from exc
+    def from_settings(cls, s: Settings) -> SplitConfig:
+        """The shared sampling settings and split_frames' own part, put together; ConfigError
+        when the sampling options do not hold together."""
+        own = s.split
         try:
             options = SamplingOptions(fps=s.sample_fps, keyframes=s.sample_mode == "keyframes",
-                                      jpeg_quality=s.jpeg_quality, max_side=s.max_frame_side, dedup_distance=dedup)
+                                      jpeg_quality=s.jpeg_quality, max_side=s.max_frame_side,
+                                      dedup_distance=own.dedup_distance)
         except ValueError as exc:
             raise ConfigError(f"sampling settings: {exc}") from exc
-        return cls(frames_bucket=s.frames_bucket, options=options, segment_seconds=span,
-                   queue_url=os.environ.get("SPLIT_QUEUE_URL") or None,
-                   tracking_table=os.environ.get("TRACKING_TABLE") or None,
-                   track_queue_url=os.environ.get("TRACK_QUEUE_URL") or None)
+        return cls(frames_bucket=s.frames_bucket, options=options, segment_seconds=own.segment_seconds,
+                   queue_url=own.queue_url, tracking_table=s.tracking_table, track_queue_url=s.track_queue_url)
 
 
 def options_for(config: SplitConfig, meta: dict[str, str], what: str) -> SamplingOptions:

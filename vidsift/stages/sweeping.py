@@ -24,16 +24,15 @@ when the sweeper could finish them.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.config import ConfigError
 from vidsift.core import ids, progress
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import barrier
 from vidsift.stages.runtime import metric, record_bad_input
 
@@ -44,6 +43,8 @@ logger = get_logger(STAGE)
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """One sweep's settings: the sweeper's part of the settings and the table's open index."""
+
     table: str
     index: str
     frames_bucket: str
@@ -51,19 +52,12 @@ class SweepConfig:
     stall_after_s: float
 
     @classmethod
-    def from_env(cls, stall_after_s: float | None = None) -> SweepConfig:
+    def from_settings(cls, settings: Settings, stall_after_s: float | None = None) -> SweepConfig:
         """The sweeper's settings; ``stall_after_s`` overrides STALL_AFTER_S (a local run's end)."""
-        raw = os.environ.get("STALL_AFTER_S") or str(contract.load()["sweeper"]["stall_after_s"])
-        try:
-            stall = float(raw) if stall_after_s is None else stall_after_s
-        except ValueError as exc:
-            raise ConfigError(f"STALL_AFTER_S={raw!r} is not a number") from exc
-        missing = [k for k in ("TRACKING_TABLE", "FRAMES_BUCKET", "TRACK_QUEUE_URL") if not os.environ.get(k)]
-        if missing:
-            raise ConfigError(f"the sweeper needs {', '.join(missing)}")
-        return cls(table=os.environ["TRACKING_TABLE"], index=contract.load()["tracking_open_index"],
-                   frames_bucket=os.environ["FRAMES_BUCKET"], track_queue_url=os.environ["TRACK_QUEUE_URL"],
-                   stall_after_s=stall)
+        own = settings.sweep
+        return cls(table=own.table, index=contract.load()["tracking_open_index"], frames_bucket=own.frames_bucket,
+                   track_queue_url=own.track_queue_url,
+                   stall_after_s=own.stall_after_s if stall_after_s is None else stall_after_s)
 
 
 @dataclass

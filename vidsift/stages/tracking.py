@@ -12,32 +12,18 @@ deterministically, so a replayed message rewrites the same objects and rows.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from vidsift import aws
-from vidsift.config import ConfigError, Settings
 from vidsift.core import face_frames, ids, progress
 from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
-from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
+from vidsift.core.tracking import FramePeople, Point, Track, stitch, track_segment
 from vidsift.logs import get_logger
+from vidsift.settings import Settings
 from vidsift.stages import barrier, counting
 
 logger = get_logger("tracking")
-
-
-def track_params() -> TrackParams:
-    raw = os.environ.get("TRACK_MAX_GAP_S")
-    if raw in (None, ""):
-        return TrackParams()
-    try:
-        gap = float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} is not a number") from exc
-    if gap <= 0:
-        raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} must be positive")
-    return TrackParams(max_gap_s=gap)
 
 
 # --- what detect_people tells the barrier ----------------------------------------------
@@ -81,7 +67,7 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     failed = sorted(progress.gaps(item))
     frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
                           tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
-    tracks = track_segment(frames, track_params(), prefix=f"s{segment}-")
+    tracks = track_segment(frames, settings.track, prefix=f"s{segment}-")
     aws.put_json(settings.frames_bucket, progress.tracking_key(video, segment), {
         "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
         "frames": docs, "tracks": {t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}})
@@ -126,7 +112,7 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     video = str(obj["video_id"])
     item = aws.tracking_item(table, video)
     docs = [aws.get_json(settings.frames_bucket, progress.tracking_key(video, k)) for k in range(int(item["segments"]))]
-    tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], track_params())
+    tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], settings.track)
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
     metas: dict[int, FrameMeta] = {}
     boxes_by_frame: dict[int, list[tuple[str | None, dict[str, Any]]]] = {}
@@ -141,7 +127,7 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
         rows.append(build_people_record(meta, detection, now, [tid for tid, _ in boxes_by_frame[i]]))
     aws.put_records(settings.people_stream, rows)
     failed = sorted({i for d in docs for i in d["failed"]})
-    rule = face_frames.FaceRule.from_env()
+    rule = settings.faces
     chosen = {t.track_id or "": face_frames.choose(t, rule) for t in tracks}
     drafts = {}
     for t in tracks:

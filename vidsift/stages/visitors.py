@@ -23,18 +23,16 @@ Two invocations that see one new person at the same moment can make two visitors
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.config import ConfigError
 from vidsift.core import matching
 from vidsift.core import visitors as rules
 from vidsift.core.records import FrameMeta, iso, utc_now
 from vidsift.logs import get_logger
+from vidsift.settings import Settings, VisitorSettings
 from vidsift.stages import rate
 
 logger = get_logger("visitors")
@@ -43,7 +41,6 @@ logger = get_logger("visitors")
 SEARCHES_PER_VISIT = 3
 #: Registry keys: one item per visitor, per visit, and the id counter.
 COUNTER_KEY = "counter"
-DEFAULT_THRESHOLD = 95.0
 
 
 def visitor_key(visitor_id: str) -> str:
@@ -60,50 +57,6 @@ def collection_name(names: contract.ResourceNames) -> str:
 
 def table_name(names: contract.ResourceNames) -> str:
     return f"{names.prefix}-{contract.load()['visitors']['table']}"
-
-
-def _env_float(name: str, default: float, low: float, high: float) -> float:
-    raw = os.environ.get(name) or ""
-    try:
-        value = float(raw) if raw else default
-    except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number") from exc
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={raw!r}: expected {low:g}-{high:g}")
-    return value
-
-
-@dataclass(frozen=True)
-class VisitorSettings:
-    """VISITORS (true/false, default false), VISITOR_COLLECTION, VISITOR_TABLE,
-    VISITOR_MATCH_THRESHOLD, VISITOR_FACES_MAX, VISITOR_MIN_FACE_PX, VISITOR_RETENTION_DAYS."""
-
-    enabled: bool
-    collection: str | None = None
-    table: str | None = None
-    threshold: float = DEFAULT_THRESHOLD
-    faces_max: int = rules.FACES_PER_VISITOR
-    quality: rules.QualityRules = field(default_factory=rules.QualityRules)
-    retention_days: float = rules.DEFAULT_RETENTION_DAYS
-
-    @classmethod
-    def from_env(cls) -> VisitorSettings:
-        raw = (os.environ.get("VISITORS") or "false").strip().lower()
-        if raw not in ("true", "false", "1", "0", "on", "off", ""):
-            raise ConfigError(f"VISITORS={raw!r}: expected true or false")
-        enabled = raw in ("true", "1", "on")
-        settings = cls(
-            enabled=enabled,
-            collection=os.environ.get("VISITOR_COLLECTION") or None,
-            table=os.environ.get("VISITOR_TABLE") or None,
-            threshold=_env_float("VISITOR_MATCH_THRESHOLD", DEFAULT_THRESHOLD, 0, 100),
-            faces_max=int(_env_float("VISITOR_FACES_MAX", rules.FACES_PER_VISITOR, 1, 100)),
-            quality=rules.QualityRules(min_face_px=int(_env_float("VISITOR_MIN_FACE_PX", rules.MIN_FACE_PX, 1, 4096))),
-            retention_days=_env_float("VISITOR_RETENTION_DAYS", rules.DEFAULT_RETENTION_DAYS, 1, 36500),
-        )
-        if enabled and not (settings.collection and settings.table):
-            raise ConfigError("VISITORS=true needs VISITOR_COLLECTION and VISITOR_TABLE")
-        return settings
 
 
 def _update(table: str, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
@@ -245,7 +198,7 @@ def assign(people_bucket: str, analytics_bucket: str, work: dict[str, Any], face
            settings: VisitorSettings | None = None, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Visitor columns per track id of one group of tracks (analyze_faces' work), and each
     face row's ``visitor_id`` set in place; an empty answer when visitors are off."""
-    settings = settings or VisitorSettings.from_env()
+    settings = settings or Settings.from_env().visitors
     if not settings.enabled:
         return {}
     now = now or utc_now()
