@@ -7,6 +7,7 @@ DynamoDB side is in tests/test_alerts_sns.py.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -69,35 +70,35 @@ def test_rule_mistakes_are_named(doc: object, message: str) -> None:
 def test_rules_from_env_json_or_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
     monkeypatch.setenv("ALERT_RULES", '[{"when": "person"}]')
-    assert [r.when for r in AlertSettings.from_env().rules] == ["person"]
+    assert [r.when for r in AlertSettings.from_mapping(os.environ).rules] == ["person"]
     path = tmp_path / "alerts.json"
     path.write_text(json.dumps({"rules": [{"when": "face_unknown", "camera": "gate"}]}))
     monkeypatch.setenv("ALERT_RULES", str(path))
-    assert AlertSettings.from_env().rules[0].cameras == ("gate",)
+    assert AlertSettings.from_mapping(os.environ).rules[0].cameras == ("gate",)
     monkeypatch.setenv("ALERT_RULES", str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="neither JSON nor a readable file"):
-        AlertSettings.from_env()
+        AlertSettings.from_mapping(os.environ)
     monkeypatch.setenv("ALERT_RULES", "[{")
     with pytest.raises(ConfigError, match="not valid JSON"):
-        AlertSettings.from_env()
+        AlertSettings.from_mapping(os.environ)
 
 
 def test_settings_defaults_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("ALERT_RULES", "ALERT_TIMEZONE", "ALERT_LINK_EXPIRY_S", "ALERT_TOPIC_ARN", "ALERT_TABLE"):
         monkeypatch.delenv(key, raising=False)
-    s = AlertSettings.from_env()
+    s = AlertSettings.from_mapping(os.environ)
     assert s.rules == () and s.timezone.key == "UTC" and s.link_expiry_s == 3600
     monkeypatch.setenv("ALERT_RULES", '[{"when": "person"}]')
     with pytest.raises(ConfigError, match="ALERT_TOPIC_ARN"):
-        AlertSettings.from_env()
+        AlertSettings.from_mapping(os.environ)
     monkeypatch.setenv("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t")
     monkeypatch.setenv("ALERT_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ConfigError, match="IANA"):
-        AlertSettings.from_env()
+        AlertSettings.from_mapping(os.environ)
     monkeypatch.setenv("ALERT_TIMEZONE", "Europe/Paris")
     monkeypatch.setenv("ALERT_LINK_EXPIRY_S", "604801")
     with pytest.raises(ConfigError, match="7 days"):
-        AlertSettings.from_env()
+        AlertSettings.from_mapping(os.environ)
 
 
 def test_rule_applies_per_camera_pattern_confidence_and_person() -> None:

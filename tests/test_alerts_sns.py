@@ -4,6 +4,7 @@ message, moto's DynamoDB keeps the debounce state, and the presigned link opens 
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -135,7 +136,7 @@ def test_people_alert_text_for_email_and_sms(env: dict[str, Any], monkeypatch: p
     sms) travel in the same Publish and are checked as they were sent."""
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "door", "when": "person"}]))
     published: list[dict[str, Any]] = []
-    settings = alerts.AlertSettings.from_env()
+    settings = alerts.AlertSettings.from_mapping(os.environ)
     alerter = alerting.alerter(settings)
     real = alerter.publish
     alerter.publish = lambda a: (published.append(a.messages()), real(a))[1]

@@ -33,6 +33,7 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video
+from vidsift.settings import Settings
 from vidsift.stages import sweeping
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
@@ -221,7 +222,7 @@ def test_chaos_every_version_ends_in_one_state(local_stack: LocalStack, tmp_path
         stack.rekognition.clear_faults()
     assert result.get("idle"), "the run did not drain its queues in time"
     # A sweep at the end (as `vidsift run` ends): the videos stalled by a lost message.
-    config = sweeping.SweepConfig.from_env()
+    config = sweeping.SweepConfig.from_settings(Settings.from_env())
     swept = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
     assert Dispatcher(stack).run_until_idle(timeout_s=300)
     seconds = time.monotonic() - started

@@ -2,8 +2,8 @@
 (tests/test_stack.py checks the compiled CloudFormation template against the same file.)"""
 
 from vidsift import contract
-from vidsift.config import Settings
 from vidsift.local.stack import LocalStack
+from vidsift.settings import Settings
 
 
 def test_function_env_keys_are_declared() -> None:

@@ -14,6 +14,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -439,14 +440,14 @@ def test_match_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("FACE_MATCH_THRESHOLD", raising=False)
     monkeypatch.setenv("FACE_COLLECTION", "")
-    assert matching.MatchSettings.from_env() == matching.MatchSettings(None, 90.0)
+    assert matching.MatchSettings.from_mapping(os.environ) == matching.MatchSettings(None, 90.0)
     monkeypatch.setenv("FACE_COLLECTION", "c")
     monkeypatch.setenv("FACE_MATCH_THRESHOLD", "95.5")
-    assert matching.MatchSettings.from_env() == matching.MatchSettings("c", 95.5)
+    assert matching.MatchSettings.from_mapping(os.environ) == matching.MatchSettings("c", 95.5)
     for bad in ("high", "120"):
         monkeypatch.setenv("FACE_MATCH_THRESHOLD", bad)
         with pytest.raises(ConfigError):
-            matching.MatchSettings.from_env()
+            matching.MatchSettings.from_mapping(os.environ)
 
 
 # --- the same person in genuinely different photos ----------------------------------------------

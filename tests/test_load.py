@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 from vidsift import aws, contract
-from vidsift.config import Settings
 from vidsift.core import ids
 from vidsift.core.records import keep_face
 from vidsift.local.dispatcher import Dispatcher, StageStats
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video
+from vidsift.settings import Settings
 from vidsift.testing.faults import jpeg
 from vidsift.testing.localcheck import drain_dlq
 

@@ -6,6 +6,7 @@ redelivery instead of starting work the timeout would cut off."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from vidsift import aws, contract
 from vidsift.core import progress
 from vidsift.local.dispatcher import Dispatcher, load_handler
 from vidsift.local.stack import LocalStack
+from vidsift.settings import DEFAULT_REKOGNITION_TPS, RateSettings
 from vidsift.stages import rate
 from vidsift.testing.localcheck import error_records
 
@@ -50,13 +52,13 @@ def test_the_budget_is_shared_by_every_instance_that_may_run(monkeypatch: pytest
     callers = sum(stages[s]["max_concurrency"] for s in rate.REKOGNITION_STAGES if s in stages)
     assert rate.instances() == callers >= stages["analyze_faces"]["max_concurrency"]
     monkeypatch.delenv("REKOGNITION_TPS", raising=False)
-    assert rate.per_instance_tps() * callers == pytest.approx(rate.DEFAULT_TPS) == pytest.approx(5.0)
+    assert rate.per_instance_tps() * callers == pytest.approx(DEFAULT_REKOGNITION_TPS) == pytest.approx(5.0)
     monkeypatch.setenv("REKOGNITION_TPS", "50")
     assert rate.per_instance_tps() * callers == pytest.approx(50.0)
     for bad in ("0", "-1", "fast"):
         monkeypatch.setenv("REKOGNITION_TPS", bad)
         with pytest.raises(Exception, match="REKOGNITION_TPS"):
-            rate.rekognition_tps()
+            RateSettings.from_mapping(os.environ)
 
 
 def test_group_messages_come_in_small_batches() -> None:

@@ -18,6 +18,7 @@ from vidsift.core import ids, progress
 from vidsift.core.events import parse_s3_message
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
+from vidsift.settings import Settings
 from vidsift.stages import sweeping
 from vidsift.testing.faults import SQS_UNAVAILABLE, Refuse
 from vidsift.testing.localcheck import drain_dlq, duplicates, error_records, rows
@@ -179,7 +180,7 @@ def test_a_frame_lost_without_its_last_receive_is_given_up_by_the_sweeper(stack:
     assert d.run_until_idle(timeout_s=120)
     assert frames_of(stack, video) == [] and "open" in video_item(stack, video)  # stalled: no end state
 
-    config = sweeping.SweepConfig.from_env()
+    config = sweeping.SweepConfig.from_settings(Settings.from_env())
     assert config.stall_after_s == contract.load()["sweeper"]["stall_after_s"]
     assert video not in sweeping.sweep(config).stalled  # not stalled yet: it moved a moment ago
     result = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
@@ -209,7 +210,7 @@ def test_a_video_whose_segment_was_never_sampled_ends_failed_with_its_reason(sta
         else:
             sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
     assert d.run_until_idle(timeout_s=180)
-    config = sweeping.SweepConfig.from_env()
+    config = sweeping.SweepConfig.from_settings(Settings.from_env())
     result = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
     assert video in result.failed
     item = video_item(stack, video)

@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_stack, role_statements, shared_folder
 
 from vidsift import aws, contract
-from vidsift.config import Settings
 from vidsift.core import ids, layout, matching, progress
 from vidsift.core.detection import Detection
 from vidsift.core.records import FrameMeta
@@ -42,6 +41,7 @@ from vidsift.local.dispatcher import Dispatcher, _acting_as, invoke
 from vidsift.local.runner import upload, upload_key
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video, photo
+from vidsift.settings import Settings
 from vidsift.stages import barrier, counting, sweeping, tracking
 from vidsift.testing import calls
 from vidsift.testing.localcheck import alerts_received, count_sampled, error_records, put_snapshot
@@ -265,7 +265,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             with recorder.recording():
                 assert Dispatcher(stack).run_until_idle(timeout_s=600)
                 with _acting_as(SWEEPER, "handler"):
-                    config = sweeping.SweepConfig.from_env()
+                    config = sweeping.SweepConfig.from_settings(Settings.from_env())
                     swept = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
                 assert (swept.finished, swept.failed) == (["stalled"], ["unsampled"])
                 assert Dispatcher(stack).run_until_idle(timeout_s=60)

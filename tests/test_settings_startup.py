@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidsift import aws
+from vidsift import aws, settings
 from vidsift.config import ConfigError
 from vidsift.core import alerts
 from vidsift.local.dispatcher import Dispatcher, LocalContext, load_handler
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
-from vidsift.stages import alerting, startup
 from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot
 
 
@@ -53,11 +52,9 @@ def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
 @pytest.fixture(autouse=True)
 def _fresh_parse() -> Iterator[None]:
     """Each test starts as a cold start would: nothing parsed yet."""
-    alerting._parsed.cache_clear()
-    startup._checked.cache_clear()
+    settings.reset()
     yield
-    alerting._parsed.cache_clear()
-    startup._checked.cache_clear()
+    settings.reset()
 
 
 def flaky_zoneinfo(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -119,6 +116,6 @@ def test_a_bad_setting_is_one_error_at_start_up_not_a_failed_frame(stack: LocalS
         load_handler("detect_people")(snapshot_event(stack, key), LocalContext(function_name="f", timeout_s=60))
     assert error_records(stack, "detect_people") == {}  # nothing about the frame: it is not its fault
     monkeypatch.delenv(variable)
-    startup._checked.cache_clear()
+    settings.reset()
     assert stack_dispatcher.run_until_idle(timeout_s=120)  # fixed: the snapshot goes through
     assert [doc["camera_id"] for doc in alerts_received(stack)] == [camera]

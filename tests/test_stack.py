@@ -571,31 +571,22 @@ def function_problems(tpl: Template) -> list[str]:
 
 def settings_problems(stage: str, env: dict[str, Any]) -> list[str]:
     """The handlers' own settings parsers accept the environment the stack gives them."""
-    from unittest import mock
+    from vidsift.settings import Settings
 
-    from vidsift.config import Settings
-    from vidsift.core.alerts import AlertSettings
-    from vidsift.core.matching import MatchSettings
-
-    parsers: list[Callable[[], Any]] = [Settings.from_env]
+    parts: list[str] = []
     if stage in ("detect_people", "analyze_faces", "alert_faces"):
-        parsers += [MatchSettings.from_env, AlertSettings.from_env]
+        parts += ["match", "alerts"]
     if stage == "split_frames" and importlib.util.find_spec("vidsift.stages.splitting"):
-        from vidsift.stages import splitting
-
-        parsers.append(splitting.SplitConfig.from_env)
+        parts.append("split")
     if stage in ("track_people", "analyze_faces"):
-        from vidsift.core.face_frames import FaceRule
-        from vidsift.stages.tracking import track_params
-
-        parsers += [FaceRule.from_env, track_params]
+        parts += ["faces", "track"]
+    settings = Settings.parse({k: str(v) for k, v in env.items()})
     problems = []
-    with mock.patch.dict(os.environ, {k: str(v) for k, v in env.items()}):
-        for parse in parsers:
-            try:
-                parse()
-            except Exception as exc:
-                problems.append(f"{stage}: {parse.__qualname__} rejects the stack's environment: {exc}")
+    for part in ("shared settings", *parts):
+        try:
+            settings.check() if part == "shared settings" else getattr(settings, part)
+        except Exception as exc:
+            problems.append(f"{stage}: the {part} reject the stack's environment: {exc}")
     return problems
 
 

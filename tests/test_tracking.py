@@ -3,6 +3,7 @@ arithmetic, as plain functions (no AWS)."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -170,10 +171,10 @@ def test_face_rule_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv("FACE_MIN_PERSON_HEIGHT", "0.4")
     monkeypatch.setenv("FACE_FRAMES_MAX", "2")
-    assert FaceRule.from_env() == FaceRule(min_person_height=0.4, max_frames=2)
+    assert FaceRule.from_mapping(os.environ) == FaceRule(min_person_height=0.4, max_frames=2)
     monkeypatch.setenv("FACE_REVISIT_S", "soon")
     with pytest.raises(ConfigError, match="FACE_REVISIT_S"):
-        FaceRule.from_env()
+        FaceRule.from_mapping(os.environ)
 
 
 def test_tracks_sharing_a_frame_are_analysed_together() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
 from vidsift.local.runner import run_videos
 from vidsift.samples import Segment, make_video
+from vidsift.settings import Settings
 from vidsift.stages import visitor_admin, visitors
 
 # -------------------------------------------------------------------- the plain rules
@@ -92,12 +94,12 @@ def test_a_visit_without_a_usable_face_gets_no_visitor_and_calls_nothing(monkeyp
 
 def test_off_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VISITORS", raising=False)
-    assert not visitors.VisitorSettings.from_env().enabled
+    assert not Settings.from_env().visitors.enabled
     assert visitors.assign("p", "a", {"tracks": [{"track_id": "p001"}], "frames": []}, [FACE]) == {}
     monkeypatch.setenv("VISITORS", "true")
     monkeypatch.delenv("VISITOR_COLLECTION", raising=False)
     with pytest.raises(Exception, match="VISITOR_COLLECTION"):
-        visitors.VisitorSettings.from_env()
+        visitors.VisitorSettings.from_mapping(os.environ)
 
 
 # -------------------------------------------------------------------- through the pipeline
