@@ -44,7 +44,7 @@ class DynamoStore:
 
 
 def alerter(settings: AlertSettings | None = None) -> Alerter:
-    """An Alerter from the environment: ALERT_TABLE's state, ALERT_TOPIC_ARN's topic."""
+    """An Alerter from the alert settings: ALERT_TABLE's state, ALERT_TOPIC_ARN's topic."""
     settings = settings or alert_settings()
     store: StateStore = DynamoStore(settings.table) if settings.table else _memory_store
     topic = settings.topic_arn or ""
