@@ -69,6 +69,21 @@ def test_the_rule_lets_paths_and_the_core_through() -> None:
     assert problems(ok, "ok.py") == []
 
 
+def env_reads(source: str, name: str) -> list[str]:
+    return [p for p in problems(source, name) if "environ" in p or "getenv" in p or "putenv" in p]
+
+
+@pytest.mark.parametrize("folder", ["functions", "vidsift/stages"])
+def test_handlers_and_stages_take_their_settings_from_the_one_object(folder: str) -> None:
+    """The handlers and stages read no variable themselves: vidsift/settings.py does. (The
+    AWS SDK's own variables, AWS_REGION and the endpoints, are read where the clients are
+    made, vidsift/aws.py, as boto3 would read them.)"""
+    paths = sorted((ROOT / folder).rglob("*.py"))
+    assert paths
+    found = [p for path in paths for p in env_reads(path.read_text(), path.relative_to(ROOT).as_posix())]
+    assert found == []
+
+
 class Recording(Mapping[str, str]):
     """A mapping that notes every name asked of it (present or not)."""
 
