@@ -34,6 +34,7 @@ from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video
 from vidsift.stages import sweeping
+from vidsift.storage.progress import DynamoProgressStore
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
     FIREHOSE_UNAVAILABLE,
@@ -247,14 +248,14 @@ def test_chaos_every_version_ends_in_one_state(local_stack: LocalStack, tmp_path
         if video in seen_videos:  # the same bytes written again: one video, one end state
             continue
         seen_videos.add(video)
-        item = aws.tracking_item(table, video)
+        item = DynamoProgressStore(table).item(video)
         state = item.get("state", "none")
         states[state] += 1
         if state == progress.TRACKED:
             expected: set[int] = set()
             given_up: set[int] = set()
             for k in range(int(item["segments"])):
-                seg = aws.tracking_item(table, progress.segment_part(video, k))
+                seg = DynamoProgressStore(table).item(progress.segment_part(video, k))
                 span = progress.span(seg)
                 expected |= set(range(span[1], span[2] + 1)) if span else set()
                 given_up |= progress.gaps(seg)

@@ -19,6 +19,7 @@ from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
 from vidsift.stages.runtime import once
+from vidsift.storage.progress import DynamoProgressStore
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
     FIREHOSE_UNAVAILABLE,
@@ -176,7 +177,7 @@ def test_the_tracking_table_throttled_ends_in_one_row(stack: LocalStack, refusal
         d.poll("detect_people")
     assert fault.refused == refusals
     assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
-    done = aws.tracking_item(stack.names.tracking_table, progress.segment_part(video, 0)).get("done", set())
+    done = DynamoProgressStore(stack.names.tracking_table).item(progress.segment_part(video, 0)).get("done", set())
     assert progress.real(done) == (set() if redriven else {0})
     assert d.run_until_idle(timeout_s=120)
     frame_once(stack, video)

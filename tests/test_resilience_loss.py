@@ -19,6 +19,7 @@ from vidsift.core.events import parse_s3_message
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
 from vidsift.stages import sweeping
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 from vidsift.testing.faults import SQS_UNAVAILABLE, Refuse
 from vidsift.testing.localcheck import drain_dlq, duplicates, error_records, rows
 
@@ -38,7 +39,7 @@ def upload(stack: LocalStack, path: Path, key: str) -> tuple[str, str]:
 
 
 def video_item(stack: LocalStack, video: str) -> dict[str, Any]:
-    return aws.tracking_item(stack.names.tracking_table, video)
+    return DynamoProgressStore(stack.names.tracking_table).item(video)
 
 
 def frames_of(stack: LocalStack, video: str) -> list[int]:
@@ -62,7 +63,7 @@ def test_a_complete_video_whose_message_to_track_people_was_never_sent_is_sent_o
     with Refuse(aws.client("sqs"), SQS_UNAVAILABLE, limit=aws.MAX_ATTEMPTS, operations=("SendMessageBatch",)) as f:
         d.poll("detect_people")  # every frame of the video in one batch: the update completes it
     assert f.refused == aws.MAX_ATTEMPTS and d.stats["detect_people"].failed == 3
-    seg = aws.tracking_item(stack.names.tracking_table, progress.segment_part(video, 0))
+    seg = DynamoProgressStore(stack.names.tracking_table).item(progress.segment_part(video, 0))
     assert progress.real(seg["done"]) == {0, 1, 2} and progress.segment_detected(seg)  # complete, unsent
     assert d.run_until_idle(timeout_s=120)
     assert frames_of(stack, video) == [0, 1, 2]
@@ -278,7 +279,7 @@ def test_a_24_hour_video_at_5_fps_settles_in_small_items(stack: LocalStack) -> N
     assert sent == [0, 143, 287]  # each segment sent on once, by the update that completed it
     for k in (0, 143, 287):
         item = ddb.get_item(TableName=table, Key={"part": {"S": progress.segment_part(video, k)},
-                                                  "n": {"N": str(aws.PROGRESS_N)}})["Item"]
+                                                  "n": {"N": str(PROGRESS_N)}})["Item"]
         assert len(json.dumps(item)) < 20_000  # about 11 KB a segment, whatever the video's length
     assert len(answered) == 3 + 94 + 4 and max(answered) < 20_000  # UPDATED_NEW: one segment's sets at most
     assert len(json.dumps(sorted(range(24 * 3600 * 5)))) > 400_000 * 6  # main's one set, as text

@@ -236,6 +236,7 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
     from botocore.stub import ANY, Stubber
 
     from vidsift import aws
+    from vidsift.storage.progress import DynamoProgressStore
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: the stub answers
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "stub")
@@ -254,7 +255,7 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
                           {"RequestItems": {"t": [put(0, '{"a":2}'), put(1, '{"b":1}')]}})
         stub.add_response("batch_write_item", {"UnprocessedItems": {}},
                           {"RequestItems": {"t": [put(1, '{"b":1}', "7")]}})
-        aws.tracking_put_frames("t", [("v", 0, {"a": 1}), ("v", 1, {"b": 1}), ("v", 0, {"a": 2})])
+        DynamoProgressStore("t").put_frames([("v", 0, {"a": 1}), ("v", 1, {"b": 1}), ("v", 0, {"a": 2})])
         stub.assert_no_pending_responses()
 
         key = {"part": {"S": "v"}, "n": {"N": "0"}}
@@ -264,7 +265,8 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
                           {"RequestItems": {"t": {"Keys": [key, progress_key], "ConsistentRead": True}}})
         stub.add_response("batch_get_item", {"Responses": {"t": [{**key, "doc": {"S": '{"a":2}'}}]}},
                           {"RequestItems": {"t": {"Keys": [key], "ConsistentRead": True}}})
-        assert aws.tracking_get("t", [("v", 0), ("v", -1), ("v", 0)]) == {("v", 0): {"a": 2}, ("v", -1): {"done": {0}}}
+        got = DynamoProgressStore("t").get([("v", 0), ("v", -1), ("v", 0)])
+        assert got == {("v", 0): {"a": 2}, ("v", -1): {"done": {0}}}
         stub.assert_no_pending_responses()
     assert waits == [0, 0]
     aws.reset_clients()

@@ -15,6 +15,7 @@ from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.stages.splitting import SplitConfig, _report_sampled
+from vidsift.storage.progress import TRACKING_TTL_S, DynamoProgressStore
 
 
 def _upload(stack: Any, path: Path, key: str) -> str:
@@ -80,9 +81,9 @@ def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, shor
     assert [(t["track_id"], t["frames"], t["gap_frames"]) for t in tracks] == [("p001", 2, 1)]
     people = _rows(local_stack, "people", video)
     assert sorted(r["frame_index"] for r in people) == [0, 2]  # no row for the lost frame
-    item = aws.tracking_item(local_stack.names.tracking_table, progress.segment_part(video, 0))
+    item = DynamoProgressStore(local_stack.names.tracking_table).item(progress.segment_part(video, 0))
     assert progress.real(item["failed"]) == {1} and progress.real(item["done"]) == {0, 2}
-    ended_state = aws.tracking_item(local_stack.names.tracking_table, video)
+    ended_state = DynamoProgressStore(local_stack.names.tracking_table).item(video)
     assert (ended_state["state"], ended_state["gap_frames"], "open" in ended_state) == ("tracked", 1, False)
     # every tracking item expires (the table's TTL), two weeks after its last write
     items = [i for part in (video, progress.segment_part(video, 0))
@@ -91,14 +92,14 @@ def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, shor
                                                    ExpressionAttributeValues={":p": {"S": part}})["Items"]]
     ended = int(time.time())
     assert len(items) == 4  # the video, its segment, its two frames
-    assert all(started + aws.TRACKING_TTL_S <= int(i["expires_at"]["N"]) <= ended + aws.TRACKING_TTL_S for i in items)
+    assert all(started + TRACKING_TTL_S <= int(i["expires_at"]["N"]) <= ended + TRACKING_TTL_S for i in items)
 
 
 def test_split_frames_tells_tracking_when_detection_finished_first(local_stack: Any) -> None:
     """The other order: every frame detected before split_frames recorded the count (a retried
     split). Then split_frames' own update completes the video and sends the segments."""
     table, queue = local_stack.names.tracking_table, local_stack.queue_urls["track_people"]
-    aws.tracking_mark(table, progress.segment_part("detected-first", 0), add={"done": {0, 1, 2}})
+    DynamoProgressStore(table).mark(progress.segment_part("detected-first", 0), add={"done": {0, 1, 2}})
     config = SplitConfig(frames_bucket=local_stack.names.bucket("frames"), options=None, segment_seconds=300,  # type: ignore[arg-type]
                          queue_url=None, tracking_table=table, track_queue_url=queue)
     _report_sampled(config, "detected-first", {"segment": 0, "segments": 1, "frames_kept": 3, "first_index": 0,
@@ -115,9 +116,9 @@ def test_a_visit_across_a_segment_boundary_is_one_track(local_stack: Any, people
     video = _upload(local_stack, people_video, "uploads/tracking/two segments.mp4")
     assert Dispatcher(local_stack).run_until_idle(timeout_s=300)
     table = local_stack.names.tracking_table
-    item = aws.tracking_item(table, video)
+    item = DynamoProgressStore(table).item(video)
     assert item["segments"] == 2 and progress.real(item["tracked"]) == {0, 1} and item["per"] == 3
-    spans = [progress.span(aws.tracking_item(table, progress.segment_part(video, k))) for k in (0, 1)]
+    spans = [progress.span(DynamoProgressStore(table).item(progress.segment_part(video, k))) for k in (0, 1)]
     assert (spans[0][2], spans[1][1]) == (2, 3)  # the visit straddles the cut
     tracks = _rows(local_stack, "tracks", video)
     assert [(t["track_id"], t["frames"], t["first_seen_s"], t["last_seen_s"]) for t in tracks] == [

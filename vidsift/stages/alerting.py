@@ -18,6 +18,7 @@ from typing import Any
 from vidsift import aws
 from vidsift.core.alerts import Alert, Alerter, AlertSettings, MemoryStore, StateStore, face_sightings, person_sightings
 from vidsift.core.records import FrameMeta
+from vidsift.storage.alert_state import DynamoAlertStateStore
 
 #: Without ALERT_TABLE (a local run of one process) the state stays in this process.
 _memory_store = MemoryStore()
@@ -40,23 +41,10 @@ def alert_settings() -> AlertSettings:
     return _parsed(tuple(os.environ.get(name) for name in SETTINGS_ENV))
 
 
-class DynamoStore:
-    """The alert-state table: one item per key, conditional writes on a version number."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
-        return aws.alert_state_get(self.table, key)
-
-    def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool:
-        return aws.alert_state_put(self.table, key, doc, expected_version=expected_version, expires_at=expires_at)
-
-
 def alerter(settings: AlertSettings | None = None) -> Alerter:
     """An Alerter from the environment: ALERT_TABLE's state, ALERT_TOPIC_ARN's topic."""
     settings = settings or alert_settings()
-    store: StateStore = DynamoStore(settings.table) if settings.table else _memory_store
+    store: StateStore = DynamoAlertStateStore(settings.table) if settings.table else _memory_store
     topic = settings.topic_arn or ""
 
     def publish(alert: Alert) -> str:

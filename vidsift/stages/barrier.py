@@ -21,6 +21,7 @@ from vidsift import aws
 from vidsift.core import ids, progress
 from vidsift.core.progress import SENTINEL, segment_part
 from vidsift.logs import get_logger
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 
 logger = get_logger("tracking")
 #: What a settling update must see to decide whether its segment is complete.
@@ -34,15 +35,16 @@ def now() -> int:
 def begin_video(table: str, video: str, *, segments: int, per: int, source: str, version: str) -> None:
     """split_frames knows how the video is cut: recorded before any of its frames exists, so
     detect_people can find a frame's segment from its index (and the sweeper the video)."""
-    aws.tracking_mark(table, video, set_={"segments": segments, "per": per, "source": source, "version": version,
-                                          "updated_at": now()},
-                      default={"open": progress.OPEN}, add={"tracked": {SENTINEL}, "recovered": {SENTINEL}})
+    DynamoProgressStore(table).mark(video, set_={"segments": segments, "per": per, "source": source, "version": version,
+                                                 "updated_at": now()},
+                                    default={"open": progress.OPEN},
+                                    add={"tracked": {SENTINEL}, "recovered": {SENTINEL}})
 
 
 def fail_video(table: str, video: str, *, reason: str, source: str, version: str) -> None:
     """The video's end state when its input is unusable (the reason is also under errors/)."""
-    aws.tracking_mark(table, video, set_={"state": progress.FAILED, "reason": reason[:1000], "source": source,
-                                          "version": version, "updated_at": now()}, remove=["open"])
+    DynamoProgressStore(table).mark(video, set_={"state": progress.FAILED, "reason": reason[:1000], "source": source,
+                                                 "version": version, "updated_at": now()}, remove=["open"])
 
 
 def _segment(table: str, part: str, *, set_: dict[str, Any] | None = None,
@@ -51,11 +53,11 @@ def _segment(table: str, part: str, *, set_: dict[str, Any] | None = None,
     sets = {"done": {SENTINEL}, "failed": {SENTINEL}}
     for k, v in (add or {}).items():
         sets[k] = sets[k] | set(v)
-    got = aws.tracking_mark(table, part, set_={**(set_ or {}), "updated_at": now()}, add=sets,
-                            default={} if set_ and "expected" in set_ else {"expected": SENTINEL})
+    got = DynamoProgressStore(table).mark(part, set_={**(set_ or {}), "updated_at": now()}, add=sets,
+                                          default={} if set_ and "expected" in set_ else {"expected": SENTINEL})
     if all(k in got for k in _SEGMENT_FIELDS):
         return got
-    return aws.tracking_item(table, part)  # an unchanged attribute left out of the answer
+    return DynamoProgressStore(table).item(part)  # an unchanged attribute left out of the answer
 
 
 def _send_segment(track_queue_url: str, video: str, segment: int, item: dict[str, Any]) -> None:
@@ -84,7 +86,7 @@ def settle(table: str, track_queue_url: str, video: str, segment: int, *, done: 
 
 def videos(table: str, video_ids: set[str]) -> dict[str, dict[str, Any]]:
     """The video items of ``video_ids`` (one BatchGetItem); a video not begun is absent."""
-    found = aws.tracking_get(table, [(v, aws.PROGRESS_N) for v in sorted(video_ids)])
+    found = DynamoProgressStore(table).get([(v, PROGRESS_N) for v in sorted(video_ids)])
     return {part: item for (part, _), item in found.items()}
 
 
@@ -108,12 +110,12 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
         return {}
     items = videos(table, {v for v, _ in frames})
     where = {(v, i): segment_part(v, segment_of(items.get(v), i)) for v, i in frames}
-    found = aws.tracking_get(table, [*((p, i) for (_, i), p in where.items()),
-                                     *((p, aws.PROGRESS_N) for p in dict.fromkeys(where.values()))])
+    found = DynamoProgressStore(table).get([*((p, i) for (_, i), p in where.items()),
+                                            *((p, PROGRESS_N) for p in dict.fromkeys(where.values()))])
     done: dict[tuple[str, int], dict[str, str]] = {}
     resend: set[tuple[str, int]] = set()
     for (video, index), part in where.items():
-        doc, seg = found.get((part, index)), found.get((part, aws.PROGRESS_N)) or {}
+        doc, seg = found.get((part, index)), found.get((part, PROGRESS_N)) or {}
         if doc is None or not isinstance(doc.get("meta"), dict) or index not in progress.real(seg.get("done")):
             continue
         done[(video, index)] = doc["meta"]
@@ -123,7 +125,7 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
     for video, segment in sorted(resend):
         logger.warning("a complete segment its video was not tracked with: sent to track_people again",
                        extra={"video_id": video, "segment": segment})
-        _send_segment(track_queue_url, video, segment, found[(segment_part(video, segment), aws.PROGRESS_N)])
+        _send_segment(track_queue_url, video, segment, found[(segment_part(video, segment), PROGRESS_N)])
     return done
 
 
@@ -140,7 +142,7 @@ def record_frames(table: str, track_queue_url: str, frames: list[tuple[str, int,
     so a segment the ADD completes finds every one of its frames."""
     if not frames:
         return
-    aws.tracking_put_frames(table, [(segment_part(v, s), i, doc) for v, s, i, doc in frames])
+    DynamoProgressStore(table).put_frames([(segment_part(v, s), i, doc) for v, s, i, doc in frames])
     by_segment: dict[tuple[str, int], set[int]] = {}
     for video, segment, index, _ in frames:
         by_segment.setdefault((video, segment), set()).add(index)

@@ -36,6 +36,7 @@ from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import barrier
 from vidsift.stages.runtime import metric, record_bad_input
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 
 STAGE = "sweep_stalled"
 STALLED_METRIC = "StalledVideos"
@@ -83,16 +84,16 @@ def sweep(config: SweepConfig, now: float | None = None) -> SweepResult:
     now = time.time() if now is None else now
     before = now - config.stall_after_s
     result = SweepResult()
-    for video in aws.tracking_open(config.table, config.index, updated_before=before):
-        item = aws.tracking_item(config.table, video)
+    for video in DynamoProgressStore(config.table).open_videos(config.index, updated_before=before):
+        item = DynamoProgressStore(config.table).item(video)
         if item.get("state"):  # ended meanwhile: the index forgets it
-            aws.tracking_mark(config.table, video, remove=["open"])
+            DynamoProgressStore(config.table).mark(video, remove=["open"])
             continue
         if "segments" not in item:
             continue
         parts = [progress.segment_part(video, k) for k in range(int(item["segments"]))]
-        found = aws.tracking_get(config.table, [(p, aws.PROGRESS_N) for p in parts])
-        segs = {k: found.get((p, aws.PROGRESS_N), {}) for k, p in enumerate(parts)}
+        found = DynamoProgressStore(config.table).get([(p, PROGRESS_N) for p in parts])
+        segs = {k: found.get((p, PROGRESS_N), {}) for k, p in enumerate(parts)}
         latest = max([float(item.get("updated_at", 0))] + [float(s.get("updated_at", 0)) for s in segs.values()])
         if latest >= before:
             continue  # still moving: a long video's segments are being detected
@@ -135,7 +136,7 @@ def _finish(config: SweepConfig, video: str, item: dict[str, Any], segs: dict[in
     if progress.tracked(item):  # every segment tracked, the video never stitched
         aws.send_messages(config.track_queue_url, [progress.video_message(video, progress.generation(item))])
     # Moved on: the next sweep waits a whole period before judging it again.
-    aws.tracking_mark(config.table, video, set_={"updated_at": barrier.now()})
+    DynamoProgressStore(config.table).mark(video, set_={"updated_at": barrier.now()})
     return True
 
 

@@ -23,6 +23,7 @@ from vidsift.core.records import FrameMeta, build_people_record, build_track_dra
 from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
 from vidsift.logs import get_logger
 from vidsift.stages import barrier, counting
+from vidsift.storage.progress import DynamoProgressStore
 
 logger = get_logger("tracking")
 
@@ -75,9 +76,9 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     table = settings.need("tracking_table")
     video, segment = str(obj["video_id"]), int(obj["segment"])
     part = progress.segment_part(video, segment)
-    item = aws.tracking_item(table, part)
+    item = DynamoProgressStore(table).item(part)
     span = progress.span(item)
-    docs = aws.tracking_frames(table, part) if span else []
+    docs = DynamoProgressStore(table).frames(part) if span else []
     failed = sorted(progress.gaps(item))
     frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
                           tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
@@ -93,13 +94,13 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
 def _segment_tracked(settings: Settings, table: str, video: str, segment: int, recovered: set[int]) -> None:
     """ADD the segment to its video's tracked set (and the frames it recovered: a video
     tracked before is reopened); the update that completes the set sends the video on."""
-    got = aws.tracking_mark(table, video, set_={"updated_at": barrier.now()},
-                            default={"open": progress.OPEN} if recovered else {},
-                            add={"tracked": {segment, progress.SENTINEL},
-                                 "recovered": recovered | {progress.SENTINEL}},
-                            remove=["state"] if recovered else ())
+    got = DynamoProgressStore(table).mark(video, set_={"updated_at": barrier.now()},
+                                          default={"open": progress.OPEN} if recovered else {},
+                                          add={"tracked": {segment, progress.SENTINEL},
+                                               "recovered": recovered | {progress.SENTINEL}},
+                                          remove=["state"] if recovered else ())
     if not all(k in got for k in ("segments", "tracked", "recovered")):
-        got = aws.tracking_item(table, video)  # an unchanged attribute left out of the answer
+        got = DynamoProgressStore(table).item(video)  # an unchanged attribute left out of the answer
     if progress.tracked(got):
         aws.send_messages(settings.need("track_queue_url"), [progress.video_message(video, progress.generation(got))])
 
@@ -124,7 +125,7 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video = str(obj["video_id"])
-    item = aws.tracking_item(table, video)
+    item = DynamoProgressStore(table).item(video)
     docs = [aws.get_json(settings.frames_bucket, progress.tracking_key(video, k)) for k in range(int(item["segments"]))]
     tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], track_params())
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
@@ -170,8 +171,9 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     result = {"video_id": video, "tracks": len(tracks), "face_frames": sum(len(p) for p in chosen.values()),
               "face_groups": len(messages), "people_rows": len(rows), "frames_given_up": len(failed)}
     # The end state (the sweeper's index forgets the video): tracked, with the frames given up.
-    aws.tracking_mark(table, video, set_={"state": progress.TRACKED, "gap_frames": len(failed),
-                                          "generation": int(obj.get("generation", 0)), "updated_at": barrier.now()},
-                      remove=["open", "reason"])
+    DynamoProgressStore(table).mark(video, set_={"state": progress.TRACKED, "gap_frames": len(failed),
+                                                 "generation": int(obj.get("generation", 0)),
+                                                 "updated_at": barrier.now()},
+                                    remove=["open", "reason"])
     logger.info("video tracked", extra=result)
     return result

@@ -28,6 +28,7 @@ from vidsift import aws, contract
 from vidsift.core import visitors as rules
 from vidsift.core.records import iso, utc_now
 from vidsift.stages.visitors import visitor_key
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 #: The tables whose rows name a visitor (people rows hold boxes, not faces or visitors).
 ROW_TABLES = ("tracks", "faces")
@@ -64,16 +65,16 @@ class CloudStore:
     _gzipped: set[str] = field(default_factory=set)
 
     def items(self) -> list[tuple[str, dict[str, Any], int]]:
-        return aws.visitor_scan(self.table)
+        return DynamoVisitorRegistry(self.table).scan()
 
     def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
-        return aws.visitor_get(self.table, key)
+        return DynamoVisitorRegistry(self.table).get(key)
 
     def put(self, key: str, doc: dict[str, Any], expected_version: int) -> bool:
-        return aws.visitor_put(self.table, key, doc, expected_version=expected_version)
+        return DynamoVisitorRegistry(self.table).put(key, doc, expected_version=expected_version)
 
     def delete_item(self, key: str) -> None:
-        aws.visitor_delete(self.table, key)
+        DynamoVisitorRegistry(self.table).delete(key)
 
     def faces(self) -> list[dict[str, Any]]:
         return aws.list_faces(self.collection)

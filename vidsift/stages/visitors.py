@@ -36,6 +36,7 @@ from vidsift.core import visitors as rules
 from vidsift.core.records import FrameMeta, iso, utc_now
 from vidsift.logs import get_logger
 from vidsift.stages import rate
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 logger = get_logger("visitors")
 
@@ -109,9 +110,9 @@ class VisitorSettings:
 def _update(table: str, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
     """Read-modify-write one registry item until no concurrent writer got in between."""
     for _ in range(20):
-        doc, version = aws.visitor_get(table, key)
+        doc, version = DynamoVisitorRegistry(table).get(key)
         new = change(doc)
-        if new == doc or aws.visitor_put(table, key, new, expected_version=version):
+        if new == doc or DynamoVisitorRegistry(table).put(key, new, expected_version=version):
             return new
     raise RuntimeError(f"registry item {key} kept changing under 20 attempts to update it")
 
@@ -174,7 +175,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     """The visitor columns of one visit (None: no usable face), indexing and recording as it goes."""
     table, collection = str(settings.table), str(settings.collection)
     visit_key = visit_item_key(video_id, track["track_id"])
-    done, _ = aws.visitor_get(table, visit_key)
+    done, _ = DynamoVisitorRegistry(table).get(visit_key)
     if done is not None:  # a replay: the answer stands, nothing searched or indexed again
         return _visit_columns(done)
     usable = []
@@ -197,12 +198,12 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
                 break
     gone = set()
     for vid in {h.visitor_id for h in found}:
-        doc, _ = aws.visitor_get(table, visitor_key(vid))
+        doc, _ = DynamoVisitorRegistry(table).get(visitor_key(vid))
         if doc is not None and doc.get("status") != "active":
             gone.add(vid)
     decision = rules.decide(found, own, settings.threshold, gone)
     vid = decision.visitor_id or new_visitor_id(table)
-    current, _ = aws.visitor_get(table, visitor_key(vid))
+    current, _ = DynamoVisitorRegistry(table).get(visitor_key(vid))
     indexed: dict[str, str] = {}
     for face in rules.faces_to_index(usable, len((current or {}).get("faces", {})), settings.faces_max,
                                      decision.indexed_refs):
@@ -233,8 +234,8 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     if doc["thumbnail"] == thumb:  # the visitor's first visit: its best face is the thumbnail
         aws.put_object(analytics_bucket, thumb, crops[best["record_id"]], content_type="image/jpeg", metadata={})
     visit = {"visitor_id": vid, "visit_number": doc["visits"].index(vk) + 1, "visitor_first_seen": doc["first_seen"]}
-    if not aws.visitor_put(table, visit_key, visit, expected_version=0):
-        visit, _ = aws.visitor_get(table, visit_key)  # a concurrent replay wrote it first
+    if not DynamoVisitorRegistry(table).put(visit_key, visit, expected_version=0):
+        visit, _ = DynamoVisitorRegistry(table).get(visit_key)  # a concurrent replay wrote it first
         assert visit is not None
     logger.info("visit assigned", extra={"visit": vk, **visit, "similarity": decision.similarity,
                                          "indexed": len(indexed), "usable_faces": len(usable)})

@@ -18,6 +18,7 @@ from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
+from vidsift.storage.progress import DynamoProgressStore
 
 
 def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
@@ -52,13 +53,13 @@ def count_sampled(stack: LocalStack, video: str, index: int) -> None:
     """What split_frames records of a video it sampled whole, for a video whose frames a test
     puts: the video (one segment) and the segment's frames so far."""
     table = stack.names.tracking_table
-    aws.tracking_mark(table, video, set_={"segments": 1, "per": 0, "source": f"s3://raw/uploads/{video}.mp4",
-                                          "version": "", "updated_at": int(time.time())},
-                      default={"open": progress.OPEN}, add={"tracked": {progress.SENTINEL}})
+    DynamoProgressStore(table).mark(video, set_={"segments": 1, "per": 0, "source": f"s3://raw/uploads/{video}.mp4",
+                                                 "version": "", "updated_at": int(time.time())},
+                                    default={"open": progress.OPEN}, add={"tracked": {progress.SENTINEL}})
     part = progress.segment_part(video, 0)
-    aws.tracking_mark(table, part, add={"sampled": {index}})
-    sampled = aws.tracking_item(table, part)["sampled"]
-    aws.tracking_mark(table, part, set_=progress.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
+    DynamoProgressStore(table).mark(part, add={"sampled": {index}})
+    sampled = DynamoProgressStore(table).item(part)["sampled"]
+    DynamoProgressStore(table).mark(part, set_=progress.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
 
 
 def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
