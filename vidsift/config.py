@@ -48,7 +48,7 @@ class Settings:
     person_min_area: float
     face_min_confidence: float
     face_min_size: float
-    #: Tracking (vidsift.core.progress): its table, the tracks stream, and the two queues
+    #: Tracking (vidsift.core.completion): its table, the tracks stream, and the two queues
     #: track_people is told on and tells analyze_faces on. Read by the stages that use them.
     tracking_table: str | None = None
     tracks_stream: str | None = None

@@ -1,4 +1,4 @@
-"""The tracking barrier's writes and the messages they release (vidsift.core.progress).
+"""The tracking barrier's writes and the messages they release (vidsift.core.completion).
 
 split_frames begins a video (its video item, before any frame exists) and reports each
 segment it sampled; detect_people settles frames (detected, or given up on their last
@@ -18,8 +18,8 @@ import time
 from typing import Any
 
 from vidsift import aws
-from vidsift.core import ids, progress
-from vidsift.core.progress import SENTINEL, segment_part
+from vidsift.core import completion, keys
+from vidsift.core.completion import SENTINEL, segment_part
 from vidsift.logs import get_logger
 from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 
@@ -37,13 +37,13 @@ def begin_video(table: str, video: str, *, segments: int, per: int, source: str,
     detect_people can find a frame's segment from its index (and the sweeper the video)."""
     DynamoProgressStore(table).mark(video, set_={"segments": segments, "per": per, "source": source, "version": version,
                                                  "updated_at": now()},
-                                    default={"open": progress.OPEN},
+                                    default={"open": completion.OPEN},
                                     add={"tracked": {SENTINEL}, "recovered": {SENTINEL}})
 
 
 def fail_video(table: str, video: str, *, reason: str, source: str, version: str) -> None:
     """The video's end state when its input is unusable (the reason is also under errors/)."""
-    DynamoProgressStore(table).mark(video, set_={"state": progress.FAILED, "reason": reason[:1000], "source": source,
+    DynamoProgressStore(table).mark(video, set_={"state": completion.FAILED, "reason": reason[:1000], "source": source,
                                                  "version": version, "updated_at": now()}, remove=["open"])
 
 
@@ -61,7 +61,8 @@ def _segment(table: str, part: str, *, set_: dict[str, Any] | None = None,
 
 
 def _send_segment(track_queue_url: str, video: str, segment: int, item: dict[str, Any]) -> None:
-    aws.send_messages(track_queue_url, [progress.segment_message(video, segment, progress.generation(item))])
+    message = completion.SegmentMessage(video, segment, completion.generation(item))
+    aws.send_messages(track_queue_url, [message.to_json()])
 
 
 def report_sampled(table: str, track_queue_url: str | None, video: str, segment: int,
@@ -69,7 +70,7 @@ def report_sampled(table: str, track_queue_url: str | None, video: str, segment:
     """split_frames sampled a segment: how many frames it wrote. If detection already settled
     them all (a small video, a retry), the segment goes to track_people from here."""
     item = _segment(table, segment_part(video, segment), set_=fields)
-    if progress.segment_detected(item) and track_queue_url:
+    if completion.segment_detected(item) and track_queue_url:
         _send_segment(track_queue_url, video, segment, item)
 
 
@@ -80,7 +81,7 @@ def settle(table: str, track_queue_url: str, video: str, segment: int, *, done: 
     frames given up before)."""
     add = {k: set(v) for k, v in (("done", done), ("failed", failed)) if v}
     item = _segment(table, segment_part(video, segment), add=add)
-    if progress.segment_detected(item):
+    if completion.segment_detected(item):
         _send_segment(track_queue_url, video, segment, item)
 
 
@@ -92,7 +93,7 @@ def videos(table: str, video_ids: set[str]) -> dict[str, dict[str, Any]]:
 
 def segment_of(video_item: dict[str, Any] | None, index: int) -> int:
     item = video_item or {}
-    return progress.segment_of(index, int(item.get("per", 0)), int(item.get("segments", 1)))
+    return completion.segment_of(index, int(item.get("per", 0)), int(item.get("segments", 1)))
 
 
 def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
@@ -116,11 +117,11 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
     resend: set[tuple[str, int]] = set()
     for (video, index), part in where.items():
         doc, seg = found.get((part, index)), found.get((part, PROGRESS_N)) or {}
-        if doc is None or not isinstance(doc.get("meta"), dict) or index not in progress.real(seg.get("done")):
+        if doc is None or not isinstance(doc.get("meta"), dict) or index not in completion.real(seg.get("done")):
             continue
         done[(video, index)] = doc["meta"]
         segment = int(part.rsplit("/", 1)[1])
-        if progress.segment_detected(seg) and _untracked(items.get(video, {}), segment, seg):
+        if completion.segment_detected(seg) and _untracked(items.get(video, {}), segment, seg):
             resend.add((video, segment))
     for video, segment in sorted(resend):
         logger.warning("a complete segment its video was not tracked with: sent to track_people again",
@@ -131,9 +132,9 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
 
 def _untracked(video_item: dict[str, Any], segment: int, seg: dict[str, Any]) -> bool:
     """The video has no end state yet, or has one without this segment's recovered frames."""
-    if video_item.get("state") != progress.TRACKED:
-        return segment not in progress.real(video_item.get("tracked"))
-    return bool(progress.recovered(seg) - progress.real(video_item.get("recovered")))
+    if video_item.get("state") != completion.TRACKED:
+        return segment not in completion.real(video_item.get("tracked"))
+    return bool(completion.recovered(seg) - completion.real(video_item.get("recovered")))
 
 
 def record_frames(table: str, track_queue_url: str, frames: list[tuple[str, int, int, dict[str, Any]]]) -> None:
@@ -155,7 +156,7 @@ def give_up(table: str, track_queue_url: str, frame_keys: list[str]) -> None:
     tracked without them, the gap recorded."""
     by_video: dict[str, set[int]] = {}
     for key in frame_keys:
-        parsed = ids.parse_frame_key(key)
+        parsed = keys.parse_frame_key(key)
         if parsed:
             by_video.setdefault(parsed[0], set()).add(parsed[1])
     if not by_video:
