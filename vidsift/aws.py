@@ -1,4 +1,4 @@
-"""Every AWS call vidsift makes goes through this module.
+"""Every AWS client vidsift uses, and the thin wrappers over their calls.
 
 Clients read their endpoints from the environment (boto3 honours ``AWS_ENDPOINT_URL`` and
 ``AWS_ENDPOINT_URL_<SERVICE>``), so the same handler talks to AWS in Lambda and to the
@@ -6,6 +6,10 @@ embedded local stack on a laptop without knowing which. Transient errors and thr
 are retried by botocore's standard retry mode (exponential backoff with jitter); the few
 things botocore cannot retry for us (Firehose's per-record failures, SageMaker container
 5xx surfaced as ModelError) are retried here.
+
+This module knows clients and calls, never a table's items: what a DynamoDB table holds
+(keys, attributes, TTL, conditional writes) is in the store that owns it, vidsift.storage
+(tests/test_storage.py checks that no DynamoDB call is made from here).
 """
 
 from __future__ import annotations
@@ -100,10 +104,14 @@ def read_timeout_s(service: str) -> float:
 
 
 def reset_clients() -> None:
+    """Forget every cached client: the next call makes a new one from the environment as it is
+    now (tests that repoint endpoints or stub a client)."""
     _client.cache_clear()
 
 
 def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else): callers decide on
+    codes (a lost conditional write, a missing key), not on exception types."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
@@ -145,12 +153,15 @@ def head_object(bucket: str, key: str, version_id: str = "") -> dict[str, Any]:
 
 
 def put_object(bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]) -> str:
+    """PutObject; returns the new object's ETag (what a later ranged read pins with IfMatch)."""
     # No ServerSideEncryption here: the bucket's default (SSE-S3, or SSE-KMS with kms=true) applies.
     resp = client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
     return str(resp.get("ETag", "")).strip('"')
 
 
 def put_json(bucket: str, key: str, document: Any) -> None:
+    """A JSON document, keys sorted: the same document makes the same bytes, so a replay
+    rewrites an identical object."""
     body = json.dumps(document, sort_keys=True, indent=1).encode()
     put_object(bucket, key, body, content_type="application/json", metadata={})
 
@@ -189,15 +200,19 @@ class S3RangeReader(io.RawIOBase):
         self.bytes_fetched = 0
 
     def readable(self) -> bool:
+        """io's protocol: a read-only file."""
         return True
 
     def seekable(self) -> bool:
+        """io's protocol: containers are read by seeking (an MP4's trailing moov atom)."""
         return True
 
     def tell(self) -> int:
+        """io's protocol: the read position, in bytes from the start of the object."""
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """io's protocol: move the read position; nothing is fetched until a read."""
         if whence == io.SEEK_SET:
             self._pos = offset
         elif whence == io.SEEK_CUR:
@@ -227,6 +242,8 @@ class S3RangeReader(io.RawIOBase):
         return data
 
     def readinto(self, buffer: Any) -> int:
+        """io's protocol: fill ``buffer`` from the cached block under the read position (one
+        ranged GET when it is not cached); fewer bytes than asked at a block's end."""
         view = memoryview(buffer).cast("B")
         if self._pos >= self.size or len(view) == 0:
             return 0
@@ -239,6 +256,7 @@ class S3RangeReader(io.RawIOBase):
 
 
 def get_json(bucket: str, key: str) -> Any:
+    """One JSON document (a segment's, a group's face work): parsed, since every reader wants it so."""
     return json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -345,6 +363,9 @@ def put_records(stream: str, records: Sequence[dict[str, Any]], *, attempts: int
 
 
 class FirehoseDeliveryError(RuntimeError):
+    """Records Firehose kept refusing after every retry: raised so the batch fails and SQS
+    redelivers it, rather than rows silently missing."""
+
     def __init__(self, stream: str, failed: int, resp: dict[str, Any]) -> None:
         codes = sorted({r.get("ErrorCode", "") for r in resp.get("RequestResponses", []) if r.get("ErrorCode")})
         super().__init__(f"Firehose {stream}: {failed} records still failing after retries ({', '.join(codes)})")
@@ -416,6 +437,7 @@ def create_collection(collection: str) -> bool:
 
 
 def collection_face_count(collection: str) -> int:
+    """How many faces the collection holds (a known-faces or visitors collection's size)."""
     return int(client("rekognition").describe_collection(CollectionId=collection)["FaceCount"])
 
 
@@ -435,6 +457,8 @@ def index_faces(collection: str, image: bytes, external_image_id: str) -> dict[s
 
 
 def list_faces(collection: str) -> list[dict[str, Any]]:
+    """Every face of the collection, all pages: the admin commands and the retention sweep
+    compare it with what they expect."""
     faces: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"CollectionId": collection, "MaxResults": 4096}
     while True:
@@ -506,4 +530,5 @@ def search_visitor_faces(collection: str, image: bytes, threshold: float, max_fa
 
 
 def delete_object(bucket: str, key: str) -> None:
+    """DeleteObject (a forgotten visitor's thumbnail): no error when the key is already gone."""
     client("s3").delete_object(Bucket=bucket, Key=key)

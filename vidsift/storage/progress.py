@@ -53,17 +53,23 @@ class ProgressStore(Protocol):
     videos still open. Parts are ``<video>`` or ``<video>/<segment>`` (completion.segment_part)."""
 
     def mark(self, part: str, *, set_: dict[str, Any] | None = None, add: dict[str, set[int]] | None = None,
-             default: dict[str, Any] | None = None, remove: Iterable[str] = ()) -> dict[str, Any]: ...
+             default: dict[str, Any] | None = None, remove: Iterable[str] = ()) -> dict[str, Any]:
+        """One atomic update of a progress item; the attributes it named, as they are now."""
 
-    def item(self, part: str) -> dict[str, Any]: ...
+    def item(self, part: str) -> dict[str, Any]:
+        """A whole progress item, read strongly consistently ({} if there is none)."""
 
-    def open_videos(self, index: str, *, updated_before: float) -> list[str]: ...
+    def open_videos(self, index: str, *, updated_before: float) -> list[str]:
+        """Videos without an end state, last updated before ``updated_before``."""
 
-    def put_frames(self, frames: Sequence[tuple[str, int, dict[str, Any]]]) -> None: ...
+    def put_frames(self, frames: Sequence[tuple[str, int, dict[str, Any]]]) -> None:
+        """Frames' documents, (part, frame index, document) each, every one written."""
 
-    def get(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]: ...
+    def get(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        """Frame documents and progress items by (part, n); missing keys absent."""
 
-    def frames(self, part: str) -> list[dict[str, Any]]: ...
+    def frames(self, part: str) -> list[dict[str, Any]]:
+        """A segment's frame documents in frame order."""
 
 
 class DynamoProgressStore:

@@ -19,13 +19,17 @@ class VisitorRegistry(Protocol):
     """What the visitors stage, the retention sweep and the admin commands need of the
     registry: versioned reads and conditional writes of one item, the whole registry, deletes."""
 
-    def get(self, key: str) -> tuple[dict[str, Any] | None, int]: ...
+    def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        """(document, version) of one item; (None, 0) if there is none."""
 
-    def put(self, key: str, doc: dict[str, Any], *, expected_version: int) -> bool: ...
+    def put(self, key: str, doc: dict[str, Any], *, expected_version: int) -> bool:
+        """Write one item if its version is still ``expected_version``; False if not."""
 
-    def scan(self) -> list[tuple[str, dict[str, Any], int]]: ...
+    def scan(self) -> list[tuple[str, dict[str, Any], int]]:
+        """Every item: (key, document, version)."""
 
-    def delete(self, key: str) -> None: ...
+    def delete(self, key: str) -> None:
+        """Remove one item."""
 
 
 class DynamoVisitorRegistry:
