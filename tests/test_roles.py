@@ -35,8 +35,9 @@ from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_st
 
 from vidsift import aws, contract
 from vidsift.config import Settings
-from vidsift.core import completion, keys, layout, matching
+from vidsift.core import completion, layout, matching
 from vidsift.core.detection import Detection
+from vidsift.core.keys import frame_key
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher, _acting_as, invoke
 from vidsift.local.runner import upload, upload_key
@@ -173,7 +174,7 @@ def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body:
     alert_faces (where detect_people copies the edge's snapshots)."""
     m = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id=camera,
                   frame_index=index, frame_time_s=float(index), captured_at="2026-01-01T00:00:03.000Z")
-    key = keys.frame_key(video, index)
+    key = frame_key(video, index)
     if bucket_role == "people":
         key = f"{contract.stage('alert_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body,

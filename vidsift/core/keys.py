@@ -100,9 +100,14 @@ def count_key(table: str, dt: str, video_id: str) -> str:
     return f"{contract.load()['count_tables'][table]}dt={dt}/{video_id}.json"
 
 
+def visitor_faces_prefix(visitor_id: str) -> str:
+    """A visitor's face thumbnails (contract visitors.faces_prefix): deleted with the visitor."""
+    return f"{contract.load()['visitors']['faces_prefix']}{visitor_id}/"
+
+
 def visitor_face_key(visitor_id: str, face_ref: str) -> str:
-    """A visitor's face thumbnail (contract visitors.faces_prefix)."""
-    return f"{contract.load()['visitors']['faces_prefix']}{visitor_id}/{face_ref}.jpg"
+    """One face thumbnail of a visitor."""
+    return f"{visitor_faces_prefix(visitor_id)}{face_ref}.jpg"
 
 
 def visitor_audit_key(at: str, visitor_id: str, action: str) -> str:

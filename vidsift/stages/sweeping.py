@@ -145,7 +145,7 @@ def _finish(config: SweepConfig, video: str, item: dict[str, Any], segs: dict[in
 def _frames_written(config: SweepConfig, video: str) -> set[int]:
     """Frame indices split_frames wrote for the video (its frame keys in the frames bucket)."""
     out = set()
-    for key in aws.list_keys(config.frames_bucket, f"{video}/"):
+    for key in aws.list_keys(config.frames_bucket, keys.frames_prefix(video)):
         parsed = keys.parse_frame_key(key)
         if parsed and parsed[0] == video:
             out.add(parsed[1])

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from vidsift import aws, contract
 from vidsift.core import visitors as rules
+from vidsift.core.keys import visitor_audit_key, visitor_faces_prefix
 from vidsift.core.records import iso, utc_now
 from vidsift.stages.visitors import visitor_key
 from vidsift.storage.visitors import DynamoVisitorRegistry
@@ -170,7 +171,7 @@ def _delete_visitor_faces(store: Store, visitor_id: str) -> int:
 
 
 def _delete_thumbnails(store: Store, visitor_id: str) -> int:
-    keys = store.keys(f"{contract.load()['visitors']['faces_prefix']}{visitor_id}/")
+    keys = store.keys(visitor_faces_prefix(visitor_id))
     for key in keys:
         store.delete(key)
     return len(keys)
@@ -215,8 +216,7 @@ def _tombstone(store: Store, visitor_id: str, status: str, at: str) -> None:
 
 
 def _audit(store: Store, record: dict[str, Any]) -> str:
-    key = f"{contract.load()['visitors']['audit_prefix']}{record['at'].replace(':', '')}-{record['visitor_id']}-" \
-          f"{record['action']}.json"
+    key = visitor_audit_key(record["at"], record["visitor_id"], record["action"])
     store.write(key, json.dumps(record, indent=1, sort_keys=True).encode(), "application/json")
     return store.where(key)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from vidsift import aws, contract
 from vidsift.config import ConfigError
-from vidsift.core import matching
+from vidsift.core import keys, matching
 from vidsift.core import visitors as rules
 from vidsift.core.records import FrameMeta, iso, utc_now
 from vidsift.logs import get_logger
@@ -214,7 +214,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     seen = rules.seen_at({"captured_at_first": track.get("captured_at_first"), "processed_at": iso(now)})
     vk = rules.visit_key(video_id, track["track_id"])
     best = usable[0]
-    thumb = f"{contract.load()['visitors']['faces_prefix']}{vid}/{_ref(best)}.jpg"
+    thumb = keys.visitor_face_key(vid, _ref(best))
 
     def record(doc: dict[str, Any] | None) -> dict[str, Any]:
         doc = dict(doc or {"visitor_id": vid, "status": "active", "visits": [], "cameras": [], "faces": {},
