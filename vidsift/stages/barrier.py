@@ -1,4 +1,6 @@
-"""The tracking barrier's writes and the messages they release (vidsift.core.completion).
+"""The tracking barrier's writes and the messages they release: the stage side of
+vidsift.core.completion (which decides), over the tracking table's store
+(vidsift.storage.progress, which holds the items).
 
 split_frames begins a video (its video item, before any frame exists) and reports each
 segment it sampled; detect_people settles frames (detected, or given up on their last

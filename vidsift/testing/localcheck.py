@@ -88,7 +88,7 @@ def rows(stack: LocalStack, table: str, **match: object) -> list[dict[str, Any]]
 
 def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
     """The errors/<stage>/ records, by subject (an object's URI, or sqs:<message id>)."""
-    prefix = f"{contract.load()['analytics_prefixes']['errors']}{stage}/"
+    prefix = keys.error_prefix(stage)
     return {d["subject"]: d for d in aws.list_json(stack.names.bucket("analytics"), prefix)}
 
 
