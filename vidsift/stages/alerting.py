@@ -2,8 +2,9 @@
 state between invocations, S3 signs the frame link, SNS delivers.
 
 Kept out of vidsift/core (which makes no AWS call) so the rules stay plain Python; the
-calls themselves are in vidsift/aws.py. detect_people calls :func:`on_person_frame`,
-analyze_faces :func:`on_faces`; with no rule of the kind configured they return at once.
+state's table is vidsift.storage.alert_state, the other calls vidsift/aws.py. detect_people
+calls :func:`on_person_frame`, analyze_faces :func:`on_faces`; with no rule of the kind
+configured they return at once.
 :func:`rules_configured` and :func:`face_rules_configured` let the stages skip an edge
 snapshot (alert-only) that no rule could alert on.
 """

@@ -1,8 +1,8 @@
 """Visitors' lifecycle: list, name, forget on request, expire after the retention period.
 
 The rules are written once against a :class:`Store` (the registry, the collection's faces and
-the analytics objects), which is the deployed stack (:class:`CloudStore`, through
-vidsift/aws.py: DynamoDB, Rekognition, S3) or a local run's output folder
+the analytics objects), which is the deployed stack (:class:`CloudStore`: the registry through
+vidsift.storage.visitors, Rekognition and S3 through vidsift/aws.py) or a local run's output folder
 (vidsift.local.visitors.LocalStore). Every command checks its input before it changes
 anything: an unknown id, an empty name or a forget of an unknown id is one clear error and
 nothing is changed.
