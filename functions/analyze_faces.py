@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import aws
 from vidsift.config import Settings
-from vidsift.core import face_frames, progress
+from vidsift.core import completion, face_frames
 from vidsift.core.detection import Box
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
@@ -226,13 +226,13 @@ def _record(record: SQSRecord, lambda_context: Any) -> None:
     except (TypeError, json.JSONDecodeError):
         doc = None  # parse_s3_message names the problem
     try:
-        found = progress.message_kind(doc)
+        found = completion.message_kind(doc)
     except BadInputError as exc:
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
-    if found and found[0] == progress.FACES_MESSAGE:
+    if found and found[0] == completion.FACES_MESSAGE:
         body = found[1]
-        subject = progress.subject(*found, people_bucket=Settings.from_env().people_bucket)
+        subject = completion.subject(*found, people_bucket=Settings.from_env().people_bucket)
         with failures_recorded(logger, STAGE, record, subject):
             once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
                  key=TRACKS_KEY)

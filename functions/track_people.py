@@ -1,6 +1,6 @@
 """Stage 3: a video's frames are all detected; follow each person through it.
 
-Two kinds of message arrive on this queue (vidsift.core.progress): a segment is ready to
+Two kinds of message arrive on this queue (vidsift.core.completion): a segment is ready to
 track (sent by split_frames or detect_people, whichever completed the video's frames), and
 the video's segments are all tracked (sent by this function itself). The work is in
 vidsift.stages.tracking.
@@ -17,7 +17,7 @@ import norfair  # noqa: F401
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift.core import progress
+from vidsift.core import completion
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import startup, tracking
@@ -26,7 +26,7 @@ from vidsift.stages.runtime import failures_recorded, once, permanent_failure, r
 STAGE = "track_people"
 logger = get_logger(STAGE)
 #: A segment or video is tracked once per generation: a frame recovered from the DLQ after
-#: its video was tracked without it makes new work (vidsift.core.progress.generation).
+#: its video was tracked without it makes new work (vidsift.core.completion.generation).
 SEGMENT_KEY = "[video_id, segment, generation]"
 VIDEO_KEY = "[video_id, generation]"
 
@@ -36,10 +36,10 @@ def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
         doc = json.loads(record.body)
     except (TypeError, json.JSONDecodeError) as exc:
         raise BadInputError("SQS message", f"not JSON ({exc})") from exc
-    found = progress.message_kind(doc)
-    if found is None or found[0] == progress.FACES_MESSAGE:
+    found = completion.message_kind(doc)
+    if found is None or found[0] == completion.FACES_MESSAGE:
         raise BadInputError("SQS message", "not a tracking message (expected "
-                                           f"{progress.SEGMENT_MESSAGE} or {progress.VIDEO_MESSAGE})")
+                                           f"{completion.SEGMENT_MESSAGE} or {completion.VIDEO_MESSAGE})")
     return found
 
 
@@ -51,9 +51,9 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         permanent_failure(logger, STAGE, exc)
         return
-    subject = progress.subject(kind, body, people_bucket="")
+    subject = completion.subject(kind, body, people_bucket="")
     with failures_recorded(logger, STAGE, record, subject):
-        if kind == progress.SEGMENT_MESSAGE:
+        if kind == completion.SEGMENT_MESSAGE:
             result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"],
                                                            "generation": body["generation"]},
                           lambda_context, key=SEGMENT_KEY)

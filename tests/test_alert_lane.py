@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from vidsift import aws, contract
-from vidsift.core import matching, progress
+from vidsift.core import completion, matching
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
 from vidsift.samples import photo
@@ -59,7 +59,7 @@ def test_a_snapshots_face_alert_overtakes_ten_waiting_groups(stack: LocalStack,
     monkeypatch.setenv("ALERT_RULES", json.dumps([{"name": "lane-family", "when": "face_match", "camera": "lane"}]))
     alerts_received(stack)
     aws.send_messages(stack.queue_urls["analyze_faces"],
-                      [progress.faces_message(f"busy-{i}", f"tracks/busy-{i}/g000.json") for i in range(10)])
+                      [completion.FacesMessage(f"busy-{i}", f"tracks/busy-{i}/g000.json").to_json() for i in range(10)])
     put_snapshot(stack, jpeg(photo("astronaut")), camera_id="lane", recorded_at=datetime(2026, 1, 2, tzinfo=UTC))
     d = Dispatcher(stack)
     while d.poll("detect_people") or d.poll("alert_faces"):  # never analyze_faces

@@ -1,6 +1,6 @@
 """The alert rules as plain Python: parsing, debounce, cool-down, time zones, the message.
 
-State goes through MemoryStore, which keeps DynamoStore's version semantics; the SNS and
+State goes through MemoryStore, which keeps DynamoAlertStateStore's version semantics; the SNS and
 DynamoDB side is in tests/test_alerts_sns.py.
 """
 

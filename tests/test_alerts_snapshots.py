@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from vidsift import aws
-from vidsift.core import ids, matching
+from vidsift.core import ids, keys, matching
 from vidsift.core.records import ALERT_ONLY_KEY
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
@@ -77,10 +77,10 @@ def test_snapshot_alerts_person_and_face_and_writes_no_rows(stack: LocalStack,
         assert doc["snapshot"] is True and doc["clip_key"] == "uploads/porch-clip.mp4"
         assert doc["source_key"] == key and doc["video_id"] == snapshot
         assert doc["frame"]["bucket"] == stack.names.bucket("people")
-        assert doc["frame"]["key"] == ids.snapshot_copy_key(snapshot)
+        assert doc["frame"]["key"] == keys.snapshot_copy_key(snapshot)
         with urllib.request.urlopen(doc["frame"]["url"], timeout=10) as resp:  # the link opens the snapshot
             assert resp.read() == body
-    copy = aws.head_object(stack.names.bucket("people"), ids.snapshot_copy_key(snapshot))
+    copy = aws.head_object(stack.names.bucket("people"), keys.snapshot_copy_key(snapshot))
     assert copy["Metadata"][ALERT_ONLY_KEY] == "true" and copy["Metadata"]["camera-id"] == "porch"
 
     # The clip is the record: the snapshot adds no row to either table.

@@ -18,6 +18,7 @@ from vidsift.core import alerts
 from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta
 from vidsift.stages import alerting
+from vidsift.storage.alert_state import DynamoAlertStateStore
 
 BUCKET = "people-bucket"
 TABLE = "alert-state"
@@ -149,7 +150,7 @@ def test_people_alert_text_for_email_and_sms(env: dict[str, Any], monkeypatch: p
 
 
 def test_dynamo_store_refuses_a_stale_write(env: dict[str, Any]) -> None:
-    store = alerting.DynamoStore(TABLE)
+    store = DynamoAlertStateStore(TABLE)
     assert store.get("k") == (None, 0)
     assert store.put("k", {"hits": {}}, expected_version=0, expires_at=1)
     assert not store.put("k", {"hits": {"x": 1}}, expected_version=0, expires_at=1)  # lost the race

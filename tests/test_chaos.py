@@ -28,13 +28,14 @@ from typing import Any
 import pytest
 
 from vidsift import aws
-from vidsift.core import ids, progress
+from vidsift.core import completion, ids
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.samples import Segment, make_video
 from vidsift.settings import Settings
 from vidsift.stages import sweeping
+from vidsift.storage.progress import DynamoProgressStore
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
     FIREHOSE_UNAVAILABLE,
@@ -248,21 +249,21 @@ def test_chaos_every_version_ends_in_one_state(local_stack: LocalStack, tmp_path
         if video in seen_videos:  # the same bytes written again: one video, one end state
             continue
         seen_videos.add(video)
-        item = aws.tracking_item(table, video)
+        item = DynamoProgressStore(table).item(video)
         state = item.get("state", "none")
         states[state] += 1
-        if state == progress.TRACKED:
+        if state == completion.TRACKED:
             expected: set[int] = set()
             given_up: set[int] = set()
             for k in range(int(item["segments"])):
-                seg = aws.tracking_item(table, progress.segment_part(video, k))
-                span = progress.span(seg)
+                seg = DynamoProgressStore(table).item(completion.segment_part(video, k))
+                span = completion.span(seg)
                 expected |= set(range(span[1], span[2] + 1)) if span else set()
-                given_up |= progress.gaps(seg)
+                given_up |= completion.gaps(seg)
             gaps += len(given_up)
             if people[video] != expected - given_up:
                 lost.append(f"{key}@{version}: rows {sorted(people[video])}, want {sorted(expected - given_up)}")
-        elif state != progress.FAILED:
+        elif state != completion.FAILED:
             lost.append(f"{key}@{version}: no end state ({item})")
     later = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
     figures = {"seed": seed, "videos": count, "versions": len(uploaded), "distinct": len(seen_videos),

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from vidsift import aws
-from vidsift.core import ids, matching
+from vidsift.core import keys, matching
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
@@ -45,7 +45,7 @@ def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body:
               captured_at: str | None = None) -> str:
     meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id=camera,
                      frame_index=index, frame_time_s=float(index), captured_at=captured_at)
-    key = ids.frame_key(video, index)
+    key = keys.frame_key(video, index)
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body, Metadata=meta.to_s3())
     if bucket_role == "frames":
         count_sampled(stack, video, index)  # as split_frames counts what it wrote: the video gets tracked

@@ -20,7 +20,7 @@ import pytest
 from moto.s3.models import FakeKey
 
 from vidsift import aws
-from vidsift.core import ids
+from vidsift.core import ids, keys
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import CONTENT_SHA256_KEY, FrameMeta
 from vidsift.local.dispatcher import Dispatcher
@@ -155,7 +155,7 @@ def _put_frame(stack: LocalStack, video: str, body: bytes) -> str:
     meta = FrameMeta(video_id=video, source_bucket=stack.names.bucket("raw"), source_key=f"uploads/{video}.mp4",
                      camera_id="c", frame_index=0, frame_time_s=0.0, captured_at=None,
                      content_sha256=hashlib.sha256(body).hexdigest())
-    key = ids.frame_key(video, 0)
+    key = keys.frame_key(video, 0)
     aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key=key, Body=body, Metadata=meta.to_s3(),
                                 ContentType="image/jpeg")
     count_sampled(stack, video, 0)  # as split_frames counts what it wrote: the video gets tracked

@@ -16,8 +16,8 @@ import pytest
 
 from vidsift import aws, contract
 from vidsift.cli.commands import main
+from vidsift.core import completion
 from vidsift.core import layout as lay
-from vidsift.core import progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows, collect, export
 from vidsift.local.runner import upload
@@ -105,7 +105,7 @@ def test_a_camera_without_a_layout_gets_no_rows_and_no_error(local_stack: Any, c
 def test_a_replay_changes_nothing(local_stack: Any, counted: dict[str, Any]) -> None:
     video = counted["door"]
     before = {t: _rows(local_stack, t, video) for t in contract.COUNT_TABLES}
-    aws.send_messages(local_stack.queue_urls["track_people"], [progress.video_message(video)])
+    aws.send_messages(local_stack.queue_urls["track_people"], [completion.VideoMessage(video).to_json()])
     assert Dispatcher(local_stack).run_until_idle(timeout_s=120)
     assert {t: _rows(local_stack, t, video) for t in contract.COUNT_TABLES} == before
 

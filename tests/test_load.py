@@ -26,6 +26,7 @@ import pytest
 
 from vidsift import aws, contract
 from vidsift.core import ids
+from vidsift.core.keys import frame_key, summary_key
 from vidsift.core.records import keep_face
 from vidsift.local.dispatcher import Dispatcher, StageStats
 from vidsift.local.results import analytics_rows
@@ -115,7 +116,7 @@ def check(stack: LocalStack, keys: list[str]) -> Check:
     for key in keys:
         video = ids.video_id(raw, key, s3.head_object(Bucket=raw, Key=key)["ETag"])
         try:
-            summary = json.loads(s3.get_object(Bucket=frames_bucket, Key=ids.summary_key(video))["Body"].read())
+            summary = json.loads(s3.get_object(Bucket=frames_bucket, Key=summary_key(video))["Body"].read())
         except s3.exceptions.NoSuchKey:
             out.lost.append(f"{key}: no summary")
             continue
@@ -124,7 +125,7 @@ def check(stack: LocalStack, keys: list[str]) -> Check:
         objects = [o["Key"] for o in listing if o["Key"].endswith(".jpg")]
         rows = people_by_video[video]
         out.frames += n
-        if sorted(objects) != [ids.frame_key(video, i) for i in range(n)]:
+        if sorted(objects) != [frame_key(video, i) for i in range(n)]:
             out.lost.append(f"{key}: {len(objects)} frame objects for {n} frames sampled")
         if sorted(rows) != list(range(n)):
             out.lost.append(f"{key}: people rows for frames {sorted(rows)}, sampled {n}")
@@ -136,7 +137,7 @@ def check(stack: LocalStack, keys: list[str]) -> Check:
             out.frames_with_people += 1
             if not faces_by_frame[(video, index)]:
                 continue  # not a frame chosen for face analysis (faces once per visit)
-            details = aws.detect_faces(people_bucket, ids.frame_key(video, index))["FaceDetails"]
+            details = aws.detect_faces(people_bucket, frame_key(video, index))["FaceDetails"]
             found = sum(keep_face(d, settings.face_min_confidence, settings.face_min_size) for d in details)
             out.faces += faces_by_frame[(video, index)]
             if faces_by_frame[(video, index)] > found:

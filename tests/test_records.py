@@ -2,7 +2,7 @@ import json
 from datetime import UTC, datetime
 
 from vidsift import contract
-from vidsift.core import ids
+from vidsift.core import keys
 from vidsift.core.detection import Box, Detection, parse_response
 from vidsift.core.records import FrameMeta, build_face_record, build_people_record, captured_at, keep_face
 
@@ -35,7 +35,7 @@ def test_people_record_has_exactly_the_contract_columns() -> None:
     rec = build_people_record(META, det, NOW)
     assert list(rec) == contract.columns("people")
     assert rec["person_count"] == 2 and rec["max_confidence"] == 0.9 and rec["dt"] == "2026-02-03"
-    assert rec["frame_key"] == ids.frame_key("v1", 7) == "v1/000007.jpg"
+    assert rec["frame_key"] == keys.frame_key("v1", 7) == "v1/000007.jpg"
     assert json.loads(rec["boxes"])[0]["confidence"] == 0.9
     assert rec["record_id"] == build_people_record(META, det, datetime.now(UTC))["record_id"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import progress
+from vidsift.core import completion
 from vidsift.local.dispatcher import Dispatcher, load_handler
 from vidsift.local.stack import LocalStack
 from vidsift.settings import DEFAULT_REKOGNITION_TPS, RateSettings
@@ -128,7 +128,8 @@ def group_event(video: str, n: int) -> dict[str, Any]:
     return {"Records": [{"messageId": f"m-{i}", "receiptHandle": f"r-{i}", "attributes": {}, "messageAttributes": {},
                          "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
                          "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                         "body": json.dumps(progress.faces_message(video, f"tracks/{video}/missing-{i}.json"))}
+                         "body": json.dumps(completion.FacesMessage(video,
+                                                                    f"tracks/{video}/missing-{i}.json").to_json())}
                         for i in range(n)]}
 
 

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import completion, ids, keys
 from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
 from vidsift.stages.runtime import once
+from vidsift.storage.progress import DynamoProgressStore
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
     FIREHOSE_UNAVAILABLE,
@@ -176,8 +177,8 @@ def test_the_tracking_table_throttled_ends_in_one_row(stack: LocalStack, refusal
         d.poll("detect_people")
     assert fault.refused == refusals
     assert (d.stats["detect_people"].failed, d.stats["detect_people"].succeeded) == ((1, 0) if redriven else (0, 1))
-    done = aws.tracking_item(stack.names.tracking_table, progress.segment_part(video, 0)).get("done", set())
-    assert progress.real(done) == (set() if redriven else {0})
+    done = DynamoProgressStore(stack.names.tracking_table).item(completion.segment_part(video, 0)).get("done", set())
+    assert completion.real(done) == (set() if redriven else {0})
     assert d.run_until_idle(timeout_s=120)
     frame_once(stack, video)
 
@@ -285,13 +286,13 @@ def test_split_frames_killed_mid_video_is_retried_without_doubling_anything(
         with pytest.raises(LambdaKilled):
             Dispatcher(stack, timeouts={"split_frames": 1}).poll("split_frames")
     written = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=frames, Prefix=f"{video}/").get("Contents", []))
-    assert written == [ids.frame_key(video, i) for i in range(3)]  # died mid-video, no summary
+    assert written == [keys.frame_key(video, i) for i in range(3)]  # died mid-video, no summary
     (record,) = [r for r in in_progress_records(stack.names.idempotency_table) if "process_video" in r["id"]["S"]]
     expiry = int(record["in_progress_expiration"]["N"])
     assert started_ms < expiry < started_ms + 1000 + 2000  # the dead invocation's deadline, not a week
     assert Dispatcher(stack).run_until_idle(timeout_s=300)
     written = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=frames, Prefix=f"{video}/").get("Contents", []))
-    assert written == [*[ids.frame_key(video, i) for i in range(6)], ids.summary_key(video)]
+    assert written == [*[keys.frame_key(video, i) for i in range(6)], keys.summary_key(video)]
     people = rows(stack, "people", video_id=video)
     assert sorted(r["frame_index"] for r in people) == [0, 1, 2, 3, 4, 5]
     assert [r["frame_index"] for r in rows(stack, "faces", video_id=video)] in ([2], [3])  # once per visit

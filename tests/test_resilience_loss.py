@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import completion, ids, keys
 from vidsift.core.events import parse_s3_message
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
 from vidsift.settings import Settings
 from vidsift.stages import sweeping
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 from vidsift.testing.faults import SQS_UNAVAILABLE, Refuse
 from vidsift.testing.localcheck import drain_dlq, duplicates, error_records, rows
 
@@ -39,7 +40,7 @@ def upload(stack: LocalStack, path: Path, key: str) -> tuple[str, str]:
 
 
 def video_item(stack: LocalStack, video: str) -> dict[str, Any]:
-    return aws.tracking_item(stack.names.tracking_table, video)
+    return DynamoProgressStore(stack.names.tracking_table).item(video)
 
 
 def frames_of(stack: LocalStack, video: str) -> list[int]:
@@ -63,12 +64,12 @@ def test_a_complete_video_whose_message_to_track_people_was_never_sent_is_sent_o
     with Refuse(aws.client("sqs"), SQS_UNAVAILABLE, limit=aws.MAX_ATTEMPTS, operations=("SendMessageBatch",)) as f:
         d.poll("detect_people")  # every frame of the video in one batch: the update completes it
     assert f.refused == aws.MAX_ATTEMPTS and d.stats["detect_people"].failed == 3
-    seg = aws.tracking_item(stack.names.tracking_table, progress.segment_part(video, 0))
-    assert progress.real(seg["done"]) == {0, 1, 2} and progress.segment_detected(seg)  # complete, unsent
+    seg = DynamoProgressStore(stack.names.tracking_table).item(completion.segment_part(video, 0))
+    assert completion.real(seg["done"]) == {0, 1, 2} and completion.segment_detected(seg)  # complete, unsent
     assert d.run_until_idle(timeout_s=120)
     assert frames_of(stack, video) == [0, 1, 2]
     assert len(rows(stack, "tracks", video_id=video)) == 1
-    assert video_item(stack, video)["state"] == progress.TRACKED
+    assert video_item(stack, video)["state"] == completion.TRACKED
     assert drain_dlq(stack, "detect_people") == [] and duplicates(stack, "people") == []
 
 
@@ -88,7 +89,7 @@ def test_overwriting_a_key_before_it_is_processed_loses_neither_version(
     assert Dispatcher(stack).run_until_idle(timeout_s=300)
     assert frames_of(stack, first) == list(range(6)) and frames_of(stack, second) == [0, 1, 2]
     assert [(video_item(stack, v)["state"], video_item(stack, v)["version"]) for v in (first, second)] == [
-        (progress.TRACKED, v1), (progress.TRACKED, v2)]
+        (completion.TRACKED, v1), (completion.TRACKED, v2)]
     assert duplicates(stack, "people") == []
 
 
@@ -107,7 +108,7 @@ def test_a_long_video_overwritten_while_its_segments_wait_loses_neither_version(
     assert d.run_until_idle(timeout_s=300)
     assert drain_dlq(stack, "split_frames") == []
     assert frames_of(stack, first) == list(range(6)) and frames_of(stack, second) == [0, 1, 2]
-    assert video_item(stack, first)["state"] == video_item(stack, second)["state"] == progress.TRACKED
+    assert video_item(stack, first)["state"] == video_item(stack, second)["state"] == completion.TRACKED
 
 
 # --- item 3: end states, a redrive that re-tracks, the sweeper --------------------------------
@@ -132,7 +133,7 @@ def test_frames_redriven_after_their_video_was_tracked_without_them_reopen_the_v
         stack.sagemaker.faults.clear()
     assert frames_of(stack, video) == [] and rows(stack, "tracks", video_id=video) == []
     item = video_item(stack, video)
-    assert (item["state"], item["gap_frames"]) == (progress.TRACKED, 6)  # an end state that says so
+    assert (item["state"], item["gap_frames"]) == (completion.TRACKED, 6)  # an end state that says so
     assert len(error_records(stack, "detect_people")) >= 1  # the reason, before the DLQ
 
     sqs, dlq, url = aws.client("sqs"), stack.dlq_urls["detect_people"], stack.queue_urls["detect_people"]
@@ -146,7 +147,7 @@ def test_frames_redriven_after_their_video_was_tracked_without_them_reopen_the_v
     assert d.run_until_idle(timeout_s=180)
     assert frames_of(stack, video) == list(range(6))
     item = video_item(stack, video)
-    assert (item["state"], item["gap_frames"], item["generation"], "open" in item) == (progress.TRACKED, 0, 6, False)
+    assert (item["state"], item["gap_frames"], item["generation"], "open" in item) == (completion.TRACKED, 0, 6, False)
     (track,) = rows(stack, "tracks", video_id=video)
     assert (track["frames"], track["gap_frames"]) == (2, 0)
     assert duplicates(stack, "people") == [] and duplicates(stack, "tracks") == []
@@ -164,7 +165,7 @@ def test_a_frame_lost_without_its_last_receive_is_given_up_by_the_sweeper(stack:
     while d.poll("split_frames"):
         pass
     sqs, url = aws.client("sqs"), stack.queue_urls["detect_people"]
-    lost = ids.frame_key(video, 2)
+    lost = keys.frame_key(video, 2)
     held = []
     while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages"):
         held += got
@@ -188,7 +189,7 @@ def test_a_frame_lost_without_its_last_receive_is_given_up_by_the_sweeper(stack:
     assert d.run_until_idle(timeout_s=120)
     assert frames_of(stack, video) == [0, 1]
     item = video_item(stack, video)
-    assert (item["state"], item["gap_frames"], "open" in item) == (progress.TRACKED, 1, False)
+    assert (item["state"], item["gap_frames"], "open" in item) == (completion.TRACKED, 1, False)
     later = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
     assert video not in later.stalled  # an end state: the index forgot it
 
@@ -214,7 +215,7 @@ def test_a_video_whose_segment_was_never_sampled_ends_failed_with_its_reason(sta
     result = sweeping.sweep(config, now=time.time() + config.stall_after_s + 1)
     assert video in result.failed
     item = video_item(stack, video)
-    assert item["state"] == progress.FAILED and "segment(s) [1]" in item["reason"] and "open" not in item
+    assert item["state"] == completion.FAILED and "segment(s) [1]" in item["reason"] and "open" not in item
     (record,) = [r for s, r in error_records(stack, sweeping.STAGE).items() if s == f"video:{video}"]
     assert record["version_id"] == version and "never reported segment(s) [1]" in record["reason"]
 
@@ -246,9 +247,10 @@ def test_a_24_hour_video_at_5_fps_settles_in_small_items(stack: LocalStack) -> N
     for i in range(24 * 3600 * 5):
         by_segment.setdefault(barrier.segment_of(video_doc, i), set()).add(i)
     assert sorted(by_segment) == list(range(288)) and {len(v) for v in by_segment.values()} == {1500}
-    items = {k: progress.sampled_fields(1500, min(v), max(v), spans[k][0]) | {"done": v} for k, v in by_segment.items()}
+    items = {k: completion.sampled_fields(1500, min(v), max(v), spans[k][0]) | {"done": v}
+             for k, v in by_segment.items()}
     items[100]["done"] = items[100]["done"] - {150_000} | {7}  # one missing; an extra frame cannot hide it
-    assert [k for k, item in items.items() if not progress.segment_detected(item)] == [100]
+    assert [k for k, item in items.items() if not completion.segment_detected(item)] == [100]
 
     table = stack.names.tracking_table
     queue = aws.client("sqs").create_queue(QueueName="vidsift-local-24h-segments")["QueueUrl"]
@@ -264,7 +266,7 @@ def test_a_24_hour_video_at_5_fps_settles_in_small_items(stack: LocalStack) -> N
     try:
         for k in (0, 143, 287):
             frames = sorted(by_segment[k])
-            barrier.report_sampled(table, queue, video, k, progress.sampled_fields(per, frames[0], frames[-1],
+            barrier.report_sampled(table, queue, video, k, completion.sampled_fields(per, frames[0], frames[-1],
                                                                                    spans[k][0]))
             batches = [frames[n:n + 16] for n in range(0, per, 16)] if k == 0 else [frames[:750], frames[750:]]
             for batch in batches:
@@ -273,13 +275,13 @@ def test_a_24_hour_video_at_5_fps_settles_in_small_items(stack: LocalStack) -> N
         ddb.meta.events.unregister("after-call.dynamodb.UpdateItem", measure)
     sent = []
     while got := aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
-        sent += [json.loads(m["Body"])[progress.SEGMENT_MESSAGE]["segment"] for m in got]
+        sent += [json.loads(m["Body"])[completion.SEGMENT_MESSAGE]["segment"] for m in got]
         aws.client("sqs").delete_message_batch(QueueUrl=queue, Entries=[
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
     assert sent == [0, 143, 287]  # each segment sent on once, by the update that completed it
     for k in (0, 143, 287):
-        item = ddb.get_item(TableName=table, Key={"part": {"S": progress.segment_part(video, k)},
-                                                  "n": {"N": str(aws.PROGRESS_N)}})["Item"]
+        item = ddb.get_item(TableName=table, Key={"part": {"S": completion.segment_part(video, k)},
+                                                  "n": {"N": str(PROGRESS_N)}})["Item"]
         assert len(json.dumps(item)) < 20_000  # about 11 KB a segment, whatever the video's length
     assert len(answered) == 3 + 94 + 4 and max(answered) < 20_000  # UPDATED_NEW: one segment's sets at most
     assert len(json.dumps(sorted(range(24 * 3600 * 5)))) > 400_000 * 6  # main's one set, as text

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, as_list, package_stack, role_statements, shared_folder
 
 from vidsift import aws, contract
-from vidsift.core import ids, layout, matching, progress
+from vidsift.core import completion, layout, matching
 from vidsift.core.detection import Detection
+from vidsift.core.keys import frame_key
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher, _acting_as, invoke
 from vidsift.local.runner import upload, upload_key
@@ -173,7 +174,7 @@ def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body:
     alert_faces (where detect_people copies the edge's snapshots)."""
     m = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id=camera,
                   frame_index=index, frame_time_s=float(index), captured_at="2026-01-01T00:00:03.000Z")
-    key = ids.frame_key(video, index)
+    key = frame_key(video, index)
     if bucket_role == "people":
         key = f"{contract.stage('alert_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket_role), Key=key, Body=body,
@@ -235,8 +236,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workload]:
             # analyze_faces: a group message naming face work that is not there (GetObject 404,
             # with ListBucket) and one without its work key: errors/analyze_faces/.
             aws.send_messages(stack.queue_urls["analyze_faces"], [
-                progress.faces_message("no-such-video", "tracks/no-such-video/g000.json"),
-                {progress.FACES_MESSAGE: {"video_id": "no-work-key"}}])
+                completion.FacesMessage("no-such-video", "tracks/no-such-video/g000.json").to_json(),
+                {completion.FACES_MESSAGE: {"video_id": "no-work-key"}}])
             put_snapshot(stack, jpeg(photo("astronaut")), camera_id="gate", recorded_at=datetime.now(UTC))
             # Two frames of a person too far away for a findable face, as split_frames would
             # have written and counted them: their visit's row comes from track_people itself.

@@ -10,7 +10,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from vidsift import aws
-from vidsift.core import ids
+from vidsift.core import ids, keys
 from vidsift.local.dispatcher import Dispatcher, LocalContext
 from vidsift.local.stack import LocalStack
 
@@ -65,7 +65,7 @@ def test_keys_with_spaces_unicode_and_prefixes(stack: LocalStack, short_video: P
     assert result == {"batchItemFailures": []}
     video = ids.video_id(stack.names.bucket("raw"), key, etag)
     frames = _frames(stack, video)
-    assert frames == [ids.frame_key(video, i) for i in range(3)]
+    assert frames == [keys.frame_key(video, i) for i in range(3)]
     head = s3.head_object(Bucket=stack.names.bucket("frames"), Key=frames[2])
     from vidsift.core.records import FrameMeta
 
@@ -73,7 +73,7 @@ def test_keys_with_spaces_unicode_and_prefixes(stack: LocalStack, short_video: P
     assert meta.source_key == key and meta.camera_id == "cam 1" and meta.frame_index == 2
     assert meta.captured_at == "2026-03-01T10:00:02.000Z"
     summary = json.loads(s3.get_object(Bucket=stack.names.bucket("frames"),
-                                       Key=ids.summary_key(video))["Body"].read())
+                                       Key=keys.summary_key(video))["Body"].read())
     assert summary["frames_sampled"] == 3 and summary["bytes_read"] == short_video.stat().st_size
 
 
@@ -150,7 +150,7 @@ def _upload(stack: LocalStack, path: Path, key: str, metadata: dict[str, str] | 
 
 
 def _summary(stack: LocalStack, video: str) -> dict:
-    body = aws.client("s3").get_object(Bucket=stack.names.bucket("frames"), Key=ids.summary_key(video))["Body"]
+    body = aws.client("s3").get_object(Bucket=stack.names.bucket("frames"), Key=keys.summary_key(video))["Body"]
     return json.loads(body.read())
 
 
@@ -161,7 +161,7 @@ def _frame_metas(stack: LocalStack, video: str) -> list[tuple[int, float, bytes]
     for key in _frames(stack, video):
         obj = s3.get_object(Bucket=bucket, Key=key)
         meta = FrameMeta.from_s3(obj["Metadata"])
-        assert key == ids.frame_key(video, meta.frame_index)
+        assert key == keys.frame_key(video, meta.frame_index)
         out.append((meta.frame_index, meta.frame_time_s, obj["Body"].read()))
     return out
 
@@ -259,7 +259,7 @@ def test_long_video_fans_out_into_segments(stack: LocalStack, people_video: Path
     assert _frames(stack, video) == []  # the first invocation only planned and queued
     noop = {"detect_people": lambda e, c: {}, "analyze_faces": lambda e, c: {}}
     d = Dispatcher(stack, handlers={"split_frames": split_frames.handler, **noop})
-    summary_key = ids.summary_key(video)
+    summary_key = keys.summary_key(video)
     summaries_seen = []
     while d.poll("split_frames"):
         listed = aws.client("s3").list_objects_v2(Bucket=stack.names.bucket("frames"), Prefix=summary_key)
@@ -273,7 +273,7 @@ def test_long_video_fans_out_into_segments(stack: LocalStack, people_video: Path
     assert [s["start_s"] for s in summary["timings"]["per_segment"]] == [0.0, 2.0, 4.0]
     # a redelivered segment message is recognised and changes nothing
     s3 = aws.client("s3")
-    stamp = s3.head_object(Bucket=stack.names.bucket("frames"), Key=ids.frame_key(video, 3))["LastModified"]
+    stamp = s3.head_object(Bucket=stack.names.bucket("frames"), Key=keys.frame_key(video, 3))["LastModified"]
     task = json.loads(s3.get_object(Bucket=stack.names.bucket("frames"),
                                     Key=f"{video}/segments/00001.json")["Body"].read())
     from vidsift.core.segments import SegmentTask
@@ -284,7 +284,7 @@ def test_long_video_fans_out_into_segments(stack: LocalStack, people_video: Path
                                            "max_bytes": 5 * 1024 * 1024 - 1024, "dedup_distance": 0})
     aws.client("sqs").send_message(QueueUrl=stack.queue_urls[STAGE], MessageBody=json.dumps(msg.to_message()))
     assert d.poll("split_frames") == 1 and d.stats["split_frames"].failed == 0
-    assert s3.head_object(Bucket=stack.names.bucket("frames"), Key=ids.frame_key(video, 3))["LastModified"] == stamp
+    assert s3.head_object(Bucket=stack.names.bucket("frames"), Key=keys.frame_key(video, 3))["LastModified"] == stamp
 
 
 def _etag(stack: LocalStack, name: str) -> str:
@@ -305,7 +305,7 @@ def test_dedup_counts_skipped_frames_in_the_summary(stack: LocalStack, tmp_path:
     assert split_frames.handler(_event(stack, 1), LocalContext("split", 900)) == {"batchItemFailures": []}
     summary = _summary(stack, video)
     assert (summary["frames_sampled"], summary["frames_kept"], summary["duplicates_skipped"]) == (6, 1, 5)
-    assert _frames(stack, video) == [ids.frame_key(video, 0)]
+    assert _frames(stack, video) == [keys.frame_key(video, 0)]
 
 
 def test_truncated_video_keeps_its_frames_and_fails_once(stack: LocalStack, people_video: Path,

@@ -38,7 +38,7 @@ from conftest_stack import (
 )
 
 from vidsift import contract
-from vidsift.core import ids
+from vidsift.core import keys
 
 ROOT = Path(__file__).resolve().parents[1]
 C = contract.load()
@@ -188,7 +188,7 @@ def expected_function_grants(tpl: Template, stage: str) -> set[tuple[str, str]]:
     log_group = arn("logs", f"log-group:/aws/lambda/{function_name(stage)}:*")
     queue = queue_arn(NAMES.queue(stage))
     table = arn("dynamodb", f"table/{NAMES.idempotency_table}")
-    errors = ids.error_key(stage, "x").rsplit("/", 1)[0] + "/*"  # where record_bad_input writes
+    errors = keys.error_key(stage, "x").rsplit("/", 1)[0] + "/*"  # where record_bad_input writes
     pairs = {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
              ("s3:PutObject", f"{bucket_arn('analytics')}/{errors}")}
     pairs |= {(f"sqs:{a}", queue) for a in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")}
@@ -283,7 +283,7 @@ def expected_sweeper_grants(tpl: Template) -> set[tuple[str, str]]:
     name = C["sweeper"]["name"]
     log_group = arn("logs", f"log-group:/aws/lambda/{function_name(name)}:*")
     tracking_table = arn("dynamodb", f"table/{NAMES.tracking_table}")
-    errors = ids.error_key(name, "x").rsplit("/", 1)[0] + "/*"
+    errors = keys.error_key(name, "x").rsplit("/", 1)[0] + "/*"
     pairs = {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
              ("s3:PutObject", f"{bucket_arn('analytics')}/{errors}"),
              ("dynamodb:Query", f"{tracking_table}/index/{C['tracking_open_index']}"),

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import keys
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
@@ -41,7 +41,7 @@ def jpeg(name: str) -> bytes:
 def put_frame(stack: LocalStack, video: str, index: int, body: bytes) -> str:
     meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
                      frame_index=index, frame_time_s=float(index), captured_at=None)
-    key = ids.frame_key(video, index)
+    key = keys.frame_key(video, index)
     aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key=key, Body=body, Metadata=meta.to_s3())
     count_sampled(stack, video, index)  # as split_frames counts what it wrote: the video gets tracked
     return key
@@ -165,7 +165,7 @@ def test_a_fault_that_outlasts_every_delivery_is_explained_before_the_dlq(stack:
     put_frame(stack, "throttled-for-good", 0, jpeg("grace_hopper"))
     d.poll("detect_people")
     track(d)
-    starved = progress.faces_work_key("throttled-for-good", "p001")  # the visit's face work
+    starved = keys.faces_work_key("throttled-for-good", "p001")  # the visit's face work
     stack.rekognition.fail_next(10_000, "ThrottlingException")
     try:
         assert d.run_until_idle(timeout_s=180)

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from vidsift.core import face_frames, progress
+from vidsift.core import completion, face_frames
 from vidsift.core.detection import Box
 from vidsift.core.face_frames import FaceRule, choose, groups, owner
 from vidsift.core.tracking import FramePeople, Point, Track, TrackParams, stitch, track_segment
@@ -191,43 +191,44 @@ def test_a_face_belongs_to_the_person_whose_upper_body_holds_it() -> None:
 
 
 def test_the_barrier_counts_frames_as_sets_per_segment() -> None:
-    seg0 = progress.sampled_fields(3, 0, 2, 0.0) | {"done": {0, 1, progress.SENTINEL}}
-    assert not progress.segment_detected(seg0)
-    assert not progress.segment_detected({"expected": progress.SENTINEL, "done": {0, 1, 2}})  # not reported yet
-    seg0["failed"] = {2, 0, progress.SENTINEL}  # given up (and one also done: counted once)
-    assert progress.segment_detected(seg0) and progress.span(seg0) == (0.0, 0, 2)
-    assert progress.recovered(seg0) == {0} and progress.gaps(seg0) == {2} and progress.generation(seg0) == 1
-    empty = progress.sampled_fields(0, None, None, 0.0)
-    assert progress.segment_detected(empty) and progress.span(empty) is None
-    assert not progress.tracked({"segments": 2, "tracked": {1, progress.SENTINEL}})
-    assert progress.tracked({"segments": 2, "tracked": {0, 1, progress.SENTINEL}})
-    assert [progress.segment_of(i, 300, 3) for i in (0, 299, 300, 899, 950)] == [0, 0, 1, 2, 2]
-    assert progress.segment_of(12345, 0, 1) == 0
+    seg0 = completion.sampled_fields(3, 0, 2, 0.0) | {"done": {0, 1, completion.SENTINEL}}
+    assert not completion.segment_detected(seg0)
+    assert not completion.segment_detected({"expected": completion.SENTINEL, "done": {0, 1, 2}})  # not reported yet
+    seg0["failed"] = {2, 0, completion.SENTINEL}  # given up (and one also done: counted once)
+    assert completion.segment_detected(seg0) and completion.span(seg0) == (0.0, 0, 2)
+    assert completion.recovered(seg0) == {0} and completion.gaps(seg0) == {2} and completion.generation(seg0) == 1
+    empty = completion.sampled_fields(0, None, None, 0.0)
+    assert completion.segment_detected(empty) and completion.span(empty) is None
+    assert not completion.tracked({"segments": 2, "tracked": {1, completion.SENTINEL}})
+    assert completion.tracked({"segments": 2, "tracked": {0, 1, completion.SENTINEL}})
+    assert [completion.segment_of(i, 300, 3) for i in (0, 299, 300, 899, 950)] == [0, 0, 1, 2, 2]
+    assert completion.segment_of(12345, 0, 1) == 0
 
 
 def test_extra_frames_in_one_segment_cannot_hide_missing_ones_in_another() -> None:
     """Main counted a video's settled frames against the sum of its segments' counts: a
     frame too many in one segment (a frame rewritten under another index by a retried split)
     made up for one missing in the other, and the video was tracked without it, unsaid."""
-    seg0 = progress.sampled_fields(3, 0, 2, 0.0) | {"done": {0, 1, 2, 7}}
-    seg1 = progress.sampled_fields(3, 3, 5, 3.0) | {"done": {3, 4}}
-    assert progress.segment_detected(seg0) and not progress.segment_detected(seg1)
+    seg0 = completion.sampled_fields(3, 0, 2, 0.0) | {"done": {0, 1, 2, 7}}
+    seg1 = completion.sampled_fields(3, 3, 5, 3.0) | {"done": {3, 4}}
+    assert completion.segment_detected(seg0) and not completion.segment_detected(seg1)
     seg1["done"].add(9)  # nor a stray index within the segment's own item, outside its span
-    assert not progress.segment_detected(seg1)
+    assert not completion.segment_detected(seg1)
 
 
 def test_a_tracking_message_without_its_fields_is_a_bad_input() -> None:
     from vidsift.core.errors import BadInputError
 
-    assert progress.message_kind({"Records": []}) is None  # an S3 event: not ours to judge
-    assert progress.message_kind(progress.segment_message("v", 2)) == (progress.SEGMENT_MESSAGE,
+    assert completion.message_kind({"Records": []}) is None  # an S3 event: not ours to judge
+    assert completion.message_kind(completion.SegmentMessage("v", 2).to_json()) == (completion.SEGMENT_MESSAGE,
                                                                       {"video_id": "v", "segment": 2, "generation": 0})
     # a message queued by main (no generation) is generation 0
-    assert progress.message_kind({progress.VIDEO_MESSAGE: {"video_id": "v"}})[1] == {"video_id": "v", "generation": 0}
-    for bad in ({progress.SEGMENT_MESSAGE: {"video_id": "v"}}, {progress.FACES_MESSAGE: {"video_id": "v"}},
-                {progress.VIDEO_MESSAGE: "v"}, {progress.SEGMENT_MESSAGE: {"video_id": "v", "segment": True}}):
+    assert completion.message_kind({completion.VIDEO_MESSAGE: {"video_id": "v"}})[1] == {"video_id": "v",
+                                                                                          "generation": 0}
+    for bad in ({completion.SEGMENT_MESSAGE: {"video_id": "v"}}, {completion.FACES_MESSAGE: {"video_id": "v"}},
+                {completion.VIDEO_MESSAGE: "v"}, {completion.SEGMENT_MESSAGE: {"video_id": "v", "segment": True}}):
         with pytest.raises(BadInputError, match="without a valid"):
-            progress.message_kind(bad)
+            completion.message_kind(bad)
 
 
 def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,6 +238,7 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
     from botocore.stub import ANY, Stubber
 
     from vidsift import aws
+    from vidsift.storage.progress import DynamoProgressStore
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: the stub answers
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "stub")
@@ -255,7 +257,7 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
                           {"RequestItems": {"t": [put(0, '{"a":2}'), put(1, '{"b":1}')]}})
         stub.add_response("batch_write_item", {"UnprocessedItems": {}},
                           {"RequestItems": {"t": [put(1, '{"b":1}', "7")]}})
-        aws.tracking_put_frames("t", [("v", 0, {"a": 1}), ("v", 1, {"b": 1}), ("v", 0, {"a": 2})])
+        DynamoProgressStore("t").put_frames([("v", 0, {"a": 1}), ("v", 1, {"b": 1}), ("v", 0, {"a": 2})])
         stub.assert_no_pending_responses()
 
         key = {"part": {"S": "v"}, "n": {"N": "0"}}
@@ -265,7 +267,8 @@ def test_frame_items_dynamodb_leaves_unprocessed_are_sent_again(monkeypatch: pyt
                           {"RequestItems": {"t": {"Keys": [key, progress_key], "ConsistentRead": True}}})
         stub.add_response("batch_get_item", {"Responses": {"t": [{**key, "doc": {"S": '{"a":2}'}}]}},
                           {"RequestItems": {"t": {"Keys": [key], "ConsistentRead": True}}})
-        assert aws.tracking_get("t", [("v", 0), ("v", -1), ("v", 0)]) == {("v", 0): {"a": 2}, ("v", -1): {"done": {0}}}
+        got = DynamoProgressStore("t").get([("v", 0), ("v", -1), ("v", 0)])
+        assert got == {("v", 0): {"a": 2}, ("v", -1): {"done": {0}}}
         stub.assert_no_pending_responses()
     assert waits == [0, 0]
     aws.reset_clients()

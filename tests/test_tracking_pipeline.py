@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import completion, ids, keys
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.stages.splitting import SplitConfig, _report_sampled
+from vidsift.storage.progress import TRACKING_TTL_S, DynamoProgressStore
 
 
 def _upload(stack: Any, path: Path, key: str) -> str:
@@ -43,7 +44,7 @@ def test_one_visit_is_one_track_and_every_row_names_it(tracked: dict[str, Any]) 
     with_people = [r for r in tracked["people"] if r["person_count"]]
     assert {r["frame_index"] for r in with_people} == {2, 3}
     assert all(b["track_id"] == "p001" for r in with_people for b in json.loads(r["boxes"]))
-    assert t["best_frame_key"] in {ids.frame_key(tracked["video"], i) for i in (2, 3)}
+    assert t["best_frame_key"] in {keys.frame_key(tracked["video"], i) for i in (2, 3)}
     assert [p[0] for p in json.loads(t["path"])] == [2.0, 3.0]
     assert tracked["faces"] and {f["track_id"] for f in tracked["faces"]} == {"p001"}
     assert t["faces"] == len(tracked["faces"]) and t["age_low"] is not None and t["gender"] is not None
@@ -58,7 +59,7 @@ def test_replayed_tracking_messages_add_no_rows(local_stack: Any, tracked: dict[
     analytics = local_stack.names.bucket("analytics")
     objects = len(aws.client("s3").list_objects_v2(Bucket=analytics)["Contents"])
     aws.send_messages(local_stack.queue_urls["track_people"],
-                      [progress.segment_message(video, 0), progress.video_message(video)])
+                      [completion.SegmentMessage(video, 0).to_json(), completion.VideoMessage(video).to_json()])
     assert Dispatcher(local_stack).run_until_idle(timeout_s=120)
     after = {t: sorted(r["record_id"] for r in _rows(local_stack, t, video)) for t in contract.TABLES}
     assert after == before
@@ -73,38 +74,38 @@ def test_a_frame_lost_to_the_dlq_does_not_stall_its_video(local_stack: Any, shor
     dispatcher = Dispatcher(local_stack)
     while dispatcher.poll("split_frames"):
         pass
-    lost = ids.frame_key(video, 1)
+    lost = keys.frame_key(video, 1)
     aws.client("s3").delete_object(Bucket=local_stack.names.bucket("frames"), Key=lost)
     assert dispatcher.run_until_idle(timeout_s=300)
     tracks = _rows(local_stack, "tracks", video)
     assert [(t["track_id"], t["frames"], t["gap_frames"]) for t in tracks] == [("p001", 2, 1)]
     people = _rows(local_stack, "people", video)
     assert sorted(r["frame_index"] for r in people) == [0, 2]  # no row for the lost frame
-    item = aws.tracking_item(local_stack.names.tracking_table, progress.segment_part(video, 0))
-    assert progress.real(item["failed"]) == {1} and progress.real(item["done"]) == {0, 2}
-    ended_state = aws.tracking_item(local_stack.names.tracking_table, video)
+    item = DynamoProgressStore(local_stack.names.tracking_table).item(completion.segment_part(video, 0))
+    assert completion.real(item["failed"]) == {1} and completion.real(item["done"]) == {0, 2}
+    ended_state = DynamoProgressStore(local_stack.names.tracking_table).item(video)
     assert (ended_state["state"], ended_state["gap_frames"], "open" in ended_state) == ("tracked", 1, False)
     # every tracking item expires (the table's TTL), two weeks after its last write
-    items = [i for part in (video, progress.segment_part(video, 0))
+    items = [i for part in (video, completion.segment_part(video, 0))
              for i in aws.client("dynamodb").query(TableName=local_stack.names.tracking_table,
                                                    KeyConditionExpression="part = :p",
                                                    ExpressionAttributeValues={":p": {"S": part}})["Items"]]
     ended = int(time.time())
     assert len(items) == 4  # the video, its segment, its two frames
-    assert all(started + aws.TRACKING_TTL_S <= int(i["expires_at"]["N"]) <= ended + aws.TRACKING_TTL_S for i in items)
+    assert all(started + TRACKING_TTL_S <= int(i["expires_at"]["N"]) <= ended + TRACKING_TTL_S for i in items)
 
 
 def test_split_frames_tells_tracking_when_detection_finished_first(local_stack: Any) -> None:
     """The other order: every frame detected before split_frames recorded the count (a retried
     split). Then split_frames' own update completes the video and sends the segments."""
     table, queue = local_stack.names.tracking_table, local_stack.queue_urls["track_people"]
-    aws.tracking_mark(table, progress.segment_part("detected-first", 0), add={"done": {0, 1, 2}})
+    DynamoProgressStore(table).mark(completion.segment_part("detected-first", 0), add={"done": {0, 1, 2}})
     config = SplitConfig(frames_bucket=local_stack.names.bucket("frames"), options=None, segment_seconds=300,  # type: ignore[arg-type]
                          queue_url=None, tracking_table=table, track_queue_url=queue)
     _report_sampled(config, "detected-first", {"segment": 0, "segments": 1, "frames_kept": 3, "first_index": 0,
                                                "last_index": 2, "start_s": 0.0})
     got = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    assert [json.loads(m["Body"]) for m in got] == [progress.segment_message("detected-first", 0)]
+    assert [json.loads(m["Body"]) for m in got] == [completion.SegmentMessage("detected-first", 0).to_json()]
 
 
 def test_a_visit_across_a_segment_boundary_is_one_track(local_stack: Any, people_video: Path,
@@ -115,9 +116,9 @@ def test_a_visit_across_a_segment_boundary_is_one_track(local_stack: Any, people
     video = _upload(local_stack, people_video, "uploads/tracking/two segments.mp4")
     assert Dispatcher(local_stack).run_until_idle(timeout_s=300)
     table = local_stack.names.tracking_table
-    item = aws.tracking_item(table, video)
-    assert item["segments"] == 2 and progress.real(item["tracked"]) == {0, 1} and item["per"] == 3
-    spans = [progress.span(aws.tracking_item(table, progress.segment_part(video, k))) for k in (0, 1)]
+    item = DynamoProgressStore(table).item(video)
+    assert item["segments"] == 2 and completion.real(item["tracked"]) == {0, 1} and item["per"] == 3
+    spans = [completion.span(DynamoProgressStore(table).item(completion.segment_part(video, k))) for k in (0, 1)]
     assert (spans[0][2], spans[1][1]) == (2, 3)  # the visit straddles the cut
     tracks = _rows(local_stack, "tracks", video)
     assert [(t["track_id"], t["frames"], t["first_seen_s"], t["last_seen_s"]) for t in tracks] == [

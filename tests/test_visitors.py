@@ -30,6 +30,7 @@ from vidsift.local.runner import run_videos
 from vidsift.samples import Segment, make_video
 from vidsift.settings import Settings
 from vidsift.stages import visitor_admin, visitors
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 # -------------------------------------------------------------------- the plain rules
 
@@ -77,8 +78,10 @@ def test_a_visit_without_a_usable_face_gets_no_visitor_and_calls_nothing(monkeyp
     buf = io.BytesIO()
     Image.fromarray(np.zeros((480, 640, 3), np.uint8)).save(buf, "JPEG")
     monkeypatch.setattr(aws, "get_object_bytes", lambda bucket, key: buf.getvalue())
-    monkeypatch.setattr(aws, "visitor_get", lambda table, key: (None, 0))
-    for name in ("search_visitor_faces", "index_faces", "visitor_put", "collection_face_count", "put_object"):
+    monkeypatch.setattr(DynamoVisitorRegistry, "get", lambda self, key: (None, 0))
+    monkeypatch.setattr(DynamoVisitorRegistry, "put",
+                        lambda *a, **k: pytest.fail("no call for a visit without a usable face"))
+    for name in ("search_visitor_faces", "index_faces", "collection_face_count", "put_object"):
         monkeypatch.setattr(aws, name, lambda *a, **k: pytest.fail("no call for a visit without a usable face"))
     settings = visitors.VisitorSettings(enabled=True, collection="c", table="t")
     small = FACE | {"track_id": "p001", "video_id": "v", "bbox_width": 0.05, "visitor_id": None}

@@ -1,4 +1,4 @@
-"""Every AWS call vidsift makes goes through this module.
+"""Every AWS client vidsift uses, and the thin wrappers over their calls.
 
 Clients read their endpoints from the environment (boto3 honours ``AWS_ENDPOINT_URL`` and
 ``AWS_ENDPOINT_URL_<SERVICE>``), so the same handler talks to AWS in Lambda and to the
@@ -6,6 +6,10 @@ embedded local stack on a laptop without knowing which. Transient errors and thr
 are retried by botocore's standard retry mode (exponential backoff with jitter); the few
 things botocore cannot retry for us (Firehose's per-record failures, SageMaker container
 5xx surfaced as ModelError) are retried here.
+
+This module knows clients and calls, never a table's items: what a DynamoDB table holds
+(keys, attributes, TTL, conditional writes) is in the store that owns it, vidsift.storage
+(tests/test_storage.py checks that no DynamoDB call is made from here).
 """
 
 from __future__ import annotations
@@ -100,10 +104,14 @@ def read_timeout_s(service: str) -> float:
 
 
 def reset_clients() -> None:
+    """Forget every cached client: the next call makes a new one from the environment as it is
+    now (tests that repoint endpoints or stub a client)."""
     _client.cache_clear()
 
 
 def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ("" for anything else): callers decide on
+    codes (a lost conditional write, a missing key), not on exception types."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
@@ -145,12 +153,15 @@ def head_object(bucket: str, key: str, version_id: str = "") -> dict[str, Any]:
 
 
 def put_object(bucket: str, key: str, body: bytes, *, content_type: str, metadata: dict[str, str]) -> str:
+    """PutObject; returns the new object's ETag (what a later ranged read pins with IfMatch)."""
     # No ServerSideEncryption here: the bucket's default (SSE-S3, or SSE-KMS with kms=true) applies.
     resp = client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, Metadata=metadata)
     return str(resp.get("ETag", "")).strip('"')
 
 
 def put_json(bucket: str, key: str, document: Any) -> None:
+    """A JSON document, keys sorted: the same document makes the same bytes, so a replay
+    rewrites an identical object."""
     body = json.dumps(document, sort_keys=True, indent=1).encode()
     put_object(bucket, key, body, content_type="application/json", metadata={})
 
@@ -189,15 +200,19 @@ class S3RangeReader(io.RawIOBase):
         self.bytes_fetched = 0
 
     def readable(self) -> bool:
+        """io's protocol: a read-only file."""
         return True
 
     def seekable(self) -> bool:
+        """io's protocol: containers are read by seeking (an MP4's trailing moov atom)."""
         return True
 
     def tell(self) -> int:
+        """io's protocol: the read position, in bytes from the start of the object."""
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """io's protocol: move the read position; nothing is fetched until a read."""
         if whence == io.SEEK_SET:
             self._pos = offset
         elif whence == io.SEEK_CUR:
@@ -227,6 +242,8 @@ class S3RangeReader(io.RawIOBase):
         return data
 
     def readinto(self, buffer: Any) -> int:
+        """io's protocol: fill ``buffer`` from the cached block under the read position (one
+        ranged GET when it is not cached); fewer bytes than asked at a block's end."""
         view = memoryview(buffer).cast("B")
         if self._pos >= self.size or len(view) == 0:
             return 0
@@ -239,6 +256,7 @@ class S3RangeReader(io.RawIOBase):
 
 
 def get_json(bucket: str, key: str) -> Any:
+    """One JSON document (a segment's, a group's face work): parsed, since every reader wants it so."""
     return json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
@@ -345,6 +363,9 @@ def put_records(stream: str, records: Sequence[dict[str, Any]], *, attempts: int
 
 
 class FirehoseDeliveryError(RuntimeError):
+    """Records Firehose kept refusing after every retry: raised so the batch fails and SQS
+    redelivers it, rather than rows silently missing."""
+
     def __init__(self, stream: str, failed: int, resp: dict[str, Any]) -> None:
         codes = sorted({r.get("ErrorCode", "") for r in resp.get("RequestResponses", []) if r.get("ErrorCode")})
         super().__init__(f"Firehose {stream}: {failed} records still failing after retries ({', '.join(codes)})")
@@ -416,6 +437,7 @@ def create_collection(collection: str) -> bool:
 
 
 def collection_face_count(collection: str) -> int:
+    """How many faces the collection holds (a known-faces or visitors collection's size)."""
     return int(client("rekognition").describe_collection(CollectionId=collection)["FaceCount"])
 
 
@@ -435,6 +457,8 @@ def index_faces(collection: str, image: bytes, external_image_id: str) -> dict[s
 
 
 def list_faces(collection: str) -> list[dict[str, Any]]:
+    """Every face of the collection, all pages: the admin commands and the retention sweep
+    compare it with what they expect."""
     faces: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"CollectionId": collection, "MaxResults": 4096}
     while True:
@@ -454,225 +478,7 @@ def delete_faces(collection: str, face_ids: Sequence[str]) -> list[str]:
     return deleted
 
 
-# --- Tracking: each segment's detections and progress, each video's progress (DynamoDB) -
-#
-# One table, three kinds of item under a partition key ``part`` and a number ``n``
-# (vidsift.core.progress): a frame's detections (part = "<video>/<segment>", n = frame
-# index), a segment's progress (the same part, n = -1: frames expected, done, given up) and
-# a video's (part = "<video>", n = -1: segments, tracked, end state). Sets, not counters: a
-# frame counted twice (a retry) is still one frame, so the moment a segment is complete is
-# exact. One key per segment: no item grows with the video, and a long video's frames are
-# spread over many partition keys. A sparse index (contract ``tracking_open_index``) holds
-# the videos without an end state, by last update, for the stalled-video sweeper.
-
-PROGRESS_N = -1
-#: Tracking items expire (DynamoDB TTL on ``expires_at``) two weeks after their last write:
-#: long enough for a video's last frame to come back from a DLQ redrive, and the rows are the record.
-TRACKING_TTL_S = 14 * 24 * 3600
-
-
-def _tracking_expiry() -> int:
-    return int(time.time()) + TRACKING_TTL_S
-
-
-def _ddb_value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int | float):
-        return {"N": str(value)}
-    if isinstance(value, set | frozenset):
-        return {"NS": [str(v) for v in sorted(value)]}
-    return {"S": str(value)}
-
-
-def _ddb_plain(attr: dict[str, Any]) -> Any:
-    (kind, value), = attr.items()
-    if kind == "N":
-        number = float(value)
-        return int(number) if number.is_integer() else number
-    if kind == "NS":
-        return {int(float(v)) for v in value}
-    if kind == "BOOL":
-        return bool(value)
-    return value
-
-
-_HIDDEN = ("part", "n", "expires_at")
-
-
-def tracking_mark(table: str, part: str, *, set_: dict[str, Any] | None = None,
-                  add: dict[str, set[int]] | None = None, default: dict[str, Any] | None = None,
-                  remove: Iterable[str] = ()) -> dict[str, Any]:
-    """Update a progress item: SET plain values, SET ``default``'s only where absent, ADD
-    numbers to sets, REMOVE attributes. Returns UPDATED_NEW: the attributes the update named,
-    as they are now (whole sets, not the whole item; DynamoDB may leave out one whose value
-    did not change, so a caller needing one reads the item: tracking_item). With nothing to
-    update, the whole item (a strongly consistent GetItem)."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    sets, adds = [], []
-    if set_ or any(add.values() if add else ()):
-        set_ = {**(set_ or {}), "expires_at": _tracking_expiry()}
-    for i, (k, v) in enumerate((set_ or {}).items()):
-        names[f"#s{i}"], values[f":s{i}"] = k, _ddb_value(v)
-        sets.append(f"#s{i} = :s{i}")
-    for i, (k, v) in enumerate((default or {}).items()):
-        names[f"#d{i}"], values[f":d{i}"] = k, _ddb_value(v)
-        sets.append(f"#d{i} = if_not_exists(#d{i}, :d{i})")
-    for i, (k, v) in enumerate((add or {}).items()):
-        if v:
-            names[f"#a{i}"], values[f":a{i}"] = k, _ddb_value(set(v))
-            adds.append(f"#a{i} :a{i}")
-    removes = []
-    for i, k in enumerate(remove):
-        names[f"#r{i}"] = k
-        removes.append(f"#r{i}")
-    expr = " ".join(filter(None, ["SET " + ", ".join(sets) if sets else "", "ADD " + ", ".join(adds) if adds else "",
-                                  "REMOVE " + ", ".join(removes) if removes else ""]))
-    if not expr:
-        return tracking_item(table, part)
-    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
-    extra: dict[str, Any] = {"ExpressionAttributeValues": values} if values else {}
-    item = client("dynamodb").update_item(TableName=table, Key=key, UpdateExpression=expr,
-                                          ExpressionAttributeNames=names, ReturnValues="UPDATED_NEW",
-                                          **extra).get("Attributes", {})
-    return {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN}
-
-
-def tracking_item(table: str, part: str) -> dict[str, Any]:
-    """A whole progress item, read strongly consistently ({} if there is none)."""
-    key = {"part": {"S": part}, "n": {"N": str(PROGRESS_N)}}
-    item = client("dynamodb").get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
-    return {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN}
-
-
-def tracking_open(table: str, index: str, *, updated_before: float) -> list[str]:
-    """Videos without an end state last updated before ``updated_before`` (epoch seconds), from
-    the sparse index on ``open`` (only such videos carry it): the sweeper's candidates."""
-    out: list[str] = []
-    paginator = client("dynamodb").get_paginator("query")
-    for page in paginator.paginate(TableName=table, IndexName=index,
-                                   KeyConditionExpression="#o = :o AND #u < :u",
-                                   ExpressionAttributeNames={"#o": "open", "#u": "updated_at"},
-                                   ExpressionAttributeValues={":o": {"S": "open"},
-                                                              ":u": {"N": str(updated_before)}}):
-        out += [item["part"]["S"] for item in page.get("Items", [])]
-    return out
-
-
-#: BatchWriteItem takes 25 items, BatchGetItem 100 keys, per call.
-DDB_WRITE_BATCH = 25
-DDB_GET_BATCH = 100
-
-
-def _frame_item(part: str, frame_index: int, doc: dict[str, Any]) -> dict[str, Any]:
-    return {"part": {"S": part}, "n": {"N": str(frame_index)},
-            "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
-            "expires_at": {"N": str(_tracking_expiry())}}
-
-
-def _until_processed(send: Callable[[Any], dict[str, Any]], pending: Any, left: Callable[[dict[str, Any]], Any],
-                     what: str, attempts: int) -> None:
-    """Call ``send(pending)`` until ``left(answer)`` (what DynamoDB left unprocessed, e.g. on a
-    throttled partition) is empty, resending exactly that with backoff; raise past ``attempts``."""
-    for attempt in range(attempts):
-        pending = left(send(pending))
-        if not pending:
-            return
-        if attempt == attempts - 1:
-            raise RuntimeError(f"DynamoDB: {what} still unprocessed after {attempts} attempts")
-        time.sleep(backoff(attempt))
-
-
-def tracking_put_frames(table: str, frames: Sequence[tuple[str, int, dict[str, Any]]], *, attempts: int = 6) -> None:
-    """Several frames' detections and metadata in as few calls as DynamoDB takes (25 items a
-    BatchWriteItem), resending exactly the items it leaves unprocessed (throttled partitions)
-    with backoff. A frame twice in ``frames`` is written once, with its last document
-    (DynamoDB refuses a batch that names one key twice)."""
-    items = {(part, n): _frame_item(part, n, doc) for part, n, doc in frames}
-    requests = [{"PutRequest": {"Item": item}} for item in items.values()]
-    for start in range(0, len(requests), DDB_WRITE_BATCH):
-        _until_processed(lambda batch: client("dynamodb").batch_write_item(RequestItems={table: batch}),
-                         requests[start:start + DDB_WRITE_BATCH],
-                         lambda resp: resp.get("UnprocessedItems", {}).get(table, []),
-                         f"{table} frame items (BatchWriteItem)", attempts)
-
-
-def tracking_get(table: str, keys: Iterable[tuple[str, int]], *, attempts: int = 6) -> dict[tuple[str, int], Any]:
-    """Items by (part, n), read strongly consistently in as few calls as DynamoDB takes (100
-    keys a BatchGetItem): frame items as their documents, progress items (n = PROGRESS_N) as
-    tracking_mark returns them. Keys without an item are absent from the answer."""
-    wanted = list(dict.fromkeys(keys))
-    out: dict[tuple[str, int], Any] = {}
-
-    def got(resp: dict[str, Any]) -> Any:
-        for item in resp.get("Responses", {}).get(table, []):
-            key = (item["part"]["S"], int(item["n"]["N"]))
-            out[key] = (json.loads(item["doc"]["S"]) if key[1] != PROGRESS_N else
-                        {k: _ddb_plain(v) for k, v in item.items() if k not in _HIDDEN})
-        return resp.get("UnprocessedKeys", {}).get(table) or {}
-
-    for start in range(0, len(wanted), DDB_GET_BATCH):
-        keys_doc = {"Keys": [{"part": {"S": p}, "n": {"N": str(n)}} for p, n in wanted[start:start + DDB_GET_BATCH]],
-                    "ConsistentRead": True}
-        _until_processed(lambda batch: client("dynamodb").batch_get_item(RequestItems={table: batch}), keys_doc, got,
-                         f"{table} keys (BatchGetItem)", attempts)
-    return out
-
-
-def tracking_frames(table: str, part: str) -> list[dict[str, Any]]:
-    """The frame documents of one segment (its partition, frame items only), in frame order
-    (strongly consistent reads: the frame that completed the segment was written just before)."""
-    paginator = client("dynamodb").get_paginator("query")
-    out: list[dict[str, Any]] = []
-    for page in paginator.paginate(TableName=table, ConsistentRead=True,
-                                   KeyConditionExpression="#p = :p AND #n >= :a",
-                                   ExpressionAttributeNames={"#p": "part", "#n": "n"},
-                                   ExpressionAttributeValues={":p": {"S": part}, ":a": {"N": "0"}}):
-        out += [json.loads(item["doc"]["S"]) for item in page.get("Items", [])]
-    return out
-
-
-# --- Alerts: state (DynamoDB), links (S3 presigned), publishing (SNS) ----------------------
-
-
-def alert_state_get(table: str, key: str) -> tuple[dict[str, Any] | None, int]:
-    """(state document, version) of one alert key; (None, 0) if it has none yet.
-
-    Strongly consistent: a concurrent invocation's write must be seen before deciding.
-    """
-    item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
-    if not item:
-        return None, 0
-    return json.loads(item["state"]["S"]), int(item["version"]["N"])
-
-
-def alert_state_put(table: str, key: str, state: dict[str, Any], *, expected_version: int, expires_at: int) -> bool:
-    """Write the state only if nobody wrote since it was read (optimistic concurrency).
-
-    False when another invocation won the race: the caller reads again and re-decides, so
-    two concurrent frames can never both start the same alert.
-    """
-    item = {"pk": {"S": key}, "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)},
-            "version": {"N": str(expected_version + 1)}, "expires_at": {"N": str(expires_at)}}
-    return _put_if_version(table, item, expected_version)
-
-
-def _put_if_version(table: str, item: dict[str, Any], expected_version: int) -> bool:
-    """PutItem only if the item's ``version`` is still ``expected_version`` (0: no item yet);
-    False when another writer got in between (the alert state and the visitors' registry)."""
-    if expected_version == 0:
-        condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
-    else:
-        condition = {"ConditionExpression": "version = :v",
-                     "ExpressionAttributeValues": {":v": {"N": str(expected_version)}}}
-    try:
-        client("dynamodb").put_item(TableName=table, Item=item, **condition)
-    except ClientError as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+# --- Alerts: links (S3 presigned), publishing (SNS); the state is vidsift.storage.alert_state
 
 
 @cache
@@ -712,41 +518,7 @@ def publish(topic_arn: str, *, subject: str, messages: dict[str, str], attribute
     return str(resp["MessageId"])
 
 
-# --- Visitors (opt-in): the registry (DynamoDB), the collection's searches, S3 copies ------
-
-
-def visitor_get(table: str, key: str) -> tuple[dict[str, Any] | None, int]:
-    """(document, version) of one registry item (a visitor, a visit, the id counter);
-    (None, 0) if there is none. Strongly consistent, as alert_state_get."""
-    item = client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
-    if not item:
-        return None, 0
-    return json.loads(item["doc"]["S"]), int(item["version"]["N"])
-
-
-def visitor_put(table: str, key: str, doc: dict[str, Any], *, expected_version: int) -> bool:
-    """Write a registry item only if nobody wrote it since it was read (optimistic
-    concurrency); False when another invocation won: the caller reads again and re-decides."""
-    item = {"pk": {"S": key}, "doc": {"S": json.dumps(doc, separators=(",", ":"), sort_keys=True)},
-            "version": {"N": str(expected_version + 1)}}
-    return _put_if_version(table, item, expected_version)
-
-
-def visitor_scan(table: str) -> list[tuple[str, dict[str, Any], int]]:
-    """Every registry item: (key, document, version). The registry is small (one item per
-    visitor and per visit), and the retention sweep and the admin commands read it whole."""
-    out: list[tuple[str, dict[str, Any], int]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        resp = client("dynamodb").scan(**kwargs)
-        out += [(i["pk"]["S"], json.loads(i["doc"]["S"]), int(i["version"]["N"])) for i in resp.get("Items", [])]
-        if not resp.get("LastEvaluatedKey"):
-            return out
-        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-
-def visitor_delete(table: str, key: str) -> None:
-    client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": key}})
+# --- Visitors (opt-in): the collection's searches; the registry is vidsift.storage.visitors
 
 
 def search_visitor_faces(collection: str, image: bytes, threshold: float, max_faces: int = 10) -> dict[str, Any]:
@@ -758,4 +530,5 @@ def search_visitor_faces(collection: str, image: bytes, threshold: float, max_fa
 
 
 def delete_object(bucket: str, key: str) -> None:
+    """DeleteObject (a forgotten visitor's thumbnail): no error when the key is already gone."""
     client("s3").delete_object(Bucket=bucket, Key=key)

@@ -45,11 +45,6 @@ def column_types(table: str) -> dict[str, str]:
     return {c["Name"]: c["Type"] for c in spec["columns"] + spec["partition_keys"]}
 
 
-def count_key(table: str, dt: str, video_id: str) -> str:
-    """Where a video's rows of a count table live in the analytics bucket."""
-    return f"{load()['count_tables'][table]}dt={dt}/{video_id}.json"
-
-
 def stage(name: str) -> dict[str, Any]:
     return load()["stages"][name]
 

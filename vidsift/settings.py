@@ -309,7 +309,7 @@ class Settings:
     person_min_area = _number_setting("PERSON_MIN_AREA", 0.0)
     face_min_confidence = _number_setting("FACE_MIN_CONFIDENCE", 80.0)
     face_min_size = _number_setting("FACE_MIN_SIZE", 0.02)
-    #: Tracking (vidsift.core.progress): its table, the tracks stream, and the two queues
+    #: Tracking (vidsift.core.completion): its table, the tracks stream, and the two queues
     #: track_people is told on and tells analyze_faces on. Read by the stages that use them.
     tracking_table = _optional_setting("TRACKING_TABLE")
     tracks_stream = _optional_setting("TRACKS_STREAM")

@@ -1,9 +1,22 @@
-"""Deterministic identifiers: a replayed event recomputes the same ids and keys, so it
-overwrites instead of duplicating."""
+"""Deterministic identifiers: a replayed event recomputes the same ids, so it overwrites
+instead of duplicating. The S3 keys built from them are in vidsift.core.keys."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
+
+#: Key builders that lived here before vidsift.core.keys, still reachable under their old
+#: names only for the handlers in functions/ until they are routed through keys (issue 25).
+_MOVED_TO_KEYS = frozenset({"frame_key", "parse_frame_key", "snapshot_copy_key", "summary_key", "error_key"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_KEYS:
+        from vidsift.core import keys
+
+        return getattr(keys, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _digest(*parts: object, length: int) -> str:
@@ -23,31 +36,8 @@ def snapshot_id(bucket: str, key: str, etag: str) -> str:
     return video_id(bucket, key, etag)
 
 
-def frame_key(video: str, frame_index: int) -> str:
-    return f"{video}/{frame_index:06d}.jpg"
-
-
-def parse_frame_key(key: str) -> tuple[str, int] | None:
-    """(video, frame index) of a frame key, None for any other key."""
-    video, _, name = key.rpartition("/")
-    stem = name.removesuffix(".jpg")
-    return (video, int(stem)) if video and "/" not in video and stem.isdigit() and name.endswith(".jpg") else None
-
-
-def snapshot_copy_key(snapshot: str) -> str:
-    """detect_people's copy of an edge snapshot in the people bucket: under the prefix that
-    notifies alert_faces (contract stages.alert_faces.source_prefix)."""
-    from vidsift import contract
-
-    return f"{contract.stage('alert_faces')['source_prefix']}{frame_key(snapshot, 0)}"
-
-
 def track_record_id(video: str, track_id: str) -> str:
     return _digest("tracks", video, track_id, length=32)
-
-
-def summary_key(video: str) -> str:
-    return f"{video}/summary.json"
 
 
 def people_record_id(video: str, frame_index: int) -> str:
@@ -56,14 +46,6 @@ def people_record_id(video: str, frame_index: int) -> str:
 
 def face_record_id(video: str, frame_index: int, face_index: int) -> str:
     return _digest("faces", video, frame_index, face_index, length=32)
-
-
-def error_key(stage: str, subject: str, version: str = "") -> str:
-    """Where the error of ``subject`` (one object version, when ``version`` names it) is recorded."""
-    from vidsift import contract
-
-    digest = _digest(subject, version, length=32) if version else _digest(subject, length=32)
-    return f"{contract.load()['analytics_prefixes']['errors']}{stage}/{digest}.json"
 
 
 def crossing_record_id(video: str, track_id: str, line: str, n: int) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from vidsift import contract
-from vidsift.core import ids
+from vidsift.core import ids, keys
 from vidsift.core.detection import Detection
 
 #: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy_checks.py's import closure,
@@ -141,7 +141,7 @@ def build_people_record(meta: FrameMeta, detection: Detection, processed: dateti
         "camera_id": meta.camera_id,
         "frame_index": meta.frame_index,
         "frame_time_s": meta.frame_time_s,
-        "frame_key": ids.frame_key(meta.video_id, meta.frame_index),
+        "frame_key": keys.frame_key(meta.video_id, meta.frame_index),
         "captured_at": meta.captured_at,
         "person_count": detection.person_count,
         "max_confidence": detection.max_confidence,
@@ -191,7 +191,7 @@ def build_face_record(meta: FrameMeta, face_index: int, detail: dict[str, Any], 
         "camera_id": meta.camera_id,
         "frame_index": meta.frame_index,
         "frame_time_s": meta.frame_time_s,
-        "frame_key": ids.frame_key(meta.video_id, meta.frame_index),
+        "frame_key": keys.frame_key(meta.video_id, meta.frame_index),
         "captured_at": meta.captured_at,
         "face_index": face_index,
         "confidence": _num(detail.get("Confidence")),
@@ -262,7 +262,7 @@ def build_track_draft(video_id: str, track_id: str, points: list[tuple[int, floa
         "captured_at_last": last.captured_at,
         "frames": len(points),
         "max_box_height": round(max(b["height"] for _, _, b in points), 4),
-        "best_frame_key": ids.frame_key(video_id, best_frame),
+        "best_frame_key": keys.frame_key(video_id, best_frame),
         "best_box": json.dumps(best_box, separators=(",", ":"), sort_keys=True),
         "path": json.dumps(path, separators=(",", ":")),
         "face_frames": face_frames,

@@ -33,14 +33,6 @@ DEFAULT_SEGMENT_SECONDS = 300.0
 _TOLERANCE = 1.1
 
 
-def segment_prefix(video: str) -> str:
-    return f"{video}/segments/"
-
-
-def segment_key(video: str, segment: int) -> str:
-    return f"{segment_prefix(video)}{segment:05d}.json"
-
-
 def plan(duration_s: float | None, options: SamplingOptions, span_s: float) -> list[tuple[float, float | None]]:
     """``[(start_s, end_s), ...]`` covering the video; the last ``end_s`` is None (to the end).
 

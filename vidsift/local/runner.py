@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from vidsift import aws, contract
-from vidsift.core import progress
+from vidsift.core import keys
 from vidsift.core.layout import Layout
 from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
 from vidsift.local.progress import VideoProgress
@@ -114,7 +114,7 @@ def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
         vo.frames_with_people, vo.faces = people[video], faces[video]
         # What analyze_faces was handed: each group of tracks' frames, one DetectFaces each
         # (tracks that share a frame share its call, so the tracks' face_frames can overcount).
-        work = aws.list_json(stack.names.bucket("people"), progress.faces_work_prefix(video))
+        work = aws.list_json(stack.names.bucket("people"), keys.faces_work_prefix(video))
         vo.tracks, vo.face_groups = tracks[video], len(work)
         vo.detect_faces_calls = sum(len(w["frames"]) for w in work)
 

@@ -22,6 +22,7 @@ from typing import Any
 from vidsift import aws, contract
 from vidsift.contract import local_names
 from vidsift.stages import visitors
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 
 def folder(out: Path) -> Path:
@@ -78,7 +79,7 @@ def _object_prefixes() -> list[str]:
 
 def save(names: contract.ResourceNames, out: Path) -> None:
     """The registry and the visitors' analytics objects back into the output folder."""
-    items = [{"pk": k, "doc": d, "version": v} for k, d, v in aws.visitor_scan(visitors.table_name(names))]
+    items = [{"pk": k, "doc": d, "version": v} for k, d, v in DynamoVisitorRegistry(visitors.table_name(names)).scan()]
     _write_atomic(registry_file(out), json.dumps(sorted(items, key=lambda i: i["pk"]), indent=1))
     bucket = names.bucket("analytics")
     root = Path(out) / "analytics"

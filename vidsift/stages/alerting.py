@@ -2,8 +2,9 @@
 state between invocations, S3 signs the frame link, SNS delivers.
 
 Kept out of vidsift/core (which makes no AWS call) so the rules stay plain Python; the
-calls themselves are in vidsift/aws.py. detect_people calls :func:`on_person_frame`,
-analyze_faces :func:`on_faces`; with no rule of the kind configured they return at once.
+state's table is vidsift.storage.alert_state, the other calls vidsift/aws.py. detect_people
+calls :func:`on_person_frame`, analyze_faces :func:`on_faces`; with no rule of the kind
+configured they return at once.
 :func:`rules_configured` and :func:`face_rules_configured` let the stages skip an edge
 snapshot (alert-only) that no rule could alert on.
 """
@@ -17,6 +18,7 @@ from vidsift import aws
 from vidsift.core.alerts import Alert, Alerter, AlertSettings, MemoryStore, StateStore, face_sightings, person_sightings
 from vidsift.core.records import FrameMeta
 from vidsift.settings import Settings
+from vidsift.storage.alert_state import DynamoAlertStateStore
 
 #: Without ALERT_TABLE (a local run of one process) the state stays in this process.
 _memory_store = MemoryStore()
@@ -30,23 +32,10 @@ def alert_settings() -> AlertSettings:
     return Settings.from_env().alerts
 
 
-class DynamoStore:
-    """The alert-state table: one item per key, conditional writes on a version number."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-
-    def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
-        return aws.alert_state_get(self.table, key)
-
-    def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool:
-        return aws.alert_state_put(self.table, key, doc, expected_version=expected_version, expires_at=expires_at)
-
-
 def alerter(settings: AlertSettings | None = None) -> Alerter:
     """An Alerter from the alert settings: ALERT_TABLE's state, ALERT_TOPIC_ARN's topic."""
     settings = settings or alert_settings()
-    store: StateStore = DynamoStore(settings.table) if settings.table else _memory_store
+    store: StateStore = DynamoAlertStateStore(settings.table) if settings.table else _memory_store
     topic = settings.topic_arn or ""
 
     def publish(alert: Alert) -> str:

@@ -1,4 +1,6 @@
-"""The tracking barrier's writes and the messages they release (vidsift.core.progress).
+"""The tracking barrier's writes and the messages they release: the stage side of
+vidsift.core.completion (which decides), over the tracking table's store
+(vidsift.storage.progress, which holds the items).
 
 split_frames begins a video (its video item, before any frame exists) and reports each
 segment it sampled; detect_people settles frames (detected, or given up on their last
@@ -18,9 +20,10 @@ import time
 from typing import Any
 
 from vidsift import aws
-from vidsift.core import ids, progress
-from vidsift.core.progress import SENTINEL, segment_part
+from vidsift.core import completion, keys
+from vidsift.core.completion import SENTINEL, segment_part
 from vidsift.logs import get_logger
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 
 logger = get_logger("tracking")
 #: What a settling update must see to decide whether its segment is complete.
@@ -34,15 +37,16 @@ def now() -> int:
 def begin_video(table: str, video: str, *, segments: int, per: int, source: str, version: str) -> None:
     """split_frames knows how the video is cut: recorded before any of its frames exists, so
     detect_people can find a frame's segment from its index (and the sweeper the video)."""
-    aws.tracking_mark(table, video, set_={"segments": segments, "per": per, "source": source, "version": version,
-                                          "updated_at": now()},
-                      default={"open": progress.OPEN}, add={"tracked": {SENTINEL}, "recovered": {SENTINEL}})
+    DynamoProgressStore(table).mark(video, set_={"segments": segments, "per": per, "source": source, "version": version,
+                                                 "updated_at": now()},
+                                    default={"open": completion.OPEN},
+                                    add={"tracked": {SENTINEL}, "recovered": {SENTINEL}})
 
 
 def fail_video(table: str, video: str, *, reason: str, source: str, version: str) -> None:
     """The video's end state when its input is unusable (the reason is also under errors/)."""
-    aws.tracking_mark(table, video, set_={"state": progress.FAILED, "reason": reason[:1000], "source": source,
-                                          "version": version, "updated_at": now()}, remove=["open"])
+    DynamoProgressStore(table).mark(video, set_={"state": completion.FAILED, "reason": reason[:1000], "source": source,
+                                                 "version": version, "updated_at": now()}, remove=["open"])
 
 
 def _segment(table: str, part: str, *, set_: dict[str, Any] | None = None,
@@ -51,15 +55,16 @@ def _segment(table: str, part: str, *, set_: dict[str, Any] | None = None,
     sets = {"done": {SENTINEL}, "failed": {SENTINEL}}
     for k, v in (add or {}).items():
         sets[k] = sets[k] | set(v)
-    got = aws.tracking_mark(table, part, set_={**(set_ or {}), "updated_at": now()}, add=sets,
-                            default={} if set_ and "expected" in set_ else {"expected": SENTINEL})
+    got = DynamoProgressStore(table).mark(part, set_={**(set_ or {}), "updated_at": now()}, add=sets,
+                                          default={} if set_ and "expected" in set_ else {"expected": SENTINEL})
     if all(k in got for k in _SEGMENT_FIELDS):
         return got
-    return aws.tracking_item(table, part)  # an unchanged attribute left out of the answer
+    return DynamoProgressStore(table).item(part)  # an unchanged attribute left out of the answer
 
 
 def _send_segment(track_queue_url: str, video: str, segment: int, item: dict[str, Any]) -> None:
-    aws.send_messages(track_queue_url, [progress.segment_message(video, segment, progress.generation(item))])
+    message = completion.SegmentMessage(video, segment, completion.generation(item))
+    aws.send_messages(track_queue_url, [message.to_json()])
 
 
 def report_sampled(table: str, track_queue_url: str | None, video: str, segment: int,
@@ -67,7 +72,7 @@ def report_sampled(table: str, track_queue_url: str | None, video: str, segment:
     """split_frames sampled a segment: how many frames it wrote. If detection already settled
     them all (a small video, a retry), the segment goes to track_people from here."""
     item = _segment(table, segment_part(video, segment), set_=fields)
-    if progress.segment_detected(item) and track_queue_url:
+    if completion.segment_detected(item) and track_queue_url:
         _send_segment(track_queue_url, video, segment, item)
 
 
@@ -78,19 +83,19 @@ def settle(table: str, track_queue_url: str, video: str, segment: int, *, done: 
     frames given up before)."""
     add = {k: set(v) for k, v in (("done", done), ("failed", failed)) if v}
     item = _segment(table, segment_part(video, segment), add=add)
-    if progress.segment_detected(item):
+    if completion.segment_detected(item):
         _send_segment(track_queue_url, video, segment, item)
 
 
 def videos(table: str, video_ids: set[str]) -> dict[str, dict[str, Any]]:
     """The video items of ``video_ids`` (one BatchGetItem); a video not begun is absent."""
-    found = aws.tracking_get(table, [(v, aws.PROGRESS_N) for v in sorted(video_ids)])
+    found = DynamoProgressStore(table).get([(v, PROGRESS_N) for v in sorted(video_ids)])
     return {part: item for (part, _), item in found.items()}
 
 
 def segment_of(video_item: dict[str, Any] | None, index: int) -> int:
     item = video_item or {}
-    return progress.segment_of(index, int(item.get("per", 0)), int(item.get("segments", 1)))
+    return completion.segment_of(index, int(item.get("per", 0)), int(item.get("segments", 1)))
 
 
 def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
@@ -108,30 +113,30 @@ def recorded(table: str, track_queue_url: str, frames: list[tuple[str, int]]) ->
         return {}
     items = videos(table, {v for v, _ in frames})
     where = {(v, i): segment_part(v, segment_of(items.get(v), i)) for v, i in frames}
-    found = aws.tracking_get(table, [*((p, i) for (_, i), p in where.items()),
-                                     *((p, aws.PROGRESS_N) for p in dict.fromkeys(where.values()))])
+    found = DynamoProgressStore(table).get([*((p, i) for (_, i), p in where.items()),
+                                            *((p, PROGRESS_N) for p in dict.fromkeys(where.values()))])
     done: dict[tuple[str, int], dict[str, str]] = {}
     resend: set[tuple[str, int]] = set()
     for (video, index), part in where.items():
-        doc, seg = found.get((part, index)), found.get((part, aws.PROGRESS_N)) or {}
-        if doc is None or not isinstance(doc.get("meta"), dict) or index not in progress.real(seg.get("done")):
+        doc, seg = found.get((part, index)), found.get((part, PROGRESS_N)) or {}
+        if doc is None or not isinstance(doc.get("meta"), dict) or index not in completion.real(seg.get("done")):
             continue
         done[(video, index)] = doc["meta"]
         segment = int(part.rsplit("/", 1)[1])
-        if progress.segment_detected(seg) and _untracked(items.get(video, {}), segment, seg):
+        if completion.segment_detected(seg) and _untracked(items.get(video, {}), segment, seg):
             resend.add((video, segment))
     for video, segment in sorted(resend):
         logger.warning("a complete segment its video was not tracked with: sent to track_people again",
                        extra={"video_id": video, "segment": segment})
-        _send_segment(track_queue_url, video, segment, found[(segment_part(video, segment), aws.PROGRESS_N)])
+        _send_segment(track_queue_url, video, segment, found[(segment_part(video, segment), PROGRESS_N)])
     return done
 
 
 def _untracked(video_item: dict[str, Any], segment: int, seg: dict[str, Any]) -> bool:
     """The video has no end state yet, or has one without this segment's recovered frames."""
-    if video_item.get("state") != progress.TRACKED:
-        return segment not in progress.real(video_item.get("tracked"))
-    return bool(progress.recovered(seg) - progress.real(video_item.get("recovered")))
+    if video_item.get("state") != completion.TRACKED:
+        return segment not in completion.real(video_item.get("tracked"))
+    return bool(completion.recovered(seg) - completion.real(video_item.get("recovered")))
 
 
 def record_frames(table: str, track_queue_url: str, frames: list[tuple[str, int, int, dict[str, Any]]]) -> None:
@@ -140,7 +145,7 @@ def record_frames(table: str, track_queue_url: str, frames: list[tuple[str, int,
     so a segment the ADD completes finds every one of its frames."""
     if not frames:
         return
-    aws.tracking_put_frames(table, [(segment_part(v, s), i, doc) for v, s, i, doc in frames])
+    DynamoProgressStore(table).put_frames([(segment_part(v, s), i, doc) for v, s, i, doc in frames])
     by_segment: dict[tuple[str, int], set[int]] = {}
     for video, segment, index, _ in frames:
         by_segment.setdefault((video, segment), set()).add(index)
@@ -153,7 +158,7 @@ def give_up(table: str, track_queue_url: str, frame_keys: list[str]) -> None:
     tracked without them, the gap recorded."""
     by_video: dict[str, set[int]] = {}
     for key in frame_keys:
-        parsed = ids.parse_frame_key(key)
+        parsed = keys.parse_frame_key(key)
         if parsed:
             by_video.setdefault(parsed[0], set()).add(parsed[1])
     if not by_video:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import counts
+from vidsift.core import counts, keys
 from vidsift.core.layout import Layout, LayoutError, parse
 from vidsift.logs import get_logger
 
@@ -66,7 +66,7 @@ def write_video(put: Put, layout: Layout | None, video_id: str, tracks: list[dic
         return None
     crossings, visits = counts.video_rows(camera, tracks, dt) if camera else ([], [])
     for table, rows in (("crossings", crossings), ("zone_visits", visits)):
-        put(contract.count_key(table, dt, video_id), counts.lines_body(rows))
+        put(keys.count_key(table, dt, video_id), counts.lines_body(rows))
     return {"crossings": len(crossings), "zone_visits": len(visits)} if camera else None
 
 

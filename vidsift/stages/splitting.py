@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from vidsift import aws
 from vidsift.contract import upload_key
-from vidsift.core import ids, progress, segments
+from vidsift.core import completion, ids, keys, segments
 from vidsift.core.dedup import parse_setting
 from vidsift.core.errors import BadInputError, ConfigError
 from vidsift.core.events import ObjectRef
@@ -46,7 +46,7 @@ class SplitConfig:
     options: SamplingOptions
     segment_seconds: float
     queue_url: str | None
-    #: The tracking barrier (vidsift.core.progress); None: no tracking (a stack without it).
+    #: The tracking barrier (vidsift.core.completion); None: no tracking (a stack without it).
     tracking_table: str | None = None
     track_queue_url: str | None = None
 
@@ -177,7 +177,7 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
                                camera_id=src.camera_id, frame_index=frame.index, frame_time_s=frame.time_s,
                                captured_at=captured_at(src.recorded_at, frame.time_s),
                                content_sha256=hashlib.sha256(frame.jpeg).hexdigest(), segment=segment)
-                up.submit(aws.put_object, config.frames_bucket, ids.frame_key(src.video_id, frame.index),
+                up.submit(aws.put_object, config.frames_bucket, keys.frame_key(src.video_id, frame.index),
                           frame.jpeg, content_type="image/jpeg", metadata=fm.to_s3())
                 first_index = frame.index if first_index is None else first_index
                 last_index = frame.index
@@ -208,17 +208,17 @@ def _report_sampled(config: SplitConfig, video_id: str, doc: dict[str, Any]) -> 
     finished them all (a small video, a retry), tell track_people the segment is ready."""
     if not config.tracking_table:
         return
-    fields = progress.sampled_fields(int(doc["frames_kept"] or 0), doc["first_index"], doc["last_index"],
+    fields = completion.sampled_fields(int(doc["frames_kept"] or 0), doc["first_index"], doc["last_index"],
                                      float(doc["start_s"] or 0.0))
     barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc["segment"]), fields)
 
 
 def _span_s(config: SplitConfig, options: SamplingOptions) -> float:
     """Segment length: the setting, shortened so that no segment holds more than
-    progress.MAX_SEGMENT_FRAMES sampled frames (its progress item stays small at any fps)."""
+    completion.MAX_SEGMENT_FRAMES sampled frames (its progress item stays small at any fps)."""
     if options.keyframes:
         return config.segment_seconds
-    return min(config.segment_seconds, progress.MAX_SEGMENT_FRAMES / max(options.fps, 1e-9))
+    return min(config.segment_seconds, completion.MAX_SEGMENT_FRAMES / max(options.fps, 1e-9))
 
 
 def _per(spans: list[tuple[float, float | None]], options: SamplingOptions) -> int:
@@ -266,7 +266,7 @@ def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str
             doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
                                        segment_count=1, started=started)
     summary = segments.merge([doc])
-    aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), summary)
+    aws.put_json(config.frames_bucket, keys.summary_key(src.video_id), summary)
     if error:
         raise error
     return summary
@@ -287,17 +287,17 @@ def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
     with VideoFile(reader, what=task.uri) as video:
         doc, error = _sample_range(config, src, video, reader, options, start_s=task.start_s, end_s=task.end_s,
                                    segment=task.segment, segment_count=task.segments, started=started)
-    aws.put_json(config.frames_bucket, segments.segment_key(src.video_id, task.segment), doc)
+    aws.put_json(config.frames_bucket, keys.segment_key(src.video_id, task.segment), doc)
     docs = _segment_docs(config.frames_bucket, src.video_id)
     if len({d["segment"] for d in docs}) == task.segments:
-        aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), segments.merge(docs))
+        aws.put_json(config.frames_bucket, keys.summary_key(src.video_id), segments.merge(docs))
     if error:
         raise error
     return {k: doc[k] for k in ("video_id", "segment", "segments", "frames_kept", "seconds")}
 
 
 def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
-    return list(aws.list_json(bucket, segments.segment_prefix(video)))
+    return list(aws.list_json(bucket, keys.segment_prefix(video)))
 
 
 queue_url_from_arn = aws.queue_url_from_arn

@@ -1,6 +1,6 @@
 """The stalled-video sweeper: every video reaches an end state, even when a message is lost.
 
-The barrier (vidsift.core.progress) waits for every frame of a segment. A frame whose message
+The barrier (vidsift.core.completion) waits for every frame of a segment. A frame whose message
 reaches the DLQ without its last receive running the function (a receive while the function
 is throttled counts, a crashed invocation, a message deleted by hand) is never given up, and
 its video would wait with no alarm until the tracking table's TTL deleted it. So a scheduled
@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import completion, keys
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.settings import Settings
 from vidsift.stages import barrier
 from vidsift.stages.runtime import metric, record_bad_input
+from vidsift.storage.progress import PROGRESS_N, DynamoProgressStore
 
 STAGE = "sweep_stalled"
 STALLED_METRIC = "StalledVideos"
@@ -77,16 +78,16 @@ def sweep(config: SweepConfig, now: float | None = None) -> SweepResult:
     now = time.time() if now is None else now
     before = now - config.stall_after_s
     result = SweepResult()
-    for video in aws.tracking_open(config.table, config.index, updated_before=before):
-        item = aws.tracking_item(config.table, video)
+    for video in DynamoProgressStore(config.table).open_videos(config.index, updated_before=before):
+        item = DynamoProgressStore(config.table).item(video)
         if item.get("state"):  # ended meanwhile: the index forgets it
-            aws.tracking_mark(config.table, video, remove=["open"])
+            DynamoProgressStore(config.table).mark(video, remove=["open"])
             continue
         if "segments" not in item:
             continue
-        parts = [progress.segment_part(video, k) for k in range(int(item["segments"]))]
-        found = aws.tracking_get(config.table, [(p, aws.PROGRESS_N) for p in parts])
-        segs = {k: found.get((p, aws.PROGRESS_N), {}) for k, p in enumerate(parts)}
+        parts = [completion.segment_part(video, k) for k in range(int(item["segments"]))]
+        found = DynamoProgressStore(config.table).get([(p, PROGRESS_N) for p in parts])
+        segs = {k: found.get((p, PROGRESS_N), {}) for k, p in enumerate(parts)}
         latest = max([float(item.get("updated_at", 0))] + [float(s.get("updated_at", 0)) for s in segs.values()])
         if latest >= before:
             continue  # still moving: a long video's segments are being detected
@@ -103,41 +104,43 @@ def sweep(config: SweepConfig, now: float | None = None) -> SweepResult:
 
 def _finish(config: SweepConfig, video: str, item: dict[str, Any], segs: dict[int, dict[str, Any]]) -> bool:
     """Move one stalled video on; False if it can only be reported (its end state: failed)."""
-    unsampled = [k for k, s in segs.items() if int(s.get("expected", progress.SENTINEL)) < 0]
+    unsampled = [k for k, s in segs.items() if int(s.get("expected", completion.SENTINEL)) < 0]
     if unsampled:
         return _fail(config, video, item, f"stalled: split_frames never reported segment(s) {unsampled} of "
                                           f"{len(segs)} (see split_frames' DLQ and errors/split_frames/; redriving "
                                           "it finishes the video)")
-    waiting = [k for k, s in segs.items() if not progress.segment_detected(s)]
+    waiting = [k for k, s in segs.items() if not completion.segment_detected(s)]
     if waiting:
         written = _frames_written(config, video)
         for k in waiting:
             s = segs[k]
-            span = progress.span(s)
+            span = completion.span(s)
             mine = {i for i in written if span and span[1] <= i <= span[2]}
-            lost = mine - progress.real(s.get("done")) - progress.real(s.get("failed"))
-            if len(progress.real(s.get("done")) | progress.real(s.get("failed")) | lost) < int(s["expected"]):
+            lost = mine - completion.real(s.get("done")) - completion.real(s.get("failed"))
+            if len(completion.real(s.get("done")) | completion.real(s.get("failed")) | lost) < int(s["expected"]):
                 return _fail(config, video, item, f"stalled: segment {k} expects {s['expected']} frames but fewer "
                                                   "exist in the frames bucket (deleted?)")
             logger.warning("stalled segment: frames never settled are given up",
                            extra={"video_id": video, "segment": k, "frames": sorted(lost)[:50]})
             barrier.settle(config.table, config.track_queue_url, video, k, failed=lost)
-    tracked = progress.real(item.get("tracked"))
+    tracked = completion.real(item.get("tracked"))
     for k, s in segs.items():
-        if k not in waiting and (k not in tracked or progress.recovered(s) - progress.real(item.get("recovered"))):
-            aws.send_messages(config.track_queue_url, [progress.segment_message(video, k, progress.generation(s))])
-    if progress.tracked(item):  # every segment tracked, the video never stitched
-        aws.send_messages(config.track_queue_url, [progress.video_message(video, progress.generation(item))])
+        if k not in waiting and (k not in tracked or completion.recovered(s) - completion.real(item.get("recovered"))):
+            message = completion.SegmentMessage(video, k, completion.generation(s))
+            aws.send_messages(config.track_queue_url, [message.to_json()])
+    if completion.tracked(item):  # every segment tracked, the video never stitched
+        aws.send_messages(config.track_queue_url,
+                          [completion.VideoMessage(video, completion.generation(item)).to_json()])
     # Moved on: the next sweep waits a whole period before judging it again.
-    aws.tracking_mark(config.table, video, set_={"updated_at": barrier.now()})
+    DynamoProgressStore(config.table).mark(video, set_={"updated_at": barrier.now()})
     return True
 
 
 def _frames_written(config: SweepConfig, video: str) -> set[int]:
     """Frame indices split_frames wrote for the video (its frame keys in the frames bucket)."""
     out = set()
-    for key in aws.list_keys(config.frames_bucket, f"{video}/"):
-        parsed = ids.parse_frame_key(key)
+    for key in aws.list_keys(config.frames_bucket, keys.frames_prefix(video)):
+        parsed = keys.parse_frame_key(key)
         if parsed and parsed[0] == video:
             out.add(parsed[1])
     return out

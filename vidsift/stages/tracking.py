@@ -1,7 +1,7 @@
 """The tracking stage: what detect_people records for it, and track_people's two steps.
 
 detect_people records each frame's boxes and settles it in the video's progress
-(vidsift.core.progress). Once the video is detected, track_people tracks each segment
+(vidsift.core.completion). Once the video is detected, track_people tracks each segment
 alone (``track_segment_work``: its result kept in the frames bucket), then, once all are,
 stitches them (``track_video_work``): it writes the ``people`` rows (each box with its
 track id), chooses each track's face frames (vidsift.core.face_frames), writes the rows of
@@ -15,13 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from vidsift import aws
-from vidsift.core import face_frames, ids, progress
+from vidsift.core import completion, face_frames, keys
 from vidsift.core.detection import Box, Detection
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
 from vidsift.core.tracking import FramePeople, Point, Track, stitch, track_segment
 from vidsift.logs import get_logger
 from vidsift.settings import Settings
 from vidsift.stages import barrier, counting
+from vidsift.storage.progress import DynamoProgressStore
 
 logger = get_logger("tracking")
 
@@ -60,18 +61,18 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video, segment = str(obj["video_id"]), int(obj["segment"])
-    part = progress.segment_part(video, segment)
-    item = aws.tracking_item(table, part)
-    span = progress.span(item)
-    docs = aws.tracking_frames(table, part) if span else []
-    failed = sorted(progress.gaps(item))
+    part = completion.segment_part(video, segment)
+    item = DynamoProgressStore(table).item(part)
+    span = completion.span(item)
+    docs = DynamoProgressStore(table).frames(part) if span else []
+    failed = sorted(completion.gaps(item))
     frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
                           tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
     tracks = track_segment(frames, settings.track, prefix=f"s{segment}-")
-    aws.put_json(settings.frames_bucket, progress.tracking_key(video, segment), {
+    aws.put_json(settings.frames_bucket, keys.tracking_key(video, segment), {
         "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
         "frames": docs, "tracks": {t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}})
-    _segment_tracked(settings, table, video, segment, progress.recovered(item))
+    _segment_tracked(settings, table, video, segment, completion.recovered(item))
     return {"video_id": video, "segment": segment, "frames": len(docs), "tracks": len(tracks),
             "frames_given_up": len(failed)}
 
@@ -79,15 +80,16 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
 def _segment_tracked(settings: Settings, table: str, video: str, segment: int, recovered: set[int]) -> None:
     """ADD the segment to its video's tracked set (and the frames it recovered: a video
     tracked before is reopened); the update that completes the set sends the video on."""
-    got = aws.tracking_mark(table, video, set_={"updated_at": barrier.now()},
-                            default={"open": progress.OPEN} if recovered else {},
-                            add={"tracked": {segment, progress.SENTINEL},
-                                 "recovered": recovered | {progress.SENTINEL}},
-                            remove=["state"] if recovered else ())
+    got = DynamoProgressStore(table).mark(video, set_={"updated_at": barrier.now()},
+                                          default={"open": completion.OPEN} if recovered else {},
+                                          add={"tracked": {segment, completion.SENTINEL},
+                                               "recovered": recovered | {completion.SENTINEL}},
+                                          remove=["state"] if recovered else ())
     if not all(k in got for k in ("segments", "tracked", "recovered")):
-        got = aws.tracking_item(table, video)  # an unchanged attribute left out of the answer
-    if progress.tracked(got):
-        aws.send_messages(settings.need("track_queue_url"), [progress.video_message(video, progress.generation(got))])
+        got = DynamoProgressStore(table).item(video)  # an unchanged attribute left out of the answer
+    if completion.tracked(got):
+        aws.send_messages(settings.need("track_queue_url"),
+                          [completion.VideoMessage(video, completion.generation(got)).to_json()])
 
 
 # --- track_people, step 2: the video ---------------------------------------------------
@@ -110,8 +112,8 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video = str(obj["video_id"])
-    item = aws.tracking_item(table, video)
-    docs = [aws.get_json(settings.frames_bucket, progress.tracking_key(video, k)) for k in range(int(item["segments"]))]
+    item = DynamoProgressStore(table).item(video)
+    docs = [aws.get_json(settings.frames_bucket, keys.tracking_key(video, k)) for k in range(int(item["segments"]))]
     tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], settings.track)
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
     metas: dict[int, FrameMeta] = {}
@@ -143,12 +145,12 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
         work = {
             "video_id": video,
             "tracks": [drafts[tid] for tid in group],
-            "frames": [{"frame_index": i, "key": ids.frame_key(video, i), "meta": metas[i].to_s3(),
+            "frames": [{"frame_index": i, "key": keys.frame_key(video, i), "meta": metas[i].to_s3(),
                         "people": [[tid, b] for tid, b in boxes_by_frame[i]]} for i in frames_needed],
         }
-        key = progress.faces_work_key(video, group[0])
+        key = keys.faces_work_key(video, group[0])
         aws.put_json(settings.people_bucket, key, work)
-        messages.append(progress.faces_message(video, key))
+        messages.append(completion.FacesMessage(video, key).to_json())
     if messages:
         aws.send_messages(settings.need("faces_queue_url"), messages)
     # Lines and zones (vidsift.stages.counting): the tracks' paths against the camera's layout.
@@ -156,8 +158,9 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     result = {"video_id": video, "tracks": len(tracks), "face_frames": sum(len(p) for p in chosen.values()),
               "face_groups": len(messages), "people_rows": len(rows), "frames_given_up": len(failed)}
     # The end state (the sweeper's index forgets the video): tracked, with the frames given up.
-    aws.tracking_mark(table, video, set_={"state": progress.TRACKED, "gap_frames": len(failed),
-                                          "generation": int(obj.get("generation", 0)), "updated_at": barrier.now()},
-                      remove=["open", "reason"])
+    DynamoProgressStore(table).mark(video, set_={"state": completion.TRACKED, "gap_frames": len(failed),
+                                                 "generation": int(obj.get("generation", 0)),
+                                                 "updated_at": barrier.now()},
+                                    remove=["open", "reason"])
     logger.info("video tracked", extra=result)
     return result

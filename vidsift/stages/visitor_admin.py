@@ -1,8 +1,8 @@
 """Visitors' lifecycle: list, name, forget on request, expire after the retention period.
 
 The rules are written once against a :class:`Store` (the registry, the collection's faces and
-the analytics objects), which is the deployed stack (:class:`CloudStore`, through
-vidsift/aws.py: DynamoDB, Rekognition, S3) or a local run's output folder
+the analytics objects), which is the deployed stack (:class:`CloudStore`: the registry through
+vidsift.storage.visitors, Rekognition and S3 through vidsift/aws.py) or a local run's output folder
 (vidsift.local.visitors.LocalStore). Every command checks its input before it changes
 anything: an unknown id, an empty name or a forget of an unknown id is one clear error and
 nothing is changed.
@@ -26,8 +26,10 @@ from typing import Any, Protocol
 
 from vidsift import aws, contract
 from vidsift.core import visitors as rules
+from vidsift.core.keys import visitor_audit_key, visitor_faces_prefix
 from vidsift.core.records import iso, utc_now
 from vidsift.stages.visitors import visitor_key
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 #: The tables whose rows name a visitor (people rows hold boxes, not faces or visitors).
 ROW_TABLES = ("tracks", "faces")
@@ -64,16 +66,16 @@ class CloudStore:
     _gzipped: set[str] = field(default_factory=set)
 
     def items(self) -> list[tuple[str, dict[str, Any], int]]:
-        return aws.visitor_scan(self.table)
+        return DynamoVisitorRegistry(self.table).scan()
 
     def get(self, key: str) -> tuple[dict[str, Any] | None, int]:
-        return aws.visitor_get(self.table, key)
+        return DynamoVisitorRegistry(self.table).get(key)
 
     def put(self, key: str, doc: dict[str, Any], expected_version: int) -> bool:
-        return aws.visitor_put(self.table, key, doc, expected_version=expected_version)
+        return DynamoVisitorRegistry(self.table).put(key, doc, expected_version=expected_version)
 
     def delete_item(self, key: str) -> None:
-        aws.visitor_delete(self.table, key)
+        DynamoVisitorRegistry(self.table).delete(key)
 
     def faces(self) -> list[dict[str, Any]]:
         return aws.list_faces(self.collection)
@@ -169,7 +171,7 @@ def _delete_visitor_faces(store: Store, visitor_id: str) -> int:
 
 
 def _delete_thumbnails(store: Store, visitor_id: str) -> int:
-    keys = store.keys(f"{contract.load()['visitors']['faces_prefix']}{visitor_id}/")
+    keys = store.keys(visitor_faces_prefix(visitor_id))
     for key in keys:
         store.delete(key)
     return len(keys)
@@ -214,8 +216,7 @@ def _tombstone(store: Store, visitor_id: str, status: str, at: str) -> None:
 
 
 def _audit(store: Store, record: dict[str, Any]) -> str:
-    key = f"{contract.load()['visitors']['audit_prefix']}{record['at'].replace(':', '')}-{record['visitor_id']}-" \
-          f"{record['action']}.json"
+    key = visitor_audit_key(record["at"], record["visitor_id"], record["action"])
     store.write(key, json.dumps(record, indent=1, sort_keys=True).encode(), "application/json")
     return store.where(key)
 

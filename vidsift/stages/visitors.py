@@ -28,12 +28,13 @@ from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import matching
+from vidsift.core import keys, matching
 from vidsift.core import visitors as rules
 from vidsift.core.records import FrameMeta, iso, utc_now
 from vidsift.logs import get_logger
 from vidsift.settings import Settings, VisitorSettings
 from vidsift.stages import rate
+from vidsift.storage.visitors import DynamoVisitorRegistry
 
 logger = get_logger("visitors")
 
@@ -62,9 +63,9 @@ def table_name(names: contract.ResourceNames) -> str:
 def _update(table: str, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]) -> dict[str, Any]:
     """Read-modify-write one registry item until no concurrent writer got in between."""
     for _ in range(20):
-        doc, version = aws.visitor_get(table, key)
+        doc, version = DynamoVisitorRegistry(table).get(key)
         new = change(doc)
-        if new == doc or aws.visitor_put(table, key, new, expected_version=version):
+        if new == doc or DynamoVisitorRegistry(table).put(key, new, expected_version=version):
             return new
     raise RuntimeError(f"registry item {key} kept changing under 20 attempts to update it")
 
@@ -127,7 +128,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     """The visitor columns of one visit (None: no usable face), indexing and recording as it goes."""
     table, collection = str(settings.table), str(settings.collection)
     visit_key = visit_item_key(video_id, track["track_id"])
-    done, _ = aws.visitor_get(table, visit_key)
+    done, _ = DynamoVisitorRegistry(table).get(visit_key)
     if done is not None:  # a replay: the answer stands, nothing searched or indexed again
         return _visit_columns(done)
     usable = []
@@ -150,12 +151,12 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
                 break
     gone = set()
     for vid in {h.visitor_id for h in found}:
-        doc, _ = aws.visitor_get(table, visitor_key(vid))
+        doc, _ = DynamoVisitorRegistry(table).get(visitor_key(vid))
         if doc is not None and doc.get("status") != "active":
             gone.add(vid)
     decision = rules.decide(found, own, settings.threshold, gone)
     vid = decision.visitor_id or new_visitor_id(table)
-    current, _ = aws.visitor_get(table, visitor_key(vid))
+    current, _ = DynamoVisitorRegistry(table).get(visitor_key(vid))
     indexed: dict[str, str] = {}
     for face in rules.faces_to_index(usable, len((current or {}).get("faces", {})), settings.faces_max,
                                      decision.indexed_refs):
@@ -166,7 +167,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     seen = rules.seen_at({"captured_at_first": track.get("captured_at_first"), "processed_at": iso(now)})
     vk = rules.visit_key(video_id, track["track_id"])
     best = usable[0]
-    thumb = f"{contract.load()['visitors']['faces_prefix']}{vid}/{_ref(best)}.jpg"
+    thumb = keys.visitor_face_key(vid, _ref(best))
 
     def record(doc: dict[str, Any] | None) -> dict[str, Any]:
         doc = dict(doc or {"visitor_id": vid, "status": "active", "visits": [], "cameras": [], "faces": {},
@@ -186,8 +187,8 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     if doc["thumbnail"] == thumb:  # the visitor's first visit: its best face is the thumbnail
         aws.put_object(analytics_bucket, thumb, crops[best["record_id"]], content_type="image/jpeg", metadata={})
     visit = {"visitor_id": vid, "visit_number": doc["visits"].index(vk) + 1, "visitor_first_seen": doc["first_seen"]}
-    if not aws.visitor_put(table, visit_key, visit, expected_version=0):
-        visit, _ = aws.visitor_get(table, visit_key)  # a concurrent replay wrote it first
+    if not DynamoVisitorRegistry(table).put(visit_key, visit, expected_version=0):
+        visit, _ = DynamoVisitorRegistry(table).get(visit_key)  # a concurrent replay wrote it first
         assert visit is not None
     logger.info("visit assigned", extra={"visit": vk, **visit, "similarity": decision.similarity,
                                          "indexed": len(indexed), "usable_faces": len(usable)})

@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import ids, progress
+from vidsift.core import completion, keys
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
+from vidsift.storage.progress import DynamoProgressStore
 
 
 def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: str = "frames") -> str:
@@ -30,7 +31,7 @@ def put_frame(stack: LocalStack, video: str, index: int, body: bytes, bucket: st
     tracked and its people rows written, as a sampled video's would be."""
     meta = FrameMeta(video_id=video, source_bucket="raw", source_key=f"uploads/{video}.mp4", camera_id="c",
                      frame_index=index, frame_time_s=float(index), captured_at=None)
-    key = ids.frame_key(video, index)
+    key = keys.frame_key(video, index)
     if bucket == "people":
         key = f"{contract.stage('alert_faces')['source_prefix']}{key}"
     aws.client("s3").put_object(Bucket=stack.names.bucket(bucket), Key=key, Body=body, Metadata=meta.to_s3())
@@ -52,13 +53,13 @@ def count_sampled(stack: LocalStack, video: str, index: int) -> None:
     """What split_frames records of a video it sampled whole, for a video whose frames a test
     puts: the video (one segment) and the segment's frames so far."""
     table = stack.names.tracking_table
-    aws.tracking_mark(table, video, set_={"segments": 1, "per": 0, "source": f"s3://raw/uploads/{video}.mp4",
-                                          "version": "", "updated_at": int(time.time())},
-                      default={"open": progress.OPEN}, add={"tracked": {progress.SENTINEL}})
-    part = progress.segment_part(video, 0)
-    aws.tracking_mark(table, part, add={"sampled": {index}})
-    sampled = aws.tracking_item(table, part)["sampled"]
-    aws.tracking_mark(table, part, set_=progress.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
+    DynamoProgressStore(table).mark(video, set_={"segments": 1, "per": 0, "source": f"s3://raw/uploads/{video}.mp4",
+                                                 "version": "", "updated_at": int(time.time())},
+                                    default={"open": completion.OPEN}, add={"tracked": {completion.SENTINEL}})
+    part = completion.segment_part(video, 0)
+    DynamoProgressStore(table).mark(part, add={"sampled": {index}})
+    sampled = DynamoProgressStore(table).item(part)["sampled"]
+    DynamoProgressStore(table).mark(part, set_=completion.sampled_fields(len(sampled), min(sampled), max(sampled), 0.0))
 
 
 def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
@@ -87,7 +88,7 @@ def rows(stack: LocalStack, table: str, **match: object) -> list[dict[str, Any]]
 
 def error_records(stack: LocalStack, stage: str) -> dict[str, dict[str, Any]]:
     """The errors/<stage>/ records, by subject (an object's URI, or sqs:<message id>)."""
-    prefix = f"{contract.load()['analytics_prefixes']['errors']}{stage}/"
+    prefix = keys.error_prefix(stage)
     return {d["subject"]: d for d in aws.list_json(stack.names.bucket("analytics"), prefix)}
 
 
@@ -98,11 +99,11 @@ def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
     while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for m in msgs:
             try:
-                found = progress.message_kind(json.loads(m["Body"]))
+                found = completion.message_kind(json.loads(m["Body"]))
             except ValueError:
                 found = None
             if found:
-                subjects.append(progress.subject(*found, people_bucket=stack.names.bucket("people")))
+                subjects.append(completion.subject(*found, people_bucket=stack.names.bucket("people")))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 continue
             try:

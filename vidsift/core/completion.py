@@ -5,10 +5,10 @@ Frames of one video reach detect_people in any order, across concurrent invocati
 segments, while a tracker needs them in time order and complete. Ordering them by design
 (SQS FIFO groups per video) would need split_frames to send every frame itself, since S3
 cannot notify a FIFO queue, and would serialise a video's detection. Instead detection
-stays parallel and records each frame's boxes (aws.tracking_put_frames), and progress is
+stays parallel and records each frame's boxes (vidsift.storage.progress), and progress is
 counted as *sets* of frame indices, so a retried frame is never counted twice. The items
-(DynamoDB, one table, vidsift.aws) are small and many, so no item grows with the video's
-length and no key is hot for a long video:
+(DynamoDB, one table, vidsift.storage.progress) are small and many, so no item grows with
+the video's length and no key is hot for a long video:
 
 - one *video item* (part ``<video>``): ``segments``, ``per`` (grid points per segment, to
   find a frame's segment from its index), the source object and version, ``tracked`` (the
@@ -41,7 +41,8 @@ function is throttled also counts) leaves its segment incomplete: the sweeper
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from vidsift.core.errors import BadInputError
 
@@ -131,46 +132,107 @@ def span(item: dict[str, Any]) -> tuple[float, int, int] | None:
     return float(item.get("start", 0.0)), int(item["first"]), int(item["last"])
 
 
-def segment_message(video_id: str, segment: int, generation: int = 0) -> dict[str, Any]:
-    """A segment is detected (``generation``: how many of its frames were recovered)."""
-    return {SEGMENT_MESSAGE: {"video_id": video_id, "segment": segment, "generation": generation}}
+@dataclass(frozen=True)
+class SegmentMessage:
+    """A segment is detected: track_people tracks it (``generation``: how many of its frames
+    were recovered after being given up, so a recovery is new work for its idempotency)."""
+
+    KIND: ClassVar[str] = SEGMENT_MESSAGE
+    video_id: str
+    segment: int
+    generation: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The message body as sent (one key: the kind)."""
+        return {self.KIND: {"video_id": self.video_id, "segment": self.segment, "generation": self.generation}}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> SegmentMessage:
+        """The message, from a body that is one (:func:`parse_message` says whether it is)."""
+        body = _checked(cls.KIND, doc, {"video_id": str, "segment": int}, generation=True)
+        return cls(body["video_id"], body["segment"], body.get("generation", 0))
 
 
-def video_message(video_id: str, generation: int = 0) -> dict[str, Any]:
-    """A video's segments are all tracked (``generation``: frames recovered in the video)."""
-    return {VIDEO_MESSAGE: {"video_id": video_id, "generation": generation}}
+@dataclass(frozen=True)
+class VideoMessage:
+    """A video's segments are all tracked: track_people stitches them (``generation``: frames
+    recovered in the whole video)."""
+
+    KIND: ClassVar[str] = VIDEO_MESSAGE
+    video_id: str
+    generation: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The message body as sent (one key: the kind)."""
+        return {self.KIND: {"video_id": self.video_id, "generation": self.generation}}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> VideoMessage:
+        """The message, from a body that is one (:func:`parse_message` says whether it is)."""
+        body = _checked(cls.KIND, doc, {"video_id": str}, generation=True)
+        return cls(body["video_id"], body.get("generation", 0))
 
 
-def faces_message(video_id: str, work_key: str) -> dict[str, Any]:
-    return {FACES_MESSAGE: {"video_id": video_id, "work_key": work_key}}
+@dataclass(frozen=True)
+class FacesMessage:
+    """A group of tracks' face work is stored (people bucket, ``work_key``): analyze_faces
+    analyses it."""
+
+    KIND: ClassVar[str] = FACES_MESSAGE
+    video_id: str
+    work_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The message body as sent (one key: the kind)."""
+        return {self.KIND: {"video_id": self.video_id, "work_key": self.work_key}}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> FacesMessage:
+        """The message, from a body that is one (:func:`parse_message` says whether it is)."""
+        body = _checked(cls.KIND, doc, {"video_id": str, "work_key": str}, generation=False)
+        return cls(body["video_id"], body["work_key"])
 
 
-#: The fields each message must carry, and their types.
-_FIELDS: dict[str, dict[str, type]] = {
-    SEGMENT_MESSAGE: {"video_id": str, "segment": int},
-    VIDEO_MESSAGE: {"video_id": str},
-    FACES_MESSAGE: {"video_id": str, "work_key": str},
-}
+#: Any of the barrier's messages.
+TrackingMessage = SegmentMessage | VideoMessage | FacesMessage
+_KINDS: dict[str, type[SegmentMessage] | type[VideoMessage] | type[FacesMessage]] = {
+    m.KIND: m for m in (SegmentMessage, VideoMessage, FacesMessage)}
 
 
-def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
-    """(kind, body) of one of the messages above, or None for anything else (an S3 event).
-
-    A message of one of these kinds without its fields is a bad input, named here once for
-    every stage that reads them, rather than a KeyError retried into the DLQ."""
-    if not (isinstance(doc, dict) and len(doc) == 1):
-        return None
-    (kind, body), = doc.items()
-    if kind not in _FIELDS:
-        return None
-    wrong = [k for k, t in _FIELDS[kind].items()
+def _checked(kind: str, doc: Any, fields: dict[str, type], *, generation: bool) -> dict[str, Any]:
+    """The body of a ``kind`` message, its fields checked: a message of one of these kinds
+    without them is a bad input, named here once for every stage that reads them, rather than
+    a KeyError retried into the DLQ. A message without ``generation`` (queued before there
+    was one) is generation 0."""
+    body = doc.get(kind) if isinstance(doc, dict) else None
+    wrong = [k for k, t in fields.items()
              if not isinstance(body, dict) or not isinstance(body.get(k), t) or isinstance(body.get(k), bool)]
     gen = body.get("generation", 0) if isinstance(body, dict) else 0
-    if kind != FACES_MESSAGE and (not isinstance(gen, int) or isinstance(gen, bool) or gen < 0):
+    if generation and (not isinstance(gen, int) or isinstance(gen, bool) or gen < 0):
         wrong.append("generation")
     if wrong:
         raise BadInputError("SQS message", f"{kind} message without a valid {', '.join(wrong)}: {body!r:.200}")
-    return kind, ({"generation": 0} | body if kind != FACES_MESSAGE else body)
+    assert isinstance(body, dict)
+    return body
+
+
+def parse_message(doc: Any) -> TrackingMessage | None:
+    """The barrier's message in ``doc`` (a parsed SQS body), or None for anything else (an S3
+    event); BadInputError for a message of one of these kinds without its fields."""
+    if not (isinstance(doc, dict) and len(doc) == 1):
+        return None
+    (kind,) = doc
+    cls = _KINDS.get(kind)
+    return cls.from_json(doc) if cls else None
+
+
+def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
+    """(kind, body) of one of the messages above, or None for anything else: the dict view of
+    :func:`parse_message`, for readers that dispatch on the kind."""
+    message = parse_message(doc)
+    if message is None:
+        return None
+    return message.KIND, message.to_json()[message.KIND]
 
 
 def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:
@@ -179,17 +241,3 @@ def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:
     if kind == FACES_MESSAGE:
         return f"s3://{people_bucket}/{body.get('work_key')}"
     return f"video:{body.get('video_id')}"
-
-
-def tracking_key(video_id: str, segment: int) -> str:
-    """Where a segment's tracks are kept (frames bucket) until the video is stitched."""
-    return f"tracking/{video_id}/{segment:04d}.json"
-
-
-def faces_work_prefix(video_id: str) -> str:
-    return f"tracks/{video_id}/"
-
-
-def faces_work_key(video_id: str, first_track: str) -> str:
-    """Where a group of tracks' face work is kept (people bucket) for analyze_faces."""
-    return f"{faces_work_prefix(video_id)}{first_track}.json"
