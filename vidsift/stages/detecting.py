@@ -1,4 +1,4 @@
-"""Stage 2: frames arrived; ask the person detector about the whole batch in one call,
+"""The detection stage (detect_people's service): frames arrived; ask the person detector about the whole batch in one call,
 copy the frames with people to the people bucket, alert on the people the rules watch for,
 and record each frame's boxes for track_people (vidsift.core.progress), which writes the
 ``people`` rows once it knows whose boxes they are.
@@ -17,16 +17,17 @@ BatchWriteItem plus one UpdateItem per video record it, instead of a Powertools 
 record per frame: every write here is keyed by the frame, so a repeated one changes nothing.
 Each new frame's metadata comes back from the endpoint, which reads the frame anyway: no
 HeadObject per frame. A snapshot's work (an alert, no record) stays keyed on its object
-version through Powertools' idempotency."""
+version through Powertools' idempotency.
+
+functions/detect_people.py parses the event and reports each message's failures; everything
+else is here: ``prepare`` (what is done already, the endpoint call), ``finish`` (copies,
+alerts, the tracking records), the snapshots' work, and giving frames up for tracking."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-
-from aws_lambda_powertools.utilities.batch import process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import aws, contract
 from vidsift.config import Settings
@@ -37,17 +38,8 @@ from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.core.snapshots import is_snapshot, snapshot_meta
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, startup, tracking
-from vidsift.stages.runtime import (
-    OBJECT_KEY,
-    done,
-    failures_recorded,
-    once,
-    permanent_failure,
-    record_bad_input,
-    record_gave_up,
-    sqs_processor,
-)
+from vidsift.stages import alerting, tracking
+from vidsift.stages.runtime import OBJECT_KEY, done, work_name
 
 STAGE = "detect_people"
 MISSING_FRAME = "the frame does not exist (deleted before processing)"
@@ -56,7 +48,9 @@ logger = get_logger(STAGE)
 
 @dataclass
 class Batch:
-    """What the single endpoint call decided for each message of the batch."""
+    """What the single endpoint call decided for each message of the batch: built by
+    ``prepare`` and ``finish`` before any message is reported, because one call serves the
+    whole batch; the handler then reports each message from it."""
 
     frames: dict[str, list[tuple[ObjectRef, Detection]]] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict)
@@ -237,6 +231,8 @@ def _settle_metas(settings: Settings, detections: dict[ObjectRef, Detection],
 
 
 def prepare(event: dict[str, Any], settings: Settings) -> Batch:
+    """The batch's messages parsed, the work done already left out, and the rest detected in
+    as few endpoint calls as it accepts (frame by frame only when one frame spoils a batch)."""
     batch = Batch()
     refs_by_msg: dict[str, list[ObjectRef]] = {}
     suffix = contract.load()["frame_suffix"]
@@ -316,6 +312,7 @@ def finish_snapshot(settings: Settings, ref: ObjectRef, detection: Detection) ->
     return {"record_id": None, "person_count": detection.person_count, "alert_only": True}
 
 
+@work_name("functions.detect_people.finish_snapshot_work")  # its records' name from before the move
 def finish_snapshot_work(obj: dict[str, Any]) -> dict[str, Any]:
     """A snapshot's work, once per object version (runtime.once)."""
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
@@ -385,10 +382,29 @@ def finish(settings: Settings, batch: Batch) -> None:
             fail(ref, exc)
 
 
-def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[ObjectRef]) -> None:
+def run(event: dict[str, Any], settings: Settings) -> Batch:
+    """The whole batch's work but the snapshots' (``snapshot_work``): detection, copies,
+    alerts and tracking records, each message's outcome left in the returned Batch."""
+    batch = prepare(event, settings)
+    finish(settings, batch)
+    return batch
+
+
+def snapshot_work(batch: Batch, message_id: str) -> list[tuple[ObjectRef, dict[str, Any], str]]:
+    """The snapshots a message named, each as (ref, idempotency payload, its key) for
+    ``runtime.once(finish_snapshot_work, ...)``; a message's frames were finished by ``finish``."""
+    out = []
+    for ref, detection in batch.frames.get(message_id, []):
+        if ref in batch.work:
+            work, key = batch.work[ref]
+            out.append((ref, work | {"model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}, key))
+    return out
+
+
+def give_up_on_last_receive(settings: Settings, receive_count: int, refs: list[ObjectRef]) -> None:
     """On the message's last receive before its DLQ, its frames are given up for tracking,
     so their video is tracked from the frames that arrived instead of waiting forever."""
-    if int(record.attributes.approximate_receive_count or 0) < int(contract.stage(STAGE)["max_receive_count"]):
+    if receive_count < int(contract.stage(STAGE)["max_receive_count"]):
         return
     frames = [r.key for r in refs if not is_snapshot(r.bucket, r.key, settings.raw_bucket)]
     try:
@@ -397,54 +413,9 @@ def _give_up_on_last_receive(settings: Settings, record: SQSRecord, refs: list[O
         logger.exception("could not record the frames as given up", extra={"frames": frames})
 
 
-def _give_up_now(settings: Settings, refs: list[ObjectRef]) -> None:
+def give_up_now(settings: Settings, refs: list[ObjectRef]) -> None:
     """A bad frame (deleted, refused by the detector, without metadata) is permanent: its frames
     are given up at once, so its video is tracked without them and no retry waits for it."""
     frames = [r.key for r in refs if not is_snapshot(r.bucket, r.key, settings.raw_bucket)]
     if frames:
         tracking.give_up(settings, frames)
-
-
-def make_record_handler(batch: Batch, context: Any, settings: Settings):
-    def record_handler(record: SQSRecord) -> None:
-        try:
-            handle(record)
-        except BadInputError as exc:  # recorded under errors/ by handle: acknowledged, not retried
-            _give_up_now(settings, batch.refs.get(record.message_id, []))
-            permanent_failure(logger, STAGE, exc)
-        except Exception:
-            _give_up_on_last_receive(settings, record, batch.refs.get(record.message_id, []))
-            raise
-
-    def handle(record: SQSRecord) -> None:
-        if record.message_id in batch.errors:
-            exc = batch.errors[record.message_id]
-            if isinstance(exc, BadInputError):
-                subject = f"sqs:{record.message_id}" if exc.what == "SQS message" else exc.what
-                record_bad_input(logger, STAGE, exc, subject=subject, message_id=record.message_id)
-            else:  # the endpoint kept failing
-                record_gave_up(logger, STAGE, exc, record, [r.uri for r in batch.refs.get(record.message_id, [])])
-            raise exc
-        if record.message_id in batch.failures:
-            subject, exc = batch.failures[record.message_id]
-            with failures_recorded(logger, STAGE, record, subject):
-                raise exc
-        for ref, detection in batch.frames.get(record.message_id, []):
-            if ref not in batch.work:  # a frame, finished already
-                continue
-            work, key = batch.work[ref]
-            obj = work | {"model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}
-            with failures_recorded(logger, STAGE, record, ref.uri):
-                once(finish_snapshot_work, obj, context, key=key)
-
-    return record_handler
-
-
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
-    settings = Settings.from_env()
-    batch = prepare(event, settings)
-    finish(settings, batch)
-    return process_partial_response(event=event, record_handler=make_record_handler(batch, context, settings),
-                                    processor=sqs_processor(), context=context)

@@ -1,7 +1,15 @@
-"""Plumbing the three handlers share: batch processing, idempotency and error records.
+"""Plumbing every queue handler and its stage service share: batch processing,
+idempotency and error records.
 
 Powertools already does partial batch failures and idempotency well; this module only
-wires them to our settings, so each handler stays a page of its own logic.
+wires them to our settings, so each handler stays a page of event parsing and each stage
+service (vidsift/stages/) a page of its own logic.
+
+An idempotency record's id is ``<Lambda function name>.<work name>#<hash of the key>``.
+Powertools names the work ``<module>.<qualname>`` of the function, so moving a function to
+another module would change every id and a replay arriving across the upgrade would be
+done twice. The work functions that moved from the handlers into the stage services keep
+the name they had there (``work_name``), so their records stay the same across the move.
 """
 
 from __future__ import annotations
@@ -39,6 +47,24 @@ OBJECT_KEY = "[bucket, key, etag]"
 FRAME_KEY = "[bucket, key, content_sha256]"
 
 
+def work_name(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a unit of work for its idempotency records (see the module's docstring), instead
+    of its module and qualname: a name that stays when the code moves. ``name`` is written
+    as Powertools wrote it for the function where it used to live, e.g.
+    ``functions.detect_people.finish_snapshot_work``."""
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__dict__["_work_name"] = name
+        return fn
+    return mark
+
+
+def _key_prefix(fn: Callable[..., Any]) -> str:
+    """The id prefix of ``fn``'s records: Powertools' own (function name, then module and
+    qualname) unless the work was named (``work_name``)."""
+    name = getattr(fn, "_work_name", None) or f"{fn.__module__}.{fn.__qualname__}"
+    return f"{os.getenv('AWS_LAMBDA_FUNCTION_NAME', 'test-func')}.{name}"
+
+
 def sqs_processor() -> BatchProcessor:
     # Report every failure as a batch item, even when all fail: one shape for SQS to act on.
     return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -74,7 +100,7 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, ke
         return fn(obj=obj)
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
     return idempotent_function(fn, data_keyword_argument="obj", persistence_store=_store(fn, key, table, endpoint),
-                               config=_config(key, context))(obj=obj)
+                               config=_config(key, context), key_prefix=_key_prefix(fn))(obj=obj)
 
 
 def frame_work(obj: dict[str, Any], metadata: dict[str, str]) -> tuple[dict[str, Any], str]:
@@ -97,8 +123,8 @@ def done(fn: Callable[..., Any], obj: dict[str, Any], *, key: str = OBJECT_KEY) 
         return False
     endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL")
     store = _store(fn, key, table, endpoint)
-    # The same store and record id as once's (the function's module and name prefix the hash).
-    store.configure(config=_config(key, None), function_name=f"{fn.__module__}.{fn.__qualname__}")
+    # The same store and record id as once's (the work's name prefixes the hash).
+    store.configure(config=_config(key, None), key_prefix=_key_prefix(fn))
     try:
         record = store.get_record(obj)
     except IdempotencyItemNotFoundError:
