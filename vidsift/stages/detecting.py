@@ -1,7 +1,7 @@
-"""The detection stage (detect_people's service): frames arrived; ask the person detector about the whole batch in one call,
-copy the frames with people to the people bucket, alert on the people the rules watch for,
-and record each frame's boxes for track_people (vidsift.core.progress), which writes the
-``people`` rows once it knows whose boxes they are.
+"""The detection stage (detect_people's service): frames arrived; ask the person detector
+about the whole batch in one call, copy the frames with people to the people bucket, alert
+on the people the rules watch for, and record each frame's boxes for track_people
+(vidsift.core.progress), which writes the ``people`` rows once it knows whose boxes they are.
 
 The edge's alert snapshots arrive on the same queue (the alert fast lane,
 vidsift.core.snapshots): they are detected in the same batch, copied to the people bucket

@@ -1,4 +1,5 @@
-"""Stage 4: faces, once per visit. track_people sends one message per group of tracks
+"""The faces stage (analyze_faces' and alert_faces' service): faces, once per visit.
+track_people sends one message per group of tracks
 (people followed through a video) with the few frames it chose for each; this stage runs
 Rekognition DetectFaces on those frames (Rekognition reads them from S3), keeps each face
 that belongs to one of the group's people (its centre in their box), searches it in the
@@ -7,7 +8,7 @@ one ``faces`` row per face and one ``tracks`` row per track through Firehose.
 
 The edge's alert snapshots arrive frame by frame on a queue of their own, from the people
 bucket's notification (the alert fast lane): functions/alert_faces.py, which runs
-:func:`analyze_frame` here, so a snapshot's face alert never waits behind groups. An
+:func:`snapshot_records` (:func:`analyze_frame`) here, so a snapshot's face alert never waits behind groups. An
 alert-only frame (an edge snapshot that detect_people copied here, vidsift.core.snapshots) gets
 the same analysis and face alerts but writes no row: its clip is processed in full later and is the record. With no
 face rule configured it is acknowledged untouched.
@@ -15,36 +16,32 @@ face rule configured it is acknowledged untouched.
 A frame's work is identified by the frame and its content hash (vidsift.stages.runtime.FRAME_KEY,
 from the metadata detect_people's copy keeps), not by the copy's ETag, which with SSE-KMS
 is new on every copy: a frame copied here again is not analysed (nor alerted on) again.
-An alert-only copy of a snapshot has no hash and stays keyed on its object version."""
+An alert-only copy of a snapshot has no hash and stays keyed on its object version.
+
+The handlers (functions/analyze_faces.py, functions/alert_faces.py) parse their messages
+and report failures; the work and its idempotency keys are here."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from vidsift import aws
 from vidsift.config import Settings
-from vidsift.core import face_frames, progress
+from vidsift.core import face_frames
 from vidsift.core.detection import Box
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
-from vidsift.stages import alerting, known_faces, rate, startup, visitors
-from vidsift.stages.runtime import (
-    failures_recorded,
-    frame_work,
-    once,
-    permanent_failure,
-    record_bad_input,
-    sqs_processor,
-)
+from vidsift.stages import alerting, known_faces, rate, visitors
+from vidsift.stages.runtime import failures_recorded, frame_work, once, record_bad_input, work_name
 
 STAGE = "analyze_faces"
+#: A group of tracks' work is identified by its video and its face-work document.
 TRACKS_KEY = "[video_id, work_key]"
 logger = get_logger(STAGE)
 #: Rekognition errors that say the image itself is unusable: retrying cannot help.
@@ -119,6 +116,7 @@ def _analyzer(resp: dict[str, Any]) -> str:
     return str(resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(ANALYZER_HEADER, "amazon-rekognition"))
 
 
+@work_name("functions.analyze_faces.analyze_frame")  # its records' name from before the move
 def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     """An edge snapshot's alert-only copy: face alerts, no rows."""
     settings = Settings.from_env()
@@ -149,6 +147,7 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+@work_name("functions.analyze_faces.analyze_tracks")  # its records' name from before the move
 def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     """One group of tracks (vidsift.stages.tracking): DetectFaces on each chosen frame once,
     each face kept for the track whose person holds it, then the faces' and tracks' rows."""
@@ -203,47 +202,15 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
-    """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock).
-    A bad input (the group's face work gone, a malformed message) is recorded under errors/ and
-    acknowledged: retrying cannot help, and the DLQ alarm is for faults (issue 26, item 11)."""
-    try:
-        _record(record, lambda_context)
-    except BadInputError as exc:
-        permanent_failure(logger, STAGE, exc)
+def tracks_work(video_id: str, work_key: str) -> dict[str, Any]:
+    """The idempotency payload of one group's work (``once(analyze_tracks, ..., key=TRACKS_KEY)``)."""
+    return {"video_id": video_id, "work_key": work_key}
 
 
-def _record(record: SQSRecord, lambda_context: Any) -> None:
-    left = rate.time_left_s(lambda_context)
-    if left is not None and left < rate.RESERVE_S:
-        # Not a failure of this message: reported failed so SQS hands it out again, with no
-        # error record, rather than started and cut off by the timeout with the whole batch.
-        logger.info("little invocation time left: message left for redelivery",
-                    extra={"message_id": record.message_id, "seconds_left": round(left, 1)})
-        raise rate.NoTimeLeft(f"{left:.1f} s left, under the {rate.RESERVE_S:g} s reserve")
-    try:
-        doc = json.loads(record.body)
-    except (TypeError, json.JSONDecodeError):
-        doc = None  # parse_s3_message names the problem
-    try:
-        found = progress.message_kind(doc)
-    except BadInputError as exc:
-        record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
-        raise
-    if found and found[0] == progress.FACES_MESSAGE:
-        body = found[1]
-        subject = progress.subject(*found, people_bucket=Settings.from_env().people_bucket)
-        with failures_recorded(logger, STAGE, record, subject):
-            once(analyze_tracks, {"video_id": body["video_id"], "work_key": body["work_key"]}, lambda_context,
-                 key=TRACKS_KEY)
-        return
-    # A snapshot's event still queued here from before alert_faces had its own queue.
-    snapshot_records(record, lambda_context, STAGE, logger)
-
-
-def snapshot_records(record: SQSRecord, lambda_context: Any, stage: str, log: Any) -> None:
+def snapshot_records(record: SQSRecord, lambda_context: Any, stage: str, log: Logger) -> None:
     """The people bucket's notification of an edge snapshot's alert-only copy: its face
-    alerts (analyze_frame), once per copy. alert_faces' handler; failures are said under
+    alerts (analyze_frame), once per copy. What alert_faces' handler calls (and analyze_faces'
+    for a snapshot queued before alert_faces had its queue); failures are said under
     ``stage``'s errors."""
     try:
         refs = parse_s3_message(record.body)
@@ -256,11 +223,3 @@ def snapshot_records(record: SQSRecord, lambda_context: Any, stage: str, log: An
             obj, key = frame_work({"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
                                    "metadata": metadata}, metadata)
             once(analyze_frame, obj, lambda_context, key=key)
-
-
-@logger.inject_lambda_context
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
-    # A processor per invocation: it holds the batch's state, and invocations may run side by side.
-    return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
-                                    context=context)
