@@ -7,6 +7,10 @@ the function waiting on the network for most of its (billed) time. Keys and cont
 deterministic, so a retry overwrites instead of duplicating. Each frame carries the SHA-256
 of its JPEG in its metadata (FrameMeta.content_sha256): the later stages key their work on
 it and the frame key, not on the ETag, which with SSE-KMS changes on every rewrite.
+
+The two units of work functions/split_frames.py runs once each (vidsift.stages.runtime.once)
+are here: ``process_video`` (a video's notification) and ``process_segment`` (a segment
+message this stage queued for itself); the handler only parses messages and reports failures.
 """
 
 from __future__ import annotations
@@ -33,8 +37,13 @@ from vidsift.core.events import ObjectRef
 from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
 from vidsift.core.records import FrameMeta, captured_at
 from vidsift.core.segments import SegmentTask
+from vidsift.logs import get_logger
 from vidsift.stages import barrier
+from vidsift.stages.runtime import work_name
 
+logger = get_logger("split_frames")
+#: Segments of one video share bucket, key and etag: the segment number is part of the key.
+SEGMENT_KEY = "[bucket, key, etag, segment]"
 #: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
 UPLOAD_THREADS = 8
 
@@ -310,3 +319,31 @@ def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
 
 
 queue_url_from_arn = aws.queue_url_from_arn
+
+
+@work_name("functions.split_frames.process_video")  # its records' name from before the move
+def process_video(obj: dict[str, Any]) -> dict[str, Any]:
+    """One video's notification (``obj``: its bucket, key, etag, size, version and the queue the
+    message came from, where its segments go when SPLIT_QUEUE_URL is unset), once per version."""
+    config = SplitConfig.from_env()
+    source_arn = obj.get("source_queue_arn") or ""
+
+    def queue_url() -> str | None:
+        url = config.queue_url or (queue_url_from_arn(source_arn) if source_arn else None)
+        if not url:
+            logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
+        return url
+
+    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"],
+                    version_id=obj.get("version_id") or "")
+    result = split_video(config, ref, queue_url)
+    logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
+    return result
+
+
+@work_name("functions.split_frames.process_segment")  # its records' name from before the move
+def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
+    """One segment message (``obj``: SegmentTask.to_obj()), once per SEGMENT_KEY."""
+    result = split_segment(SplitConfig.from_env(), SegmentTask.from_obj(obj))
+    logger.info("segment split", extra=result)
+    return result
