@@ -18,12 +18,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift.config import Settings
 from vidsift.core import progress
 from vidsift.core.errors import BadInputError
-from vidsift.logs import get_logger
 from vidsift.stages import faces, rate, startup
+from vidsift.stages.faces import STAGE, logger
 from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
-
-STAGE = "analyze_faces"
-logger = get_logger(STAGE)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:

@@ -17,12 +17,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import parse_s3_message
-from vidsift.logs import get_logger
 from vidsift.stages import splitting, startup
 from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
-
-STAGE = "split_frames"
-logger = get_logger(STAGE)
+from vidsift.stages.splitting import STAGE, logger
 
 
 def _segment_doc(body: str) -> dict[str, Any] | None:

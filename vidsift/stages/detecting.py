@@ -43,6 +43,7 @@ from vidsift.stages.runtime import OBJECT_KEY, done, work_name
 
 STAGE = "detect_people"
 MISSING_FRAME = "the frame does not exist (deleted before processing)"
+#: The stage's one logger (the handler logs through it too: one Powertools Logger per service).
 logger = get_logger(STAGE)
 
 

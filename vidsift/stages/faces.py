@@ -43,6 +43,7 @@ from vidsift.stages.runtime import failures_recorded, frame_work, once, record_b
 STAGE = "analyze_faces"
 #: A group of tracks' work is identified by its video and its face-work document.
 TRACKS_KEY = "[video_id, work_key]"
+#: The stage's one logger (the handlers log through it too: one Powertools Logger per service).
 logger = get_logger(STAGE)
 #: Rekognition errors that say the image itself is unusable: retrying cannot help.
 _BAD_IMAGE = {"InvalidImageFormatException", "ImageTooLargeException"}

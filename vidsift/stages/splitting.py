@@ -41,7 +41,9 @@ from vidsift.logs import get_logger
 from vidsift.stages import barrier
 from vidsift.stages.runtime import work_name
 
-logger = get_logger("split_frames")
+STAGE = "split_frames"
+#: The stage's one logger (the handler logs through it too: one Powertools Logger per service).
+logger = get_logger(STAGE)
 #: Segments of one video share bucket, key and etag: the segment number is part of the key.
 SEGMENT_KEY = "[bucket, key, etag, segment]"
 #: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
