@@ -14,20 +14,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift.core import segments
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import parse_s3_message
+from vidsift.core.messages import SegmentTask, VideoTask
 from vidsift.stages import splitting, startup
 from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
 from vidsift.stages.splitting import STAGE, logger
 
 
-def _segment_doc(body: str) -> dict[str, Any] | None:
+def _segment_task(body: str) -> SegmentTask | None:
     try:
         doc = json.loads(body)
     except (TypeError, json.JSONDecodeError):
         return None  # parse_s3_message names the problem
-    return doc[segments.MESSAGE_KEY] if segments.is_segment_message(doc) else None
+    return SegmentTask.from_json(doc)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
@@ -37,9 +37,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     recorded once under errors/ (per object version) and the message acknowledged, counted
     on its own metric rather than retried into the DLQ. Anything else fails the message."""
     try:
-        seg = _segment_doc(record.body)
-        if seg is not None:
-            task = segments.SegmentTask.from_obj(seg)
+        task = _segment_task(record.body)
+        if task is not None:
             try:
                 with failures_recorded(logger, STAGE, record, task.subject, task.version_id):
                     once(splitting.process_segment, task.to_obj(), lambda_context, key=splitting.SEGMENT_KEY)
@@ -56,9 +55,9 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     for ref in refs:  # one record's failure must not skip the others of the message
         try:
             with failures_recorded(logger, STAGE, record, ref.uri, ref.version_id):
-                once(splitting.process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag,
-                                               "size": ref.size, "version_id": ref.version_id,
-                                               "source_queue_arn": record.event_source_arn}, lambda_context)
+                video = VideoTask(bucket=ref.bucket, key=ref.key, etag=ref.etag, size=ref.size,
+                                  version_id=ref.version_id, source_queue_arn=record.event_source_arn or "")
+                once(splitting.process_video, video.to_json(), lambda_context)
         except BadInputError as exc:
             permanent_failure(logger, STAGE, exc)
         except Exception as exc:

@@ -35,8 +35,8 @@ from vidsift.core.dedup import parse_setting
 from vidsift.core.errors import BadInputError
 from vidsift.core.events import ObjectRef
 from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
+from vidsift.core.messages import SegmentDoc, SegmentTask, VideoTask
 from vidsift.core.records import FrameMeta, captured_at
-from vidsift.core.segments import SegmentTask
 from vidsift.logs import get_logger
 from vidsift.stages import barrier
 from vidsift.stages.runtime import work_name
@@ -184,7 +184,7 @@ class Source:
 
 def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aws.S3RangeReader,
                   options: SamplingOptions, *, start_s: float, end_s: float | None, segment: int,
-                  segment_count: int, started: float) -> tuple[dict[str, Any], BadInputError | None]:
+                  segment_count: int, started: float) -> tuple[SegmentDoc, BadInputError | None]:
     """Sample one range and put its frames; returns the segment document and a late error
     (frames were produced, then the stream turned out truncated or damaged)."""
     info = VideoInfo()
@@ -203,34 +203,34 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
                 last_index = frame.index
         except BadInputError as exc:
             error = exc
-    doc = {
-        "video_id": src.video_id, "source_bucket": src.ref.bucket, "source_key": src.ref.key,
-        "camera_id": src.camera_id, "recorded_at": src.recorded_at, "size": src.size,
-        "width": info.width, "height": info.height, "codec": info.codec, "container": info.container,
-        "duration_s": info.duration_s, "rotation": info.rotation, "nominal_fps": info.nominal_fps,
-        "keyframe_interval_s": info.keyframe_interval_s,
-        "sample_fps": None if options.keyframes else options.fps, "keyframes": options.keyframes,
-        "dedup_distance": options.dedup_distance, "segments": segment_count,
-        "segment_seconds": config.segment_seconds if segment_count > 1 else None,
-        "segment": segment, "start_s": start_s, "end_s": end_s, "strategy": info.strategy,
-        "frames_decoded": info.frames_decoded, "frames_sampled": info.frames_sampled,
-        "frames_kept": info.frames_kept, "duplicates_skipped": info.duplicates_skipped, "seeks": info.seeks,
-        "decode_errors": info.decode_errors, "first_index": first_index, "last_index": last_index,
-        "bytes_read": reader.bytes_fetched, "seconds": round(time.monotonic() - started, 3),
-        "errors": [error.reason] if error else [], "warnings": info.warnings[:20],
-    }
+    doc = SegmentDoc(
+        video_id=src.video_id, source_bucket=src.ref.bucket, source_key=src.ref.key,
+        camera_id=src.camera_id, recorded_at=src.recorded_at, size=src.size,
+        width=info.width, height=info.height, codec=info.codec, container=info.container,
+        duration_s=info.duration_s, rotation=info.rotation, nominal_fps=info.nominal_fps,
+        keyframe_interval_s=info.keyframe_interval_s,
+        sample_fps=None if options.keyframes else options.fps, keyframes=options.keyframes,
+        dedup_distance=options.dedup_distance, segments=segment_count,
+        segment_seconds=config.segment_seconds if segment_count > 1 else None,
+        segment=segment, start_s=start_s, end_s=end_s, strategy=info.strategy,
+        frames_decoded=info.frames_decoded, frames_sampled=info.frames_sampled,
+        frames_kept=info.frames_kept, duplicates_skipped=info.duplicates_skipped, seeks=info.seeks,
+        decode_errors=info.decode_errors, first_index=first_index, last_index=last_index,
+        bytes_read=reader.bytes_fetched, seconds=round(time.monotonic() - started, 3),
+        errors=[error.reason] if error else [], warnings=info.warnings[:20],
+    )
     _report_sampled(config, src.video_id, doc)
     return doc, error
 
 
-def _report_sampled(config: SplitConfig, video_id: str, doc: dict[str, Any]) -> None:
+def _report_sampled(config: SplitConfig, video_id: str, doc: SegmentDoc) -> None:
     """Tell the tracking barrier how many frames this segment wrote; if detection already
     finished them all (a small video, a retry), tell track_people the segment is ready."""
     if not config.tracking_table:
         return
-    fields = progress.sampled_fields(int(doc["frames_kept"] or 0), doc["first_index"], doc["last_index"],
-                                     float(doc["start_s"] or 0.0))
-    barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc["segment"]), fields)
+    fields = progress.sampled_fields(int(doc.frames_kept or 0), doc.first_index, doc.last_index,
+                                     float(doc.start_s or 0.0))
+    barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc.segment), fields)
 
 
 def _span_s(config: SplitConfig, options: SamplingOptions) -> float:
@@ -280,12 +280,12 @@ def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str
                                      end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
                                      camera_id=src.camera_id, recorded_at=src.recorded_at, version_id=src.version)
                          for n, (start, end) in enumerate(spans)]
-                aws.send_messages(url, [t.to_message() for t in tasks])
+                aws.send_messages(url, [t.to_json() for t in tasks])
                 return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
                         "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
             doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
                                        segment_count=1, started=started)
-    summary = segments.merge([doc])
+    summary = segments.merge([doc.to_json()])
     aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), summary)
     if error:
         raise error
@@ -307,16 +307,18 @@ def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
     with VideoFile(reader, what=task.uri) as video:
         doc, error = _sample_range(config, src, video, reader, options, start_s=task.start_s, end_s=task.end_s,
                                    segment=task.segment, segment_count=task.segments, started=started)
-    aws.put_json(config.frames_bucket, segments.segment_key(src.video_id, task.segment), doc)
+    aws.put_json(config.frames_bucket, segments.segment_key(src.video_id, task.segment), doc.to_json())
     docs = _segment_docs(config.frames_bucket, src.video_id)
     if len({d["segment"] for d in docs}) == task.segments:
         aws.put_json(config.frames_bucket, ids.summary_key(src.video_id), segments.merge(docs))
     if error:
         raise error
-    return {k: doc[k] for k in ("video_id", "segment", "segments", "frames_kept", "seconds")}
+    return {"video_id": doc.video_id, "segment": doc.segment, "segments": doc.segments,
+            "frames_kept": doc.frames_kept, "seconds": doc.seconds}
 
 
 def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
+    """The video's segment documents as stored (merge reads them as they are, old or new)."""
     return list(aws.list_json(bucket, segments.segment_prefix(video)))
 
 
@@ -325,10 +327,10 @@ queue_url_from_arn = aws.queue_url_from_arn
 
 @work_name("functions.split_frames.process_video")  # its records' name from before the move
 def process_video(obj: dict[str, Any]) -> dict[str, Any]:
-    """One video's notification (``obj``: its bucket, key, etag, size, version and the queue the
-    message came from, where its segments go when SPLIT_QUEUE_URL is unset), once per version."""
+    """One video's notification (``obj``: a VideoTask), once per version."""
     config = SplitConfig.from_env()
-    source_arn = obj.get("source_queue_arn") or ""
+    task = VideoTask.from_json(obj)
+    source_arn = task.source_queue_arn
 
     def queue_url() -> str | None:
         url = config.queue_url or (queue_url_from_arn(source_arn) if source_arn else None)
@@ -336,8 +338,7 @@ def process_video(obj: dict[str, Any]) -> dict[str, Any]:
             logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
         return url
 
-    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"],
-                    version_id=obj.get("version_id") or "")
+    ref = ObjectRef(bucket=task.bucket, key=task.key, size=task.size, etag=task.etag, version_id=task.version_id)
     result = split_video(config, ref, queue_url)
     logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
     return result
