@@ -199,7 +199,7 @@ def _identify(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch
         results[ref] = (meta, exc)
         if exc is None:
             batch.metas[ref] = meta
-            if stored[keys[ref]] == meta.to_s3():
+            if stored[keys[ref]] == meta:
                 batch.done.add(ref)
     for msg_id, rs in refs_by_msg.items():
         for r in rs:

@@ -32,9 +32,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from vidsift import aws
 from vidsift.config import Settings
 from vidsift.core import face_frames
-from vidsift.core.detection import Box
 from vidsift.core.errors import BadInputError, S3AccessError
 from vidsift.core.events import ObjectRef, parse_s3_message
+from vidsift.core.messages import FaceWork
 from vidsift.core.records import FrameMeta, build_face_record, build_track_record, keep_face, utc_now
 from vidsift.logs import get_logger
 from vidsift.stages import alerting, known_faces, rate, visitors
@@ -154,50 +154,49 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
     each face kept for the track whose person holds it, then the faces' and tracks' rows."""
     settings = Settings.from_env()
     try:
-        work = aws.get_json(settings.people_bucket, obj["work_key"])
+        doc = aws.get_json(settings.people_bucket, obj["work_key"])
     except Exception as exc:
         if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise BadInputError(f"s3://{settings.people_bucket}/{obj['work_key']}",
                                 "the tracks' face work no longer exists") from exc
         raise
-    group = {t["track_id"] for t in work["tracks"]}
+    work = FaceWork.from_json(doc)  # the frames' metadata parsed here, once
+    group = {t["track_id"] for t in work.tracks}
     faces: list[dict[str, Any]] = []
     now = utc_now()
     dropped = 0
-    refs = [ObjectRef(settings.people_bucket, frame["key"], 0, "") for frame in work["frames"]]
-    metas = [FrameMeta.from_s3(frame["meta"]) for frame in work["frames"]]
+    refs = [ObjectRef(settings.people_bucket, frame.key, 0, "") for frame in work.frames]
     # The calls at once, their answers used in frame order (the first failure in that order raises).
     with ThreadPoolExecutor(max_workers=max(1, min(_DETECT_THREADS, len(refs)))) as pool:
         answers = list(pool.map(_detect_unless_gone, refs))
-    for frame, ref, meta, resp in zip(work["frames"], refs, metas, answers, strict=True):
+    for frame, ref, resp in zip(work.frames, refs, answers, strict=True):
         if isinstance(resp, BadInputError):
             # One frame deleted since it was chosen, or refused by Rekognition: said where errors
             # are read, the visit's other frames still analysed and its row still written.
             record_bad_input(logger, STAGE, resp, subject=ref.uri, message_id=None)
             continue
         details = resp.get("FaceDetails", [])
-        people = [(tid, Box.from_doc(b)) for tid, b in frame["people"]]
         kept, owners = [], []
         for d in details:
-            who = face_frames.owner(d.get("BoundingBox") or {}, people)
+            who = face_frames.owner(d.get("BoundingBox") or {}, frame.people)
             if who in group and keep_face(d, settings.face_min_confidence, settings.face_min_size):
                 kept.append(d)
                 owners.append(who)
             else:
                 dropped += 1
         found = known_faces.match_faces(ref.bucket, ref.key, kept)
-        records = [build_face_record(meta, i, d, _analyzer(resp), now, m, track_id=who)
+        records = [build_face_record(frame.meta, i, d, _analyzer(resp), now, m, track_id=who)
                    for i, (d, m, who) in enumerate(zip(kept, found.matches, owners, strict=True))]
-        alerting.on_faces(meta, ref.bucket, ref.key, records, searched=found.searched)
+        alerting.on_faces(frame.meta, ref.bucket, ref.key, records, searched=found.searched)
         faces += records
     # Opt-in (VISITORS=true): each visit's visitor id, set on its faces' rows too.
-    visits = visitors.assign(settings.people_bucket, settings.analytics_bucket, work, faces, now=now)
+    visits = visitors.assign(settings.people_bucket, settings.analytics_bucket, doc, faces, now=now)
     tracks = [build_track_record(t, [f for f in faces if f["track_id"] == t["track_id"]], now,
-                                 visits.get(t["track_id"])) for t in work["tracks"]]
+                                 visits.get(t["track_id"])) for t in work.tracks]
     # Faces first: a track row is the visit's summary, written once its faces are.
     aws.put_records(settings.faces_stream, faces)
     aws.put_records(settings.need("tracks_stream"), tracks)
-    result = {"video_id": work["video_id"], "tracks": len(tracks), "detect_faces_calls": len(work["frames"]),
+    result = {"video_id": work.video_id, "tracks": len(tracks), "detect_faces_calls": len(work.frames),
               "faces": len(faces), "dropped": dropped, "known": sum(1 for f in faces if f["matched_name"])}
     logger.info("tracks analysed", extra=result)
     return result
