@@ -219,18 +219,18 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
         bytes_read=reader.bytes_fetched, seconds=round(time.monotonic() - started, 3),
         errors=[error.reason] if error else [], warnings=info.warnings[:20],
     )
-    _report_sampled(config, src.video_id, doc)
+    _report_sampled(config, src.video_id, doc.to_json())  # the segment document's sampling fields
     return doc, error
 
 
-def _report_sampled(config: SplitConfig, video_id: str, doc: SegmentDoc) -> None:
+def _report_sampled(config: SplitConfig, video_id: str, doc: dict[str, Any]) -> None:
     """Tell the tracking barrier how many frames this segment wrote; if detection already
     finished them all (a small video, a retry), tell track_people the segment is ready."""
     if not config.tracking_table:
         return
-    fields = progress.sampled_fields(int(doc.frames_kept or 0), doc.first_index, doc.last_index,
-                                     float(doc.start_s or 0.0))
-    barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc.segment), fields)
+    fields = progress.sampled_fields(int(doc["frames_kept"] or 0), doc["first_index"], doc["last_index"],
+                                     float(doc["start_s"] or 0.0))
+    barrier.report_sampled(config.tracking_table, config.track_queue_url, video_id, int(doc["segment"]), fields)
 
 
 def _span_s(config: SplitConfig, options: SamplingOptions) -> float:
