@@ -22,12 +22,14 @@ recognised in vidsift.core.progress.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidsift.core.detection import Box, Detection
 from vidsift.core.errors import BadInputError
-from vidsift.core.frames import SamplingOptions
 from vidsift.core.records import FrameMeta
+
+if TYPE_CHECKING:  # vidsift.core.frames needs PyAV, which only split_frames' package carries
+    from vidsift.core.frames import SamplingOptions
 
 #: The key that tells a segment message from an S3 notification on split_frames' queue.
 SEGMENT_MESSAGE_KEY = "vidsift_segment"
@@ -84,6 +86,8 @@ class SegmentTask:
         return f"{self.uri}#segment={self.segment}"
 
     def sampling_options(self) -> SamplingOptions:
+        from vidsift.core.frames import SamplingOptions  # here: the other stages import this module without PyAV
+
         try:
             return SamplingOptions(**self.options)
         except (TypeError, ValueError) as exc:
