@@ -132,13 +132,6 @@ def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]],
 _IDENTIFY_THREADS = 8
 
 
-def _frame_meta(ref: ObjectRef, metadata: dict[str, str]) -> FrameMeta:
-    try:
-        return FrameMeta.from_s3(metadata)
-    except ValueError as exc:
-        raise BadInputError(ref.uri, str(exc)) from exc
-
-
 def _read_meta(ref: ObjectRef) -> FrameMeta:
     """A frame's metadata from S3 itself (HeadObject)."""
     try:
@@ -152,7 +145,7 @@ def _read_meta(ref: ObjectRef) -> FrameMeta:
                                          "s3:GetObject on it, or with kms=true kms:Decrypt on the stack key. "
                                          "Retried; fix the grant and redrive the DLQ") from exc
         raise
-    return _frame_meta(ref, metadata)
+    return FrameMeta.parse(metadata, ref.uri)
 
 
 def _snapshot_work(ref: ObjectRef) -> tuple[dict[str, Any], str]:
@@ -220,7 +213,7 @@ def _settle_metas(settings: Settings, detections: dict[ObjectRef, Detection],
             unread.append(ref)
             continue
         try:
-            batch.metas[ref] = _frame_meta(ref, detection.metadata)
+            batch.metas[ref] = FrameMeta.parse(detection.metadata, ref.uri)
         except BadInputError as exc:
             failed[ref] = exc
     for ref, (meta, exc) in _each(unread, _read_meta).items():

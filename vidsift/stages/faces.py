@@ -123,10 +123,7 @@ def analyze_frame(obj: dict[str, Any]) -> dict[str, Any]:
     settings = Settings.from_env()
     ref = ObjectRef(obj["bucket"], obj["key"], obj["size"], obj["etag"])
     metadata = obj["metadata"] if "metadata" in obj else _metadata(ref)
-    try:
-        meta = FrameMeta.from_s3(metadata)
-    except ValueError as exc:
-        raise BadInputError(ref.uri, str(exc)) from exc
+    meta = FrameMeta.parse(metadata, ref.uri)
     if meta.alert_only and not alerting.face_rules_configured():
         logger.info("alert-only frame without face rules: not analysed", extra={"frame": ref.uri})
         return {"faces": 0, "dropped": 0, "known": 0, "alert_only": True}
