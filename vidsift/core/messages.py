@@ -3,8 +3,8 @@
 Why: a stage writes a document (S3, a DynamoDB item, an SQS body) that another stage, or
 the same one in another invocation, reads back; as plain dicts their keys were spelled at
 both ends and nothing said which ones exist. Each type here owns its shape: ``to_json``
-gives exactly the JSON document the stages have always written (so objects written before
-this module existed still read), ``from_json`` parses one, and frame metadata (the S3
+gives the JSON document the stages wrote before these types existed (same keys and values,
+so objects already stored still read), ``from_json`` parses one, and frame metadata (the S3
 metadata strings of vidsift.core.records.FrameMeta) is parsed once, where the document
 enters, and travels inside as a FrameMeta.
 
