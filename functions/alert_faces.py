@@ -6,9 +6,9 @@ queue. Each snapshot gets one DetectFaces (and a known-faces search per face), a
 alerts, but no row: its clip is processed in full later and is the record. It used to share
 analyze_faces' queue, where a face alert could wait behind ten groups of tracks; now it
 waits for nobody (no batching window) and has its own instances, within the same
-rekognitionTps budget (vidsift/stages/rate.py). The work is analyze_faces' own
-(:func:`functions.analyze_faces.analyze_frame`), keyed the same way, so a replay is not
-analysed or alerted on again."""
+rekognitionTps budget (vidsift/stages/rate.py). The work is the faces stage's
+(:func:`vidsift.stages.faces.snapshot_records`, which runs ``analyze_frame`` once per copy),
+keyed the same way as when analyze_faces did it, so a replay is not analysed or alerted on again."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from functions.analyze_faces import snapshot_records
 from vidsift.core.errors import BadInputError
 from vidsift.logs import get_logger
 from vidsift.stages import rate, startup
+from vidsift.stages.faces import snapshot_records
 from vidsift.stages.runtime import permanent_failure, sqs_processor
 
 STAGE = "alert_faces"

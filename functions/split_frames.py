@@ -2,7 +2,8 @@
 
 Two kinds of message arrive on this queue: S3's notification of a new video, and the
 segment messages this function queues for itself when a video is longer than
-SEGMENT_SECONDS (vidsift.core.segments). The work is in vidsift.stages.splitting.
+SEGMENT_SECONDS (vidsift.core.segments). This handler parses them and reports failures;
+the work (``process_video``, ``process_segment``, each run once) is in vidsift.stages.splitting.
 """
 
 from __future__ import annotations
@@ -13,50 +14,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from vidsift.core import segments
 from vidsift.core.errors import BadInputError
-from vidsift.core.events import ObjectRef, parse_s3_message
-from vidsift.logs import get_logger
-from vidsift.settings import Settings
+from vidsift.core.events import parse_s3_message
+from vidsift.core.messages import SegmentTask, VideoTask
 from vidsift.stages import splitting, startup
 from vidsift.stages.runtime import failures_recorded, once, permanent_failure, record_bad_input, sqs_processor
-
-STAGE = "split_frames"
-logger = get_logger(STAGE)
-#: Segments of one video share bucket, key and etag: the segment number is part of the key.
-SEGMENT_KEY = "[bucket, key, etag, segment]"
+from vidsift.stages.splitting import STAGE, logger
 
 
-def process_video(obj: dict[str, Any]) -> dict[str, Any]:
-    config = splitting.SplitConfig.from_settings(Settings.from_env())
-    source_arn = obj.get("source_queue_arn") or ""
-
-    def queue_url() -> str | None:
-        url = config.queue_url or (splitting.queue_url_from_arn(source_arn) if source_arn else None)
-        if not url:
-            logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
-        return url
-
-    ref = ObjectRef(bucket=obj["bucket"], key=obj["key"], size=obj["size"], etag=obj["etag"],
-                    version_id=obj.get("version_id") or "")
-    result = splitting.split_video(config, ref, queue_url)
-    logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
-    return result
-
-
-def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
-    config = splitting.SplitConfig.from_settings(Settings.from_env())
-    result = splitting.split_segment(config, segments.SegmentTask.from_obj(obj))
-    logger.info("segment split", extra=result)
-    return result
-
-
-def _segment_doc(body: str) -> dict[str, Any] | None:
+def _segment_task(body: str) -> SegmentTask | None:
     try:
         doc = json.loads(body)
     except (TypeError, json.JSONDecodeError):
         return None  # parse_s3_message names the problem
-    return doc[segments.MESSAGE_KEY] if segments.is_segment_message(doc) else None
+    return SegmentTask.from_json(doc)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
@@ -66,12 +37,11 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     recorded once under errors/ (per object version) and the message acknowledged, counted
     on its own metric rather than retried into the DLQ. Anything else fails the message."""
     try:
-        seg = _segment_doc(record.body)
-        if seg is not None:
-            task = segments.SegmentTask.from_obj(seg)
+        task = _segment_task(record.body)
+        if task is not None:
             try:
                 with failures_recorded(logger, STAGE, record, task.subject, task.version_id):
-                    once(process_segment, task.to_obj(), lambda_context, key=SEGMENT_KEY)
+                    once(splitting.process_segment, task.to_obj(), lambda_context, key=splitting.SEGMENT_KEY)
             except BadInputError as exc:
                 permanent_failure(logger, STAGE, exc)
             return
@@ -85,9 +55,9 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     for ref in refs:  # one record's failure must not skip the others of the message
         try:
             with failures_recorded(logger, STAGE, record, ref.uri, ref.version_id):
-                once(process_video, {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag, "size": ref.size,
-                                     "version_id": ref.version_id, "source_queue_arn": record.event_source_arn},
-                     lambda_context)
+                video = VideoTask(bucket=ref.bucket, key=ref.key, etag=ref.etag, size=ref.size,
+                                  version_id=ref.version_id, source_queue_arn=record.event_source_arn or "")
+                once(splitting.process_video, video.to_json(), lambda_context)
         except BadInputError as exc:
             permanent_failure(logger, STAGE, exc)
         except Exception as exc:

@@ -83,7 +83,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
 
 
 def test_detect_faces_and_searches_wait_their_turn(counted: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    import functions.analyze_faces as analyze_faces
+    import vidsift.stages.faces as analyze_faces  # the work moved from functions/analyze_faces.py
     from vidsift.core.events import ObjectRef
     from vidsift.core.matching import MatchSettings
     from vidsift.stages import known_faces

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-import functions.detect_people as detect_people
+import vidsift.stages.detecting as detect_people  # the work moved from functions/detect_people.py
 from vidsift import aws
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack

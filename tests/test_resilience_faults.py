@@ -211,7 +211,7 @@ def test_detection_reads_no_frame_twice(stack: LocalStack) -> None:
 def test_an_endpoint_that_sends_no_metadata_still_works(stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> None:
     """An endpoint deployed before it returned metadata (or that leaves it out): detect_people
     reads each frame's metadata from S3 itself, and the rows are the same."""
-    import functions.detect_people as detect_people
+    import vidsift.stages.detecting as detect_people  # the work moved from functions/detect_people.py
     from vidsift.core import detection
 
     def old_request(*args: object, **kwargs: object) -> dict[str, object]:

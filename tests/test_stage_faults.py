@@ -109,8 +109,8 @@ def test_rekognition_unable_to_read_the_frame_is_an_access_problem_retried(stack
     """InvalidS3ObjectException is Rekognition's answer to any S3 read failure (a missing
     grant, a KMS denial, another region), not a bad image: the message is retried, no error
     record blames the frame, and the reason names the object and the likely causes."""
-    from functions.analyze_faces import analyze_frame
     from vidsift.core.errors import S3AccessError
+    from vidsift.stages.faces import analyze_frame  # moved from functions/analyze_faces.py
 
     d = Dispatcher(stack)
     key = put_frame(stack, "unreadable", 0, jpeg("grace_hopper"))

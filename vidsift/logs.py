@@ -49,7 +49,15 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def in_lambda() -> bool:
+    """Whether this process is a Lambda function (the platform sets its name): JSON logs there."""
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+def function_name(default: str = "test-func") -> str:
+    """The Lambda function's name as the platform gives it, with Powertools' own default
+    outside Lambda: the first part of every idempotency record id (vidsift.stages.runtime).
+    A platform variable, not a setting, so it is read here beside ``in_lambda``."""
+    return os.environ.get("AWS_LAMBDA_FUNCTION_NAME", default)
 
 
 def get_logger(service: str) -> Logger:

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from vidsift import contract
-from vidsift.core import ids
+from vidsift.core import keys
 from vidsift.core.errors import ConfigError
 from vidsift.core.records import FrameMeta, iso, parse_iso
 
@@ -248,7 +248,7 @@ def person_sightings(meta: FrameMeta, person_count: int, max_confidence: float |
     if person_count <= 0:
         return []
     return [Sighting("person", meta.camera_id, _seen_at(meta, now), round(100.0 * float(max_confidence or 0), 2),
-                     person_count, bucket, key, ids.frame_key(meta.video_id, meta.frame_index), meta.video_id,
+                     person_count, bucket, key, keys.frame_key(meta.video_id, meta.frame_index), meta.video_id,
                      meta.source_key, meta.frame_index, meta.frame_time_s, alert_only=meta.alert_only,
                      clip_key=meta.clip_key)]
 
@@ -257,7 +257,7 @@ def face_sightings(meta: FrameMeta, records: Sequence[dict[str, Any]], bucket: s
                    now: datetime | None = None) -> list[Sighting]:
     """analyze_faces's rows: one sighting per known person, one for all unknown faces."""
     at = _seen_at(meta, now)
-    frame_id = ids.frame_key(meta.video_id, meta.frame_index)
+    frame_id = keys.frame_key(meta.video_id, meta.frame_index)
     base = {"camera_id": meta.camera_id, "at": at, "bucket": bucket, "key": key, "frame_id": frame_id,
             "video_id": meta.video_id, "source_key": meta.source_key, "frame_index": meta.frame_index,
             "frame_time_s": meta.frame_time_s, "alert_only": meta.alert_only, "clip_key": meta.clip_key}

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 from vidsift import contract
 from vidsift.core import ids, keys
 from vidsift.core.detection import Detection
+from vidsift.core.errors import BadInputError
 
 #: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy_checks.py's import closure,
 #: which runs on the deploy machine's python3 (3.9+, tests/test_deploy_python.py).
@@ -109,6 +110,16 @@ class FrameMeta:
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"frame metadata incomplete or malformed ({exc!r}): {meta}") from exc
+
+    @classmethod
+    def parse(cls, meta: dict[str, str], what: str) -> FrameMeta:
+        """``from_s3`` where a frame's metadata enters a stage (HeadObject, the endpoint's
+        answer): metadata that does not parse is the frame's fault, a bad input naming ``what``
+        (its URI). Inside the stages the frame's metadata then travels as this object."""
+        try:
+            return cls.from_s3(meta)
+        except ValueError as exc:
+            raise BadInputError(what, str(exc)) from exc
 
 
 def captured_at(recorded_at: str | None, frame_time_s: float) -> str | None:

@@ -19,15 +19,17 @@ function of the segment documents, so two segments finishing together write the 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from vidsift.core.errors import BadInputError
 from vidsift.core.frames import SamplingOptions
 
+# The segment message moved to vidsift.core.messages (one place for the stages' messages);
+# these names stay importable here.
+from vidsift.core.messages import SEGMENT_MESSAGE_KEY, SegmentTask, is_segment_message  # noqa: F401
+
 #: The key that tells a segment message from an S3 notification on the same queue.
-MESSAGE_KEY = "vidsift_segment"
+MESSAGE_KEY = SEGMENT_MESSAGE_KEY
 DEFAULT_SEGMENT_SECONDS = 300.0
 #: A video up to this much longer than one span is still one segment (no tiny tail segment).
 _TOLERANCE = 1.1
@@ -54,63 +56,6 @@ def plan(duration_s: float | None, options: SamplingOptions, span_s: float) -> l
 def options_doc(options: SamplingOptions) -> dict[str, Any]:
     return {"fps": options.fps, "keyframes": options.keyframes, "jpeg_quality": options.jpeg_quality,
             "max_side": options.max_side, "max_bytes": options.max_bytes, "dedup_distance": options.dedup_distance}
-
-
-@dataclass(frozen=True)
-class SegmentTask:
-    """One segment of one video, as it travels in an SQS message."""
-
-    bucket: str
-    key: str
-    etag: str
-    size: int
-    start_s: float
-    end_s: float | None
-    segment: int
-    segments: int
-    #: The sampling options the first invocation decided, so every segment uses the same.
-    options: dict[str, Any] = field(default_factory=dict)
-    camera_id: str = "unknown"
-    recorded_at: str | None = None
-    #: The object version the segments were planned from: each segment reads that version.
-    version_id: str = ""
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    @property
-    def subject(self) -> str:
-        return f"{self.uri}#segment={self.segment}"
-
-    def sampling_options(self) -> SamplingOptions:
-        try:
-            return SamplingOptions(**self.options)
-        except (TypeError, ValueError) as exc:
-            raise BadInputError(self.subject, f"segment message with bad sampling options ({exc})") from exc
-
-    def to_obj(self) -> dict[str, Any]:
-        """The dict the idempotency layer hashes (bucket, key, etag and segment)."""
-        return asdict(self)
-
-    def to_message(self) -> dict[str, Any]:
-        return {MESSAGE_KEY: asdict(self)}
-
-    @classmethod
-    def from_obj(cls, doc: dict[str, Any]) -> SegmentTask:
-        try:
-            task = cls(**doc)
-            if not (0 <= task.segment < task.segments) or task.start_s < 0:
-                raise ValueError(f"segment {task.segment} of {task.segments} from {task.start_s} s")
-            if task.end_s is not None and task.end_s <= task.start_s:
-                raise ValueError(f"segment ends ({task.end_s} s) before it starts ({task.start_s} s)")
-            return task
-        except (TypeError, ValueError) as exc:
-            raise BadInputError("SQS message", f"malformed segment message ({exc})") from exc
-
-
-def is_segment_message(doc: Any) -> bool:
-    return isinstance(doc, dict) and MESSAGE_KEY in doc
 
 
 _SUMMED = ("frames_decoded", "frames_sampled", "frames_kept", "duplicates_skipped", "seeks", "decode_errors",

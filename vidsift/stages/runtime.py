@@ -1,7 +1,15 @@
-"""Plumbing the three handlers share: batch processing, idempotency and error records.
+"""Plumbing every queue handler and its stage service share: batch processing,
+idempotency and error records.
 
 Powertools already does partial batch failures and idempotency well; this module only
-wires them to our settings, so each handler stays a page of its own logic.
+wires them to our settings, so each handler stays a page of event parsing and each stage
+service (vidsift/stages/) a page of its own logic.
+
+An idempotency record's id is ``<Lambda function name>.<work name>#<hash of the key>``.
+Powertools names the work ``<module>.<qualname>`` of the function, so moving a function to
+another module would change every id and a replay arriving across the upgrade would be
+done twice. The work functions that moved from the handlers into the stage services keep
+the name they had there (``work_name``), so their records stay the same across the move.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemNotFoundError
 
 from vidsift import aws, contract
-from vidsift.core import ids
+from vidsift.core import keys
 from vidsift.core.errors import BadInputError
 from vidsift.core.records import CONTENT_SHA256_KEY, iso, utc_now
+from vidsift.logs import function_name
 from vidsift.settings import Settings
 
 #: A replay within a week is recognised; a deliberate re-run after that processes again.
@@ -37,6 +46,24 @@ OBJECT_KEY = "[bucket, key, etag]"
 #: retry rewriting identical frames gives them new ETags (and new events), which must not
 #: make the frames new work. Different bytes under the same key would be.
 FRAME_KEY = "[bucket, key, content_sha256]"
+
+
+def work_name(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a unit of work for its idempotency records (see the module's docstring), instead
+    of its module and qualname: a name that stays when the code moves. ``name`` is written
+    as Powertools wrote it for the function where it used to live, e.g.
+    ``functions.detect_people.finish_snapshot_work``."""
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.__dict__["_work_name"] = name
+        return fn
+    return mark
+
+
+def _key_prefix(fn: Callable[..., Any]) -> str:
+    """The id prefix of ``fn``'s records: Powertools' own (function name, then module and
+    qualname) unless the work was named (``work_name``)."""
+    name = getattr(fn, "_work_name", None) or f"{fn.__module__}.{fn.__qualname__}"
+    return f"{function_name()}.{name}"
 
 
 def sqs_processor() -> BatchProcessor:
@@ -80,7 +107,7 @@ def once(fn: Callable[..., Any], obj: dict[str, Any], context: Any = None, *, ke
         return fn(obj=obj)
     endpoint = _dynamodb_endpoint()
     return idempotent_function(fn, data_keyword_argument="obj", persistence_store=_store(fn, key, table, endpoint),
-                               config=_config(key, context))(obj=obj)
+                               config=_config(key, context), key_prefix=_key_prefix(fn))(obj=obj)
 
 
 def frame_work(obj: dict[str, Any], metadata: dict[str, str]) -> tuple[dict[str, Any], str]:
@@ -103,8 +130,8 @@ def done(fn: Callable[..., Any], obj: dict[str, Any], *, key: str = OBJECT_KEY) 
         return False
     endpoint = _dynamodb_endpoint()
     store = _store(fn, key, table, endpoint)
-    # The same store and record id as once's (the function's module and name prefix the hash).
-    store.configure(config=_config(key, None), function_name=f"{fn.__module__}.{fn.__qualname__}")
+    # The same store and record id as once's (the work's name prefixes the hash).
+    store.configure(config=_config(key, None), key_prefix=_key_prefix(fn))
     try:
         record = store.get_record(obj)
     except IdempotencyItemNotFoundError:
@@ -184,7 +211,7 @@ def _write_error_record(logger: Logger, stage: str, subject: str, what: str, rea
     if not bucket:
         return
     try:
-        aws.put_json(bucket, ids.error_key(stage, subject, version), {
+        aws.put_json(bucket, keys.error_key(stage, subject, version), {
             "stage": stage, "subject": subject, "what": what, "reason": reason,
             "message_id": message_id, "at": iso(utc_now()), **({"version_id": version} if version else {}),
         })

@@ -7,6 +7,10 @@ the function waiting on the network for most of its (billed) time. Keys and cont
 deterministic, so a retry overwrites instead of duplicating. Each frame carries the SHA-256
 of its JPEG in its metadata (FrameMeta.content_sha256): the later stages key their work on
 it and the frame key, not on the ETag, which with SSE-KMS changes on every rewrite.
+
+The two units of work functions/split_frames.py runs once each (vidsift.stages.runtime.once)
+are here: ``process_video`` (a video's notification) and ``process_segment`` (a segment
+message this stage queued for itself); the handler only parses messages and reports failures.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ from vidsift.core.dedup import parse_setting
 from vidsift.core.errors import BadInputError, ConfigError
 from vidsift.core.events import ObjectRef
 from vidsift.core.frames import SamplingOptions, VideoFile, VideoInfo
+from vidsift.core.messages import SegmentDoc, SegmentTask, VideoTask
 from vidsift.core.records import FrameMeta, captured_at
-from vidsift.core.segments import SegmentTask
+from vidsift.logs import get_logger
 from vidsift.settings import Settings
 from vidsift.stages import barrier
+from vidsift.stages.runtime import work_name
 
+STAGE = "split_frames"
+#: The stage's one logger (the handler logs through it too: one Powertools Logger per service).
+logger = get_logger(STAGE)
+#: Segments of one video share bucket, key and etag: the segment number is part of the key.
+SEGMENT_KEY = "[bucket, key, etag, segment]"
 #: Concurrent PutObjects per invocation; enough to hide S3 latency behind the decoder.
 UPLOAD_THREADS = 8
 
@@ -164,7 +175,7 @@ class Source:
 
 def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aws.S3RangeReader,
                   options: SamplingOptions, *, start_s: float, end_s: float | None, segment: int,
-                  segment_count: int, started: float) -> tuple[dict[str, Any], BadInputError | None]:
+                  segment_count: int, started: float) -> tuple[SegmentDoc, BadInputError | None]:
     """Sample one range and put its frames; returns the segment document and a late error
     (frames were produced, then the stream turned out truncated or damaged)."""
     info = VideoInfo()
@@ -183,23 +194,23 @@ def _sample_range(config: SplitConfig, src: Source, video: VideoFile, reader: aw
                 last_index = frame.index
         except BadInputError as exc:
             error = exc
-    doc = {
-        "video_id": src.video_id, "source_bucket": src.ref.bucket, "source_key": src.ref.key,
-        "camera_id": src.camera_id, "recorded_at": src.recorded_at, "size": src.size,
-        "width": info.width, "height": info.height, "codec": info.codec, "container": info.container,
-        "duration_s": info.duration_s, "rotation": info.rotation, "nominal_fps": info.nominal_fps,
-        "keyframe_interval_s": info.keyframe_interval_s,
-        "sample_fps": None if options.keyframes else options.fps, "keyframes": options.keyframes,
-        "dedup_distance": options.dedup_distance, "segments": segment_count,
-        "segment_seconds": config.segment_seconds if segment_count > 1 else None,
-        "segment": segment, "start_s": start_s, "end_s": end_s, "strategy": info.strategy,
-        "frames_decoded": info.frames_decoded, "frames_sampled": info.frames_sampled,
-        "frames_kept": info.frames_kept, "duplicates_skipped": info.duplicates_skipped, "seeks": info.seeks,
-        "decode_errors": info.decode_errors, "first_index": first_index, "last_index": last_index,
-        "bytes_read": reader.bytes_fetched, "seconds": round(time.monotonic() - started, 3),
-        "errors": [error.reason] if error else [], "warnings": info.warnings[:20],
-    }
-    _report_sampled(config, src.video_id, doc)
+    doc = SegmentDoc(
+        video_id=src.video_id, source_bucket=src.ref.bucket, source_key=src.ref.key,
+        camera_id=src.camera_id, recorded_at=src.recorded_at, size=src.size,
+        width=info.width, height=info.height, codec=info.codec, container=info.container,
+        duration_s=info.duration_s, rotation=info.rotation, nominal_fps=info.nominal_fps,
+        keyframe_interval_s=info.keyframe_interval_s,
+        sample_fps=None if options.keyframes else options.fps, keyframes=options.keyframes,
+        dedup_distance=options.dedup_distance, segments=segment_count,
+        segment_seconds=config.segment_seconds if segment_count > 1 else None,
+        segment=segment, start_s=start_s, end_s=end_s, strategy=info.strategy,
+        frames_decoded=info.frames_decoded, frames_sampled=info.frames_sampled,
+        frames_kept=info.frames_kept, duplicates_skipped=info.duplicates_skipped, seeks=info.seeks,
+        decode_errors=info.decode_errors, first_index=first_index, last_index=last_index,
+        bytes_read=reader.bytes_fetched, seconds=round(time.monotonic() - started, 3),
+        errors=[error.reason] if error else [], warnings=info.warnings[:20],
+    )
+    _report_sampled(config, src.video_id, doc.to_json())  # the segment document's sampling fields
     return doc, error
 
 
@@ -260,12 +271,12 @@ def split_video(config: SplitConfig, ref: ObjectRef, queue_url: Callable[[], str
                                      end_s=end, segment=n, segments=len(spans), options=segments.options_doc(options),
                                      camera_id=src.camera_id, recorded_at=src.recorded_at, version_id=src.version)
                          for n, (start, end) in enumerate(spans)]
-                aws.send_messages(url, [t.to_message() for t in tasks])
+                aws.send_messages(url, [t.to_json() for t in tasks])
                 return {"video_id": src.video_id, "source_key": ref.key, "segments": len(spans),
                         "duration_s": video.duration_s, "queued": True, "bytes_read": reader.bytes_fetched}
             doc, error = _sample_range(config, src, video, reader, options, start_s=0.0, end_s=None, segment=0,
                                        segment_count=1, started=started)
-    summary = segments.merge([doc])
+    summary = segments.merge([doc.to_json()])
     aws.put_json(config.frames_bucket, keys.summary_key(src.video_id), summary)
     if error:
         raise error
@@ -287,17 +298,46 @@ def split_segment(config: SplitConfig, task: SegmentTask) -> dict[str, Any]:
     with VideoFile(reader, what=task.uri) as video:
         doc, error = _sample_range(config, src, video, reader, options, start_s=task.start_s, end_s=task.end_s,
                                    segment=task.segment, segment_count=task.segments, started=started)
-    aws.put_json(config.frames_bucket, keys.segment_key(src.video_id, task.segment), doc)
+    aws.put_json(config.frames_bucket, keys.segment_key(src.video_id, task.segment), doc.to_json())
     docs = _segment_docs(config.frames_bucket, src.video_id)
     if len({d["segment"] for d in docs}) == task.segments:
         aws.put_json(config.frames_bucket, keys.summary_key(src.video_id), segments.merge(docs))
     if error:
         raise error
-    return {k: doc[k] for k in ("video_id", "segment", "segments", "frames_kept", "seconds")}
+    return {"video_id": doc.video_id, "segment": doc.segment, "segments": doc.segments,
+            "frames_kept": doc.frames_kept, "seconds": doc.seconds}
 
 
 def _segment_docs(bucket: str, video: str) -> list[dict[str, Any]]:
+    """The video's segment documents as stored (merge reads them as they are, old or new)."""
     return list(aws.list_json(bucket, keys.segment_prefix(video)))
 
 
 queue_url_from_arn = aws.queue_url_from_arn
+
+
+@work_name("functions.split_frames.process_video")  # its records' name from before the move
+def process_video(obj: dict[str, Any]) -> dict[str, Any]:
+    """One video's notification (``obj``: a VideoTask), once per version."""
+    config = SplitConfig.from_settings(Settings.from_env())
+    task = VideoTask.from_json(obj)
+    source_arn = task.source_queue_arn
+
+    def queue_url() -> str | None:
+        url = config.queue_url or (queue_url_from_arn(source_arn) if source_arn else None)
+        if not url:
+            logger.warning("long video but no queue to fan out to (SPLIT_QUEUE_URL unset): sampling it whole")
+        return url
+
+    ref = ObjectRef(bucket=task.bucket, key=task.key, size=task.size, etag=task.etag, version_id=task.version_id)
+    result = split_video(config, ref, queue_url)
+    logger.info("video queued as segments" if result.get("queued") else "video split", extra=result)
+    return result
+
+
+@work_name("functions.split_frames.process_segment")  # its records' name from before the move
+def process_segment(obj: dict[str, Any]) -> dict[str, Any]:
+    """One segment message (``obj``: SegmentTask.to_obj()), once per SEGMENT_KEY."""
+    result = split_segment(SplitConfig.from_settings(Settings.from_env()), SegmentTask.from_obj(obj))
+    logger.info("segment split", extra=result)
+    return result

@@ -17,6 +17,7 @@ from typing import Any
 from vidsift import aws
 from vidsift.core import completion, face_frames, keys
 from vidsift.core.detection import Box, Detection
+from vidsift.core.messages import DetectedFrame, FaceFrame, FaceWork, SegmentTracks
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
 from vidsift.core.tracking import FramePeople, Point, Track, stitch, track_segment
 from vidsift.logs import get_logger
@@ -30,22 +31,27 @@ logger = get_logger("tracking")
 # --- what detect_people tells the barrier ----------------------------------------------
 
 
-def _frame_doc(meta: FrameMeta, detection: Detection) -> dict[str, Any]:
-    return {"meta": meta.to_s3(), "model": detection.model, "boxes": [b.as_doc() for b in detection.boxes]}
-
-
 def record_detections(settings: Settings, detected: list[tuple[FrameMeta, Detection]]) -> None:
     """An invocation's frames: their boxes, then one ADD per segment to its progress; the
     update that completes a segment sends it on (vidsift.stages.barrier)."""
     barrier.record_frames(settings.need("tracking_table"), settings.need("track_queue_url"),
-                          [(m.video_id, m.segment, m.frame_index, _frame_doc(m, d)) for m, d in detected])
+                          [(m.video_id, m.segment, m.frame_index, DetectedFrame.of(m, d).to_json())
+                           for m, d in detected])
 
 
-def recorded(settings: Settings, frames: list[tuple[str, int]]) -> dict[tuple[str, int], dict[str, str]]:
+def recorded(settings: Settings, frames: list[tuple[str, int]]) -> dict[tuple[str, int], FrameMeta]:
     """The frames among ``frames`` (video, frame index) whose work is done, with the metadata
     their boxes were recorded from (vidsift.stages.barrier.recorded, which also sends on a
-    complete segment its video was not tracked with)."""
-    return barrier.recorded(settings.need("tracking_table"), settings.need("track_queue_url"), frames)
+    complete segment its video was not tracked with). A frame whose recorded metadata does
+    not parse is left out: it is detected again, as one recorded from other bytes would be."""
+    out: dict[tuple[str, int], FrameMeta] = {}
+    for frame, metadata in barrier.recorded(settings.need("tracking_table"), settings.need("track_queue_url"),
+                                            frames).items():
+        try:
+            out[frame] = FrameMeta.from_s3(metadata)
+        except ValueError:
+            continue
+    return out
 
 
 def give_up(settings: Settings, frame_keys: list[str]) -> None:
@@ -62,16 +68,16 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     table = settings.need("tracking_table")
     video, segment = str(obj["video_id"]), int(obj["segment"])
     part = completion.segment_part(video, segment)
-    item = DynamoProgressStore(table).item(part)
+    store = DynamoProgressStore(table)
+    item = store.item(part)
     span = completion.span(item)
-    docs = DynamoProgressStore(table).frames(part) if span else []
+    docs = [DetectedFrame.from_json(d) for d in store.frames(part)] if span else []
     failed = sorted(completion.gaps(item))
-    frames = [FramePeople(int(d["meta"]["frame-index"]), float(d["meta"]["frame-time-s"]),
-                          tuple(Box.from_doc(b) for b in d["boxes"])) for d in docs]
+    frames = [FramePeople(d.meta.frame_index, d.meta.frame_time_s, d.boxes) for d in docs]
     tracks = track_segment(frames, settings.track, prefix=f"s{segment}-")
-    aws.put_json(settings.frames_bucket, keys.tracking_key(video, segment), {
-        "video_id": video, "segment": segment, "start_s": span[0] if span else None, "failed": failed,
-        "frames": docs, "tracks": {t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}})
+    aws.put_json(settings.frames_bucket, keys.tracking_key(video, segment), SegmentTracks(
+        video_id=video, segment=segment, start_s=span[0] if span else None, failed=failed, frames=docs,
+        tracks={t.key: [[p.frame_index, p.box_index] for p in t.points] for t in tracks}).to_json())
     _segment_tracked(settings, table, video, segment, completion.recovered(item))
     return {"video_id": video, "segment": segment, "frames": len(docs), "tracks": len(tracks),
             "frames_given_up": len(failed)}
@@ -95,15 +101,14 @@ def _segment_tracked(settings: Settings, table: str, video: str, segment: int, r
 # --- track_people, step 2: the video ---------------------------------------------------
 
 
-def _segment_tracks(doc: dict[str, Any]) -> list[Track]:
-    frames = {int(d["meta"]["frame-index"]): d for d in doc["frames"]}
+def _segment_tracks(doc: SegmentTracks) -> list[Track]:
+    frames = {d.meta.frame_index: d for d in doc.frames}
     out = []
-    for key, points in doc["tracks"].items():
+    for key, points in doc.tracks.items():
         pts = []
         for frame_index, box_index in points:
             d = frames[frame_index]
-            pts.append(Point(frame_index, float(d["meta"]["frame-time-s"]), box_index,
-                             Box.from_doc(d["boxes"][box_index])))
+            pts.append(Point(frame_index, d.meta.frame_time_s, box_index, d.boxes[box_index]))
         out.append(Track(key=key, points=pts))
     return out
 
@@ -113,22 +118,21 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     table = settings.need("tracking_table")
     video = str(obj["video_id"])
     item = DynamoProgressStore(table).item(video)
-    docs = [aws.get_json(settings.frames_bucket, keys.tracking_key(video, k)) for k in range(int(item["segments"]))]
-    tracks = stitch([(float(d["start_s"] or 0.0), _segment_tracks(d)) for d in docs], settings.track)
+    docs = [SegmentTracks.from_json(aws.get_json(settings.frames_bucket, keys.tracking_key(video, k)))
+            for k in range(int(item["segments"]))]
+    tracks = stitch([(float(d.start_s or 0.0), _segment_tracks(d)) for d in docs], settings.track)
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
     metas: dict[int, FrameMeta] = {}
-    boxes_by_frame: dict[int, list[tuple[str | None, dict[str, Any]]]] = {}
+    boxes_by_frame: dict[int, list[tuple[str | None, Box]]] = {}
     now = utc_now()
     rows = []
-    for d in (f for doc in docs for f in doc["frames"]):
-        meta = FrameMeta.from_s3(d["meta"])
-        i = meta.frame_index
-        metas[i] = meta
-        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d["boxes"])]
-        detection = Detection(model=d["model"], boxes=tuple(Box.from_doc(b) for b in d["boxes"]))
-        rows.append(build_people_record(meta, detection, now, [tid for tid, _ in boxes_by_frame[i]]))
+    for d in (f for doc in docs for f in doc.frames):
+        i = d.meta.frame_index
+        metas[i] = d.meta
+        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d.boxes)]
+        rows.append(build_people_record(d.meta, d.detection, now, [tid for tid, _ in boxes_by_frame[i]]))
     aws.put_records(settings.people_stream, rows)
-    failed = sorted({i for d in docs for i in d["failed"]})
+    failed = sorted({i for d in docs for i in d.failed})
     rule = settings.faces
     chosen = {t.track_id or "": face_frames.choose(t, rule) for t in tracks}
     drafts = {}
@@ -142,14 +146,11 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     messages = []
     for group in face_frames.groups({tid: [p.frame_index for p in pts] for tid, pts in chosen.items() if pts}):
         frames_needed = sorted({p.frame_index for tid in group for p in chosen[tid]})
-        work = {
-            "video_id": video,
-            "tracks": [drafts[tid] for tid in group],
-            "frames": [{"frame_index": i, "key": keys.frame_key(video, i), "meta": metas[i].to_s3(),
-                        "people": [[tid, b] for tid, b in boxes_by_frame[i]]} for i in frames_needed],
-        }
+        work = FaceWork(video_id=video, tracks=[drafts[tid] for tid in group],
+                        frames=[FaceFrame(i, keys.frame_key(video, i), metas[i], boxes_by_frame[i])
+                                for i in frames_needed])
         key = keys.faces_work_key(video, group[0])
-        aws.put_json(settings.people_bucket, key, work)
+        aws.put_json(settings.people_bucket, key, work.to_json())
         messages.append(completion.FacesMessage(video, key).to_json())
     if messages:
         aws.send_messages(settings.need("faces_queue_url"), messages)
