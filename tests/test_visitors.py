@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from vidsift import aws
-from vidsift.cli import query
+from vidsift.local import warehouse as query
 from vidsift.cli.commands import main
 from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
@@ -220,7 +220,7 @@ def test_a_name_shows_in_past_rows(visited: Path) -> None:
 
 
 def test_named_visitor_queries_run(visited: Path) -> None:
-    from vidsift.cli.query import run
+    from vidsift.local.warehouse import run
 
     sql = Path(__file__).resolve().parents[1] / "vidsift" / "sql"
     _, rows = run(visited, (sql / "visitors_on_several_cameras.sql").read_text())

@@ -84,19 +84,9 @@ def _progress_view(args: argparse.Namespace) -> str:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    import duckdb
+    from vidsift.cli.query import query
 
-    from vidsift.cli.query import render, run
-
-    sql = args.sql if args.sql != "-" else sys.stdin.read()
-    try:
-        names, rows = run(args.out, sql)
-    except duckdb.Error as exc:
-        print(f"vidsift query: {exc}", file=sys.stderr)
-        return 2
-    text = render(names, rows, args.format)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")  # CSV already ends its last row
-    return 0
+    return query(args.out, args.sql, args.format)
 
 
 def cmd_up(args: argparse.Namespace) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vidsift.cli.query import render, run
+from vidsift.cli.query import render
+from vidsift.local.warehouse import run
 from vidsift.samples import DEMO_SEGMENTS, make_video
 
 OUT = Path("demo-out")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vidsift.cli.query import connect
+from vidsift.local.warehouse import connect
 
 
 @dataclass
