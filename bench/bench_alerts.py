@@ -45,7 +45,7 @@ PEOPLE = ("astronaut", "grace_hopper", "camera")
 
 
 def _bgr(name: str) -> np.ndarray:
-    from vidsift.samples import photo
+    from vidsift.testing.samples import photo
 
     return cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR)
 

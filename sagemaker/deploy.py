@@ -431,12 +431,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def region_problem(region: str | None, serverless: bool) -> str | None:
-    """Why the endpoint cannot go to ``region`` (vidsift/regions.json), or None."""
+    """Why the endpoint cannot go to ``region`` (vidsift/deploy/regions.json), or None."""
     if not region:
         return ("--region is required: the region of the stack (`npx sls deploy --region R`), where detect_people "
                 "calls the endpoint; the profile's default region is not used")
     if serverless:
-        spec = json.loads((ROOT / "vidsift" / "regions.json").read_text())["services"]["sagemaker_serverless"]
+        spec = json.loads((ROOT / "vidsift" / "deploy" / "regions.json").read_text())["services"]["sagemaker_serverless"]
         if region not in spec["regions"]:
             return (f"--region {region}: SageMaker serverless endpoints are not offered there ({spec['_source']}); "
                     "deploy the stack and endpoint to another region, or use --instance-type")

@@ -45,7 +45,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def people_video(media_dir: Path) -> Path:
     """6 s: 2 s without people, 2 s with, 2 s without (320x240, 10 fps)."""
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     return make_video(media_dir / "people clip.mp4", [Segment("coffee", 2), Segment("astronaut", 2),
                                                        Segment("chelsea", 2)], fps=10, width=320, height=240)
@@ -53,7 +53,7 @@ def people_video(media_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def short_video(media_dir: Path) -> Path:
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     return make_video(media_dir / "short.mp4", [Segment("grace_hopper", 3)], fps=10, width=320, height=240)
 

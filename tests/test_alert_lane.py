@@ -20,7 +20,7 @@ from vidsift import aws, contract
 from vidsift.core import matching, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 from vidsift.testing.localcheck import alerts_received, put_snapshot
 
 KNOWN = "Eileen Collins"

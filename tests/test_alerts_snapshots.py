@@ -22,7 +22,7 @@ from vidsift.core.records import ALERT_ONLY_KEY
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
 
 KNOWN = "Eileen Collins"

@@ -32,7 +32,7 @@ from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import Segment, make_video
+from vidsift.testing.samples import Segment, make_video
 from vidsift.stages import sweeping
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,

@@ -32,7 +32,7 @@ from vidsift.cli import build_parser
 from vidsift.cli import faces as faces_cli
 from vidsift.core import matching
 from vidsift.local import rekognition
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 from vidsift.stages import known_faces
 
 REGION = "us-east-1"

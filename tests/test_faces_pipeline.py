@@ -21,7 +21,7 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 from vidsift.testing.localcheck import count_sampled
 
 

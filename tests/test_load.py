@@ -31,7 +31,7 @@ from vidsift.core.records import keep_face
 from vidsift.local.dispatcher import Dispatcher, StageStats
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import Segment, make_video
+from vidsift.testing.samples import Segment, make_video
 from vidsift.testing.faults import jpeg
 from vidsift.testing.localcheck import drain_dlq
 

@@ -17,7 +17,7 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 from vidsift.testing.localcheck import count_sampled, drain_dlq, error_records, track
 
 #: Receives before a message goes to its DLQ (the same for both stages tested here).

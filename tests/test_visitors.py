@@ -26,7 +26,7 @@ from vidsift.cli.commands import main
 from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
 from vidsift.local.runner import run_videos
-from vidsift.samples import Segment, make_video
+from vidsift.testing.samples import Segment, make_video
 from vidsift.stages import visitor_admin, visitors
 
 # -------------------------------------------------------------------- the plain rules

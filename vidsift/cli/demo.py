@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vidsift.cli.query import render
 from vidsift.local.warehouse import run
-from vidsift.samples import DEMO_SEGMENTS, make_video
+from vidsift.testing.samples import DEMO_SEGMENTS, make_video
 
 OUT = Path("demo-out")
 RECORDED_AT = "2026-01-01T12:00:00Z"

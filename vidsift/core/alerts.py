@@ -51,7 +51,7 @@ from vidsift.core import ids
 from vidsift.core.records import FrameMeta, iso, parse_iso
 
 log = logging.getLogger(__name__)
-#: Not ``datetime.UTC`` (3.11+): vidsift/deploy_checks.py imports this module on the deploy
+#: Not ``datetime.UTC`` (3.11+): vidsift/deploy/checks.py imports this module on the deploy
 #: machine's python3, which may be 3.9 (tests/test_deploy_python.py checks the import closure).
 UTC = timezone.utc  # noqa: UP017
 

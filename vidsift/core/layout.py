@@ -13,7 +13,7 @@ One file per deployment (YAML for people, stored as JSON for the functions)::
             polygon: [[0.6, 0.4], [0.9, 0.4], [0.9, 1.0], [0.6, 1.0]]
 
 Why everything is refused at once, with the camera and the line or zone named: a layout is
-read before a deploy (vidsift.deploy_checks), by ``vidsift run --cameras`` and by
+read before a deploy (vidsift.deploy.checks), by ``vidsift run --cameras`` and by
 ``vidsift cameras put``; a mistake found later would silently count nothing (a zone that
 crosses itself has no clear inside, a zero-length line no sides), so the whole file is
 refused, naming every problem, before anything counts with it.
@@ -125,7 +125,7 @@ def self_crossing(polygon: tuple[Point, ...]) -> tuple[int, int] | None:
 
 def _area(polygon: tuple[Point, ...]) -> float:
     # The shoelace formula over each edge (the next point wraps around). No zip(strict=): 3.10+,
-    # and this module is in vidsift/deploy_checks.py's import closure (Python 3.9+).
+    # and this module is in vidsift/deploy/checks.py's import closure (Python 3.9+).
     n = len(polygon)
     return abs(sum(polygon[i][0] * polygon[(i + 1) % n][1] - polygon[(i + 1) % n][0] * polygon[i][1]
                    for i in range(n))) / 2

@@ -16,7 +16,7 @@ from vidsift import contract
 from vidsift.core import ids
 from vidsift.core.detection import Detection
 
-#: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy_checks.py's import closure,
+#: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy/checks.py's import closure,
 #: which runs on the deploy machine's python3 (3.9+, tests/test_deploy_python.py).
 UTC = timezone.utc  # noqa: UP017
 

@@ -3,7 +3,7 @@ leaving and coming back, with every person's box known in every frame.
 
 Why generated: a tracker's quality is only measurable against the truth, and footage with a
 per-frame annotation of who is where cannot ship in the repo. The people are the bundled
-portraits of vidsift.samples (astronaut, camera, grace_hopper), cut out where the pipeline's
+portraits of vidsift.testing.samples (astronaut, camera, grace_hopper), cut out where the pipeline's
 own person detector finds them in the photo, pasted as moving figures over a bundled photo
 without people (rocket) and encoded as H.264 with sensor noise, 640x480 at 25 fps. 4:3 and not
 16:9 because SSDLite squeezes every frame to 300x300: in a 640x360 frame it missed most of
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsift.samples import WITH_PEOPLE, photo
+from vidsift.testing.samples import WITH_PEOPLE, photo
 
 WIDTH, HEIGHT, FPS = 640, 480, 25
 BACKGROUND = "rocket"
