@@ -421,8 +421,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv or [])
     from vidsift.core.face_frames import FaceRule
-    from vidsift.testing.samples import Segment, make_video
     from vidsift.testing import scenes
+    from vidsift.testing.samples import Segment, make_video
 
     rule = FaceRule()
     old_home = os.environ.get("HOME")

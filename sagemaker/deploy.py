@@ -436,7 +436,8 @@ def region_problem(region: str | None, serverless: bool) -> str | None:
         return ("--region is required: the region of the stack (`npx sls deploy --region R`), where detect_people "
                 "calls the endpoint; the profile's default region is not used")
     if serverless:
-        spec = json.loads((ROOT / "vidsift" / "deploy" / "regions.json").read_text())["services"]["sagemaker_serverless"]
+        regions = ROOT / "vidsift" / "deploy" / "regions.json"
+        spec = json.loads(regions.read_text())["services"]["sagemaker_serverless"]
         if region not in spec["regions"]:
             return (f"--region {region}: SageMaker serverless endpoints are not offered there ({spec['_source']}); "
                     "deploy the stack and endpoint to another region, or use --instance-type")

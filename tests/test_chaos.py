@@ -32,7 +32,6 @@ from vidsift.core import ids, progress
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.testing.samples import Segment, make_video
 from vidsift.stages import sweeping
 from vidsift.testing.faults import (
     DYNAMODB_THROTTLED,
@@ -41,6 +40,7 @@ from vidsift.testing.faults import (
     SQS_UNAVAILABLE,
     LambdaKilled,
 )
+from vidsift.testing.samples import Segment, make_video
 
 pytestmark = pytest.mark.slow
 

@@ -21,13 +21,13 @@ import pytest
 from PIL import Image
 
 from vidsift import aws
-from vidsift.local import warehouse as query
 from vidsift.cli.commands import main
 from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
+from vidsift.local import warehouse as query
 from vidsift.local.runner import run_videos
-from vidsift.testing.samples import Segment, make_video
 from vidsift.stages import visitor_admin, visitors
+from vidsift.testing.samples import Segment, make_video
 
 # -------------------------------------------------------------------- the plain rules
 

@@ -18,8 +18,8 @@ from urllib.parse import quote
 from vidsift import aws, contract
 from vidsift.core import progress
 from vidsift.core.layout import Layout
-from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
 from vidsift.local.bars import VideoProgress
+from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
 from vidsift.local.results import RunResults, collect, export, export_frames
 from vidsift.local.stack import LocalStack
 from vidsift.stages import counting
