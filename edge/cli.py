@@ -114,7 +114,8 @@ def _restore_signals() -> None:
 
 
 def _metadata_for(cfg: EdgeConfig, device_id: str):
-    from edge.metadata import build_metadata, probe_video, recording_start
+    from edge.metadata import probe_video, recording_start
+    from vidsift.core.uploads import build_metadata
 
     def metadata_for(path: Path) -> dict[str, str]:
         info = probe_video(path)

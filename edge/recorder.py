@@ -30,11 +30,12 @@ import numpy as np
 from edge.clips import EPS, SPLIT, START, STOP, ClipRule, ClipSettings, HoursWindow
 from edge.config import EdgeConfig
 from edge.detector import Detection, PersonDetector
-from edge.metadata import CLIP_KEY, GROUP_ID, PART, EdgeStats, VideoInfo, build_metadata, probe_video
+from edge.metadata import probe_video
 from edge.motion import MotionDetector
 from edge.queue import SNAPSHOT_PRIORITY, Clip, UploadQueue, random_key
 from edge.source import TimedFrame
 from vidsift.contract import load as load_contract
+from vidsift.core.uploads import CLIP_KEY, GROUP_ID, PART, EdgeStats, VideoInfo, build_metadata
 
 log = logging.getLogger(__name__)
 
