@@ -1,7 +1,9 @@
-"""The rows of the ``people`` and ``faces`` tables, and the frame metadata they come from.
+"""The rows of the ``people``, ``faces`` and ``tracks`` tables, and the frame metadata they
+come from.
 
 Column names come from contract.json; ``build_*`` return dicts with exactly those keys,
-in order, so the Glue tables, DuckDB and the records cannot drift apart.
+in order, so the Glue tables, DuckDB and the records cannot drift apart. (The counting
+tables, ``crossings`` and ``zone_visits``, are built by vidsift.core.counts.)
 """
 
 from __future__ import annotations
