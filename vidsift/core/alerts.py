@@ -79,6 +79,8 @@ def table_name(names: contract.ResourceNames) -> str:
 
 @dataclass(frozen=True)
 class Rule:
+    """One watch-list rule (alertRules): what must be seen, on which cameras, how often within a
+    window, and how long to stay quiet after firing, so a person lingering in view alerts once."""
     name: str
     when: str
     cameras: tuple[str, ...] = ("*",)
@@ -180,6 +182,8 @@ def load_rules(value: str | None) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class AlertSettings:
+    """Everything alerting needs besides the sightings (rules, time zone of the message, link
+    expiry, where to publish and keep state), parsed once so a bad rule is a start-up error."""
     rules: tuple[Rule, ...]
     timezone: ZoneInfo
     link_expiry_s: int
@@ -337,6 +341,9 @@ def decide(state: State, rule: Rule, frame_id: str, t: float) -> tuple[State, bo
 
 
 class StateStore(Protocol):
+    """Where rule windows and cool-downs are kept between invocations, with a version per key:
+    Lambda containers share nothing, so the state must live outside them and concurrent
+    updates must not overwrite each other (DynamoDB in the cloud, MemoryStore in a test)."""
     def get(self, key: str) -> tuple[dict[str, Any] | None, int]: ...
 
     def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool: ...
@@ -414,6 +421,8 @@ def _origin(s: Sighting) -> str:
 
 @dataclass(frozen=True)
 class Alert:
+    """One alert, rendered for every channel SNS delivers to at once (mail text, a short SMS,
+    JSON for programs) plus the message attributes subscribers filter on."""
     subject: str
     text: str
     sms: str

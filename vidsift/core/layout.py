@@ -47,6 +47,8 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class Line:
+    """A counting line on a camera's view; ``in_from`` says which crossing direction is "in",
+    since a line alone has no inside."""
     name: str
     a: Point
     b: Point
@@ -57,6 +59,7 @@ class Line:
 
 @dataclass(frozen=True)
 class Zone:
+    """An area of a camera's view where stays are counted (entered, left, dwell time)."""
     name: str
     polygon: tuple[Point, ...]
     band: float = DEFAULT_BAND
@@ -64,6 +67,8 @@ class Zone:
 
 @dataclass(frozen=True)
 class CameraLayout:
+    """One camera's lines and zones: layouts are per camera because a line only means something
+    in the view it was drawn on."""
     camera_id: str
     lines: tuple[Line, ...] = ()
     zones: tuple[Zone, ...] = ()
@@ -71,6 +76,8 @@ class CameraLayout:
 
 @dataclass(frozen=True)
 class Layout:
+    """Every camera's layout, as the cameras file says it: checked before a deploy and stored for
+    the functions, so a changed zone needs no redeploy."""
     cameras: dict[str, CameraLayout]
 
     def camera(self, camera_id: str | None) -> CameraLayout | None:

@@ -101,6 +101,8 @@ def preload_handlers() -> None:
 
 @dataclass
 class StageStats:
+    """What one stage did during a local run (invocations, messages, failures, handler time), for
+    the run's summary and its cost estimate, which bills Lambda by duration."""
     invocations: int = 0
     received: int = 0
     succeeded: int = 0
@@ -111,6 +113,10 @@ class StageStats:
 
 @dataclass
 class Dispatcher:
+    """Plays Lambda's SQS event source mapping on the local stack: polls each stage's queue,
+    invokes the real handler with a real SQS event and deletes only what the handler did not
+    report failed, so the handlers run unchanged and retries, visibility timeouts and DLQs
+    behave as in the cloud."""
     stack: LocalStack
     handlers: dict[str, Handler] = field(default_factory=dict)
     stats: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in contract.STAGES})

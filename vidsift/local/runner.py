@@ -31,6 +31,8 @@ RUN_CONCURRENCY = 2
 
 @dataclass
 class VideoOutcome:
+    """How one input video of ``vidsift run`` ended (frames, people, faces, tracks, errors), for the
+    run's summary table and run.json."""
     path: Path
     key: str
     video_id: str | None = None
@@ -52,6 +54,8 @@ class VideoOutcome:
 
 @dataclass
 class RunReport:
+    """What ``vidsift run`` returns: every video's outcome, each stage's statistics and the
+    collected results, and whether the pipeline finished (``ok`` decides the exit code)."""
     out: Path
     videos: list[VideoOutcome]
     stats: dict[str, StageStats]

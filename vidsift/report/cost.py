@@ -114,6 +114,8 @@ ASSUMPTIONS = (
 
 @dataclass(frozen=True)
 class Price:
+    """One AWS price as its pricing page states it, with where and when it was read: an estimate
+    is only as good as the prices it can show its sources for."""
     key: str
     #: Dollars per single unit (per request, per GB-second...).
     usd: float
@@ -138,6 +140,8 @@ class Price:
 
 @dataclass(frozen=True)
 class Prices:
+    """The price list of one region (vidsift/report/prices.json), with SageMaker serverless priced
+    by memory size as AWS bills it."""
     region: str
     currency: str
     items: dict[str, Price]
@@ -323,6 +327,8 @@ def usages(data: RunData) -> list[Usage]:
 
 @dataclass(frozen=True)
 class Line:
+    """One component of an estimate (quantity times price); ``usd`` is None when the quantity was
+    not measured, so a missing number is shown as missing rather than as zero."""
     component: str
     quantity: float
     unit: str
@@ -333,6 +339,8 @@ class Line:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A run's estimated AWS cost, line by line with the usage and prices it came from, so the
+    report can show how the total was reached."""
     lines: tuple[Line, ...]
     usage: Usage
     prices: Prices

@@ -69,6 +69,8 @@ QUOTAS = {
 
 @dataclass(frozen=True)
 class Fleet:
+    """The deployment being planned (cameras, hours, people per minute...): the inputs of a capacity
+    and cost plan before anything is deployed."""
     cameras: int
     hours_per_day: float = 12.0
     fps: float = 1.0
@@ -85,6 +87,8 @@ class Fleet:
 
 @dataclass
 class Need:
+    """One quantity the fleet needs against the AWS limit it runs into (``over`` when it would be
+    throttled), so a plan shows the quota to raise before a deploy rather than after."""
     what: str
     value: float
     unit: str
@@ -98,6 +102,7 @@ class Need:
 
 @dataclass
 class Plan:
+    """What a fleet needs and costs a month, as ``vidsift plan`` prints it and JSON for programs."""
     fleet: Fleet
     needs: list[Need] = field(default_factory=list)
     monthly_usd: dict[str, float] = field(default_factory=dict)

@@ -38,6 +38,8 @@ def photo(name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Segment:
+    """A stretch of a sample video showing one bundled photo: whether the photo has people is the
+    truth the demo and the tests check the detector against."""
     photo: str
     seconds: float
 

@@ -78,6 +78,8 @@ class Leg:
 
 @dataclass(frozen=True)
 class Scene:
+    """A generated clip described by its people's legs (waypoints), so the truth of who is where
+    in every frame comes with it."""
     name: str
     seconds: float
     legs: tuple[Leg, ...]
@@ -153,6 +155,8 @@ class Person:
 
 @dataclass(frozen=True)
 class Visit:
+    """One person's time in view, from first to last frame: what a tracker must recover as one
+    track."""
     visit: str
     actor: str
     first_s: float
@@ -161,6 +165,8 @@ class Visit:
 
 @dataclass(frozen=True)
 class Truth:
+    """Who is where in every frame of a rendered scene, and each visit: the ground truth a
+    tracker is scored against."""
     scene: Scene
     fps: int
     frames: tuple[tuple[Person, ...], ...]
@@ -396,6 +402,8 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 @dataclass
 class Score:
+    """How well a tracker did on a scene (IDF1, MOTA, switches, fragments, merges, coverage), in
+    the standard multi-object tracking terms so numbers compare with published trackers."""
     idf1: float
     mota: float
     switches: int
