@@ -53,6 +53,8 @@ class VideoProgress:
         self._last = 0.0
 
     def update(self, force: bool = False) -> None:
+        """Read what changed since the last look and redraw; at most once per ``interval_s`` unless
+        ``force``d, because each look lists and reads objects from the local stack."""
         now = time.monotonic()
         if not force and now - self._last < self.interval_s:
             return
@@ -80,6 +82,7 @@ class VideoProgress:
             print(f"{self._names[key]}: {state}{detail}", file=self._out, flush=True)
 
     def close(self) -> None:
+        """One last look, so the bars end on the run's final numbers, then release the terminal lines."""
         self.update(force=True)
         for bar in self._bars.values():
             bar.close()

@@ -66,6 +66,7 @@ class LocalContext:
         self.log_stream_name = "local"
 
     def get_remaining_time_in_millis(self) -> int:
+        """What is left of the invocation's timeout: handlers stop taking work before Lambda would kill them."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
@@ -144,11 +145,13 @@ class Dispatcher:
             loader.shutdown(wait=False)
 
     def handler(self, stage: str) -> Handler:
+        """The stage's handler, imported once (in the background, at start) as a cold start would."""
         if stage not in self.handlers:
             self.handlers[stage] = self._loading[stage].result()
         return self.handlers[stage]
 
     def timeout_s(self, stage: str) -> float:
+        """The stage's function timeout: the contract's, unless a test shortened it to see what a timeout does."""
         return float(self.timeouts.get(stage, contract.stage(stage)["timeout_s"]))
 
     def _receive(self, stage: str) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ class VideoOutcome:
 
     @property
     def ok(self) -> bool:
+        """The video went through: it has an id and no error of its own."""
         return not self.errors and self.video_id is not None
 
 
@@ -65,6 +66,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
+        """The run is a success: the pipeline drained, and every video and every error is accounted for."""
         return self.finished and not self.unowned_errors and all(v.ok for v in self.videos)
 
 
@@ -76,6 +78,8 @@ def upload_key(path: Path, index: int) -> str:
 
 def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None,
            dedup: bool = False) -> None:
+    """Put one video into the local raw bucket with the metadata the edge would give it: the S3
+    notification, not a direct call, starts the pipeline, as in the cloud."""
     meta: dict[str, str] = {}
     if camera_id:
         meta[contract.upload_key("camera_id")] = quote(camera_id, safe="")
@@ -91,6 +95,8 @@ def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recor
 
 def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
              unowned: list[str]) -> list[VideoOutcome]:
+    """Each uploaded video's outcome from the collected results: the error records name objects,
+    not videos, so they are matched back to the upload they came from."""
     raw = stack.names.bucket("raw")
     by_uri = {f"s3://{raw}/{key}": VideoOutcome(path=path, key=key) for key, path in uploads.items()}
     suffixes = tuple(contract.load()["video_suffixes"])
