@@ -15,6 +15,7 @@ RECORDED_AT = "2026-01-01T12:00:00Z"
 
 
 def expected_photo(t: float) -> str:
+    """Which photo the demo video shows at ``t`` seconds: the truth each sampled frame is checked against."""
     end = 0.0
     for seg in DEMO_SEGMENTS:
         end += seg.seconds
@@ -24,6 +25,8 @@ def expected_photo(t: float) -> str:
 
 
 def main() -> int:
+    """``make demo``: build the demo video, run it, and print each frame's people beside the truth;
+    exit 1 when a frame disagrees, so the demo is also a check."""
     from vidsift.cli import main as cli
 
     OUT.mkdir(exist_ok=True)

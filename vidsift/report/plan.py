@@ -97,6 +97,7 @@ class Need:
 
     @property
     def over(self) -> bool:
+        """Whether the need exceeds the account's limit: the quota to raise before deploying."""
         return self.limit is not None and self.value > self.limit
 
 
@@ -109,9 +110,11 @@ class Plan:
 
     @property
     def total_usd(self) -> float:
+        """The fleet's estimated monthly cost, all components."""
         return sum(self.monthly_usd.values())
 
     def to_doc(self) -> dict[str, Any]:
+        """The plan as JSON (``vidsift plan --format json``), for a program or a spreadsheet."""
         return {"fleet": asdict(self.fleet), "needs": [{**asdict(n), "over": n.over} for n in self.needs],
                 "monthly_usd": {**{k: round(v, 2) for k, v in self.monthly_usd.items()},
                                 "total": round(self.total_usd, 2)}}
@@ -214,6 +217,7 @@ ASSUMPTIONS = (
 
 
 def render(p: Plan) -> str:
+    """The plan as text: each need beside its limit, the quotas to raise, then the monthly cost."""
     f = p.fleet
     lines = [f"{f.cameras} cameras, {f.hours_per_day:g} h/day at {f.fps:g} fps, {f.people_per_minute:g} people/min "
              f"per camera (peak x{f.peak_factor:g})", "",
@@ -248,6 +252,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_plan(args: Any) -> int:
+    """``vidsift plan``: what a fleet of cameras needs (quotas) and costs a month, before deploying."""
     import json
     import sys
 
