@@ -50,6 +50,7 @@ class Case:
 
     @property
     def ok(self) -> bool:
+        """Whether the pipeline must complete this input (a known frame count) rather than refuse it."""
         return self.frames is not None
 
 

@@ -45,6 +45,7 @@ class Segment:
 
     @property
     def has_people(self) -> bool:
+        """Whether the segment's photo shows a person: what the detector must find there."""
         return self.photo in WITH_PEOPLE
 
 

@@ -62,6 +62,8 @@ class Leg:
     waypoints: tuple[tuple[float, float, float, float], ...]
 
     def at(self, t: float) -> tuple[float, float, float] | None:
+        """Where the leg's person is at ``t`` (feet x, feet y, height), interpolated between waypoints;
+        None outside the leg's time."""
         pts = self.waypoints
         if t < pts[0][0] or t > pts[-1][0]:
             return None
@@ -72,6 +74,7 @@ class Leg:
         return tuple(pts[-1][1:])  # type: ignore[return-value]
 
     def moving(self, t: float) -> bool:
+        """Whether the person is walking at ``t`` (a standing person is drawn without a walking bob)."""
         now, later = self.at(t), self.at(t + 0.04)
         return bool(now and later and abs(later[0] - now[0]) > 1e-6)
 
@@ -132,10 +135,12 @@ SCENES = (
 
 
 def scene(name: str) -> Scene:
+    """The scene named ``name``, for a test about one situation."""
     return next(s for s in SCENES if s.name == name)
 
 
 def slug(s: Scene) -> str:
+    """The scene's name as a file name."""
     return "".join(c if c.isalnum() else "_" for c in s.name).strip("_")
 
 
@@ -177,6 +182,8 @@ class Truth:
         return self.frames[min(len(self.frames) - 1, max(0, math.floor(time_s * self.fps + 1e-6)))]
 
     def as_dict(self) -> dict:
+        """The truth as JSON-ready data, written beside a rendered clip so a tracker can be scored
+        outside Python too."""
         return {
             "scene": self.scene.name, "fps": self.fps, "width": WIDTH, "height": HEIGHT,
             "visits": [{"visit": v.visit, "id": v.actor, "first_s": v.first_s, "last_s": v.last_s}
@@ -429,10 +436,12 @@ class Score:
 
     @property
     def min_coverage(self) -> float:
+        """The worst-covered visit's share: one person lost for most of a visit shows here, not in the mean."""
         return min(self.coverage.values(), default=1.0)
 
     @property
     def mean_coverage(self) -> float:
+        """The visits' mean coverage (1.0 with no visit to cover)."""
         return sum(self.coverage.values()) / len(self.coverage) if self.coverage else 1.0
 
 
