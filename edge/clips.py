@@ -97,6 +97,7 @@ class HoursWindow:
 
     @classmethod
     def parse(cls, text: str) -> HoursWindow:
+        """An ``HH:MM-HH:MM`` recording window (wrapping past midnight allowed); a ConfigError names a bad one."""
         from edge.config import ConfigError
 
         m = _HOURS.match(text)

@@ -111,6 +111,8 @@ class EdgeConfig:
         raise ConfigError("no bucket: set bucket (or stage and account) in the config, env or flags")
 
     def validate(self) -> EdgeConfig:
+        """Refuse combinations S3 or the recorder would reject later (encryption, part sizes...), so a
+        bad config stops the service at start-up, not mid-upload; returns self for chaining."""
         if self.sse not in ("bucket", "AES256", "aws:kms"):
             raise ConfigError(f"sse must be bucket (the bucket's default encryption), AES256 or aws:kms, "
                               f"not {self.sse!r}")
@@ -228,4 +230,5 @@ def load_config(
 
 
 def field_names() -> list[str]:
+    """The config's keys, which the CLI flags and VIDSIFT_EDGE_* variables are named after."""
     return [f.name for f in dataclasses.fields(EdgeConfig)]

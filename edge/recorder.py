@@ -65,6 +65,7 @@ class ClipWriter:
         self.frames = 0
 
     def add(self, frame: TimedFrame) -> None:
+        """Encode one frame into the clip (resized if the camera came back at another resolution)."""
         import av
 
         image = frame.image
@@ -83,6 +84,8 @@ class ClipWriter:
         self.frames += 1
 
     def close(self) -> Path:
+        """Finish the clip and give it its final name: only complete files ever carry one, so the
+        uploader never picks up half a clip."""
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
@@ -90,6 +93,7 @@ class ClipWriter:
         return self.final_path
 
     def discard(self) -> None:
+        """Drop an unfinished clip (nothing worth uploading), leaving no partial file behind."""
         try:
             self.container.close()
         finally:
@@ -168,6 +172,8 @@ class Recorder:
 
     # -- the per-frame loop ---------------------------------------------------------------
     def run(self, frames) -> list[RecordedClip]:  # frames: Iterable[TimedFrame]
+        """Record from ``frames`` until they end or ``stop`` is set, closing the clip in progress either
+        way so nothing recorded is lost; returns the clips made."""
         try:
             for frame in frames:
                 self.process(frame)
@@ -196,6 +202,8 @@ class Recorder:
         return self.hours is None or self.hours.contains(frame.wall.astimezone())
 
     def process(self, frame: TimedFrame) -> None:
+        """One frame through the clip rule: detect (when due), then start, split or stop a clip, keeping
+        the pre-roll buffer so a clip starts before the person appeared."""
         self.frames_seen += 1
         persons = self._persons(frame)
         found = None if persons is None else bool(persons)
