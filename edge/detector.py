@@ -40,7 +40,9 @@ class PersonDetector(Protocol):
 
     name: str
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]: ...
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """People in a BGR frame: (confidence, box in pixels), most confident first."""
+        ...
 
 
 def default_pb() -> Path:

@@ -259,6 +259,8 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace, artefact: Path) -> Plan:
+    """What will be deployed (endpoint name, mode, memory, environment), printed by ``--dry-run``
+    and checked by the tests before anything is created."""
     mode = "async" if args.async_ else ("realtime" if args.instance_type else "serverless")
     if args.backend == "yolo":
         model_id = Path(args.weights).stem if args.weights else args.model
@@ -313,6 +315,7 @@ def _sdk() -> Any:
 
 
 def endpoint_exists(sm_client: Any, name: str) -> bool:
+    """Whether the endpoint exists already, so a redeploy updates it instead of failing to create it."""
     from botocore.exceptions import ClientError
 
     try:
@@ -357,6 +360,8 @@ def delete_endpoint(sm_client: Any, name: str) -> list[str]:
 
 
 def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
+    """Create or update the endpoint from the staged code through the SageMaker SDK, in the stack's
+    region (an endpoint in any other region fails every frame)."""
     sagemaker = _sdk()
     import boto3
     from sagemaker.pytorch import PyTorchModel
@@ -413,6 +418,7 @@ def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: every endpoint setting, with the defaults the stack expects."""
     p = argparse.ArgumentParser(
         prog="python sagemaker/deploy.py",
         description="Package the person detector and deploy it as a SageMaker endpoint (serverless by default).",
@@ -469,6 +475,8 @@ def region_problem(region: str | None, serverless: bool) -> str | None:
 
 
 def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    """Refuse impossible combinations (region without serverless endpoints, --async without an
+    instance type, an unsupported memory size) before packaging anything."""
     problem = region_problem(args.region, serverless=not args.instance_type)
     if problem:
         p.error(problem)
@@ -490,6 +498,7 @@ def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Package the model, then deploy (or plan, or delete) the endpoint; the exit code says whether it worked."""
     p = parser()
     args = p.parse_args(argv)
     validate(args, p)

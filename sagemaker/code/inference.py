@@ -238,6 +238,8 @@ class S3Reader:
         self._lock = threading.Lock()
 
     def client(self) -> Any:
+        """The S3 client, made on first use (boto3 is only imported when a request names an s3_uri)
+        and shared by the fetch threads."""
         with self._lock:
             if self._client is None:
                 import boto3
@@ -252,6 +254,7 @@ class S3Reader:
             return self._client
 
     def read(self, uri: str, index: int) -> bytes:
+        """The object's bytes, for a caller that does not want its metadata."""
         return self.read_object(uri, index)[0]
 
     def read_object(self, uri: str, index: int) -> tuple[bytes, dict[str, str]]:
@@ -304,6 +307,8 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
 
 
 def max_image_pixels() -> int:
+    """The largest image accepted (``MAX_IMAGE_PIXELS``, default 8K with room), checked from the
+    header before decoding: a tiny JPEG can declare a huge image."""
     raw = os.environ.get("MAX_IMAGE_PIXELS", "")
     return int(raw) if raw.strip() else DEFAULT_MAX_IMAGE_PIXELS
 
@@ -464,6 +469,8 @@ class SSDLiteDetector:
         return width >= SSDLITE_INPUT and height >= SSDLITE_INPUT
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows ([x1, y1, x2, y2, confidence], ratios of the image) per image through OpenCV's
+        DNN, a few images a pass; one lock, because a cv2.dnn net is not safe to run from two threads."""
         rows: list[np.ndarray] = []
         for start in range(0, len(images), self.chunk):
             part = list(images[start : start + self.chunk])
@@ -520,6 +527,8 @@ class SSDLiteOpenVINO:
         self._results[index] = tuple(request.get_output_tensor(i).data[0].copy() for i in self._outputs)
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows per image through OpenVINO's async queue (the local stack's faster runtime),
+        with the same rows as the OpenCV path."""
         with self._lock:
             self._results.clear()
             for index, image in enumerate(images):
@@ -589,6 +598,7 @@ class YoloDetector:
         return max(width, height) >= self.imgsz
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows per image from Ultralytics YOLO (the cloud endpoint's model), one batch per call."""
         if not images:
             return []
         with self._lock:
@@ -754,6 +764,8 @@ class TiledDetector:
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
         # Backends may return boxes below the threshold (the response drops them later); the
         # decision and the merge look only at the ones that will be answered.
+        """Person rows per image: the whole frame, plus tiles where people are small for the model
+        (``mode``), merged, so small people far from the camera are found too."""
         whole = [r[r[:, 4] >= min_confidence] for r in
                  (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in self.inner.detect(images, min_confidence))]
         sizes = [im.shape[:2] for im in images]
@@ -792,6 +804,7 @@ class PersonDetector:
 
     @property
     def model_id(self) -> str:
+        """The backend's model id, which every response and every people row carries."""
         return self.backend.model_id
 
 

@@ -67,6 +67,8 @@ class SSDConfig:
     max_detections: int = 100
 
     def scales(self) -> list[float]:
+        """Anchor scales per layer, linear from min to max (TF's ssd_anchor_generator), plus 1.0,
+        which the last layer's interpolated scale (between its scale and the next) needs."""
         n = self.num_layers
         return [self.min_scale + (self.max_scale - self.min_scale) * i / (n - 1) for i in range(n)] + [1.0]
 
@@ -132,9 +134,11 @@ class Node:
     attrs: dict[str, list[str]] = field(default_factory=dict)
 
     def set_attr(self, key: str, value: bool | int | float | str | Sequence[float] | Sequence[int]) -> None:
+        """Set an attribute, formatted as the text graph writes that value's type."""
         self.attrs[key] = _format_value(value)
 
     def render(self) -> str:
+        """The node in TensorFlow's text graph syntax, attributes sorted so the output is reproducible."""
         lines = ["node {", f'  name: "{self.name}"', f'  op: "{self.op}"']
         lines += [f'  input: "{i}"' for i in self.inputs]
         for key in sorted(self.attrs, key=str.lower):
