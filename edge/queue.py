@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS seen (
 
 @dataclass(frozen=True)
 class Clip:
+    """One queued file as the database keeps it: what to upload, where to, its checksum, and how its
+    upload is going (state, attempts, backoff, multipart upload), so a restart resumes it."""
     id: int
     path: Path
     key: str
@@ -118,6 +120,7 @@ class Clip:
 
 @dataclass(frozen=True)
 class Part:
+    """One part of a multipart upload S3 confirmed, kept so a resumed upload skips it."""
     number: int
     etag: str
     checksum: str | None

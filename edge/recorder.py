@@ -135,6 +135,10 @@ class _Active:
 
 
 class Recorder:
+    """Turns a stream of frames into person-triggered clips: motion gate, person detection at most
+    ``detect_fps``, the clip rule, a pre-roll buffer and the encoder, each finished clip queued
+    for upload with its metadata (and a snapshot for alerts), so only footage with people leaves
+    the device."""
     def __init__(
         self,
         cfg: EdgeConfig,
