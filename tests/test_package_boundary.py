@@ -166,3 +166,22 @@ def test_local_only_code_is_outside_the_boundary() -> None:
                  "sagemaker/code/inference.py", "tests/conftest.py"):
         assert not packaged(path, patterns), path
     assert packaged("vidsift/storage/anything.py", patterns), "the storage package is deployed once it lands"
+
+
+def _imported_packages(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_vidsift_never_imports_the_device_or_the_endpoint_code() -> None:
+    """The arrows point one way: edge/ depends on vidsift (the contract, core.uploads), never the
+    reverse, and vidsift imports nothing from sagemaker/ (the local SageMaker runtime loads the
+    endpoint's flat code/ folder by path, as the serving container does; it is not a package)."""
+    wrong = sorted(rel(p) for p in (ROOT / "vidsift").rglob("*.py")
+                   if "node_modules" not in p.parts and _imported_packages(p) & {"edge", "sagemaker"})
+    assert wrong == [], f"vidsift modules importing edge/ or sagemaker/: {wrong}"
