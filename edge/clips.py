@@ -28,6 +28,7 @@ from datetime import datetime, time
 class ClipSettings:
     """The clip rule's lengths (seconds): pre-roll before the first person, post-roll after the last,
     the longest part before a split, and the gap that still counts as the same presence."""
+
     pre_roll_s: float = 3.0
     post_roll_s: float = 5.0
     max_clip_s: float = 20.0
@@ -45,6 +46,7 @@ STOP = "stop"
 class ClipRule:
     """Decides from frame times and detections alone when a clip starts, splits and stops: no
     video, no I/O, so the rule is tested on timelines and the recorder only follows it."""
+
     def __init__(self, settings: ClipSettings) -> None:
         self.s = settings
         self.recording = False

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS seen (
 class Clip:
     """One queued file as the database keeps it: what to upload, where to, its checksum, and how its
     upload is going (state, attempts, backoff, multipart upload), so a restart resumes it."""
+
     id: int
     path: Path
     key: str
@@ -121,6 +122,7 @@ class Clip:
 @dataclass(frozen=True)
 class Part:
     """One part of a multipart upload S3 confirmed, kept so a resumed upload skips it."""
+
     number: int
     etag: str
     checksum: str | None

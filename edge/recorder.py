@@ -139,6 +139,7 @@ class Recorder:
     ``detect_fps``, the clip rule, a pre-roll buffer and the encoder, each finished clip queued
     for upload with its metadata (and a snapshot for alerts), so only footage with people leaves
     the device."""
+
     def __init__(
         self,
         cfg: EdgeConfig,

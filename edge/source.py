@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 class TimedFrame:
     """A decoded frame with its media time (for the clip rule and the encoder) and its wall-clock
     time (for the recording's start in the metadata)."""
+
     t: float
     wall: datetime
     image: np.ndarray  # BGR, HxWx3 uint8

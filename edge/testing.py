@@ -27,6 +27,7 @@ CORRUPT = "corrupt"  # forward the request with one body byte flipped: corruptio
 @dataclass
 class Request:
     """One request the fault proxy saw and what it did to it, for a test to check the uploader's retries."""
+
     method: str
     target: str
     length: int

@@ -345,8 +345,9 @@ def put_records(stream: str, records: Sequence[dict[str, Any]], *, attempts: int
 
 
 class FirehoseDeliveryError(RuntimeError):
-    """Firehose refused some records of a batch even after the retries: raised rather than logged,
-    so the handler reports the batch as failed and SQS redelivers it instead of rows being lost."""
+    """Records Firehose kept refusing after every retry: raised so the batch fails and SQS
+    redelivers it, rather than rows silently missing."""
+
     def __init__(self, stream: str, failed: int, resp: dict[str, Any]) -> None:
         codes = sorted({r.get("ErrorCode", "") for r in resp.get("RequestResponses", []) if r.get("ErrorCode")})
         super().__init__(f"Firehose {stream}: {failed} records still failing after retries ({', '.join(codes)})")

@@ -35,6 +35,7 @@ class Settings:
     """The deployment's names and sampling settings as the stack hands them to every function
     (environment variables named by contract.json), parsed in one place so a handler never reads
     a variable itself and a bad value fails at start-up, not mid-batch."""
+
     raw_bucket: str
     frames_bucket: str
     people_bucket: str

@@ -128,6 +128,7 @@ class Instance:
 class DetectionRequest:
     """A request parsed and checked once (input_fn): every instance, threshold and option, so
     predict_fn works on valid input only and a bad request is a 4xx naming the problem."""
+
     instances: list[Instance]
     min_confidence: float
     min_area: float
@@ -439,6 +440,7 @@ def ssd_rows(detections: np.ndarray, batch_size: int, person_label: int = 1) -> 
 class Detector(Protocol):
     """What a backend (YOLO, SSDLite on OpenCV or OpenVINO) offers, so tiling, the protocol and the
     tests work with any of them."""
+
     model_id: str
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:

@@ -81,6 +81,7 @@ def table_name(names: contract.ResourceNames) -> str:
 class Rule:
     """One watch-list rule (alertRules): what must be seen, on which cameras, how often within a
     window, and how long to stay quiet after firing, so a person lingering in view alerts once."""
+
     name: str
     when: str
     cameras: tuple[str, ...] = ("*",)
@@ -182,8 +183,9 @@ def load_rules(value: str | None) -> tuple[Rule, ...]:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """Everything alerting needs besides the sightings (rules, time zone of the message, link
-    expiry, where to publish and keep state), parsed once so a bad rule is a start-up error."""
+    """The alert watch list and where alerts go: ALERT_RULES, ALERT_TOPIC_ARN, ALERT_TABLE,
+    ALERT_TIMEZONE (the time zone messages show times in) and ALERT_LINK_EXPIRY_S."""
+
     rules: tuple[Rule, ...]
     timezone: ZoneInfo
     link_expiry_s: int
@@ -344,6 +346,7 @@ class StateStore(Protocol):
     """Where rule windows and cool-downs are kept between invocations, with a version per key:
     Lambda containers share nothing, so the state must live outside them and concurrent
     updates must not overwrite each other (DynamoDB in the cloud, MemoryStore in a test)."""
+
     def get(self, key: str) -> tuple[dict[str, Any] | None, int]: ...
 
     def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool: ...
@@ -423,6 +426,7 @@ def _origin(s: Sighting) -> str:
 class Alert:
     """One alert, rendered for every channel SNS delivers to at once (mail text, a short SMS,
     JSON for programs) plus the message attributes subscribers filter on."""
+
     subject: str
     text: str
     sms: str

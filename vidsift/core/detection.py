@@ -13,6 +13,7 @@ from vidsift.core.errors import BadInputError
 class Box:
     """One person the endpoint found, in fractions of the frame (independent of the frame's
     size, as the people rows and the tracker use them)."""
+
     left: float
     top: float
     width: float
@@ -41,6 +42,7 @@ class Box:
 class Detection:
     """The endpoint's answer for one frame: the model that answered and its boxes, so rows can
     say which model counted the people."""
+
     model: str
     boxes: tuple[Box, ...]
     #: The frame's S3 user metadata as the endpoint read it with the frame (None where not

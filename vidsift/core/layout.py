@@ -49,6 +49,7 @@ class LayoutError(ValueError):
 class Line:
     """A counting line on a camera's view; ``in_from`` says which crossing direction is "in",
     since a line alone has no inside."""
+
     name: str
     a: Point
     b: Point
@@ -60,6 +61,7 @@ class Line:
 @dataclass(frozen=True)
 class Zone:
     """An area of a camera's view where stays are counted (entered, left, dwell time)."""
+
     name: str
     polygon: tuple[Point, ...]
     band: float = DEFAULT_BAND
@@ -69,6 +71,7 @@ class Zone:
 class CameraLayout:
     """One camera's lines and zones: layouts are per camera because a line only means something
     in the view it was drawn on."""
+
     camera_id: str
     lines: tuple[Line, ...] = ()
     zones: tuple[Zone, ...] = ()
@@ -78,6 +81,7 @@ class CameraLayout:
 class Layout:
     """Every camera's layout, as the cameras file says it: checked before a deploy and stored for
     the functions, so a changed zone needs no redeploy."""
+
     cameras: dict[str, CameraLayout]
 
     def camera(self, camera_id: str | None) -> CameraLayout | None:

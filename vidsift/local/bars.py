@@ -29,6 +29,7 @@ class VideoProgress:
     """How far each video of ``vidsift run`` is, read from the local stack as the cloud would show
     it (summaries, delivered rows, error records), drawn as bars on a terminal or as one line per
     finished video elsewhere: the stage counters alone cannot say how far a given video is."""
+
     def __init__(self, stack: LocalStack, uploads: dict[str, Path], *, first_position: int = 0,
                  interval_s: float = 0.5, view: str = "bars", out: TextIO | None = None) -> None:
         self.stack, self.interval_s, self.view = stack, interval_s, view

@@ -104,6 +104,7 @@ def preload_handlers() -> None:
 class StageStats:
     """What one stage did during a local run (invocations, messages, failures, handler time), for
     the run's summary and its cost estimate, which bills Lambda by duration."""
+
     invocations: int = 0
     received: int = 0
     succeeded: int = 0
@@ -118,6 +119,7 @@ class Dispatcher:
     invokes the real handler with a real SQS event and deletes only what the handler did not
     report failed, so the handlers run unchanged and retries, visibility timeouts and DLQs
     behave as in the cloud."""
+
     stack: LocalStack
     handlers: dict[str, Handler] = field(default_factory=dict)
     stats: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in contract.STAGES})

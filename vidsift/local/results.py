@@ -60,6 +60,7 @@ def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
 class RunResults:
     """Everything a local run left in the stack (summaries, error records, dead letters and the
     rows of every table), read once so it can be exported before the stack goes away."""
+
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by video_id
     errors: list[dict[str, Any]] = field(default_factory=list)
     dlq: dict[str, list[str]] = field(default_factory=dict)  # stage -> subjects

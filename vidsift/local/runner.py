@@ -33,6 +33,7 @@ RUN_CONCURRENCY = 2
 class VideoOutcome:
     """How one input video of ``vidsift run`` ended (frames, people, faces, tracks, errors), for the
     run's summary table and run.json."""
+
     path: Path
     key: str
     video_id: str | None = None
@@ -57,6 +58,7 @@ class VideoOutcome:
 class RunReport:
     """What ``vidsift run`` returns: every video's outcome, each stage's statistics and the
     collected results, and whether the pipeline finished (``ok`` decides the exit code)."""
+
     out: Path
     videos: list[VideoOutcome]
     stats: dict[str, StageStats]

@@ -49,6 +49,7 @@ class LocalStack:
     serverless.yml declares: moto for S3/SQS/Firehose/DynamoDB and our own SageMaker runtime and
     Rekognition, so the handlers run unchanged offline (``vidsift run``, the tests, the demo).
     A context manager: it owns its processes and ports and stops them on exit."""
+
     port: int = 0
     detector: str = "auto"
     sample_fps: float = 1.0

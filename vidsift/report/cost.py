@@ -116,6 +116,7 @@ ASSUMPTIONS = (
 class Price:
     """One AWS price as its pricing page states it, with where and when it was read: an estimate
     is only as good as the prices it can show its sources for."""
+
     key: str
     #: Dollars per single unit (per request, per GB-second...).
     usd: float
@@ -142,6 +143,7 @@ class Price:
 class Prices:
     """The price list of one region (vidsift/report/prices.json), with SageMaker serverless priced
     by memory size as AWS bills it."""
+
     region: str
     currency: str
     items: dict[str, Price]
@@ -332,6 +334,7 @@ def usages(data: RunData) -> list[Usage]:
 class Line:
     """One component of an estimate (quantity times price); ``usd`` is None when the quantity was
     not measured, so a missing number is shown as missing rather than as zero."""
+
     component: str
     quantity: float
     unit: str
@@ -344,6 +347,7 @@ class Line:
 class Estimate:
     """A run's estimated AWS cost, line by line with the usage and prices it came from, so the
     report can show how the total was reached."""
+
     lines: tuple[Line, ...]
     usage: Usage
     prices: Prices

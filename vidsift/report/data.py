@@ -138,6 +138,7 @@ class Video:
 class RunData:
     """Everything a report is made of, read once from a results folder: the report and the cost
     estimate both need it, and the folder is all there is once the stack has gone."""
+
     out: Path
     run: dict[str, Any] | None
     videos: list[Video]

@@ -71,6 +71,7 @@ QUOTAS = {
 class Fleet:
     """The deployment being planned (cameras, hours, people per minute...): the inputs of a capacity
     and cost plan before anything is deployed."""
+
     cameras: int
     hours_per_day: float = 12.0
     fps: float = 1.0
@@ -89,6 +90,7 @@ class Fleet:
 class Need:
     """One quantity the fleet needs against the AWS limit it runs into (``over`` when it would be
     throttled), so a plan shows the quota to raise before a deploy rather than after."""
+
     what: str
     value: float
     unit: str
@@ -104,6 +106,7 @@ class Need:
 @dataclass
 class Plan:
     """What a fleet needs and costs a month, as ``vidsift plan`` prints it and JSON for programs."""
+
     fleet: Fleet
     needs: list[Need] = field(default_factory=list)
     monthly_usd: dict[str, float] = field(default_factory=dict)

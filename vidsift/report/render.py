@@ -71,6 +71,7 @@ def _clock(seconds: float) -> str:
 @dataclass(frozen=True)
 class Thumb:
     """A frame shrunk and inlined as a data URI, so report.html is one file that opens anywhere."""
+
     data_uri: str
     width: int
     height: int

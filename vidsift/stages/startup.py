@@ -5,7 +5,7 @@ retried whole), never a failure of each frame that happens to need it.
 Each handler calls :func:`check` first. Parsing is cached per distinct environment (a
 Lambda container's is fixed), so a container pays for it once, on its first invocation,
 and a transient failure there (reading the time-zone database) fails that invocation only.
-``sls deploy`` refuses the same mistakes earlier (vidsift/deploy/checks.py); this is for
+``sls deploy`` refuses the same mistakes earlier (vidsift/deploy_checks.py); this is for
 a setting changed in the console, or a local run's environment.
 
 One day all settings become one object; until then this names which parsers a stage uses.

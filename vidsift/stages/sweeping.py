@@ -44,8 +44,8 @@ logger = get_logger(STAGE)
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """The hourly sweeper's settings (progress table and its index, where tracking messages go,
-    how long without progress is a stall), read once per invocation."""
+    """One sweep's settings: the sweeper's part of the settings and the table's open index."""
+
     table: str
     index: str
     frames_bucket: str
@@ -72,6 +72,7 @@ class SweepConfig:
 class SweepResult:
     """What one sweep did, video by video, for its log line and for tests to check which videos
     were finished and which failed."""
+
     stalled: list[str] = field(default_factory=list)
     #: Videos given up frames or sent on again: they end tracked once track_people has run.
     finished: list[str] = field(default_factory=list)

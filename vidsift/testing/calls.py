@@ -73,6 +73,7 @@ class Recorder:
     """Records every AWS call each stage makes during a local run (hooked into botocore), so a test
     can check each function's IAM role allows exactly what the code calls: a missing grant
     otherwise shows only on AWS, after a deploy."""
+
     calls: list[Call] = field(default_factory=list)
     #: Calls through vidsift.aws clients outside any stage, with the thread they ran on: the
     #: test's own set-up on the main thread, or (on another thread) a handler's call whose

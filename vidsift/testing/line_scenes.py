@@ -36,6 +36,7 @@ SAMPLE_FPS = 1.0
 class LineScene:
     """A tracker scene with a camera layout and what it was designed to show, so the counting can
     be checked against an exact truth rather than against itself."""
+
     scene: Scene
     camera: CameraLayout
     #: What the scene was made to show: line -> (in, out), zone -> number of stays.

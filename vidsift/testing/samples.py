@@ -40,6 +40,7 @@ def photo(name: str) -> np.ndarray:
 class Segment:
     """A stretch of a sample video showing one bundled photo: whether the photo has people is the
     truth the demo and the tests check the detector against."""
+
     photo: str
     seconds: float
 

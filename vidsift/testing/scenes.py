@@ -83,6 +83,7 @@ class Leg:
 class Scene:
     """A generated clip described by its people's legs (waypoints), so the truth of who is where
     in every frame comes with it."""
+
     name: str
     seconds: float
     legs: tuple[Leg, ...]
@@ -162,6 +163,7 @@ class Person:
 class Visit:
     """One person's time in view, from first to last frame: what a tracker must recover as one
     track."""
+
     visit: str
     actor: str
     first_s: float
@@ -172,6 +174,7 @@ class Visit:
 class Truth:
     """Who is where in every frame of a rendered scene, and each visit: the ground truth a
     tracker is scored against."""
+
     scene: Scene
     fps: int
     frames: tuple[tuple[Person, ...], ...]
@@ -411,6 +414,7 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 class Score:
     """How well a tracker did on a scene (IDF1, MOTA, switches, fragments, merges, coverage), in
     the standard multi-object tracking terms so numbers compare with published trackers."""
+
     idf1: float
     mota: float
     switches: int
