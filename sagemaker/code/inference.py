@@ -768,10 +768,10 @@ class TiledDetector:
         return bool(len(rows)) and float(heights.min()) < SMALL_PERSON_INPUT_PX
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
-        # Backends may return boxes below the threshold (the response drops them later); the
-        # decision and the merge look only at the ones that will be answered.
         """Person rows per image: the whole frame, plus tiles where people are small for the model
         (``mode``), merged, so small people far from the camera are found too."""
+        # Backends may return boxes below the threshold (the response drops them later); the
+        # decision and the merge look only at the ones that will be answered.
         whole = [r[r[:, 4] >= min_confidence] for r in
                  (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in self.inner.detect(images, min_confidence))]
         sizes = [im.shape[:2] for im in images]

@@ -88,9 +88,9 @@ class LocalStack:
     # --- lifecycle ------------------------------------------------------------------
 
     def start(self) -> LocalStack:
-        # moto's server logs every request; a person watching a run wants the pipeline's lines.
         """Start moto and the model services and create every resource serverless.yml declares, then
         point this process's AWS clients and the handlers' environment at them."""
+        # moto's server logs every request; a person watching a run wants the pipeline's lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Port 0: the kernel picks a free port as the server binds it, so two stacks started at
         # once (parallel test workers, a second `vidsift run`) can never be handed the same one.
