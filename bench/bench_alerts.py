@@ -45,7 +45,7 @@ PEOPLE = ("astronaut", "grace_hopper", "camera")
 
 
 def _bgr(name: str) -> np.ndarray:
-    from vidsift.samples import photo
+    from vidsift.testing.samples import photo
 
     return cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR)
 
@@ -230,7 +230,7 @@ def snapshot_figures(stack: Any, dispatcher: Any, repeat: int) -> None:
 
 def latency_figures(repeat: int) -> None:
     from vidsift import aws
-    from vidsift.core import ids, matching
+    from vidsift.core import keys, matching
     from vidsift.core.records import FrameMeta
     from vidsift.local.dispatcher import Dispatcher
     from vidsift.local.stack import LocalStack
@@ -262,7 +262,7 @@ def latency_figures(repeat: int) -> None:
         for i in range(repeat + 1):  # the first round warms the models and clients up: not counted
             meta = FrameMeta(video_id=f"bench{i}", source_bucket="raw", source_key="uploads/bench.mp4",
                              camera_id="bench", frame_index=i, frame_time_s=float(i), captured_at=None)
-            key = ids.frame_key(meta.video_id, i)
+            key = keys.frame_key(meta.video_id, i)
             started = time.perf_counter()
             aws.client("s3").put_object(Bucket=stack.names.bucket("frames"), Key=key, Body=body,
                                         Metadata=meta.to_s3())

@@ -45,13 +45,21 @@ SCENES = {
 }
 
 
+def text_graph() -> Path:
+    """The SSDLite text graph the endpoint's code uses (not committed: generated once per
+    machine into the cache), which a device's config names as model_pbtxt."""
+    from bench.bench_detector import load_inference
+
+    return load_inference().find_ssdlite_files(None)[1]
+
+
 def _overlap(spans: list[tuple[float, float]], a: float, b: float) -> float:
     return sum(max(0.0, min(b, e) - max(a, s)) for s, e in spans)
 
 
 def coverage(tmp: Path, fps: int = 10) -> None:
     cfg = EdgeConfig(bucket="bench", state_dir=tmp / "state", snapshots=False, detector_threads=1)
-    detector = SsdLitePersonDetector(threads=1)
+    detector = SsdLitePersonDetector(pbtxt=text_graph(), threads=1)
     print(f"defaults: pre_roll {cfg.pre_roll_s:g} s, post_roll {cfg.post_roll_s:g} s, max_clip {cfg.max_clip_s:g} s, "
           f"min_gap {cfg.min_gap_s:g} s, detect_fps {cfg.detect_fps:g}")
     print(f"{'scene':<30} {'person s':>9} {'covered':>8} {'footage uploaded':>17} {'clips':>6} {'presences':>10}")
@@ -78,7 +86,8 @@ def cost(tmp: Path, seconds: float, fps: int = 10) -> None:
     cv2.setNumThreads(1)
     try:
         cfg = EdgeConfig(bucket="bench", state_dir=tmp / "state-720", snapshots=False, detector_threads=1)
-        rec = Recorder(cfg, None, SsdLitePersonDetector(threads=1), camera_id="bench", device_id="bench", fps=fps)
+        detector = SsdLitePersonDetector(pbtxt=text_graph(), threads=1)
+        rec = Recorder(cfg, None, detector, camera_id="bench", device_id="bench", fps=fps)
         start = time.process_time()
         rec.run(iter(frames))
         cpu = time.process_time() - start

@@ -53,7 +53,7 @@ def ffmpeg_exe() -> str:
 
 def clip_720p(cache: Path) -> Path:
     """120 s, 1280x720, 30 fps, keyframe every 2 s: six bundled photos, 20 s each, drifting with noise."""
-    from vidsift.samples import DEMO_SEGMENTS, Segment, make_video
+    from vidsift.testing.samples import DEMO_SEGMENTS, Segment, make_video
 
     path = cache / "bench-720p30-120s-gop2.mp4"
     if not path.exists():
@@ -68,7 +68,7 @@ def clip_720p(cache: Path) -> Path:
 def hour_1080p(cache: Path) -> Path:
     """3600 s of 1920x1080 at 30 fps, keyframe every 2 s: a generated minute repeated 60 times
     by stream copy (timestamps run on), so it costs a minute of encoding, not an hour."""
-    from vidsift.samples import DEMO_SEGMENTS, make_video
+    from vidsift.testing.samples import DEMO_SEGMENTS, make_video
 
     path = cache / "bench-1080p30-3600s-gop2.mp4"
     if path.exists():

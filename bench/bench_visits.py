@@ -7,7 +7,7 @@ shorter than FACE_MIN_PERSON_HEIGHT of the frame), not on every frame with peopl
 measures what that saves, in one run:
 
 1. *one person staying*: a 2-minute 1280x720 clip (15 fps) of one bundled portrait with a
-   person (astronaut, drifting with noise: vidsift.samples.make_video) through ``run_videos``
+   person (astronaut, drifting with noise: vidsift.testing.samples.make_video) through ``run_videos``
    at 1 fps, the whole local pipeline: frames with people, DetectFaces calls, the reduction
    (goal: >= 70% fewer calls than frames with people), faces found (goal: the face found),
    tracks and the cost per video minute from run.json.
@@ -421,8 +421,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv or [])
     from vidsift.core.face_frames import FaceRule
-    from vidsift.samples import Segment, make_video
     from vidsift.testing import scenes
+    from vidsift.testing.samples import Segment, make_video
 
     rule = FaceRule()
     old_home = os.environ.get("HOME")

@@ -39,6 +39,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every ``vidsift-edge`` command, each with a flag for every config key (``--disk-cap-bytes``),
+    so anything the TOML file sets can be tried from the command line first."""
     p = argparse.ArgumentParser(prog="vidsift-edge", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -114,7 +116,8 @@ def _restore_signals() -> None:
 
 
 def _metadata_for(cfg: EdgeConfig, device_id: str):
-    from edge.metadata import build_metadata, probe_video, recording_start
+    from edge.metadata import probe_video, recording_start
+    from vidsift.core.uploads import build_metadata
 
     def metadata_for(path: Path) -> dict[str, str]:
         info = probe_video(path)
@@ -152,6 +155,8 @@ def _uploader_thread(queue: UploadQueue, cfg: EdgeConfig, stop: threading.Event)
 
 
 def cmd_upload(args: argparse.Namespace, cfg: EdgeConfig) -> int:
+    """``vidsift-edge upload``: queue files (or nothing: just drain the queue) and upload until done
+    or ``--max-wait``, for a device that records by other means."""
     from edge.device import resolve_device_id
     from edge.uploader import Uploader, UploaderLock
     from edge.watcher import video_suffixes
@@ -195,12 +200,14 @@ def cmd_upload(args: argparse.Namespace, cfg: EdgeConfig) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, cfg: EdgeConfig) -> int:
+    """``vidsift-edge watch DIR``: the service on a folder a camera writes to, without a live source."""
     cfg.watch_dir = args.directory
     cfg.source = None
     return _serve(cfg)
 
 
 def cmd_run(args: argparse.Namespace, cfg: EdgeConfig) -> int:
+    """``vidsift-edge run``: the service as systemd runs it, everything from the config."""
     if cfg.watch_dir is None and cfg.source is None:
         log.warning("neither watch_dir nor source is set: only uploading what is already queued")
     return _serve(cfg)
@@ -258,6 +265,8 @@ def _record(cfg: EdgeConfig, queue: UploadQueue, device_id: str, stop: threading
 
 
 def cmd_record(args: argparse.Namespace, cfg: EdgeConfig) -> int:
+    """``vidsift-edge record``: person-triggered clips from a file or a camera, uploaded (or kept
+    with ``--no-upload``), to try the recorder's rule on known footage."""
     from edge.device import resolve_device_id
     from edge.uploader import Uploader, UploaderLock
 
@@ -295,6 +304,8 @@ def cmd_record(args: argparse.Namespace, cfg: EdgeConfig) -> int:
 
 
 def cmd_policy(args: argparse.Namespace) -> int:
+    """``vidsift-edge policy``: the least-privilege IAM policy a device's credentials need (upload
+    under the raw prefix, and the KMS key if any), printed for an administrator."""
     from edge.policy import policy_json
 
     print(policy_json(args.bucket, args.kms_key_arn))
@@ -302,11 +313,15 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace, cfg: EdgeConfig) -> int:
+    """``vidsift-edge status``: the queue's clips and bytes by state and the oldest pending age, for a
+    person or a monitoring script checking the device keeps up."""
     print(json.dumps(UploadQueue(cfg.state_dir, cfg.disk_cap_bytes).stats(), indent=2))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, load the config and run the command; a bad setting or a missing model/source file is
+    one line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
     if args.command == "policy":
         return cmd_policy(args)

@@ -26,6 +26,9 @@ from datetime import datetime, time
 
 @dataclass(frozen=True)
 class ClipSettings:
+    """The clip rule's lengths (seconds): pre-roll before the first person, post-roll after the last,
+    the longest part before a split, and the gap that still counts as the same presence."""
+
     pre_roll_s: float = 3.0
     post_roll_s: float = 5.0
     max_clip_s: float = 20.0
@@ -41,6 +44,9 @@ STOP = "stop"
 
 
 class ClipRule:
+    """Decides from frame times and detections alone when a clip starts, splits and stops: no
+    video, no I/O, so the rule is tested on timelines and the recorder only follows it."""
+
     def __init__(self, settings: ClipSettings) -> None:
         self.s = settings
         self.recording = False
@@ -97,6 +103,7 @@ class HoursWindow:
 
     @classmethod
     def parse(cls, text: str) -> HoursWindow:
+        """An ``HH:MM-HH:MM`` recording window (wrapping past midnight allowed); a ConfigError names a bad one."""
         from edge.config import ConfigError
 
         m = _HOURS.match(text)

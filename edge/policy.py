@@ -23,6 +23,8 @@ from vidsift.contract import load as load_contract
 
 
 def device_policy(bucket: str, kms_key_arn: str | None = None) -> dict[str, Any]:
+    """The IAM policy a device needs and no more: put (and resume multipart uploads) under the raw
+    prefix, and use the KMS key when the bucket has one, so stolen device credentials can only upload."""
     prefix = load_contract()["raw_upload_prefix"]
     statements: list[dict[str, Any]] = [
         {
@@ -43,4 +45,5 @@ def device_policy(bucket: str, kms_key_arn: str | None = None) -> dict[str, Any]
 
 
 def policy_json(bucket: str, kms_key_arn: str | None = None) -> str:
+    """The device policy as JSON, ready for ``aws iam put-user-policy``."""
     return json.dumps(device_policy(bucket, kms_key_arn), indent=2)

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS seen (
 
 @dataclass(frozen=True)
 class Clip:
+    """One queued file as the database keeps it: what to upload, where to, its checksum, and how its
+    upload is going (state, attempts, backoff, multipart upload), so a restart resumes it."""
+
     id: int
     path: Path
     key: str
@@ -106,6 +109,7 @@ class Clip:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Clip:
+        """A clip from its database row (metadata stored as JSON)."""
         return cls(
             id=row["id"], path=Path(row["path"]), key=row["key"], size=row["size"], mtime_ns=row["mtime_ns"],
             sha256=row["sha256"], content_type=row["content_type"], metadata=json.loads(row["metadata"]),
@@ -117,6 +121,8 @@ class Clip:
 
 @dataclass(frozen=True)
 class Part:
+    """One part of a multipart upload S3 confirmed, kept so a resumed upload skips it."""
+
     number: int
     etag: str
     checksum: str | None
@@ -124,6 +130,7 @@ class Part:
 
 
 def file_sha256(path: Path, chunk: int = 1024 * 1024) -> str:
+    """The file's SHA-256 (hex), read in chunks: checked again by S3 so a clip corrupted on its way is refused."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -180,12 +187,14 @@ class UploadQueue:
         conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close this thread's connection (each thread has its own: sqlite3 connections are per thread)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
 
     def journal_mode(self) -> str:
+        """The database's journal mode: WAL, so the recorder can enqueue while the uploader reads."""
         return self._conn().execute("PRAGMA journal_mode").fetchone()[0]
 
     # -- enqueue ------------------------------------------------------------------------------
@@ -234,10 +243,12 @@ class UploadQueue:
 
     # -- the watcher's memory ---------------------------------------------------------------
     def seen(self, path: Path, size: int, mtime_ns: int) -> bool:
+        """Whether ``path`` was already queued at this size and mtime, so a watched file is queued once."""
         row = self._conn().execute("SELECT size, mtime_ns FROM seen WHERE path = ?", (str(path),)).fetchone()
         return row is not None and row["size"] == size and row["mtime_ns"] == mtime_ns
 
     def remember(self, path: Path, size: int, mtime_ns: int, clip_id: int | None) -> None:
+        """Note a watched file as handled (with its clip, if queued), so a rescan does not queue it again."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO seen (path, size, mtime_ns, clip_id) VALUES (?, ?, ?, ?)",
                        (str(path), size, mtime_ns, clip_id))
@@ -262,10 +273,13 @@ class UploadQueue:
         return Clip.from_row(row)
 
     def renew_lease(self, clip_id: int, lease_s: float = LEASE_S) -> None:
+        """Keep a long upload's clip leased, so another uploader does not take it over mid-transfer."""
         with self._tx() as db:
             db.execute("UPDATE clips SET leased_until = ? WHERE id = ?", (time.time() + lease_s, clip_id))
 
     def seconds_until_due(self, now: float | None = None) -> float | None:
+        """How long until the next pending clip may be tried (backoff or lease), so the uploader sleeps
+        exactly that long; None when nothing is pending."""
         now = time.time() if now is None else now
         row = self._conn().execute(
             "SELECT MIN(MAX(next_attempt_at, leased_until)) FROM clips WHERE state = ?", (PENDING,)
@@ -297,6 +311,7 @@ class UploadQueue:
             return db.execute("SELECT attempts FROM clips WHERE id = ?", (clip.id,)).fetchone()[0]
 
     def mark_missing(self, clip: Clip, error: str) -> None:
+        """The clip's file is gone (deleted by someone else): stop retrying it, keep the row as a record."""
         with self._tx() as db:
             db.execute("UPDATE clips SET state = ?, leased_until = 0, last_error = ? WHERE id = ?",
                        (MISSING, error[:500], clip.id))
@@ -308,11 +323,14 @@ class UploadQueue:
 
     # -- multipart bookkeeping --------------------------------------------------------------
     def set_upload(self, clip: Clip, upload_id: str | None, part_size: int | None) -> None:
+        """Record the multipart upload a clip is being sent with (its parts start over), so a restart
+        resumes it instead of sending the whole clip again."""
         with self._tx() as db:
             db.execute("UPDATE clips SET upload_id = ?, part_size = ? WHERE id = ?", (upload_id, part_size, clip.id))
             db.execute("DELETE FROM parts WHERE clip_id = ?", (clip.id,))
 
     def add_part(self, clip: Clip, part: Part) -> None:
+        """Record a part S3 confirmed (with its checksum), and renew the lease: the upload is progressing."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO parts (clip_id, part_number, etag, checksum, size) VALUES (?, ?, ?, ?, ?)",
@@ -321,6 +339,7 @@ class UploadQueue:
             db.execute("UPDATE clips SET leased_until = ? WHERE id = ?", (time.time() + LEASE_S, clip.id))
 
     def parts(self, clip_id: int) -> dict[int, Part]:
+        """The parts S3 has confirmed for a clip's upload, by number, to resume after the last one."""
         rows = self._conn().execute(
             "SELECT part_number, etag, checksum, size FROM parts WHERE clip_id = ? ORDER BY part_number", (clip_id,)
         ).fetchall()
@@ -334,6 +353,7 @@ class UploadQueue:
         return [Clip.from_row(r) for r in rows]
 
     def clear_upload(self, clip_id: int) -> None:
+        """Forget a clip's multipart upload (aborted or expired), so the next try starts a new one."""
         with self._tx() as db:
             db.execute("UPDATE clips SET upload_id = NULL WHERE id = ?", (clip_id,))
             db.execute("DELETE FROM parts WHERE clip_id = ?", (clip_id,))
@@ -374,6 +394,7 @@ class UploadQueue:
             return cur.rowcount
 
     def pending_bytes(self) -> int:
+        """Bytes of pending clips the queue owns, against the disk cap."""
         row = self._conn().execute(
             "SELECT COALESCE(SUM(size), 0) FROM clips WHERE state = ? AND owned = 1", (PENDING,)
         ).fetchone()
@@ -419,12 +440,15 @@ class UploadQueue:
 
     # -- reporting ----------------------------------------------------------------------------
     def get(self, clip_id: int) -> Clip:
+        """One clip by id, as stored now."""
         return Clip.from_row(self._conn().execute("SELECT * FROM clips WHERE id = ?", (clip_id,)).fetchone())
 
     def all(self) -> list[Clip]:
+        """Every clip in the queue, in the order queued (for status and tests)."""
         return [Clip.from_row(r) for r in self._conn().execute("SELECT * FROM clips ORDER BY id").fetchall()]
 
     def stats(self) -> dict[str, Any]:
+        """Clips and bytes by state and the oldest pending clip's age: whether the device keeps up."""
         rows = self._conn().execute(
             "SELECT state, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM clips GROUP BY state"
         ).fetchall()

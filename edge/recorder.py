@@ -30,11 +30,12 @@ import numpy as np
 from edge.clips import EPS, SPLIT, START, STOP, ClipRule, ClipSettings, HoursWindow
 from edge.config import EdgeConfig
 from edge.detector import Detection, PersonDetector
-from edge.metadata import CLIP_KEY, GROUP_ID, PART, EdgeStats, VideoInfo, build_metadata, probe_video
+from edge.metadata import probe_video
 from edge.motion import MotionDetector
 from edge.queue import SNAPSHOT_PRIORITY, Clip, UploadQueue, random_key
 from edge.source import TimedFrame
 from vidsift.contract import load as load_contract
+from vidsift.core.uploads import CLIP_KEY, GROUP_ID, PART, EdgeStats, VideoInfo, build_metadata
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class ClipWriter:
         self.frames = 0
 
     def add(self, frame: TimedFrame) -> None:
+        """Encode one frame into the clip (resized if the camera came back at another resolution)."""
         import av
 
         image = frame.image
@@ -82,6 +84,8 @@ class ClipWriter:
         self.frames += 1
 
     def close(self) -> Path:
+        """Finish the clip and give it its final name: only complete files ever carry one, so the
+        uploader never picks up half a clip."""
         for packet in self.stream.encode():
             self.container.mux(packet)
         self.container.close()
@@ -89,6 +93,7 @@ class ClipWriter:
         return self.final_path
 
     def discard(self) -> None:
+        """Drop an unfinished clip (nothing worth uploading), leaving no partial file behind."""
         try:
             self.container.close()
         finally:
@@ -130,6 +135,11 @@ class _Active:
 
 
 class Recorder:
+    """Turns a stream of frames into person-triggered clips: motion gate, person detection at most
+    ``detect_fps``, the clip rule, a pre-roll buffer and the encoder, each finished clip queued
+    for upload with its metadata (and a snapshot for alerts), so only footage with people leaves
+    the device."""
+
     def __init__(
         self,
         cfg: EdgeConfig,
@@ -167,6 +177,8 @@ class Recorder:
 
     # -- the per-frame loop ---------------------------------------------------------------
     def run(self, frames) -> list[RecordedClip]:  # frames: Iterable[TimedFrame]
+        """Record from ``frames`` until they end or ``stop`` is set, closing the clip in progress either
+        way so nothing recorded is lost; returns the clips made."""
         try:
             for frame in frames:
                 self.process(frame)
@@ -195,6 +207,8 @@ class Recorder:
         return self.hours is None or self.hours.contains(frame.wall.astimezone())
 
     def process(self, frame: TimedFrame) -> None:
+        """One frame through the clip rule: detect (when due), then start, split or stop a clip, keeping
+        the pre-roll buffer so a clip starts before the person appeared."""
         self.frames_seen += 1
         persons = self._persons(frame)
         found = None if persons is None else bool(persons)

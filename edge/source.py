@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TimedFrame:
+    """A decoded frame with its media time (for the clip rule and the encoder) and its wall-clock
+    time (for the recording's start in the metadata)."""
+
     t: float
     wall: datetime
     image: np.ndarray  # BGR, HxWx3 uint8
@@ -52,6 +55,7 @@ class FileSource:
         self.name = self.path.name
 
     def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        """The file's frames with their media timestamps (as fast as they decode), until ``stop``."""
         import av
 
         with av.open(str(self.path)) as container:
@@ -126,6 +130,8 @@ class LiveSource:
                 log.exception("%s: handling the lost stream failed", self.name)
 
     def frames(self, stop: threading.Event) -> Iterator[TimedFrame]:
+        """The camera's frames until ``stop``, reconnecting with backoff after a drop or a stall, so a
+        flaky camera costs a gap, not the service."""
         failures = 0
         last_frame_at: float | None = None  # monotonic time of the last frame before an outage
         last_t = -1e18

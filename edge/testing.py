@@ -26,6 +26,8 @@ CORRUPT = "corrupt"  # forward the request with one body byte flipped: corruptio
 
 @dataclass
 class Request:
+    """One request the fault proxy saw and what it did to it, for a test to check the uploader's retries."""
+
     method: str
     target: str
     length: int
@@ -34,9 +36,11 @@ class Request:
 
     @property
     def is_part(self) -> bool:
+        """Whether the request uploads one part of a multipart upload."""
         return self.method == "PUT" and "partNumber=" in self.target
 
     def part_number(self) -> int | None:
+        """The part number of a part upload, None for any other request."""
         for kv in self.target.split("?", 1)[-1].split("&"):
             if kv.startswith("partNumber="):
                 return int(kv.split("=", 1)[1])
@@ -68,13 +72,16 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
+        """The proxy's URL, to set as AWS_ENDPOINT_URL_S3 in front of the real (local) S3."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> FaultProxy:
+        """Serve on a daemon thread; returns self so the proxy is started where it is made."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and free the port."""
         self._server.shutdown()
         self._server.server_close()
 
@@ -176,11 +183,13 @@ class FaultProxy:
             client.close()
 
     def count(self, predicate: Callable[[Request], bool]) -> int:
+        """How many requests so far match ``predicate``, for a test to check what the uploader retried."""
         with self._lock:
             return sum(1 for r in self.requests if predicate(r))
 
 
 def free_port() -> int:
+    """A port free right now, for servers that must be told their port (RTSP, RTP)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -197,6 +206,7 @@ def start_moto():
 
 
 def reset_moto(port: int) -> None:
+    """Empty moto's state between tests (its /moto-api/reset), keeping its server running."""
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"),

@@ -49,6 +49,7 @@ class ChecksumMismatch(Exception):
 
 
 def b64_sha256(data: bytes) -> str:
+    """SHA-256 as S3's ChecksumSHA256 wants it (base64), so S3 verifies each part on arrival."""
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
@@ -65,6 +66,8 @@ def stored_sse(resp: dict[str, Any], requested: str) -> str | None:
 
 
 def check_etag(etag: str | None, md5_hex: str, sse: str | None, what: str) -> None:
+    """Refuse an upload whose ETag is not the MD5 sent (where the ETag is an MD5: SSE-S3 or none):
+    a second check that S3 stored the bytes the device has."""
     if etag is not None and _etag_is_md5(sse) and etag.strip('"') != md5_hex:
         raise ChecksumMismatch(f"{what}: S3 stored MD5 {etag.strip(chr(34))}, sent {md5_hex}")
 
@@ -112,6 +115,8 @@ class UploaderLock:
         self._fd: int | None = None
 
     def acquire(self, blocking: bool = False) -> bool:
+        """Take the state folder's uploader lock (flock), so two uploaders on one device never send the
+        same clip; False when another holds it and ``blocking`` is False."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -122,6 +127,7 @@ class UploaderLock:
         return True
 
     def release(self) -> None:
+        """Release the lock, so another uploader (the next run) may take over."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

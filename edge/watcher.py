@@ -32,6 +32,7 @@ TEMP_MARKERS = (".part", ".tmp", ".partial", ".crdownload", "~")
 
 
 def video_suffixes() -> tuple[str, ...]:
+    """The video suffixes the pipeline is notified of (the contract's): other files are not queued."""
     return tuple(load_contract()["video_suffixes"])
 
 
@@ -162,6 +163,7 @@ class Watcher:
         return clip
 
     def run(self, stop: threading.Event) -> None:
+        """Scan the folder every ``poll_s`` until ``stop``, surviving a folder that goes away (a USB disk)."""
         log.info("watching %s for %s files (settle %.1f s)", self.directory, "/".join(self.suffixes), self.settle_s)
         while not stop.is_set():
             try:

@@ -4,7 +4,7 @@
 // name S3 or SageMaker cannot take, a region without Rekognition or serverless SageMaker, any
 // deploy parameter out of its range, alertRules that is not valid JSON rules, a function
 // environment over Lambda's 4 KB, or a camerasFile layout with a mistake. The checks are
-// vidsift/deploy_checks.py's (standard library only, the deploy machine's python3, or $PYTHON;
+// vidsift/deploy/checks.py's (standard library only, the deploy machine's python3, or $PYTHON;
 // PyYAML for a YAML layout); this plugin hands it what the framework resolved: the stage, the
 // region, every parameter (serverless.yml custom.deployChecks) and each function's environment
 // (provider's plus its own).
@@ -52,7 +52,7 @@ class DeployChecks {
       serviceDir,
       environments,
     };
-    const result = spawnSync(process.env.PYTHON || 'python3', ['-m', 'vidsift.deploy_checks'], {
+    const result = spawnSync(process.env.PYTHON || 'python3', ['-m', 'vidsift.deploy.checks'], {
       cwd: serviceDir,
       env: { ...process.env, PYTHONPATH: serviceDir },
       input: JSON.stringify(doc),

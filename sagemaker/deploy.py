@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import io
 import json
 import os
@@ -42,7 +43,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 CODE_DIR = HERE / "code"
 ROOT = HERE.parent
-CODE_FILES = ("inference.py", "make_pbtxt.py", "ssdlite_person.pbtxt")
+CODE_FILES = ("inference.py", "make_pbtxt.py")
+#: Generated into the package's code/ at package time (make_pbtxt.cached), not committed.
+PBTXT_FILE = "ssdlite_person.pbtxt"
 SSDLITE_GRAPH_FILE = "frozen_inference_graph.pb"
 #: What the serving container installs for the SSDLite backend (no ultralytics needed).
 SSDLITE_REQUIREMENTS = "opencv-python-headless==4.14.0.94\n"
@@ -126,6 +129,24 @@ def vendor_dependencies(lib: Path, backend: str) -> Path:
     return lib
 
 
+def ssdlite_text_graph(*, required: bool) -> Path | None:
+    """The SSDLite text graph for code/, generated here (make_pbtxt.cached) so the container
+    never generates it at start-up. A YOLO package carries it too when this machine has the
+    SSDLite graph and OpenCV (the endpoint can then be switched to SSDLite without a rebuild);
+    without them a YOLO package is built without it, an SSDLite one refused."""
+    spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", CODE_DIR / "make_pbtxt.py")
+    assert spec and spec.loader
+    make = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = make  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(make)
+    try:
+        return Path(make.cached())
+    except (FileNotFoundError, ImportError):
+        if required:
+            raise
+        return None
+
+
 def stage_code(dest: Path, backend: str, *, vendor: bool = True) -> Path:
     """Copy code/ for one backend; both the tarball and the SDK use this copy. With ``vendor``
     (the default) its dependencies go into code/lib/ and there is no requirements.txt for the
@@ -133,6 +154,9 @@ def stage_code(dest: Path, backend: str, *, vendor: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in CODE_FILES:
         shutil.copyfile(CODE_DIR / name, dest / name)
+    text_graph = ssdlite_text_graph(required=backend == "ssdlite")
+    if text_graph is not None:
+        shutil.copyfile(text_graph, dest / PBTXT_FILE)
     if vendor:
         vendor_dependencies(dest / "lib", backend)
     elif backend == "yolo":
@@ -163,7 +187,7 @@ def build_model_tarball(out: Path, *, backend: str = "yolo", weights: Path | Non
         code/inference.py               # the handler (SAGEMAKER_PROGRAM)
         code/lib/...                    # its dependencies, vendored (no install at start-up)
         code/requirements.txt           # instead of lib/ with vendor=False: installed at every start
-        code/make_pbtxt.py, code/ssdlite_person.pbtxt
+        code/make_pbtxt.py, code/ssdlite_person.pbtxt   # the text graph: generated here, not committed
     """
     if backend not in ("yolo", "ssdlite"):
         raise ValueError(f"backend must be yolo or ssdlite, got {backend!r}")
@@ -235,6 +259,8 @@ class Plan:
 
 
 def make_plan(args: argparse.Namespace, artefact: Path) -> Plan:
+    """What will be deployed (endpoint name, mode, memory, environment), printed by ``--dry-run``
+    and checked by the tests before anything is created."""
     mode = "async" if args.async_ else ("realtime" if args.instance_type else "serverless")
     if args.backend == "yolo":
         model_id = Path(args.weights).stem if args.weights else args.model
@@ -289,6 +315,7 @@ def _sdk() -> Any:
 
 
 def endpoint_exists(sm_client: Any, name: str) -> bool:
+    """Whether the endpoint exists already, so a redeploy updates it instead of failing to create it."""
     from botocore.exceptions import ClientError
 
     try:
@@ -333,6 +360,8 @@ def delete_endpoint(sm_client: Any, name: str) -> list[str]:
 
 
 def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
+    """Create or update the endpoint from the staged code through the SageMaker SDK, in the stack's
+    region (an endpoint in any other region fails every frame)."""
     sagemaker = _sdk()
     import boto3
     from sagemaker.pytorch import PyTorchModel
@@ -389,6 +418,7 @@ def deploy(plan: Plan, args: argparse.Namespace, code_dir: Path) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: every endpoint setting, with the defaults the stack expects."""
     p = argparse.ArgumentParser(
         prog="python sagemaker/deploy.py",
         description="Package the person detector and deploy it as a SageMaker endpoint (serverless by default).",
@@ -431,12 +461,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def region_problem(region: str | None, serverless: bool) -> str | None:
-    """Why the endpoint cannot go to ``region`` (vidsift/regions.json), or None."""
+    """Why the endpoint cannot go to ``region`` (vidsift/deploy/regions.json), or None."""
     if not region:
         return ("--region is required: the region of the stack (`npx sls deploy --region R`), where detect_people "
                 "calls the endpoint; the profile's default region is not used")
     if serverless:
-        spec = json.loads((ROOT / "vidsift" / "regions.json").read_text())["services"]["sagemaker_serverless"]
+        regions = ROOT / "vidsift" / "deploy" / "regions.json"
+        spec = json.loads(regions.read_text())["services"]["sagemaker_serverless"]
         if region not in spec["regions"]:
             return (f"--region {region}: SageMaker serverless endpoints are not offered there ({spec['_source']}); "
                     "deploy the stack and endpoint to another region, or use --instance-type")
@@ -444,6 +475,8 @@ def region_problem(region: str | None, serverless: bool) -> str | None:
 
 
 def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
+    """Refuse impossible combinations (region without serverless endpoints, --async without an
+    instance type, an unsupported memory size) before packaging anything."""
     problem = region_problem(args.region, serverless=not args.instance_type)
     if problem:
         p.error(problem)
@@ -465,6 +498,7 @@ def validate(args: argparse.Namespace, p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Package the model, then deploy (or plan, or delete) the endpoint; the exit code says whether it worked."""
     p = parser()
     args = p.parse_args(argv)
     validate(args, p)

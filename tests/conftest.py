@@ -45,7 +45,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def people_video(media_dir: Path) -> Path:
     """6 s: 2 s without people, 2 s with, 2 s without (320x240, 10 fps)."""
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     return make_video(media_dir / "people clip.mp4", [Segment("coffee", 2), Segment("astronaut", 2),
                                                        Segment("chelsea", 2)], fps=10, width=320, height=240)
@@ -53,7 +53,7 @@ def people_video(media_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def short_video(media_dir: Path) -> Path:
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     return make_video(media_dir / "short.mp4", [Segment("grace_hopper", 3)], fps=10, width=320, height=240)
 
@@ -67,3 +67,19 @@ def local_stack() -> Iterator[object]:
 
     with LocalStack() as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def ssdlite_pbtxt() -> Path:
+    """The SSDLite text graph (not committed: sagemaker/code/make_pbtxt.py generates it once per
+    machine into the cache), for the edge's detector, which a device's config hands it."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "vidsift_make_pbtxt", Path(__file__).resolve().parents[1] / "sagemaker" / "code" / "make_pbtxt.py")
+    assert spec and spec.loader
+    make = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = make  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(make)
+    return Path(make.cached())

@@ -20,8 +20,8 @@ from vidsift import aws, contract
 from vidsift.core import completion, matching
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.testing.localcheck import alerts_received, put_snapshot
+from vidsift.testing.samples import photo
 
 KNOWN = "Eileen Collins"
 

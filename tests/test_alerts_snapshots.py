@@ -22,8 +22,8 @@ from vidsift.core.records import ALERT_ONLY_KEY
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
+from vidsift.testing.samples import photo
 
 KNOWN = "Eileen Collins"
 

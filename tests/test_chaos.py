@@ -32,7 +32,6 @@ from vidsift.core import completion, ids
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import Segment, make_video
 from vidsift.settings import Settings
 from vidsift.stages import sweeping
 from vidsift.storage.progress import DynamoProgressStore
@@ -43,6 +42,7 @@ from vidsift.testing.faults import (
     SQS_UNAVAILABLE,
     LambdaKilled,
 )
+from vidsift.testing.samples import Segment, make_video
 
 pytestmark = pytest.mark.slow
 

@@ -104,7 +104,7 @@ def test_edge_writes_the_metadata_keys_the_pipeline_reads() -> None:
     the edge builds it parses into the FrameMeta detect_people alerts with."""
     from datetime import UTC, datetime
 
-    from edge import metadata as em
+    from vidsift.core import uploads as em
     from vidsift.core.snapshots import snapshot_meta
 
     edge_keys = {"camera_id": em.CAMERA_ID, "recorded_at": em.RECORDED_AT, "fps": em.FPS, "clip_key": em.CLIP_KEY}

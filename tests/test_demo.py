@@ -11,7 +11,7 @@ import pytest
 def test_demo_runs_and_every_frame_agrees_with_the_truth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     from vidsift.cli import demo
-    from vidsift.samples import DEMO_SEGMENTS
+    from vidsift.testing.samples import DEMO_SEGMENTS
 
     monkeypatch.chdir(tmp_path)  # demo-out/ is relative, as `make demo` runs it from the checkout
     assert demo.main() == 0

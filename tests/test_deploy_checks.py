@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest_stack import sls_lock
 
-from vidsift import deploy_checks
+from vidsift.deploy import checks as deploy_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,9 +2,9 @@
 
 A typo in alertTimezone, alertLinkExpirySeconds or sampleFps used to pass `sls deploy` and
 then fail every frame with people; a region without Rekognition or serverless SageMaker
-endpoints deployed a stack whose every call failed. Now vidsift/deploy_checks.py checks each
+endpoints deployed a stack whose every call failed. Now vidsift/deploy/checks.py checks each
 parameter serverless.yml declares (the plugin hands over serverless.yml's custom.deployChecks)
-and the region against vidsift/regions.json."""
+and the region against vidsift/deploy/regions.json."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest_stack import sls_lock
 
-from vidsift import deploy_checks
+from vidsift.deploy import checks as deploy_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVERLESS = (ROOT / "serverless.yml").read_text()

@@ -1,4 +1,4 @@
-"""`sls deploy` runs vidsift/deploy_checks.py with the deploy machine's python3
+"""`sls deploy` runs vidsift/deploy/checks.py with the deploy machine's python3
 (plugins/deploy-checks.js), which may be 3.9 (macOS's bundled one, CloudShell and Amazon
 Linux 2023) or 3.10 (Ubuntu 22.04). No older interpreter installs here, so the check is
 static: vermin (PyPI) reads every module deploy_checks imports, at the top or inside a
@@ -56,14 +56,14 @@ def vermin() -> str:
 
 
 def test_the_closure_holds_what_deploy_checks_uses() -> None:
-    names = {p.relative_to(ROOT).as_posix() for p in import_closure("vidsift.deploy_checks")}
+    names = {p.relative_to(ROOT).as_posix() for p in import_closure("vidsift.deploy.checks")}
     # The rules' parser (a lazy import) and what it imports are in it: the test sees them.
-    assert {"vidsift/deploy_checks.py", "vidsift/core/alerts.py", "vidsift/core/records.py",
+    assert {"vidsift/deploy/checks.py", "vidsift/core/alerts.py", "vidsift/core/records.py",
             "vidsift/config.py", "vidsift/contract.py"} <= names
 
 
 def test_deploy_checks_runs_on_python_3_9() -> None:
-    files = [str(p) for p in import_closure("vidsift.deploy_checks")]
+    files = [str(p) for p in import_closure("vidsift.deploy.checks")]
     proc = subprocess.run([vermin(), f"-t={OLDEST}-", "--violations", "--no-tips", *files],
                           capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, f"needs a Python newer than {OLDEST}:\n{proc.stdout}{proc.stderr}"
@@ -103,10 +103,10 @@ def test_deploy_checks_run_under_an_older_python(python: str, tmp_path: Path) ->
     doc = {"stage": "dev", "region": "eu-west-1", "environments": {"f": {"SAMPLE_FPS": "1"}},
            "params": {"alertRules": '[{"name": "door", "when": "person", "camera": "door"}]',
                       "alertTimezone": "Europe/Paris", "sampleFps": "0.5", "opsEmail": "", "kms": "true"}}
-    ok = subprocess.run([python, "-m", "vidsift.deploy_checks"], input=json.dumps(doc), cwd=ROOT, text=True,
+    ok = subprocess.run([python, "-m", "vidsift.deploy.checks"], input=json.dumps(doc), cwd=ROOT, text=True,
                         capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert ok.returncode == 0, ok.stderr
     doc["params"]["alertTimezone"] = "Europe/Pariss"
-    bad = subprocess.run([python, "-m", "vidsift.deploy_checks"], input=json.dumps(doc), cwd=ROOT, text=True,
+    bad = subprocess.run([python, "-m", "vidsift.deploy.checks"], input=json.dumps(doc), cwd=ROOT, text=True,
                          capture_output=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert bad.returncode == 1 and "alertTimezone='Europe/Pariss'" in bad.stderr and "Traceback" not in bad.stderr

@@ -116,7 +116,7 @@ def test_metadata_is_ascii_and_keeps_the_pipeline_key_names():
     from datetime import UTC, datetime
     from urllib.parse import unquote
 
-    from edge.metadata import EdgeStats, VideoInfo, build_metadata
+    from vidsift.core.uploads import EdgeStats, VideoInfo, build_metadata
 
     md = build_metadata(camera_id="Küche", device_id="pi-1", recorded_at=datetime(2025, 1, 2, 3, 4, 5, 6000, UTC),
                         info=VideoInfo(12.3456, 640, 480, None), stats=EdgeStats(2, 0.91234, "ssdlite", 0.5),

@@ -139,7 +139,8 @@ def media_times(path) -> list[float]:
         return [f.time for f in c.decode(video=0)]
 
 
-def test_rtsp_camera_clips_survive_the_server_going_away(rtsp_camera, tmp_path, caplog, monkeypatch):
+def test_rtsp_camera_clips_survive_the_server_going_away(rtsp_camera, tmp_path, caplog, monkeypatch,
+                                                       ssdlite_pbtxt):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     threads = cv2.getNumThreads()
     cfg = EdgeConfig(bucket="b", state_dir=tmp_path / "state", pre_roll_s=1, post_roll_s=1.5, max_clip_s=4,
@@ -148,7 +149,8 @@ def test_rtsp_camera_clips_survive_the_server_going_away(rtsp_camera, tmp_path, 
     source = LiveSource(rtsp_camera.url, reconnect_base_s=0.5, reconnect_max_s=2, stall_timeout_s=5)
     stop = threading.Event()
     clips = []
-    recorder = Recorder(cfg, queue, SsdLitePersonDetector(threads=1), camera_id="cam", device_id="dev", fps=FPS,
+    detector = SsdLitePersonDetector(pbtxt=ssdlite_pbtxt, threads=1)
+    recorder = Recorder(cfg, queue, detector, camera_id="cam", device_id="dev", fps=FPS,
                         stop=stop, on_clip=clips.append)
     source.on_lost = recorder.finish  # as edge.cli wires it
     began = datetime.now(UTC)

@@ -332,14 +332,15 @@ def closest_photo(image: np.ndarray) -> str:
     return min(scores, key=scores.get)
 
 
-def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp4, s3, tmp_path, capsys):
+def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp4, s3, tmp_path, capsys,
+                                                                       ssdlite_pbtxt):
     video, timeline = people_mp4
     start = datetime(2025, 6, 1, 8, 30, 0, tzinfo=UTC)
     settings = {"pre_roll_s": 2.0, "post_roll_s": 2.0, "max_clip_s": 8.0, "min_gap_s": 10.0}
     argv = ["record", str(video), "--start-time", "2025-06-01T08:30:00Z", "--bucket", BUCKET,
             "--state-dir", str(tmp_path / "state"), "--camera-id", "cam-street", "--device-id", "pi-1",
             "--detect-fps", "4", "--threshold", "0.5", "--backoff-base-s", "0.05", "--max-wait", "60",
-            "--detector-threads", "1"]
+            "--detector-threads", "1", "--model-pbtxt", str(ssdlite_pbtxt)]
     for k, v in settings.items():
         argv += ["--" + k.replace("_", "-"), str(v)]
     threads = cv2.getNumThreads()
@@ -397,7 +398,7 @@ def test_record_command_on_a_video_with_people_uploads_the_right_clips(people_mp
 
     # Snapshots: one per presence (not per part), outside the video notification's suffixes, showing a person.
     assert len(snap_keys) == 3
-    detector = SsdLitePersonDetector()
+    detector = SsdLitePersonDetector(pbtxt=ssdlite_pbtxt)
     for key in snap_keys:
         obj = s3.get_object(Bucket=BUCKET, Key=key)
         assert obj["ContentType"] == "image/jpeg" and obj["Metadata"]["clip-key"] in clip_keys

@@ -25,11 +25,11 @@ import boto3
 import pytest
 
 from edge.config import EdgeConfig
-from edge.metadata import build_metadata
 from edge.queue import DONE, UploadQueue
 from edge.testing import CORRUPT, CUT, DROP, ERROR_500, PASS, REFUSE, FaultProxy, reset_moto, start_moto, use_local_s3
 from edge.uploader import Uploader
 from vidsift.contract import local_names
+from vidsift.core.uploads import build_metadata
 
 BUCKET = local_names().bucket("raw")
 MiB = 1024 * 1024

@@ -15,12 +15,13 @@ import boto3
 import pytest
 
 from edge.config import EdgeConfig
-from edge.metadata import build_metadata, probe_video, recording_start
+from edge.metadata import probe_video, recording_start
 from edge.queue import DONE, UploadQueue
 from edge.testing import people_video, reset_moto, start_moto, use_local_s3
 from edge.uploader import Uploader
 from edge.watcher import Watcher, open_for_writing
 from vidsift.contract import local_names
+from vidsift.core.uploads import build_metadata
 
 BUCKET = local_names().bucket("raw")
 REPO = Path(__file__).resolve().parents[1]

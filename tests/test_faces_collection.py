@@ -33,8 +33,8 @@ from vidsift.cli import build_parser
 from vidsift.cli import faces as faces_cli
 from vidsift.core import matching
 from vidsift.local import rekognition
-from vidsift.samples import photo
 from vidsift.stages import known_faces
+from vidsift.testing.samples import photo
 
 REGION = "us-east-1"
 COLLECTION = "known-faces"

@@ -21,8 +21,8 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.testing.localcheck import count_sampled
+from vidsift.testing.samples import photo
 
 
 def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:

@@ -285,7 +285,7 @@ def test_no_jpeg_over_the_byte_limit() -> None:
 
 
 def noisy_photo(name: str, seed: int) -> Callable[[int], np.ndarray]:
-    from vidsift.samples import _fit, photo
+    from vidsift.testing.samples import _fit, photo
 
     base = _fit(photo(name), W, H).astype(np.int16)
     rng = np.random.default_rng(seed)

@@ -18,7 +18,7 @@ from vidsift.core.segments import SegmentTask, plan
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """40 s of drifting photos, 10 fps, keyframe every 2 s (what make_video writes, smaller)."""
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     d = tmp_path_factory.mktemp("long")
     photos = ["coffee", "astronaut", "chelsea", "rocket", "camera", "grace_hopper", "coffee", "chelsea"]

@@ -31,10 +31,10 @@ from vidsift.core.records import keep_face
 from vidsift.local.dispatcher import Dispatcher, StageStats
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import Segment, make_video
 from vidsift.settings import Settings
 from vidsift.testing.faults import jpeg
 from vidsift.testing.localcheck import drain_dlq
+from vidsift.testing.samples import Segment, make_video
 
 #: One second per photo: 3 frames per video at 1 fps, 0 to 3 of them with people.
 TEMPLATES = (("astronaut", "coffee", "grace_hopper"), ("camera", "chelsea", "rocket"),

@@ -10,10 +10,10 @@ import pytest
 
 from vidsift import aws
 from vidsift.cli import main as cli
-from vidsift.cli.query import run as query
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.runner import run_videos
+from vidsift.local.warehouse import run as query
 
 
 @pytest.fixture(scope="module")

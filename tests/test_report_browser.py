@@ -33,7 +33,7 @@ from test_report_fixture import (
     write_results,
 )
 
-from vidsift.cli.query import connect
+from vidsift.local.warehouse import connect
 from vidsift.report import cost_summary_line, write_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

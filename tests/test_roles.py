@@ -41,11 +41,11 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher, _acting_as, invoke
 from vidsift.local.runner import upload, upload_key
 from vidsift.local.stack import LocalStack
-from vidsift.samples import Segment, make_video, photo
 from vidsift.settings import Settings
 from vidsift.stages import barrier, counting, sweeping, tracking
 from vidsift.testing import calls
 from vidsift.testing.localcheck import alerts_received, count_sampled, error_records, put_snapshot
+from vidsift.testing.samples import Segment, make_video, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = calls.Names(local_prefix=contract.local_names().prefix,

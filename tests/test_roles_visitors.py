@@ -16,9 +16,9 @@ from conftest_stack import ACCOUNT, TEMPLATE_FILE, Template, package_stack, role
 
 from vidsift import contract
 from vidsift.local.runner import run_videos
-from vidsift.samples import Segment, make_video
 from vidsift.stages import visitors
 from vidsift.testing import calls
+from vidsift.testing.samples import Segment, make_video
 
 NAMES = calls.Names(local_prefix=contract.local_names().prefix,
                     stage_prefix=contract.ResourceNames(stage="dev", account=ACCOUNT).prefix, account=ACCOUNT)

@@ -23,8 +23,8 @@ from vidsift.config import ConfigError
 from vidsift.core import alerts
 from vidsift.local.dispatcher import Dispatcher, LocalContext, load_handler
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot
+from vidsift.testing.samples import photo
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

@@ -168,7 +168,7 @@ def _frame_metas(stack: LocalStack, video: str) -> list[tuple[int, float, bytes]
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from vidsift.samples import Segment, make_video
+    from vidsift.testing.samples import Segment, make_video
 
     photos = ["coffee", "astronaut", "chelsea", "rocket", "camera", "grace_hopper", "coffee", "chelsea"]
     return make_video(tmp_path_factory.mktemp("long") / "long.mp4", [Segment(p, 5) for p in photos], fps=10,

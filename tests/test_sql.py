@@ -342,7 +342,7 @@ def test_peak_occupancy_counts_people_seen_in_the_same_frame_and_ties() -> None:
 def test_same_answers_through_vidsift_query(tmp_path: Path) -> None:
     """`vidsift query` reads Firehose-style JSON lines under analytics/<table>/dt=.../:
     the queries give the same answers there as on typed tables."""
-    from vidsift.cli import query
+    from vidsift.local import warehouse as query
 
     for table, rows in TABLES.items():
         for day in {r["dt"] for r in rows}:

@@ -918,7 +918,7 @@ def test_kms_switch_adds_only_the_key(packaged: Packaged) -> None:
 
 def test_function_zips_hold_only_lambda_code(packaged: Packaged) -> None:
     forbidden = ("vidsift/local/", "vidsift/cli", "vidsift/demo", "vidsift/report/", "vidsift/testing/",
-                 "__pycache__", "tests/", "node_modules/", "layers/", ".venv/", "sagemaker/",
+                 "vidsift/deploy/", "__pycache__", "tests/", "node_modules/", "layers/", ".venv/", "sagemaker/",
                  "edge/", ".serverless/")
     for stage in contract.FUNCTIONS:
         names = zipfile.ZipFile(packaged.out / f"{stage}.zip").namelist()

@@ -17,8 +17,8 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.testing.localcheck import count_sampled, drain_dlq, error_records, track
+from vidsift.testing.samples import photo
 
 #: Receives before a message goes to its DLQ (the same for both stages tested here).
 DELIVERIES = contract.stage("detect_people")["max_receive_count"]

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.test_inference import load_inference
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 
 FRAME = (960, 1280)  # height, width
 

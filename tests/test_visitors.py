@@ -22,15 +22,15 @@ import pytest
 from PIL import Image
 
 from vidsift import aws
-from vidsift.cli import query
 from vidsift.cli.commands import main
 from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
+from vidsift.local import warehouse as query
 from vidsift.local.runner import run_videos
-from vidsift.samples import Segment, make_video
 from vidsift.settings import Settings
 from vidsift.stages import visitor_admin, visitors
 from vidsift.storage.visitors import DynamoVisitorRegistry
+from vidsift.testing.samples import Segment, make_video
 
 # -------------------------------------------------------------------- the plain rules
 
@@ -225,7 +225,7 @@ def test_a_name_shows_in_past_rows(visited: Path) -> None:
 
 
 def test_named_visitor_queries_run(visited: Path) -> None:
-    from vidsift.cli.query import run
+    from vidsift.local.warehouse import run
 
     sql = Path(__file__).resolve().parents[1] / "vidsift" / "sql"
     _, rows = run(visited, (sql / "visitors_on_several_cameras.sql").read_text())

@@ -23,9 +23,9 @@ from vidsift.core import visitors as rules
 from vidsift.local import visitors as local_visitors
 from vidsift.local.dispatcher import _acting_as
 from vidsift.local.stack import LocalStack
-from vidsift.samples import photo
 from vidsift.stages import visitor_admin, visitors
 from vidsift.testing import calls
+from vidsift.testing.samples import photo
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

@@ -1,4 +1,4 @@
-"""ConfigError, where vidsift/deploy_checks.py has always imported it from.
+"""ConfigError, where vidsift/deploy/checks.py has always imported it from.
 
 The settings themselves are vidsift/settings.py: one object, and the only place the Lambda
 side reads the environment. This module stays this small on purpose: deploy_checks runs on

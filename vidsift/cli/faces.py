@@ -35,6 +35,8 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
 def collection_id(args: argparse.Namespace) -> str:
+    """The collection to act on: ``--collection``, else $FACE_COLLECTION, else the stage's name from
+    the contract (the one the deployed functions search)."""
     if args.collection:
         return str(args.collection)
     if os.environ.get("FACE_COLLECTION"):
@@ -53,6 +55,8 @@ def _missing_collection(collection: str) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    """``vidsift faces index``: add a person's photos to the known-faces collection under their name,
+    which alerts and the faces rows then show."""
     collection = collection_id(args)
     try:
         external = matching.encode_name(args.name)
@@ -105,6 +109,7 @@ def _faces(collection: str) -> list[dict] | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``vidsift faces list``: who is in the collection and with how many faces."""
     collection = collection_id(args)
     faces = _faces(collection)
     if faces is None:
@@ -126,6 +131,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    """``vidsift faces remove``: delete every face indexed under a name, so that person is no
+    longer recognised."""
     collection = collection_id(args)
     faces = _faces(collection)
     if faces is None:

@@ -48,6 +48,8 @@ def _summary(layout: Layout) -> str:
 
 
 def analytics_bucket(args: argparse.Namespace) -> str:
+    """The analytics bucket of ``--bucket`` or of the deployed ``--stage`` (its name includes the
+    account id), where the functions read the camera layout."""
     import os
 
     from vidsift import aws, contract
@@ -61,6 +63,7 @@ def analytics_bucket(args: argparse.Namespace) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """``vidsift cameras check``: a layout file's problems, or what it counts, before it is stored."""
     layout = read_layout_file(args.file, "vidsift cameras check")
     if layout is None:
         return 2
@@ -69,6 +72,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_put(args: argparse.Namespace) -> int:
+    """``vidsift cameras put``: store a layout where the deployed track_people reads it (no redeploy)."""
     from vidsift.stages import counting
 
     layout = read_layout_file(args.file, "vidsift cameras put")
@@ -101,6 +105,8 @@ def _folder_rows(out: Path) -> list[dict[str, Any]]:
 
 
 def cmd_recount(args: argparse.Namespace) -> int:
+    """``vidsift recount``: count past videos again with a (new) layout, from their tracks' paths,
+    never the frames, locally from a results folder or on a deployed stage."""
     from vidsift.stages import counting
 
     layout = read_layout_file(args.cameras, "vidsift recount")
@@ -136,6 +142,7 @@ def cmd_recount(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``cameras`` and ``recount`` commands, registered with ``vidsift``'s parser."""
     cams = sub.add_parser("cameras", help="the camera layout file: lines and zones to count")
     csub = cams.add_subparsers(dest="cameras_command", required=True)
     p = csub.add_parser("check", help="check a layout file (YAML) and show what it counts")

@@ -1,71 +1,35 @@
-"""SQL over a run's results with DuckDB, with the same table names and columns as Athena."""
+"""``vidsift query``: SQL over a results folder, printed as a table, CSV or JSON.
+
+The engine (DuckDB views named like the Athena tables) is ``vidsift/local/warehouse.py``;
+this module is only what the command adds to it: reading the SQL and formatting the rows.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
-from vidsift import contract
-
-_DUCK_TYPES = {"string": "VARCHAR", "int": "INTEGER", "bigint": "BIGINT", "double": "DOUBLE",
-               "boolean": "BOOLEAN", "timestamp": "TIMESTAMP"}
+from vidsift.local.warehouse import run
 
 
-def _columns_sql(table: str, with_partitions: bool) -> dict[str, str]:
-    spec = contract.load()["tables"][table]
-    cols = spec["columns"] + (spec["partition_keys"] if with_partitions else [])
-    return {c["Name"]: _DUCK_TYPES[c["Type"]] for c in cols}
+def query(out: str | Path, sql: str, fmt: str = "table") -> int:
+    """Run ``sql`` (``-``: read it from stdin) over ``out`` and print the rows; 2 on an SQL
+    error, printed as one line, because a typo in a query is the user's, not a crash."""
+    import duckdb
 
-
-def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
-    """A connection where ``people``, ``faces``, ``tracks``, ``crossings`` and ``zone_visits`` are
-    views over ``out/analytics``.
-
-    ``dt`` comes from the hive partition folder and stays a string, as in Athena.
-    """
-    con = duckdb.connect()
-    for table in contract.ALL_TABLES:
-        folder = Path(out) / "analytics" / table
-        files = sorted(folder.glob("dt=*/*.json"))
-        if files:
-            cols = _columns_sql(table, with_partitions=False)
-            glob = str(folder / "dt=*" / "*.json").replace("'", "''")
-            struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in cols.items()) + "}"
-            con.execute(
-                f"CREATE VIEW {table} AS SELECT {', '.join([*cols, 'dt'])} FROM read_json('{glob}', "
-                f"format='newline_delimited', hive_partitioning=true, hive_types={{'dt': 'VARCHAR'}}, "
-                f"columns={struct})"
-            )
-        else:
-            cols = _columns_sql(table, with_partitions=True)
-            con.execute(f"CREATE TABLE {table} ({', '.join(f'{n} {t}' for n, t in cols.items())})")
-    _visitor_tables(con, Path(out))
-    return con
-
-
-def _visitor_tables(con: duckdb.DuckDBPyConnection, out: Path) -> None:
-    """``visitor_names`` (vidsift visitors name): one small JSON file, joined at query time."""
-    spec = contract.load()["visitor_tables"]["visitor_names"]
-    cols = {c["Name"]: _DUCK_TYPES[c["Type"]] for c in spec["columns"]}
-    path = out / "analytics" / contract.load()["visitors"]["names_key"]
-    if path.exists() and path.stat().st_size:
-        struct = "{" + ", ".join(f"'{n}': '{t}'" for n, t in cols.items()) + "}"
-        con.execute(f"CREATE VIEW visitor_names AS SELECT * FROM read_json('{str(path).replace(chr(39), chr(39) * 2)}',"
-                    f" format='newline_delimited', columns={struct})")
-    else:
-        con.execute(f"CREATE TABLE visitor_names ({', '.join(f'{n} {t}' for n, t in cols.items())})")
-
-
-def run(out: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    con = connect(out)
-    cur = con.execute(sql)
-    names = [d[0] for d in cur.description or []]
-    return names, cur.fetchall()
+    sql = sql if sql != "-" else sys.stdin.read()
+    try:
+        names, rows = run(out, sql)
+    except duckdb.Error as exc:
+        print(f"vidsift query: {exc}", file=sys.stderr)
+        return 2
+    text = render(names, rows, fmt)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")  # CSV already ends its last row
+    return 0
 
 
 def _cell(value: Any) -> str:
@@ -77,6 +41,8 @@ def _cell(value: Any) -> str:
 
 
 def render(names: list[str], rows: list[tuple[Any, ...]], fmt: str = "table") -> str:
+    """The rows as ``table`` (aligned columns for a terminal), ``csv`` or ``json`` (for a pipe):
+    floats to 4 significant digits in the table only, so CSV and JSON keep full precision."""
     if fmt == "json":
         return json.dumps([dict(zip(names, r, strict=True)) for r in rows], default=str, indent=1)
     if fmt == "csv":

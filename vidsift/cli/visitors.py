@@ -44,6 +44,7 @@ def _store(args: argparse.Namespace) -> visitor_admin.Store:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """``vidsift visitors list``: every visitor with their name, status and visits."""
     rows = visitor_admin.list_visitors(_store(args))
     if args.format == "json":
         print(json.dumps(rows, indent=1))
@@ -63,12 +64,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_name(args: argparse.Namespace) -> int:
+    """``vidsift visitors name``: name a visitor; rows are joined with the names at query time, so
+    past rows show the name too."""
     row = visitor_admin.name(_store(args), args.visitor_id, args.name)
     print(f"{row['visitor_id']} is now named {row['name']!r} (past and future rows show it through visitor_names)")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    """``vidsift visitors forget``: erase a person (face vectors, copies, rows) and say what could
+    not be erased, for a data-subject request."""
     record = visitor_admin.forget(_store(args), args.visitor_id, reason=args.reason)
     rows = record["rows_deleted"]
     print(f"forgot {record['visitor_id']}: {record['face_vectors_deleted']} face vector(s), "
@@ -79,6 +84,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
+    """``vidsift visitors expire``: delete visitors unseen for the retention period, as the deployed
+    expire_visitors does every day."""
     done = visitor_admin.expire(_store(args), args.retention_days)
     print(f"{len(done)} visitor(s) unseen for {args.retention_days:g} days deleted from the collection"
           + (f": {', '.join(done)}" if done else ""))
@@ -116,6 +123,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
 
 
 def admin_policy(names: contract.ResourceNames, region: str = "*") -> dict[str, Any]:
+    """The least-privilege IAM policy the visitors commands need on a deployed stage, printed for an
+    administrator to attach (``vidsift visitors policy``): the commands run with a person's
+    credentials, not a function's role."""
     from vidsift.core import matching
     from vidsift.stages import visitors
 

@@ -50,7 +50,7 @@ from vidsift.core.errors import ConfigError
 from vidsift.core.records import FrameMeta, iso, parse_iso
 
 log = logging.getLogger(__name__)
-#: Not ``datetime.UTC`` (3.11+): vidsift/deploy_checks.py imports this module on the deploy
+#: Not ``datetime.UTC`` (3.11+): vidsift/deploy/checks.py imports this module on the deploy
 #: machine's python3, which may be 3.9 (tests/test_deploy_python.py checks the import closure).
 UTC = timezone.utc  # noqa: UP017
 
@@ -78,6 +78,9 @@ def table_name(names: contract.ResourceNames) -> str:
 
 @dataclass(frozen=True)
 class Rule:
+    """One watch-list rule (alertRules): what must be seen, on which cameras, how often within a
+    window, and how long to stay quiet after firing, so a person lingering in view alerts once."""
+
     name: str
     when: str
     cameras: tuple[str, ...] = ("*",)
@@ -341,6 +344,10 @@ def decide(state: State, rule: Rule, frame_id: str, t: float) -> tuple[State, bo
 
 
 class StateStore(Protocol):
+    """Where rule windows and cool-downs are kept between invocations, with a version per key:
+    Lambda containers share nothing, so the state must live outside them and concurrent
+    updates must not overwrite each other (DynamoDB in the cloud, MemoryStore in a test)."""
+
     def get(self, key: str) -> tuple[dict[str, Any] | None, int]: ...
 
     def put(self, key: str, doc: dict[str, Any], *, expected_version: int, expires_at: int) -> bool: ...
@@ -418,6 +425,9 @@ def _origin(s: Sighting) -> str:
 
 @dataclass(frozen=True)
 class Alert:
+    """One alert, rendered for every channel SNS delivers to at once (mail text, a short SMS,
+    JSON for programs) plus the message attributes subscribers filter on."""
+
     subject: str
     text: str
     sms: str

@@ -11,6 +11,9 @@ from vidsift.core.errors import BadInputError
 
 @dataclass(frozen=True)
 class Box:
+    """One person the endpoint found, in fractions of the frame (independent of the frame's
+    size, as the people rows and the tracker use them)."""
+
     left: float
     top: float
     width: float
@@ -37,6 +40,9 @@ class Box:
 
 @dataclass(frozen=True)
 class Detection:
+    """The endpoint's answer for one frame: the model that answered and its boxes, so rows can
+    say which model counted the people."""
+
     model: str
     boxes: tuple[Box, ...]
     #: The frame's S3 user metadata as the endpoint read it with the frame (None where not

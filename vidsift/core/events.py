@@ -11,6 +11,9 @@ from vidsift.core.errors import BadInputError
 
 @dataclass(frozen=True)
 class ObjectRef:
+    """One S3 object an event names, with the version and ETag the work is keyed on, so a
+    redelivered event or an overwritten key is recognised for what it is."""
+
     bucket: str
     key: str
     size: int

@@ -125,6 +125,9 @@ class SamplingOptions:
 
 @dataclass(frozen=True)
 class SampledFrame:
+    """One frame split_frames chose, already encoded: its index and time in the video are what
+    its key and its rows are named by."""
+
     index: int
     time_s: float
     width: int

@@ -4,19 +4,6 @@ instead of duplicating. The S3 keys built from them are in vidsift.core.keys."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
-
-#: Key builders that lived here before vidsift.core.keys, still reachable under their old
-#: names only for the handlers in functions/ until they are routed through keys (issue 25).
-_MOVED_TO_KEYS = frozenset({"frame_key", "parse_frame_key", "snapshot_copy_key", "summary_key", "error_key"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_KEYS:
-        from vidsift.core import keys
-
-        return getattr(keys, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _digest(*parts: object, length: int) -> str:

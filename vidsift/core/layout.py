@@ -13,7 +13,7 @@ One file per deployment (YAML for people, stored as JSON for the functions)::
             polygon: [[0.6, 0.4], [0.9, 0.4], [0.9, 1.0], [0.6, 1.0]]
 
 Why everything is refused at once, with the camera and the line or zone named: a layout is
-read before a deploy (vidsift.deploy_checks), by ``vidsift run --cameras`` and by
+read before a deploy (vidsift.deploy.checks), by ``vidsift run --cameras`` and by
 ``vidsift cameras put``; a mistake found later would silently count nothing (a zone that
 crosses itself has no clear inside, a zero-length line no sides), so the whole file is
 refused, naming every problem, before anything counts with it.
@@ -47,6 +47,9 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class Line:
+    """A counting line on a camera's view; ``in_from`` says which crossing direction is "in",
+    since a line alone has no inside."""
+
     name: str
     a: Point
     b: Point
@@ -57,6 +60,8 @@ class Line:
 
 @dataclass(frozen=True)
 class Zone:
+    """An area of a camera's view where stays are counted (entered, left, dwell time)."""
+
     name: str
     polygon: tuple[Point, ...]
     band: float = DEFAULT_BAND
@@ -64,6 +69,9 @@ class Zone:
 
 @dataclass(frozen=True)
 class CameraLayout:
+    """One camera's lines and zones: layouts are per camera because a line only means something
+    in the view it was drawn on."""
+
     camera_id: str
     lines: tuple[Line, ...] = ()
     zones: tuple[Zone, ...] = ()
@@ -71,6 +79,9 @@ class CameraLayout:
 
 @dataclass(frozen=True)
 class Layout:
+    """Every camera's layout, as the cameras file says it: checked before a deploy and stored for
+    the functions, so a changed zone needs no redeploy."""
+
     cameras: dict[str, CameraLayout]
 
     def camera(self, camera_id: str | None) -> CameraLayout | None:
@@ -125,7 +136,7 @@ def self_crossing(polygon: tuple[Point, ...]) -> tuple[int, int] | None:
 
 def _area(polygon: tuple[Point, ...]) -> float:
     # The shoelace formula over each edge (the next point wraps around). No zip(strict=): 3.10+,
-    # and this module is in vidsift/deploy_checks.py's import closure (Python 3.9+).
+    # and this module is in vidsift/deploy/checks.py's import closure (Python 3.9+).
     n = len(polygon)
     return abs(sum(polygon[i][0] * polygon[(i + 1) % n][1] - polygon[(i + 1) % n][0] * polygon[i][1]
                    for i in range(n))) / 2

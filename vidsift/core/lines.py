@@ -47,6 +47,9 @@ PathPoint = tuple[float, float, float]
 
 @dataclass(frozen=True)
 class Crossing:
+    """One person crossing a line, interpolated to the moment the path met it: a row of the
+    crossings table."""
+
     line: str
     direction: str  # "in" | "out"
     time_s: float
@@ -56,6 +59,9 @@ class Crossing:
 
 @dataclass(frozen=True)
 class ZoneVisit:
+    """One stay of a person in a zone (a row of zone_visits), from the first to the last sample
+    inside it."""
+
     zone: str
     entered_s: float
     left_s: float

@@ -1,7 +1,9 @@
-"""The rows of the ``people`` and ``faces`` tables, and the frame metadata they come from.
+"""The rows of the ``people``, ``faces`` and ``tracks`` tables, and the frame metadata they
+come from.
 
 Column names come from contract.json; ``build_*`` return dicts with exactly those keys,
-in order, so the Glue tables, DuckDB and the records cannot drift apart.
+in order, so the Glue tables, DuckDB and the records cannot drift apart. (The counting
+tables, ``crossings`` and ``zone_visits``, are built by vidsift.core.counts.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from vidsift.core import ids, keys
 from vidsift.core.detection import Detection
 from vidsift.core.errors import BadInputError
 
-#: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy_checks.py's import closure,
+#: ``datetime.UTC`` is Python 3.11+; this module is in vidsift/deploy/checks.py's import closure,
 #: which runs on the deploy machine's python3 (3.9+, tests/test_deploy_python.py).
 UTC = timezone.utc  # noqa: UP017
 

@@ -12,7 +12,8 @@ later and is the record (counting the snapshot too would count the same moment t
 A snapshot carries no content hash (FrameMeta.content_sha256): its work in both stages is
 keyed on its object version, as its id is, where a frame's is keyed on its bytes.
 
-Plain Python, no AWS call: the handler does the HeadObject and hands the metadata here.
+Plain Python, no AWS call: the handler does the HeadObject and hands the metadata here. The
+metadata keys are vidsift.core.uploads', the module the edge writes them with.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vidsift import contract
 from vidsift.core import ids
 from vidsift.core.errors import BadInputError
 from vidsift.core.records import FrameMeta, captured_at, parse_iso
+from vidsift.core.uploads import CAMERA_ID, CLIP_KEY, RECORDED_AT
 
 
 def is_snapshot(bucket: str, key: str, raw_bucket: str) -> bool:
@@ -43,15 +45,14 @@ def snapshot_meta(bucket: str, key: str, etag: str, metadata: dict[str, str]) ->
     alerts use the processing time, as for any frame without one.
     """
     uri = f"s3://{bucket}/{key}"
-    camera = unquote(metadata.get(contract.upload_key("camera_id"), "")).strip()
+    camera = unquote(metadata.get(CAMERA_ID, "")).strip()
     if not camera:
-        raise BadInputError(uri, f"the snapshot has no {contract.upload_key('camera_id')} metadata: "
-                                 "an alert must name its camera")
-    recorded_at = metadata.get(contract.upload_key("recorded_at")) or None
+        raise BadInputError(uri, f"the snapshot has no {CAMERA_ID} metadata: an alert must name its camera")
+    recorded_at = metadata.get(RECORDED_AT) or None
     if recorded_at is not None and parse_iso(recorded_at) is None:
-        raise BadInputError(uri, f"{contract.upload_key('recorded_at')}={recorded_at!r} is not an ISO 8601 time")
+        raise BadInputError(uri, f"{RECORDED_AT}={recorded_at!r} is not an ISO 8601 time")
     return FrameMeta(
         video_id=ids.snapshot_id(bucket, key, etag), source_bucket=bucket, source_key=key, camera_id=camera,
         frame_index=0, frame_time_s=0.0, captured_at=captured_at(recorded_at, 0.0), alert_only=True,
-        clip_key=unquote(metadata.get(contract.upload_key("clip_key"), "")) or None,
+        clip_key=unquote(metadata.get(CLIP_KEY, "")) or None,
     )

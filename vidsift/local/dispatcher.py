@@ -66,6 +66,7 @@ class LocalContext:
         self.log_stream_name = "local"
 
     def get_remaining_time_in_millis(self) -> int:
+        """What is left of the invocation's timeout: handlers stop taking work before Lambda would kill them."""
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
@@ -101,6 +102,9 @@ def preload_handlers() -> None:
 
 @dataclass
 class StageStats:
+    """What one stage did during a local run (invocations, messages, failures, handler time), for
+    the run's summary and its cost estimate, which bills Lambda by duration."""
+
     invocations: int = 0
     received: int = 0
     succeeded: int = 0
@@ -111,6 +115,11 @@ class StageStats:
 
 @dataclass
 class Dispatcher:
+    """Plays Lambda's SQS event source mapping on the local stack: polls each stage's queue,
+    invokes the real handler with a real SQS event and deletes only what the handler did not
+    report failed, so the handlers run unchanged and retries, visibility timeouts and DLQs
+    behave as in the cloud."""
+
     stack: LocalStack
     handlers: dict[str, Handler] = field(default_factory=dict)
     stats: dict[str, StageStats] = field(default_factory=lambda: {s: StageStats() for s in contract.STAGES})
@@ -138,11 +147,13 @@ class Dispatcher:
             loader.shutdown(wait=False)
 
     def handler(self, stage: str) -> Handler:
+        """The stage's handler, imported once (in the background, at start) as a cold start would."""
         if stage not in self.handlers:
             self.handlers[stage] = self._loading[stage].result()
         return self.handlers[stage]
 
     def timeout_s(self, stage: str) -> float:
+        """The stage's function timeout: the contract's, unless a test shortened it to see what a timeout does."""
         return float(self.timeouts.get(stage, contract.stage(stage)["timeout_s"]))
 
     def _receive(self, stage: str) -> list[dict[str, Any]]:

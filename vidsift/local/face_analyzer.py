@@ -156,6 +156,7 @@ class HumanSidecar:
 
     @property
     def versions(self) -> dict[str, str]:
+        """The sidecar's library and model versions, for the FaceModelVersion the local Rekognition reports."""
         self.wait_ready()
         return self._versions
 
@@ -182,6 +183,7 @@ class HumanSidecar:
 
     @property
     def alive(self) -> bool:
+        """Whether the Node process still runs, so a dead sidecar is restarted rather than written to."""
         return self._proc.poll() is None
 
     def analyse(
@@ -220,6 +222,7 @@ class HumanSidecar:
         return answer["results"]
 
     def close(self) -> None:
+        """End the Node process (stdin closed, then killed if it lingers), so no child outlives the stack."""
         if self._proc.poll() is None:
             try:
                 assert self._proc.stdin is not None
@@ -509,6 +512,7 @@ class FaceAnalyzer:
         return out, landmarks
 
     def close(self) -> None:
+        """Stop the sidecar, if one was started: the analyser owns it."""
         if self._sidecar is not None:
             self._sidecar.close()
             self._sidecar = None

@@ -22,17 +22,21 @@ class LocalService:
 
     @property
     def port(self) -> int:
+        """The port the kernel gave the server (bound to port 0, so parallel stacks never collide)."""
         return self._server.server_address[1]
 
     @property
     def url(self) -> str:
+        """The endpoint URL the AWS SDK is pointed at (AWS_ENDPOINT_URL_<SERVICE>)."""
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LocalService:
+        """Serve on a daemon thread; returns self so a service is started where it is made."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and free the socket, so a test can start the next service on a clean slate."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

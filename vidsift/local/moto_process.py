@@ -151,6 +151,8 @@ class MotoProcess:
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> MotoProcess:
+        """Start moto's server in a child process on the socket bound here: its own interpreter, so its
+        request handling does not compete with the handlers for this process's GIL."""
         fd = self._sock.fileno()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "vidsift.local.moto_process", "--fd", str(fd)],
@@ -172,6 +174,7 @@ class MotoProcess:
         self._sock.close()
 
     def stop(self) -> None:
+        """Ask the child to stop (stdin closed) and wait, killing it if it hangs: no orphan server."""
         proc, self._proc = self._proc, None
         with contextlib.suppress(OSError):
             self._sock.close()
@@ -214,6 +217,8 @@ def serve(fd: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The child's entry point (``python -m vidsift.local.moto_process --fd N``): serve moto on the
+    listening socket inherited from the parent."""
     parser = argparse.ArgumentParser(description="moto's server on an inherited listening socket")
     parser.add_argument("--fd", type=int, required=True)
     args = parser.parse_args(argv)

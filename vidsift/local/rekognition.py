@@ -244,11 +244,14 @@ class RekognitionService(LocalService):
             self._faults.setdefault(operation, deque()).extend([fault] * count)
 
     def clear_faults(self) -> None:
+        """Drop every injected fault, so the next test starts with a service that answers."""
         with self._lock:
             self._faults.clear()
 
     @property
     def pending_faults(self) -> int:
+        """Faults injected but not yet served: a test checks it reached zero, i.e. the calls it meant to
+        fail were really made."""
         with self._lock:
             return sum(len(q) for q in self._faults.values())
 
@@ -268,10 +271,12 @@ class RekognitionService(LocalService):
             return None
 
     def start(self) -> RekognitionService:
+        """Start serving (and return self, so the service is started where it is made)."""
         super().start()
         return self
 
     def stop(self) -> None:
+        """Stop serving, and stop the face analyser too when this service created it."""
         super().stop()
         if self._owns_analyzer:
             self.analyzer.close()
@@ -332,6 +337,7 @@ class RekognitionService(LocalService):
         return found
 
     def create_collection(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """CreateCollection, with Rekognition's error for an id that exists (the stack's set-up relies on it)."""
         cid = self._collection_id(request)
         with self._lock:
             if cid in self._collections:
@@ -342,6 +348,7 @@ class RekognitionService(LocalService):
         return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": self.model_version}, None
 
     def delete_collection(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """DeleteCollection: the collection and its faces go, as ResourceNotFound for an unknown id."""
         with self._lock:
             collection = self._get(request)
             del self._collections[collection.collection_id]
@@ -349,6 +356,7 @@ class RekognitionService(LocalService):
         return {"StatusCode": 200}, None
 
     def list_collections(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """ListCollections, paged with NextToken as the real API pages it."""
         with self._lock:
             ids = sorted(self._collections)
         start, size = _page(request, len(ids))
@@ -359,6 +367,7 @@ class RekognitionService(LocalService):
         return out, None
 
     def describe_collection(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """DescribeCollection: face count, model version and ARN, as the real API answers."""
         with self._lock:
             c = self._get(request)
             return {"FaceCount": len(c.faces), "FaceModelVersion": self.model_version, "CollectionARN": c.arn,
@@ -456,6 +465,7 @@ class RekognitionService(LocalService):
                  "FaceMatches": matches, "FaceModelVersion": self.model_version}, self.analyzer.analyzer_id)
 
     def list_faces(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """ListFaces (optionally only ``FaceIds``), paged as the real API pages it."""
         wanted = request.get("FaceIds")
         with self._lock:
             faces = list(self._get(request).faces.values())
@@ -471,6 +481,8 @@ class RekognitionService(LocalService):
         return out, None
 
     def delete_faces(self, request: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        """DeleteFaces with the real API's validation: a malformed id refuses the call, an unknown
+        one is left out of DeletedFaces rather than failing it."""
         ids = request.get("FaceIds")
         if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_PAGE or not all(isinstance(f, str) for f in ids):
             raise RekognitionError("InvalidParameterException", "FaceIds must list 1-4096 face ids")

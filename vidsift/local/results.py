@@ -22,6 +22,7 @@ from vidsift.local.stack import LocalStack
 
 
 def object_keys(bucket: str, prefix: str = "") -> list[str]:
+    """Every key under ``prefix`` (all pages): the local stack's buckets are read exactly as S3's."""
     keys: list[str] = []
     for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(o["Key"] for o in page.get("Contents", []))
@@ -29,6 +30,7 @@ def object_keys(bucket: str, prefix: str = "") -> list[str]:
 
 
 def object_body(bucket: str, key: str) -> bytes:
+    """An object's bytes, unzipped when Firehose gzipped them, so callers read rows either way."""
     data = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
@@ -56,6 +58,9 @@ def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
 
 @dataclass
 class RunResults:
+    """Everything a local run left in the stack (summaries, error records, dead letters and the
+    rows of every table), read once so it can be exported before the stack goes away."""
+
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # by video_id
     errors: list[dict[str, Any]] = field(default_factory=list)
     dlq: dict[str, list[str]] = field(default_factory=dict)  # stage -> subjects
@@ -68,6 +73,8 @@ class RunResults:
 
 
 def collect(stack: LocalStack) -> RunResults:
+    """Everything the run left in the local stack (summaries, error records, dead letters, every
+    table's rows), read once, before the stack and its buckets go away."""
     res = RunResults()
     frames = stack.names.bucket("frames")
     for body in object_bodies(frames, [k for k in object_keys(frames) if k.endswith("/summary.json")]):
@@ -121,6 +128,8 @@ def export_frames(stack: LocalStack, out: Path, skip: set[str] | frozenset[str] 
 
 
 def export(stack: LocalStack, res: RunResults, out: Path, frames_done: set[str] | frozenset[str] = frozenset()) -> None:
+    """Write the collected run under ``out`` in the analytics bucket's layout (one object per table,
+    day and video), so DuckDB reads the folder with the same tables Athena reads in the cloud."""
     for table, rows in (("people", res.people), ("faces", res.faces), ("tracks", res.tracks),
                         ("crossings", res.crossings), ("zone_visits", res.zone_visits)):
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)

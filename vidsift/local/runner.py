@@ -18,8 +18,8 @@ from urllib.parse import quote
 from vidsift import aws, contract
 from vidsift.core import keys
 from vidsift.core.layout import Layout
+from vidsift.local.bars import VideoProgress
 from vidsift.local.dispatcher import Dispatcher, StageStats, preload_handlers
-from vidsift.local.progress import VideoProgress
 from vidsift.local.results import RunResults, collect, export, export_frames
 from vidsift.local.stack import LocalStack
 from vidsift.stages import counting
@@ -31,6 +31,9 @@ RUN_CONCURRENCY = 2
 
 @dataclass
 class VideoOutcome:
+    """How one input video of ``vidsift run`` ended (frames, people, faces, tracks, errors), for the
+    run's summary table and run.json."""
+
     path: Path
     key: str
     video_id: str | None = None
@@ -47,11 +50,15 @@ class VideoOutcome:
 
     @property
     def ok(self) -> bool:
+        """The video went through: it has an id and no error of its own."""
         return not self.errors and self.video_id is not None
 
 
 @dataclass
 class RunReport:
+    """What ``vidsift run`` returns: every video's outcome, each stage's statistics and the
+    collected results, and whether the pipeline finished (``ok`` decides the exit code)."""
+
     out: Path
     videos: list[VideoOutcome]
     stats: dict[str, StageStats]
@@ -61,6 +68,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
+        """The run is a success: the pipeline drained, and every video and every error is accounted for."""
         return self.finished and not self.unowned_errors and all(v.ok for v in self.videos)
 
 
@@ -72,6 +80,8 @@ def upload_key(path: Path, index: int) -> str:
 
 def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recorded_at: str | None,
            dedup: bool = False) -> None:
+    """Put one video into the local raw bucket with the metadata the edge would give it: the S3
+    notification, not a direct call, starts the pipeline, as in the cloud."""
     meta: dict[str, str] = {}
     if camera_id:
         meta[contract.upload_key("camera_id")] = quote(camera_id, safe="")
@@ -87,6 +97,8 @@ def upload(stack: LocalStack, path: Path, key: str, camera_id: str | None, recor
 
 def outcomes(stack: LocalStack, uploads: dict[str, Path], res: RunResults,
              unowned: list[str]) -> list[VideoOutcome]:
+    """Each uploaded video's outcome from the collected results: the error records name objects,
+    not videos, so they are matched back to the upload they came from."""
     raw = stack.names.bucket("raw")
     by_uri = {f"s3://{raw}/{key}": VideoOutcome(path=path, key=key) for key, path in uploads.items()}
     suffixes = tuple(contract.load()["video_suffixes"])

@@ -116,10 +116,12 @@ class Faults:
             self._queue.extend([fault] * times)
 
     def clear(self) -> None:
+        """Drop every queued fault, so the next test starts with an endpoint that answers."""
         with self._lock:
             self._queue.clear()
 
     def take(self) -> Fault | None:
+        """The next queued fault for this invocation, or None to answer normally."""
         with self._lock:
             return self._queue.popleft() if self._queue else None
 
@@ -145,6 +147,7 @@ class Endpoint:
 
     @property
     def model_id(self) -> str:
+        """The id of the loaded model (the inference code's), which the people rows record."""
         return str(self.model.model_id)
 
     def invoke(self, body: bytes, content_type: str | None, accept: str | None) -> tuple[bytes, str]:
@@ -259,14 +262,17 @@ class SageMakerRuntimeService(LocalService):
 
     @property
     def endpoint_name(self) -> str:
+        """The one endpoint name this runtime answers for (the contract's), as detect_people calls it."""
         return self.endpoint.name
 
     @property
     def model_id(self) -> str:
+        """The model the endpoint runs, for the run's summary and the tests."""
         return self.endpoint.model_id
 
     @property
     def faults(self) -> Faults:
+        """The endpoint's fault switch, for resilience tests to fail the next invocations."""
         return self.endpoint.faults
 
 

@@ -37,6 +37,7 @@ def _quietly(stop: Any) -> None:
 
 
 def free_port() -> int:
+    """A port free right now (racy: prefer binding port 0); for a service that must be told its port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -44,6 +45,11 @@ def free_port() -> int:
 
 @dataclass
 class LocalStack:
+    """The whole stack on this machine, with the same names, queues, notifications and tables as
+    serverless.yml declares: moto for S3/SQS/Firehose/DynamoDB and our own SageMaker runtime and
+    Rekognition, so the handlers run unchanged offline (``vidsift run``, the tests, the demo).
+    A context manager: it owns its processes and ports and stops them on exit."""
+
     port: int = 0
     detector: str = "auto"
     sample_fps: float = 1.0
@@ -76,11 +82,14 @@ class LocalStack:
 
     @property
     def endpoint_url(self) -> str:
+        """moto's URL, which every AWS client of the process is pointed at (AWS_ENDPOINT_URL)."""
         return f"http://127.0.0.1:{self.port}"
 
     # --- lifecycle ------------------------------------------------------------------
 
     def start(self) -> LocalStack:
+        """Start moto and the model services and create every resource serverless.yml declares, then
+        point this process's AWS clients and the handlers' environment at them."""
         # moto's server logs every request; a person watching a run wants the pipeline's lines.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Port 0: the kernel picks a free port as the server binds it, so two stacks started at
@@ -116,6 +125,8 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        """Stop every service and restore the environment the stack changed, so a later stack (or the
+        next test) starts from nothing."""
         if LocalStack.running is self:
             LocalStack.running = None
         stops = [svc.stop for svc in self._services]
@@ -207,6 +218,8 @@ class LocalStack:
     # --- what the handlers and users see ----------------------------------------------
 
     def function_env(self) -> dict[str, str | None]:
+        """The handlers' environment on this stack: the names serverless.yml gives the functions, plus
+        the local endpoints and settings; the one difference from the cloud is where the endpoints are."""
         env: dict[str, str | None] = dict(self.names.function_env())
         env.update({
             "SAMPLE_FPS": str(self.sample_fps), "SAMPLE_MODE": self.sample_mode,

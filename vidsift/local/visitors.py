@@ -26,14 +26,17 @@ from vidsift.storage.visitors import DynamoVisitorRegistry
 
 
 def folder(out: Path) -> Path:
+    """Where visitors' state is kept under a run's output folder, so it outlives the stack."""
     return Path(out) / "visitors"
 
 
 def collection_file(out: Path) -> Path:
+    """The local Rekognition's saved collections (its own state file format)."""
     return folder(out) / "collection.json"
 
 
 def registry_file(out: Path) -> Path:
+    """The visitor registry's saved items (the DynamoDB table's, one JSON document)."""
     return folder(out) / "registry.json"
 
 
@@ -45,6 +48,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def stack_env(names: contract.ResourceNames) -> dict[str, str]:
+    """What turns visitors on for the handlers of a local stack: the same variables the cloud's
+    visitors=true sets."""
     return {"VISITORS": "true", "VISITOR_COLLECTION": visitors.collection_name(names),
             "VISITOR_TABLE": visitors.table_name(names)}
 

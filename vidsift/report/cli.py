@@ -13,6 +13,8 @@ from pathlib import Path
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``vidsift report``: rebuild report.html from a results folder, or from a deployed stage's
+    analytics bucket, long after the run."""
     from vidsift.report import cost_summary_line, write_report
 
     out = Path(args.out)

@@ -114,6 +114,9 @@ ASSUMPTIONS = (
 
 @dataclass(frozen=True)
 class Price:
+    """One AWS price as its pricing page states it, with where and when it was read: an estimate
+    is only as good as the prices it can show its sources for."""
+
     key: str
     #: Dollars per single unit (per request, per GB-second...).
     usd: float
@@ -138,6 +141,9 @@ class Price:
 
 @dataclass(frozen=True)
 class Prices:
+    """The price list of one region (vidsift/report/prices.json), with SageMaker serverless priced
+    by memory size as AWS bills it."""
+
     region: str
     currency: str
     items: dict[str, Price]
@@ -148,6 +154,7 @@ class Prices:
         return self.items[key]
 
     def sagemaker(self, memory_mb: int) -> Price:
+        """The serverless endpoint's price per second at ``memory_mb``: SageMaker bills by memory size."""
         base = self.items["sagemaker_serverless_second"]
         if memory_mb not in self.sagemaker_by_memory:
             raise ValueError(f"no SageMaker serverless price for {memory_mb} MB "
@@ -162,6 +169,7 @@ class Prices:
 
 
 def load_prices(path: Path | None = None) -> Prices:
+    """The price list from prices.json (or ``path``), so a price change is a data edit, not code."""
     doc = json.loads((path or PRICES_PATH).read_text())
     items: dict[str, Price] = {}
     by_memory: dict[int, float] = {}
@@ -178,6 +186,7 @@ def load_prices(path: Path | None = None) -> Prices:
 
 @cache
 def default_prices() -> Prices:
+    """The bundled price list (vidsift/report/prices.json)."""
     return load_prices()
 
 
@@ -323,6 +332,9 @@ def usages(data: RunData) -> list[Usage]:
 
 @dataclass(frozen=True)
 class Line:
+    """One component of an estimate (quantity times price); ``usd`` is None when the quantity was
+    not measured, so a missing number is shown as missing rather than as zero."""
+
     component: str
     quantity: float
     unit: str
@@ -333,24 +345,31 @@ class Line:
 
 @dataclass(frozen=True)
 class Estimate:
+    """A run's estimated AWS cost, line by line with the usage and prices it came from, so the
+    report can show how the total was reached."""
+
     lines: tuple[Line, ...]
     usage: Usage
     prices: Prices
 
     @property
     def total(self) -> float:
+        """Dollars of the lines that were measured (a missing quantity counts as nothing, see ``complete``)."""
         return sum(line.usd or 0.0 for line in self.lines)
 
     @property
     def complete(self) -> bool:
+        """Whether every line was measured: without run.json Lambda and SageMaker time are unknown."""
         return all(line.usd is not None for line in self.lines)
 
     @property
     def video_minutes(self) -> float:
+        """Minutes of video the estimate covers, the denominator of every per-minute figure."""
         return self.usage.video_minutes
 
     @property
     def per_minute(self) -> float | None:
+        """Dollars per minute of video, the figure that compares with the alternatives; None without video."""
         return self.total / self.video_minutes if self.video_minutes > 0 else None
 
     @property
@@ -360,10 +379,13 @@ class Estimate:
 
     @property
     def rekognition_video(self) -> float:
+        """What Rekognition Video's stored-video face detection would cost for the same minutes: the
+        alternative the pipeline is measured against."""
         return self.video_minutes * self.prices["rekognition_video_face_minute"].usd
 
     @property
     def detect_faces_avoided(self) -> int:
+        """Sampled frames not sent to DetectFaces (no person, or a person already seen): the saving."""
         return self.usage.frames_sampled - self.usage.detect_faces_images
 
     @property
@@ -391,6 +413,7 @@ class Estimate:
 
 
 def estimate(usage: Usage, prices: Prices | None = None) -> Estimate:
+    """The cost of ``usage`` at ``prices``, line by line, with unmeasured lines marked as such."""
     p = prices or default_prices()
     timed = usage.timed
 
@@ -414,6 +437,7 @@ def estimate(usage: Usage, prices: Prices | None = None) -> Estimate:
 
 
 def total_usage(items: Iterable[Usage]) -> Usage:
+    """The usage of several videos added up, for the run's total."""
     out = Usage()
     for u in items:
         out = out + u
@@ -445,6 +469,8 @@ def usd(value: float | None) -> str:
 
 
 def summary_line(total: Estimate) -> str:
+    """The one line ``vidsift run`` prints about cost: total, per minute, and the DetectFaces calls
+    tracking and the people filter avoided."""
     u = total.usage
     partial = "" if total.complete else " (without Lambda/SageMaker: no run.json)"
     parts = [f"Estimated AWS cost: {usd(total.total)}{partial} for {total.video_minutes:.2f} video min"]

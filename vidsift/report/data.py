@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vidsift.cli.query import connect
+from vidsift.local.warehouse import connect
 
 
 @dataclass
@@ -69,14 +69,17 @@ class Video:
 
     @property
     def frames_with_people(self) -> int:
+        """Sampled frames where the detector found at least one person."""
         return len({r["frame_index"] for r in self.people if (r.get("person_count") or 0) > 0})
 
     @property
     def face_count(self) -> int:
+        """Faces found in the video (faces rows)."""
         return len(self.faces)
 
     @property
     def duration_s(self) -> float | None:
+        """The video's length from its summary; None when split_frames wrote no summary."""
         value = self.summary.get("duration_s")
         return None if value is None else float(value)
 
@@ -124,6 +127,7 @@ class Video:
         return sum(1 for t in self.tracks if (t.get("face_frames") or 0) > 0)
 
     def faces_by_frame(self) -> dict[int, list[dict[str, Any]]]:
+        """The faces rows grouped by frame, to draw each frame's faces with its thumbnail."""
         out: dict[int, list[dict[str, Any]]] = {}
         for row in self.faces:
             out.setdefault(int(row["frame_index"]), []).append(row)
@@ -132,6 +136,9 @@ class Video:
 
 @dataclass
 class RunData:
+    """Everything a report is made of, read once from a results folder: the report and the cost
+    estimate both need it, and the folder is all there is once the stack has gone."""
+
     out: Path
     run: dict[str, Any] | None
     videos: list[Video]
@@ -144,10 +151,12 @@ class RunData:
 
     @property
     def settings(self) -> dict[str, Any]:
+        """The run's settings from run.json ({} without one), for the report's "how it ran" line."""
         return dict((self.run or {}).get("settings") or {})
 
     @property
     def stages(self) -> dict[str, dict[str, Any]] | None:
+        """Each stage's statistics from run.json; None without one (``vidsift up``), so no stage times are shown."""
         return (self.run or {}).get("stages") or None
 
     @property

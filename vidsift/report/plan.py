@@ -69,6 +69,9 @@ QUOTAS = {
 
 @dataclass(frozen=True)
 class Fleet:
+    """The deployment being planned (cameras, hours, people per minute...): the inputs of a capacity
+    and cost plan before anything is deployed."""
+
     cameras: int
     hours_per_day: float = 12.0
     fps: float = 1.0
@@ -85,6 +88,9 @@ class Fleet:
 
 @dataclass
 class Need:
+    """One quantity the fleet needs against the AWS limit it runs into (``over`` when it would be
+    throttled), so a plan shows the quota to raise before a deploy rather than after."""
+
     what: str
     value: float
     unit: str
@@ -93,20 +99,25 @@ class Need:
 
     @property
     def over(self) -> bool:
+        """Whether the need exceeds the account's limit: the quota to raise before deploying."""
         return self.limit is not None and self.value > self.limit
 
 
 @dataclass
 class Plan:
+    """What a fleet needs and costs a month, as ``vidsift plan`` prints it and JSON for programs."""
+
     fleet: Fleet
     needs: list[Need] = field(default_factory=list)
     monthly_usd: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_usd(self) -> float:
+        """The fleet's estimated monthly cost, all components."""
         return sum(self.monthly_usd.values())
 
     def to_doc(self) -> dict[str, Any]:
+        """The plan as JSON (``vidsift plan --format json``), for a program or a spreadsheet."""
         return {"fleet": asdict(self.fleet), "needs": [{**asdict(n), "over": n.over} for n in self.needs],
                 "monthly_usd": {**{k: round(v, 2) for k, v in self.monthly_usd.items()},
                                 "total": round(self.total_usd, 2)}}
@@ -209,6 +220,7 @@ ASSUMPTIONS = (
 
 
 def render(p: Plan) -> str:
+    """The plan as text: each need beside its limit, the quotas to raise, then the monthly cost."""
     f = p.fleet
     lines = [f"{f.cameras} cameras, {f.hours_per_day:g} h/day at {f.fps:g} fps, {f.people_per_minute:g} people/min "
              f"per camera (peak x{f.peak_factor:g})", "",
@@ -243,6 +255,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_plan(args: Any) -> int:
+    """``vidsift plan``: what a fleet of cameras needs (quotas) and costs a month, before deploying."""
     import json
     import sys
 

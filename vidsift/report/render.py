@@ -70,6 +70,8 @@ def _clock(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class Thumb:
+    """A frame shrunk and inlined as a data URI, so report.html is one file that opens anywhere."""
+
     data_uri: str
     width: int
     height: int
@@ -466,6 +468,7 @@ def _num(value: Any) -> str:
 
 
 def totals_table(data: RunData) -> str:
+    """The report's first table: one row per video with its status and counts, each linking to its section."""
     head = ("video", "status", "duration", "frames sampled", "duplicates skipped", "frames with people",
             "people (visits)", "faces", "errors")
     rows = []
@@ -502,6 +505,8 @@ def _qty(q: float, unit: str) -> str:
 
 
 def cost_section(data: RunData, total: costs.Estimate, per_video: list[costs.Estimate]) -> str:
+    """The cost estimate with every price linked to its source page, per run and per video, so a
+    reader can check how each figure was reached."""
     p = total.prices
     lines = []
     for line in total.lines:
@@ -609,6 +614,8 @@ def visits_section(i: int, v: Video, data: RunData, max_track_thumbs: int = MAX_
 
 def video_section(i: int, v: Video, data: RunData, est: costs.Estimate, max_thumbs: int,
                   max_track_thumbs: int = MAX_TRACK_THUMBS) -> str:
+    """One video's section: summary, timeline of people, tracks and thumbnails of frames with people
+    (evenly spread, so a long video's page stays small)."""
     fps = data.settings.get("fps")
     with_people = [r for r in sorted(v.people, key=lambda r: r["frame_index"]) if (r["person_count"] or 0) > 0]
     shown = pick_evenly(with_people, max_thumbs)
@@ -713,6 +720,8 @@ p.who{font-size:12px;margin:1px 0 0}.lg.visit{background:#9ab6d3}.lg.visit.withf
 
 def render(data: RunData, *, prices: costs.Prices | None = None, max_thumbs: int = MAX_THUMBS_PER_VIDEO,
            max_track_thumbs: int = MAX_TRACK_THUMBS, now: datetime | None = None) -> str:
+    """The whole report.html as one self-contained page (thumbnails inlined), so it can be mailed or
+    opened anywhere without the results folder."""
     total, per_video = costs.run_estimates(data, prices)
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     settings = data.settings

@@ -10,6 +10,8 @@ from typing import Any
 
 
 def section(out: Path, max_side: int = 96) -> str:
+    """The report's visitors section (faces and visit counts) from the folder's saved visitors
+    state; "" when the run had visitors off."""
     from vidsift.local.visitors import LocalStore, registry_file
     from vidsift.report.render import thumbnail
     from vidsift.stages import visitor_admin

@@ -6,7 +6,7 @@ Each handler calls :func:`check` first. The settings (vidsift.settings) are one 
 distinct environment (a Lambda container's is fixed), and each part is kept once parsed,
 so a container pays for it once, on its first invocation, and a transient failure there
 (reading the time-zone database) fails that invocation only. ``sls deploy`` refuses the
-same mistakes earlier (vidsift/deploy_checks.py); this is for a setting changed in the
+same mistakes earlier (vidsift/deploy/checks.py); this is for a setting changed in the
 console, or a local run's environment.
 """
 

@@ -63,6 +63,9 @@ class SweepConfig:
 
 @dataclass
 class SweepResult:
+    """What one sweep did, video by video, for its log line and for tests to check which videos
+    were finished and which failed."""
+
     stalled: list[str] = field(default_factory=list)
     #: Videos given up frames or sent on again: they end tracked once track_people has run.
     finished: list[str] = field(default_factory=list)

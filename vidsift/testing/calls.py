@@ -70,6 +70,10 @@ class Call:
 
 @dataclass
 class Recorder:
+    """Records every AWS call each stage makes during a local run (hooked into botocore), so a test
+    can check each function's IAM role allows exactly what the code calls: a missing grant
+    otherwise shows only on AWS, after a deploy."""
+
     calls: list[Call] = field(default_factory=list)
     #: Calls through vidsift.aws clients outside any stage, with the thread they ran on: the
     #: test's own set-up on the main thread, or (on another thread) a handler's call whose
@@ -99,6 +103,8 @@ class Recorder:
             call.status = http_response.status_code
 
     def hook(self, client: Any) -> Any:
+        """Register the recording hooks on ``client`` (every client vidsift.aws makes goes through this),
+        and return it, so the hook is set where the client is made."""
         client.meta.events.register("provide-client-params", self._on_params, unique_id="vidsift-calls-params")
         client.meta.events.register("after-call", self._on_after_call, unique_id="vidsift-calls-after")
         return client
@@ -157,6 +163,7 @@ class Request:
 
     @property
     def key(self) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+        """Identity of the authorisation (without ``why``), so the same request from two calls counts once."""
         return self.action, self.resource, self.context
 
 
@@ -169,11 +176,14 @@ class Names:
     account: str
 
     def name(self, local: str) -> str:
+        """The stage's name of a local resource name (only the prefix differs)."""
         if local.startswith(self.local_prefix + "-"):
             return self.stage_prefix + local[len(self.local_prefix):]
         return local
 
     def arn_tail(self, arn: str) -> str:
+        """An ARN with its resource name translated to the stage's, so local calls check against the
+        template's ARNs."""
         head, _, tail = arn.rpartition(":")
         return f"{head}:{self.name(tail)}"
 
@@ -190,6 +200,7 @@ class Keys:
     topics: dict[str, str | None] = field(default_factory=dict)
 
     def bucket(self, name: str) -> str | None:
+        """The KMS key that encrypts bucket ``name``, or None when no grant is needed for it."""
         return self.buckets[name]
 
 
@@ -393,6 +404,8 @@ class Role:
                 for a in _as_list(st["Action"]) for r in _as_list(st["Resource"])]
 
     def grant_used(self, action: str, resource: str, statement: dict[str, Any], reqs: list[Request]) -> bool:
+        """Whether some recorded request needs this one action-resource pair of ``statement``: a grant no
+        request needs is wider than the code requires."""
         single = {"Effect": "Allow", "Action": action, "Resource": resource}
         if "Condition" in statement:
             single["Condition"] = statement["Condition"]

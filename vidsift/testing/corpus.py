@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidsift.samples import Segment, make_video
+from vidsift.testing.samples import Segment, make_video
 
 #: The base video: one second of each photo at 1 sample/s gives frames 0 (person), 1 (none), 2 (person).
 BASE_SEGMENTS = (Segment("astronaut", 1), Segment("coffee", 1), Segment("grace_hopper", 1))
@@ -50,6 +50,7 @@ class Case:
 
     @property
     def ok(self) -> bool:
+        """Whether the pipeline must complete this input (a known frame count) rather than refuse it."""
         return self.frames is not None
 
 

@@ -60,6 +60,7 @@ class Pool:
     keys: tuple[str, ...]
 
     def dark(self, key: str) -> str:
+        """The key of ``key``'s dark-clothed look-alike, for scenes where people differ only by colour."""
         return f"{key}~dark"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from PIL import Image
 
-from vidsift.samples import photo
+from vidsift.testing.samples import photo
 
 
 class _Raw:

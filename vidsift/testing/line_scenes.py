@@ -34,6 +34,9 @@ SAMPLE_FPS = 1.0
 
 @dataclass(frozen=True)
 class LineScene:
+    """A tracker scene with a camera layout and what it was designed to show, so the counting can
+    be checked against an exact truth rather than against itself."""
+
     scene: Scene
     camera: CameraLayout
     #: What the scene was made to show: line -> (in, out), zone -> number of stays.
@@ -42,6 +45,7 @@ class LineScene:
 
     @property
     def name(self) -> str:
+        """The scene's name, which the tests and the benchmark name their cases by."""
         return self.scene.name
 
 
@@ -72,11 +76,13 @@ class Counts:
     stays: list[ZoneVisit]
 
     def per_line(self, camera: CameraLayout) -> dict[str, tuple[int, int]]:
+        """(in, out) crossings of each of ``camera``'s lines, zero for a line nobody crossed."""
         return {ln.name: (sum(c.line == ln.name and c.direction == "in" for c in self.crossings),
                           sum(c.line == ln.name and c.direction == "out" for c in self.crossings))
                 for ln in camera.lines}
 
     def per_zone(self, camera: CameraLayout) -> dict[str, int]:
+        """Stays in each of ``camera``'s zones, zero for an empty zone."""
         return {z.name: sum(v.zone == z.name for v in self.stays) for z in camera.zones}
 
 
@@ -94,10 +100,14 @@ def count(camera: CameraLayout, paths: Sequence[Sequence[PathPoint]], band: floa
 
 
 def truth(ls: LineScene) -> Counts:
+    """What an ideal observer counts in the scene (every visit's true feet at 25 frames a second):
+    the figure the pipeline's counts are scored against."""
     return count(ls.camera, list(true_paths(ls.scene).values()), band=TRUE_BAND)
 
 
 def sampled_times(s: Scene, fps: float = SAMPLE_FPS, offset: float = 0.0) -> list[tuple[int, float]]:
+    """(index, time) of the frames the pipeline samples at ``fps`` from ``offset``, to sample the
+    truth where the pipeline samples the video."""
     n = int((s.seconds - offset) * fps)
     return [(k, round(offset + k / fps, 4)) for k in range(n + 1) if offset + k / fps < s.seconds]
 
@@ -194,6 +204,7 @@ FIXED: tuple[LineScene, ...] = (
 
 
 def fixed(name: str) -> LineScene:
+    """The fixed scene named ``name``, for a test about one situation."""
     return next(s for s in FIXED if s.name == name)
 
 

@@ -64,10 +64,10 @@ def count_sampled(stack: LocalStack, video: str, index: int) -> None:
 
 def put_snapshot(stack: LocalStack, body: bytes, *, camera_id: str | None, recorded_at: datetime,
                  clip_key: str | None = None, name: str | None = None) -> tuple[str, str]:
-    """An alert snapshot exactly as the edge recorder uploads it (edge.metadata's keys, under
+    """An alert snapshot exactly as the edge recorder uploads it (vidsift.core.uploads, the edge's writer: under
     the contract's snapshot_prefix of the raw bucket); ``camera_id`` None leaves it out.
     Returns the key and the ETag (together with the bucket, the snapshot's id)."""
-    from edge.metadata import CAMERA_ID, CLIP_KEY, EdgeStats, VideoInfo, build_metadata
+    from vidsift.core.uploads import CAMERA_ID, CLIP_KEY, EdgeStats, VideoInfo, build_metadata
 
     md = build_metadata(camera_id=camera_id or "x", device_id="pi-test", recorded_at=recorded_at,
                         info=VideoInfo(None, 512, 512, None), stats=EdgeStats(1, 0.9, "ssdlite", 0.5),

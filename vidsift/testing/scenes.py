@@ -3,7 +3,7 @@ leaving and coming back, with every person's box known in every frame.
 
 Why generated: a tracker's quality is only measurable against the truth, and footage with a
 per-frame annotation of who is where cannot ship in the repo. The people are the bundled
-portraits of vidsift.samples (astronaut, camera, grace_hopper), cut out where the pipeline's
+portraits of vidsift.testing.samples (astronaut, camera, grace_hopper), cut out where the pipeline's
 own person detector finds them in the photo, pasted as moving figures over a bundled photo
 without people (rocket) and encoded as H.264 with sensor noise, 640x480 at 25 fps. 4:3 and not
 16:9 because SSDLite squeezes every frame to 300x300: in a 640x360 frame it missed most of
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidsift.samples import WITH_PEOPLE, photo
+from vidsift.testing.samples import WITH_PEOPLE, photo
 
 WIDTH, HEIGHT, FPS = 640, 480, 25
 BACKGROUND = "rocket"
@@ -62,6 +62,8 @@ class Leg:
     waypoints: tuple[tuple[float, float, float, float], ...]
 
     def at(self, t: float) -> tuple[float, float, float] | None:
+        """Where the leg's person is at ``t`` (feet x, feet y, height), interpolated between waypoints;
+        None outside the leg's time."""
         pts = self.waypoints
         if t < pts[0][0] or t > pts[-1][0]:
             return None
@@ -72,12 +74,16 @@ class Leg:
         return tuple(pts[-1][1:])  # type: ignore[return-value]
 
     def moving(self, t: float) -> bool:
+        """Whether the person is walking at ``t`` (a standing person is drawn without a walking bob)."""
         now, later = self.at(t), self.at(t + 0.04)
         return bool(now and later and abs(later[0] - now[0]) > 1e-6)
 
 
 @dataclass(frozen=True)
 class Scene:
+    """A generated clip described by its people's legs (waypoints), so the truth of who is where
+    in every frame comes with it."""
+
     name: str
     seconds: float
     legs: tuple[Leg, ...]
@@ -130,10 +136,12 @@ SCENES = (
 
 
 def scene(name: str) -> Scene:
+    """The scene named ``name``, for a test about one situation."""
     return next(s for s in SCENES if s.name == name)
 
 
 def slug(s: Scene) -> str:
+    """The scene's name as a file name."""
     return "".join(c if c.isalnum() else "_" for c in s.name).strip("_")
 
 
@@ -153,6 +161,9 @@ class Person:
 
 @dataclass(frozen=True)
 class Visit:
+    """One person's time in view, from first to last frame: what a tracker must recover as one
+    track."""
+
     visit: str
     actor: str
     first_s: float
@@ -161,6 +172,9 @@ class Visit:
 
 @dataclass(frozen=True)
 class Truth:
+    """Who is where in every frame of a rendered scene, and each visit: the ground truth a
+    tracker is scored against."""
+
     scene: Scene
     fps: int
     frames: tuple[tuple[Person, ...], ...]
@@ -171,6 +185,8 @@ class Truth:
         return self.frames[min(len(self.frames) - 1, max(0, math.floor(time_s * self.fps + 1e-6)))]
 
     def as_dict(self) -> dict:
+        """The truth as JSON-ready data, written beside a rendered clip so a tracker can be scored
+        outside Python too."""
         return {
             "scene": self.scene.name, "fps": self.fps, "width": WIDTH, "height": HEIGHT,
             "visits": [{"visit": v.visit, "id": v.actor, "first_s": v.first_s, "last_s": v.last_s}
@@ -396,6 +412,9 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 @dataclass
 class Score:
+    """How well a tracker did on a scene (IDF1, MOTA, switches, fragments, merges, coverage), in
+    the standard multi-object tracking terms so numbers compare with published trackers."""
+
     idf1: float
     mota: float
     switches: int
@@ -421,10 +440,12 @@ class Score:
 
     @property
     def min_coverage(self) -> float:
+        """The worst-covered visit's share: one person lost for most of a visit shows here, not in the mean."""
         return min(self.coverage.values(), default=1.0)
 
     @property
     def mean_coverage(self) -> float:
+        """The visits' mean coverage (1.0 with no visit to cover)."""
         return sum(self.coverage.values()) / len(self.coverage) if self.coverage else 1.0
 
 

@@ -223,7 +223,7 @@ def param_problems(params: Mapping[str, Any]) -> list[str]:
     for name, value in sorted(params.items()):
         check = PARAM_CHECKS.get(name)
         if check is None:
-            found.append(f"{name}: no deploy check knows this parameter (add one to vidsift/deploy_checks.py)")
+            found.append(f"{name}: no deploy check knows this parameter (add one to vidsift/deploy/checks.py)")
             continue
         why = check(str(value))
         if why:
@@ -244,7 +244,7 @@ def region_problems(region: str) -> list[str]:
     if not missing:
         return []
     return [f"region {region!r} lacks what the stack needs: {'; '.join(missing)}. Deploy to a region that has "
-            f"all of them (e.g. us-east-1, eu-west-1); vidsift/regions.json lists them"]
+            f"all of them (e.g. us-east-1, eu-west-1); vidsift/deploy/regions.json lists them"]
 
 
 def problems(doc: Mapping[str, Any]) -> list[str]:

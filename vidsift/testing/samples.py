@@ -38,11 +38,15 @@ def photo(name: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Segment:
+    """A stretch of a sample video showing one bundled photo: whether the photo has people is the
+    truth the demo and the tests check the detector against."""
+
     photo: str
     seconds: float
 
     @property
     def has_people(self) -> bool:
+        """Whether the segment's photo shows a person: what the detector must find there."""
         return self.photo in WITH_PEOPLE
 
 

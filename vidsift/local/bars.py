@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vidsift import aws, contract
-from vidsift.core import ids
+from vidsift.core import keys
 from vidsift.local.results import object_body, object_keys
 from vidsift.local.stack import LocalStack
 
 
 class VideoProgress:
+    """How far each video of ``vidsift run`` is, read from the local stack as the cloud would show
+    it (summaries, delivered rows, error records), drawn as bars on a terminal or as one line per
+    finished video elsewhere: the stage counters alone cannot say how far a given video is."""
+
     def __init__(self, stack: LocalStack, uploads: dict[str, Path], *, first_position: int = 0,
                  interval_s: float = 0.5, view: str = "bars", out: TextIO | None = None) -> None:
         self.stack, self.interval_s, self.view = stack, interval_s, view
@@ -50,6 +54,8 @@ class VideoProgress:
         self._last = 0.0
 
     def update(self, force: bool = False) -> None:
+        """Read what changed since the last look and redraw; at most once per ``interval_s`` unless
+        ``force``d, because each look lists and reads objects from the local stack."""
         now = time.monotonic()
         if not force and now - self._last < self.interval_s:
             return
@@ -77,6 +83,7 @@ class VideoProgress:
             print(f"{self._names[key]}: {state}{detail}", file=self._out, flush=True)
 
     def close(self) -> None:
+        """One last look, so the bars end on the run's final numbers, then release the terminal lines."""
         self.update(force=True)
         for bar in self._bars.values():
             bar.close()
@@ -96,7 +103,7 @@ class VideoProgress:
                 video = folder["Prefix"].rstrip("/")
                 if video in self._kept:
                     continue
-                key = ids.summary_key(video)
+                key = keys.summary_key(video)
                 try:
                     doc = json.loads(self._read(frames, key))
                 except Exception as exc:
@@ -118,7 +125,7 @@ class VideoProgress:
 
     def _read_errors(self) -> None:
         analytics = self.stack.names.bucket("analytics")
-        prefix = f"{contract.load()['analytics_prefixes']['errors']}split_frames/"
+        prefix = keys.error_prefix("split_frames")
         for key in self._new(analytics, prefix):
             subject = str(json.loads(self._read(analytics, key)).get("subject", ""))
             raw_key = subject.removeprefix(f"s3://{self._raw}/")
