@@ -46,15 +46,14 @@ def _record(record: SQSRecord, lambda_context: Any) -> None:
     except (TypeError, json.JSONDecodeError):
         doc = None  # parse_s3_message names the problem
     try:
-        found = completion.message_kind(doc)
+        message = completion.parse_message(doc)
     except BadInputError as exc:
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         raise
-    if found and found[0] == completion.FACES_MESSAGE:
-        body = found[1]
-        subject = completion.subject(*found, people_bucket=Settings.from_env().people_bucket)
+    if isinstance(message, completion.FacesMessage):
+        subject = completion.subject(message, people_bucket=Settings.from_env().people_bucket)
         with failures_recorded(logger, STAGE, record, subject):
-            once(faces.analyze_tracks, faces.tracks_work(body["video_id"], body["work_key"]), lambda_context,
+            once(faces.analyze_tracks, faces.tracks_work(message.video_id, message.work_key), lambda_context,
                  key=faces.TRACKS_KEY)
         return
     # A snapshot's event still queued here from before alert_faces had its own queue.

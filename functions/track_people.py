@@ -31,35 +31,34 @@ SEGMENT_KEY = "[video_id, segment, generation]"
 VIDEO_KEY = "[video_id, generation]"
 
 
-def _message(record: SQSRecord) -> tuple[str, dict[str, Any]]:
+def _message(record: SQSRecord) -> completion.SegmentMessage | completion.VideoMessage:
     try:
         doc = json.loads(record.body)
     except (TypeError, json.JSONDecodeError) as exc:
         raise BadInputError("SQS message", f"not JSON ({exc})") from exc
-    found = completion.message_kind(doc)
-    if found is None or found[0] == completion.FACES_MESSAGE:
+    message = completion.parse_message(doc)
+    if not isinstance(message, (completion.SegmentMessage, completion.VideoMessage)):
         raise BadInputError("SQS message", "not a tracking message (expected "
                                            f"{completion.SEGMENT_MESSAGE} or {completion.VIDEO_MESSAGE})")
-    return found
+    return message
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
     """One message; Powertools passes ``lambda_context`` (its deadline bounds the idempotency lock)."""
     try:
-        kind, body = _message(record)
+        message = _message(record)
     except BadInputError as exc:  # permanent: recorded once, acknowledged, counted (not the DLQ)
         record_bad_input(logger, STAGE, exc, subject=f"sqs:{record.message_id}", message_id=record.message_id)
         permanent_failure(logger, STAGE, exc)
         return
-    subject = completion.subject(kind, body, people_bucket="")
-    with failures_recorded(logger, STAGE, record, subject):
-        if kind == completion.SEGMENT_MESSAGE:
-            result = once(tracking.track_segment_work, {"video_id": body["video_id"], "segment": body["segment"],
-                                                           "generation": body["generation"]},
+    with failures_recorded(logger, STAGE, record, completion.subject(message, people_bucket="")):
+        if isinstance(message, completion.SegmentMessage):
+            result = once(tracking.track_segment_work, {"video_id": message.video_id, "segment": message.segment,
+                                                           "generation": message.generation},
                           lambda_context, key=SEGMENT_KEY)
             logger.info("segment tracked", extra=result)
         else:
-            once(tracking.track_video_work, {"video_id": body["video_id"], "generation": body["generation"]},
+            once(tracking.track_video_work, {"video_id": message.video_id, "generation": message.generation},
                  lambda_context, key=VIDEO_KEY)
 
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from vidsift.config import ConfigError
 from vidsift.core import alerts
 from vidsift.core.alerts import Alert, Alerter, AlertSettings, MemoryStore, Rule, Sighting, State, decide
+from vidsift.core.errors import ConfigError
 from vidsift.core.records import FrameMeta
 
 T0 = datetime(2026, 3, 29, 0, 30, 0, tzinfo=UTC)  # 01:30 CET; at 01:00 UTC Paris moves to CEST

@@ -34,6 +34,19 @@ def test_handlers_named_by_the_contract_exist() -> None:
         assert callable(load_handler(stage))
 
 
+def test_every_function_is_one_name_in_the_contract() -> None:
+    """contract.FUNCTIONS is every function a stack always has (the role, stack and package
+    tests iterate it): the sweeper is among them under the contract's own name, and each
+    names a handler file that exists."""
+    import importlib
+
+    assert contract.load()["sweeper"]["name"] == contract.SWEEPER
+    assert len(set(contract.FUNCTIONS)) == len(contract.FUNCTIONS)
+    for name in contract.FUNCTIONS:
+        module, attr = contract.function(name)["handler"].rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module.replace("/", ".")), attr)), name
+
+
 def test_names_are_valid_aws_names() -> None:
     import re
 

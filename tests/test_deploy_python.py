@@ -59,7 +59,7 @@ def test_the_closure_holds_what_deploy_checks_uses() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in import_closure("vidsift.deploy.checks")}
     # The rules' parser (a lazy import) and what it imports are in it: the test sees them.
     assert {"vidsift/deploy/checks.py", "vidsift/core/alerts.py", "vidsift/core/records.py",
-            "vidsift/config.py", "vidsift/contract.py"} <= names
+            "vidsift/core/errors.py", "vidsift/contract.py"} <= names
 
 
 def test_deploy_checks_runs_on_python_3_9() -> None:

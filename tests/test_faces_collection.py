@@ -436,7 +436,7 @@ def test_match_faces_searches_each_face_crop_with_stubber(moto_s3: str, monkeypa
 
 
 def test_match_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidsift.config import ConfigError
+    from vidsift.core.errors import ConfigError
 
     monkeypatch.delenv("FACE_MATCH_THRESHOLD", raising=False)
     monkeypatch.setenv("FACE_COLLECTION", "")

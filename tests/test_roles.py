@@ -52,9 +52,9 @@ NAMES = calls.Names(local_prefix=contract.local_names().prefix,
                     stage_prefix=contract.ResourceNames(stage="dev", account=ACCOUNT).prefix, account=ACCOUNT)
 VARIANTS = {"default": [], "kms": ['--param=kms=true']}
 
-#: Every function with a role: the queues' stages and the scheduled stalled-video sweeper.
-SWEEPER = contract.load()["sweeper"]["name"]
-FUNCTIONS = [*contract.FUNCTIONS, SWEEPER]
+#: Every function with a role: the queues' stages, recount and the scheduled sweeper.
+SWEEPER = contract.SWEEPER
+FUNCTIONS = list(contract.FUNCTIONS)
 
 #: Grants no recorded call uses, each with the reason: (stage, action, resource glob) -> why.
 UNEXERCISED: dict[tuple[str, str, str], str] = {}

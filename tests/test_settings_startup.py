@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from vidsift import aws, settings
-from vidsift.config import ConfigError
 from vidsift.core import alerts
+from vidsift.core.errors import ConfigError
 from vidsift.local.dispatcher import Dispatcher, LocalContext, load_handler
 from vidsift.local.stack import LocalStack
 from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot

@@ -58,7 +58,8 @@ FUNCTION_LAYERS = {"split_frames": {"MediaLambdaLayer", "PowertoolsLambdaLayer"}
                    "track_people": {"TrackingLambdaLayer", "PowertoolsLambdaLayer"},
                    "analyze_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
                    "alert_faces": {"MediaLambdaLayer", "PowertoolsLambdaLayer"},
-                   "recount": {"PowertoolsLambdaLayer"}}
+                   "recount": {"PowertoolsLambdaLayer"},
+                   "sweep_stalled": {"PowertoolsLambdaLayer"}}
 LAYER_NAMES = {"MediaLambdaLayer": "media", "PowertoolsLambdaLayer": "powertools", "TrackingLambdaLayer": "tracking"}
 
 
@@ -325,7 +326,7 @@ def iam_problems(tpl: Template) -> list[str]:
     # A role of an opt-in feature that is off is not in the stack (expire_visitors: visitors=true).
     roles = {r for r in tpl.of_type("AWS::IAM::Role") if tpl.resource_included(r)}
     used: dict[str, str] = {}
-    for stage in [*contract.FUNCTIONS, C["sweeper"]["name"]]:
+    for stage in contract.FUNCTIONS:
         fid = function_id(tpl, stage)
         role = tpl.resources[fid]["Properties"]["Role"]["Fn::GetAtt"][0]
         if role in used.values():
@@ -942,8 +943,8 @@ def test_functions_with_layers_fit_lambdas_unzipped_limit(packaged: Packaged) ->
     zips = sorted((ROOT / "layers" / "build").glob("*.zip"))
     lines = tool.report(zips, packaged.out)
     per_function = [line for line in lines if line.strip().startswith("function")]
-    # The contract's functions, the sweeper, and expire_visitors (deployed with visitors=true only).
-    assert len(per_function) == len(contract.FUNCTIONS) + 2, lines
+    # The contract's functions (the sweeper among them) and expire_visitors (visitors=true only).
+    assert len(per_function) == len(contract.FUNCTIONS) + 1, lines
     assert all(line.endswith(" OK") for line in per_function), "\n".join(lines)
 
 

@@ -167,7 +167,7 @@ def test_no_face_frame_for_a_person_too_small_for_a_findable_face() -> None:
 
 
 def test_face_rule_settings_are_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vidsift.config import ConfigError
+    from vidsift.core.errors import ConfigError
 
     monkeypatch.setenv("FACE_MIN_PERSON_HEIGHT", "0.4")
     monkeypatch.setenv("FACE_FRAMES_MAX", "2")

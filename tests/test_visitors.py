@@ -24,6 +24,7 @@ from PIL import Image
 from vidsift import aws
 from vidsift.cli.commands import main
 from vidsift.core import visitors as rules
+from vidsift.core.messages import FaceWork
 from vidsift.local import visitors as local_visitors
 from vidsift.local import warehouse as query
 from vidsift.local.runner import run_videos
@@ -86,11 +87,13 @@ def test_a_visit_without_a_usable_face_gets_no_visitor_and_calls_nothing(monkeyp
     settings = visitors.VisitorSettings(enabled=True, collection="c", table="t")
     small = FACE | {"track_id": "p001", "video_id": "v", "bbox_width": 0.05, "visitor_id": None}
     side = FACE | {"track_id": "p001", "video_id": "v", "pose_yaw": 70.0, "visitor_id": None, "face_index": 1}
-    work = {"video_id": "v", "tracks": [{"track_id": "p001", "camera_id": "door", "captured_at_first": None}],
-            "frames": [{"key": "v/000003.jpg", "meta": {"video-id": "v", "frame-index": "3"}}]}
+    from vidsift.core.messages import FaceFrame, FaceWork
     from vidsift.core.records import FrameMeta
 
-    monkeypatch.setattr(FrameMeta, "from_s3", classmethod(lambda cls, m: type("M", (), {"frame_index": 3})()))
+    meta = FrameMeta(video_id="v", source_bucket="raw", source_key="door.mp4", camera_id="door", frame_index=3,
+                     frame_time_s=3.0, captured_at=None)
+    work = FaceWork(video_id="v", tracks=[{"track_id": "p001", "camera_id": "door", "captured_at_first": None}],
+                    frames=[FaceFrame(3, "v/000003.jpg", meta, [])])
     assert visitors.assign("people", "analytics", work, [small, side], settings) == {}
     assert small["visitor_id"] is None and side["visitor_id"] is None
 
@@ -98,7 +101,7 @@ def test_a_visit_without_a_usable_face_gets_no_visitor_and_calls_nothing(monkeyp
 def test_off_unless_opted_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VISITORS", raising=False)
     assert not Settings.from_env().visitors.enabled
-    assert visitors.assign("p", "a", {"tracks": [{"track_id": "p001"}], "frames": []}, [FACE]) == {}
+    assert visitors.assign("p", "a", FaceWork(video_id="v", tracks=[{"track_id": "p001"}], frames=[]), [FACE]) == {}
     monkeypatch.setenv("VISITORS", "true")
     monkeypatch.delenv("VISITOR_COLLECTION", raising=False)
     with pytest.raises(Exception, match="VISITOR_COLLECTION"):

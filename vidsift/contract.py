@@ -16,8 +16,11 @@ from typing import Any
 CONTRACT_PATH = Path(__file__).with_name("contract.json")
 
 STAGES = ("split_frames", "detect_people", "track_people", "analyze_faces", "alert_faces")
-#: Every Lambda function: the stages (each fed by its queue), then those invoked directly.
-FUNCTIONS = (*STAGES, "recount")
+#: The scheduled stalled-video sweeper (contract ``sweeper``: its name, schedule and threshold).
+SWEEPER = "sweep_stalled"
+#: Every Lambda function every stack has: the stages (each fed by its queue), recount (invoked
+#: directly) and the sweeper (on a schedule). expire_visitors is deployed with visitors=true only.
+FUNCTIONS = (*STAGES, "recount", SWEEPER)
 TABLES = ("people", "faces", "tracks")
 #: The tables of lines and zones: written as one object per video (contract count_tables), not
 #: through Firehose, so a recount can replace them. ALL_TABLES: what Athena and DuckDB see.
@@ -50,9 +53,11 @@ def stage(name: str) -> dict[str, Any]:
 
 
 def function(name: str) -> dict[str, Any]:
-    """A function's spec (handler, timeout_s, memory_mb, ephemeral_storage_mb): a stage's, or a
-    directly invoked function's (contract ``functions``)."""
+    """A function's spec (handler, timeout_s, memory_mb, ephemeral_storage_mb): a stage's, a
+    directly invoked function's (contract ``functions``) or the sweeper's (contract ``sweeper``)."""
     doc = load()
+    if name == doc["sweeper"]["name"]:
+        return dict(doc["sweeper"])
     return doc["stages"][name] if name in doc["stages"] else doc["functions"][name]
 
 

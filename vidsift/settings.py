@@ -31,8 +31,8 @@ is one ConfigError naming the variable before any record, not a failure of each 
 The core's parts parse themselves from a plain mapping (``from_mapping``); the core never
 reads the environment (tests/test_core_rules.py).
 
-Not in vidsift/config.py because vidsift/deploy/checks.py imports that on the deploy
-machine's python3 (3.9 perhaps): this module's parts import the stages' core modules,
+ConfigError lives in vidsift/core/errors.py: vidsift/deploy/checks.py raises it on the deploy
+machine's python3 (3.9 perhaps), and this module's parts import the stages' core modules,
 which need a newer one.
 """
 

@@ -235,9 +235,9 @@ def message_kind(doc: Any) -> tuple[str, dict[str, Any]] | None:
     return message.KIND, message.to_json()[message.KIND]
 
 
-def subject(kind: str, body: dict[str, Any], *, people_bucket: str) -> str:
+def subject(message: TrackingMessage, *, people_bucket: str) -> str:
     """What a failure of a tracking message is recorded under (errors/<stage>/, the logs):
     the video for track_people's messages, the group's face work object for analyze_faces'."""
-    if kind == FACES_MESSAGE:
-        return f"s3://{people_bucket}/{body.get('work_key')}"
-    return f"video:{body.get('video_id')}"
+    if isinstance(message, FacesMessage):
+        return f"s3://{people_bucket}/{message.work_key}"
+    return f"video:{message.video_id}"

@@ -4,9 +4,9 @@
 class BadInputError(ValueError):
     """The input itself is unusable (not a video, truncated, no video stream...).
 
-    Retrying cannot help; the handler records the reason where users look (an error
-    record in the analytics bucket) and still reports the message as failed so that
-    SQS moves it to the dead-letter queue after its receive count.
+    Retrying cannot help; the stage records the reason once where users look (an error
+    record in the analytics bucket), counts it on the BadInputs metric and acknowledges the
+    message: a retry or the dead-letter queue would only repeat the same answer (issue 26).
     """
 
     def __init__(self, what: str, reason: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vidsift import contract
-from vidsift.config import ConfigError
+from vidsift.core.errors import ConfigError
 
 #: Lambda's limit on a function's environment: keys and values together.
 LAMBDA_ENV_LIMIT_BYTES = 4096
@@ -122,7 +122,7 @@ def read_layout(value: str, base: str | None = None) -> tuple[dict[str, Any] | N
 # Each deploy parameter of serverless.yml (params.default) has a check here, and the plugin
 # hands all of them over (serverless.yml custom.deployChecks); tests/test_deploy_params.py
 # proves both lists agree, so a new parameter cannot skip its check. The bounds are the
-# run-time parsers' (vidsift.config, vidsift.core.*), written again here because this module
+# run-time parsers' (vidsift.settings, vidsift.core.*), written again here because this module
 # runs with the standard library only, on the deploy machine.
 
 Check = Callable[[str], "str | None"]

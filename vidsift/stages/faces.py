@@ -187,7 +187,7 @@ def analyze_tracks(obj: dict[str, Any]) -> dict[str, Any]:
         alerting.on_faces(frame.meta, ref.bucket, ref.key, records, searched=found.searched)
         faces += records
     # Opt-in (VISITORS=true): each visit's visitor id, set on its faces' rows too.
-    visits = visitors.assign(settings.people_bucket, settings.analytics_bucket, doc, faces, now=now)
+    visits = visitors.assign(settings.people_bucket, settings.analytics_bucket, work, faces, now=now)
     tracks = [build_track_record(t, [f for f in faces if f["track_id"] == t["track_id"]], now,
                                  visits.get(t["track_id"])) for t in work.tracks]
     # Faces first: a track row is the visit's summary, written once its faces are.

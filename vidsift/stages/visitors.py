@@ -30,7 +30,8 @@ from typing import Any
 from vidsift import aws, contract
 from vidsift.core import keys, matching
 from vidsift.core import visitors as rules
-from vidsift.core.records import FrameMeta, iso, utc_now
+from vidsift.core.messages import FaceWork
+from vidsift.core.records import iso, utc_now
 from vidsift.logs import get_logger
 from vidsift.settings import Settings, VisitorSettings
 from vidsift.stages import rate
@@ -195,7 +196,7 @@ def assign_visit(settings: VisitorSettings, analytics_bucket: str, frames: _Fram
     return _visit_columns(visit)
 
 
-def assign(people_bucket: str, analytics_bucket: str, work: dict[str, Any], faces: list[dict[str, Any]],
+def assign(people_bucket: str, analytics_bucket: str, work: FaceWork, faces: list[dict[str, Any]],
            settings: VisitorSettings | None = None, now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Visitor columns per track id of one group of tracks (analyze_faces' work), and each
     face row's ``visitor_id`` set in place; an empty answer when visitors are off."""
@@ -203,11 +204,11 @@ def assign(people_bucket: str, analytics_bucket: str, work: dict[str, Any], face
     if not settings.enabled:
         return {}
     now = now or utc_now()
-    frames = _Frames(people_bucket, {FrameMeta.from_s3(f["meta"]).frame_index: f["key"] for f in work["frames"]})
+    frames = _Frames(people_bucket, {f.frame_index: f.key for f in work.frames})
     out: dict[str, dict[str, Any]] = {}
-    for track in work["tracks"]:
+    for track in work.tracks:
         mine = [f for f in faces if f["track_id"] == track["track_id"]]
-        visit = assign_visit(settings, analytics_bucket, frames, track, mine, work["video_id"], now)
+        visit = assign_visit(settings, analytics_bucket, frames, track, mine, work.video_id, now)
         if visit is None:
             continue
         out[track["track_id"]] = visit

@@ -99,11 +99,11 @@ def drain_dlq(stack: LocalStack, stage: str) -> list[str]:
     while msgs := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
         for m in msgs:
             try:
-                found = completion.message_kind(json.loads(m["Body"]))
-            except ValueError:
+                found = completion.parse_message(json.loads(m["Body"]))
+            except ValueError:  # not JSON, or a tracking message without its fields (BadInputError)
                 found = None
             if found:
-                subjects.append(completion.subject(*found, people_bucket=stack.names.bucket("people")))
+                subjects.append(completion.subject(found, people_bucket=stack.names.bucket("people")))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 continue
             try:
