@@ -103,9 +103,13 @@ class TrackParams:
     new_step_penalty: float = -1.0
     #: Boxes of lower confidence than this only continue someone already tracked, after every
     #: box of this confidence or more has been matched (ByteTrack's second pass); they never
-    #: start a track. 0: every box is matched alike (the pipeline stores no box under
-    #: PERSON_MIN_CONFIDENCE, so there are none lower).
-    track_confidence: float = 0.0
+    #: start a track, nor make one long enough to be more than a fragment. 0: every box is
+    #: matched alike. (detect_people asks for boxes of PERSON_MIN_CONFIDENCE, 0.5, and more:
+    #: a lower setting hands the tracker these boxes.)
+    track_confidence: float = 0.5
+    #: A low box overlapping a confident box of its frame by this IoU or more is a second box
+    #: on someone found already: not tracked.
+    low_overlap: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,13 @@ def drop_fragments(tracks: list[list[Point]], params: TrackParams) -> list[list[
     within ``fragment_s`` seconds and one of its heights of another track's detection is a
     piece of someone tracked already (a doubled box, a figure half found) and is dropped; on
     its own (someone seen once, a single frame), it is a visit and stays."""
-    long = [pts for pts in tracks if len(pts) >= params.min_detections]
+    def sure(pts: list[Point]) -> int:  # low boxes (track_confidence) do not make a track long
+        return sum(p.box.confidence >= params.track_confidence for p in pts)
+
+    long = [pts for pts in tracks if sure(pts) >= params.min_detections]
     out = []
     for pts in tracks:
-        if len(pts) >= params.min_detections:
+        if sure(pts) >= params.min_detections:
             out.append(pts)
             continue
         near = any(abs(p.time_s - q.time_s) <= params.fragment_s
@@ -231,7 +238,10 @@ def _norfair(ordered: Sequence[FramePeople], params: TrackParams, step: float,
     by_object: dict[int, list[Point]] = {}
     for frame in ordered:
         dets = []
+        high = [b for b in frame.boxes if b.confidence >= params.track_confidence]
         for i, b in enumerate(frame.boxes):
+            if low and b.confidence < params.track_confidence and any(iou(b, o) >= params.low_overlap for o in high):
+                continue
             corners = [[b.left * _SCALE, b.top * _SCALE], [(b.left + b.width) * _SCALE, (b.top + b.height) * _SCALE]]
             point = Point(frame.frame_index, frame.time_s, i, b)
             dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
