@@ -97,10 +97,6 @@ class TrackParams:
     #: at most this many of their heights a second and the same step again lands on a
     #: detection of the next sampled frame (within ``max_distance``). 0: off.
     first_step_max: float = 1.5
-    #: The same for a person whose speed is known (a walker who stops, a stander who starts):
-    #: a step their speed does not predict, confirmed by the next frame, costs this much more.
-    #: Negative: off.
-    new_step_penalty: float = -1.0
     #: Boxes of lower confidence than this only continue someone already tracked, after every
     #: box of this confidence or more has been matched (ByteTrack's second pass); they never
     #: start a track, nor make one long enough to be more than a fragment. 0: every box is
@@ -344,16 +340,10 @@ def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step:
     known = last.time_s - trail[0].time_s >= 0.5 * step  # a speed measured, not guessed
     reach = (1.0 + params.reach_per_missed * missed) * (1.0 if known else params.first_step_reach)
     cost = (d + params.appearance_weight * colours) / reach
-    if cost <= params.max_distance or ahead is None or params.first_step_max <= 0:
+    if known or cost <= params.max_distance or ahead is None or params.first_step_max <= 0:
         return cost
-    if known and (params.new_step_penalty < 0 or gap > 1.5 * step):
-        return cost
-    if known and min(math.hypot(vx, vy), math.hypot(dx - cx, dy - cy) / gap) >= params.walking_speed * h:
-        return cost  # a walker who neither stopped nor started: not a new step, a wrong one
     confirmed = _confirmed_step(a, b, w, gap, point.time_s, ahead, params)
-    if confirmed is None:
-        return cost
-    return confirmed + params.appearance_weight * colours + (params.new_step_penalty if known else 0.0)
+    return cost if confirmed is None else confirmed + params.appearance_weight * colours
 
 
 def _confirmed_step(a: Box, b: Box, width: float, gap: float, time_s: float, ahead: FramePeople,
