@@ -242,7 +242,8 @@ def _norfair(ordered: Sequence[FramePeople], params: TrackParams, step: float,
             point = Point(frame.frame_index, frame.time_s, i, b)
             dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
                                     data={"point": point, "trail": [point]}))
-        before = {id(o) for o in tracker.tracked_objects}
+        existing = list(tracker.tracked_objects)  # held, so no new object can reuse their ids
+        before = {id(o) for o in existing}
         active = tracker.update(detections=dets)
         if low:  # a low box that continued no one starts no one
             started_low = {id(o) for o in tracker.tracked_objects if id(o) not in before
