@@ -13,6 +13,9 @@ the local person detector in-process (the handler of sagemaker/code/inference.py
 local SageMaker runtime loads it) and its answer is read by detect_people's parser;
 track_segment then runs with the default TrackParams. The same on the true boxes, and on the
 true boxes with detector-like noise (no colours), tells tracker errors from detector errors.
+The detector is asked for boxes down to LOW_CONFIDENCE once: the ``detector`` rows read those
+of MIN_CONFIDENCE and more, as the pipeline stores them; the ``detector+low`` rows add the
+lower ones for the tracker's second pass (TrackParams.track_confidence, ByteTrack's).
 
 Scores per scene (vidsift.testing.scenes.score; people less than 35% in view are ignore
 regions): motmetrics' IDF1, MOTA, ID switches; visits found against true visits; merged
