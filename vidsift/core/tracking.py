@@ -15,6 +15,12 @@ halves), and a detection whose colours are far from the person's last ones
 (``max_appearance``, total variation distance) never continues that person. That is what
 lets a track bridge a gap of several seconds without merging strangers.
 
+Two decisions wait for more evidence, as ByteTrack's and OC-SORT's tentative tracks do: a new
+person's first step, when longer than a guess allows (far from the camera a walker moves most
+of a body height a second), is taken only if the next sampled frame confirms it (the segment
+is tracked as a whole, so the tracker looks one frame ahead); and boxes of low confidence,
+when given, only continue someone already tracked (ByteTrack's second pass).
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
