@@ -119,6 +119,47 @@ def test_a_walker_does_not_turn_around_on_the_spot() -> None:
     assert sorted(people_per_track(track_segment(frames), who)) == [["A"], ["B"]]
 
 
+@pytest.mark.parametrize("heights_a_second", [0.9, 1.1, 1.3])
+def test_a_small_fast_walker_is_one_track_from_their_first_step(heights_a_second: float) -> None:
+    """Far from the camera (0.2 of the frame tall) people walk most of a body height between
+    two sampled frames; their first step, before any speed is known, is longer than a guessed
+    speed allows (issue 24: on real footage each such person broke into several tracks). The
+    step is decided by the next frame: the same step again lands on them. Two such walkers
+    crossing the frame in opposite directions, one behind the other, stay two tracks. No
+    colours (as with a detector that gives none): the rejoin cannot mend the breaks."""
+    h, w = 0.2, 0.05
+    speed = heights_a_second * h * 480 / 640  # frame widths a second (a 4:3 frame)
+    a = walker(0.3, speed, range(0, 8), top=0.5, h=h, w=w, colours=None)
+    b = walker(0.7, -speed, range(2, 10), top=0.45, h=h, w=w, colours=None)
+    frames, who = frames_of({"A": a, "B": b}, 10)
+    assert sorted(people_per_track(track_segment(frames), who)) == [["A"], ["B"]]
+    off = TrackParams(first_step_max=0.0)  # deciding on the first frame alone breaks them
+    assert len(track_segment(frames, off)) > 2
+
+
+def _low(b: Box, confidence: float = 0.4) -> Box:
+    return Box(b.left, b.top, b.width, b.height, confidence, b.appearance)
+
+
+def test_low_score_boxes_only_continue_someone_tracked() -> None:
+    """ByteTrack's second pass: A, half hidden for 6 s, is found with confidence 0.4 only (a
+    gap longer than max_gap_s without those boxes); a low box nowhere near anyone and a low box
+    doubling B's confident one start no track."""
+    a = walker(0.1, 0.06, range(0, 14))
+    for i in range(4, 10):
+        a[i] = _low(a[i])
+    b = walker(0.9, -0.02, range(0, 14), top=0.34)  # meets A only once A is confident again
+    stray = {5: _low(box(0.5, top=0.05, h=0.3, w=0.08))}
+    double = {7: _low(Box(b[7].left + 0.01, b[7].top, b[7].width, b[7].height, 0.9, DARK))}
+    frames, who = frames_of({"A": a, "B": b, "stray": stray, "double": double}, 14)
+    tracks = track_segment(frames)
+    assert sorted(people_per_track(tracks, who)) == [["A"], ["B"]]
+    assert [len(t.points) for t in tracks if people_per_track([t], who) == [["A"]]] == [14]
+    # Matched alike (track_confidence 0), the stray and the double are people of their own.
+    alike = people_per_track(track_segment(frames, TrackParams(track_confidence=0.0)), who)
+    assert ["stray"] in alike
+
+
 def _busy() -> list[FramePeople]:
     """Six people over 40 s: crossings, a stander, an exit and an entry at one side."""
     people = {

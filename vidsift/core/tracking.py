@@ -15,6 +15,12 @@ halves), and a detection whose colours are far from the person's last ones
 (``max_appearance``, total variation distance) never continues that person. That is what
 lets a track bridge a gap of several seconds without merging strangers.
 
+Two decisions wait for more evidence, as ByteTrack's and OC-SORT's tentative tracks do: a new
+person's first step, when longer than a guess allows (far from the camera a walker moves most
+of a body height a second), is taken only if the next sampled frame confirms it (the segment
+is tracked as a whole, so the tracker looks one frame ahead); and boxes of low confidence,
+when given, only continue someone already tracked (ByteTrack's second pass).
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
@@ -92,6 +98,20 @@ class TrackParams:
     reach_per_missed: float = 0.5
     #: Colours (total variation distance) added to the distance, times this.
     appearance_weight: float = 1.0
+    #: A first step further than the guess above allows is decided by the next frame (the
+    #: decision is delayed one frame, as a tentative track's would be): taken when the step is
+    #: at most this many of their heights a second and the same step again lands on a
+    #: detection of the next sampled frame (within ``max_distance``). 0: off.
+    first_step_max: float = 1.5
+    #: Boxes of lower confidence than this only continue someone already tracked, after every
+    #: box of this confidence or more has been matched (ByteTrack's second pass); they never
+    #: start a track, nor make one long enough to be more than a fragment. 0: every box is
+    #: matched alike. (detect_people asks for boxes of PERSON_MIN_CONFIDENCE, 0.5, and more:
+    #: a lower setting hands the tracker these boxes.)
+    track_confidence: float = 0.5
+    #: A low box overlapping a confident box of its frame by this IoU or more is a second box
+    #: on someone found already: not tracked.
+    low_overlap: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -145,13 +165,23 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
     first_index = ordered[0].frame_index if ordered else 0
     _quiet_norfair()
 
+    # The segment is tracked as a whole, so a first step can look one sampled frame ahead.
+    after = {a.frame_index: b for a, b in itertools.pairwise(ordered) if b.time_s - a.time_s <= 1.5 * step}
+
     def distance(detection: object, tracked: object) -> float:
         trail = tracked.last_detection.data["trail"]  # type: ignore[attr-defined]
         point = detection.data["point"]  # type: ignore[attr-defined]
         if not trail or point.time_s <= trail[-1].time_s:
             return params.max_distance + 1.0
         # Someone already there at the segment's first frame may have come from anywhere.
-        return motion_cost(trail, point, params, step, entering=trail[0].frame_index != first_index)
+        cost = motion_cost(trail, point, params, step, entering=trail[0].frame_index != first_index,
+                           ahead=after.get(point.frame_index))
+        if params.track_confidence <= 0:
+            return cost
+        if cost >= params.max_distance:
+            return _NEVER
+        # Two passes in one greedy matching: every high box's cost is below every low box's.
+        return cost + params.max_distance * (point.box.confidence < params.track_confidence)
 
     by_object = _norfair(ordered, params, step, distance)
     # A short track at the segment's first or last frame may go on in the next or the previous
@@ -172,10 +202,13 @@ def drop_fragments(tracks: list[list[Point]], params: TrackParams) -> list[list[
     within ``fragment_s`` seconds and one of its heights of another track's detection is a
     piece of someone tracked already (a doubled box, a figure half found) and is dropped; on
     its own (someone seen once, a single frame), it is a visit and stays."""
-    long = [pts for pts in tracks if len(pts) >= params.min_detections]
+    def sure(pts: list[Point]) -> int:  # low boxes (track_confidence) do not make a track long
+        return sum(p.box.confidence >= params.track_confidence for p in pts)
+
+    long = [pts for pts in tracks if sure(pts) >= params.min_detections]
     out = []
     for pts in tracks:
-        if len(pts) >= params.min_detections:
+        if sure(pts) >= params.min_detections:
             out.append(pts)
             continue
         near = any(abs(p.time_s - q.time_s) <= params.fragment_s
@@ -199,19 +232,31 @@ def _norfair(ordered: Sequence[FramePeople], params: TrackParams, step: float,
     from norfair.filter import OptimizedKalmanFilterFactory
 
     # norfair's own Kalman filter only keeps its books here (the distance ignores it).
-    tracker = Tracker(distance_function=distance, distance_threshold=params.max_distance,
+    low = params.track_confidence > 0  # low boxes' costs are shifted up by max_distance (distance above)
+    tracker = Tracker(distance_function=distance, distance_threshold=params.max_distance * (2 if low else 1),
                       hit_counter_max=max(1, math.ceil(params.max_gap_s / step)),
                       initialization_delay=0, pointwise_hit_counter_max=1, past_detections_length=0,
                       filter_factory=OptimizedKalmanFilterFactory(Q=10.0, vel_variance=100.0))
     by_object: dict[int, list[Point]] = {}
     for frame in ordered:
         dets = []
+        high = [b for b in frame.boxes if b.confidence >= params.track_confidence]
         for i, b in enumerate(frame.boxes):
+            if low and b.confidence < params.track_confidence and any(iou(b, o) >= params.low_overlap for o in high):
+                continue
             corners = [[b.left * _SCALE, b.top * _SCALE], [(b.left + b.width) * _SCALE, (b.top + b.height) * _SCALE]]
             point = Point(frame.frame_index, frame.time_s, i, b)
             dets.append(NfDetection(points=_array(corners), scores=_array([b.confidence, b.confidence]),
                                     data={"point": point, "trail": [point]}))
-        for obj in tracker.update(detections=dets):
+        existing = list(tracker.tracked_objects)  # held, so no new object can reuse their ids
+        before = {id(o) for o in existing}
+        active = tracker.update(detections=dets)
+        if low:  # a low box that continued no one starts no one
+            started_low = {id(o) for o in tracker.tracked_objects if id(o) not in before
+                           and o.last_detection.data["point"].box.confidence < params.track_confidence}
+            tracker.tracked_objects = [o for o in tracker.tracked_objects if id(o) not in started_low]
+            active = [o for o in active if id(o) not in started_low]
+        for obj in active:
             det = obj.last_detection
             if any(det is d for d in dets):  # matched in this frame (not a prediction alone)
                 trail = by_object.setdefault(obj.id, [])
@@ -277,7 +322,7 @@ def left_view(trail: Sequence[Point], time_s: float, params: TrackParams, step: 
 
 
 def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step: float,
-                entering: bool = True) -> float:
+                entering: bool = True, ahead: FramePeople | None = None) -> float:
     """How far ``point`` is from where the person of ``trail`` should be: centre distance from
     their own motion's prediction in their heights, plus |log| of the height ratio, scaled
     down for each sampled frame they were missed (``reach_per_missed``). Never (above any
@@ -301,7 +346,30 @@ def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step:
     missed = max(0.0, gap / step - 1.0)
     known = last.time_s - trail[0].time_s >= 0.5 * step  # a speed measured, not guessed
     reach = (1.0 + params.reach_per_missed * missed) * (1.0 if known else params.first_step_reach)
-    return (d + params.appearance_weight * colours) / reach
+    cost = (d + params.appearance_weight * colours) / reach
+    if known or cost <= params.max_distance or ahead is None or params.first_step_max <= 0:
+        return cost
+    confirmed = _confirmed_step(a, b, w, gap, point.time_s, ahead, params)
+    return cost if confirmed is None else confirmed + params.appearance_weight * colours
+
+
+def _confirmed_step(a: Box, b: Box, width: float, gap: float, time_s: float, ahead: FramePeople,
+                    params: TrackParams) -> float | None:
+    """A first step from ``a`` to ``b`` (at ``time_s``) longer than a guessed speed allows,
+    decided by the next frame: the step's speed (at most ``first_step_max`` heights a second)
+    carried on from ``b`` must land within ``max_distance`` of one of ``ahead``'s boxes.
+    Returns how far it lands from the nearest (in heights, plus |log| of the height ratio),
+    or None."""
+    h = max(a.height, 1e-6)
+    (cx, cy), (dx, dy) = _anchor(a, width, params), _anchor(b, width, params)
+    vx, vy = (dx - cx) / gap, (dy - cy) / gap
+    if math.hypot(vx, vy) > params.first_step_max * h or abs(math.log(max(b.height, 1e-6) / h)) > params.max_distance:
+        return None
+    dt = ahead.time_s - time_s
+    hb = max(b.height, 1e-6)
+    best = min((math.dist((dx + vx * dt, dy + vy * dt), _anchor(c, width, params)) / hb
+                + abs(math.log(max(c.height, 1e-6) / hb)) for c in ahead.boxes), default=_NEVER)
+    return best if best <= params.max_distance else None
 
 
 def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
