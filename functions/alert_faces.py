@@ -28,6 +28,8 @@ logger = get_logger(STAGE)
 
 
 def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
+    """One snapshot's face message: its failure is this record's alone (reported, not the
+    batch's)."""
     left = rate.time_left_s(lambda_context)
     if left is not None and left < rate.SNAPSHOT_RESERVE_S:
         logger.info("little invocation time left: snapshot left for redelivery",
@@ -41,6 +43,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry: settings checked once, then each snapshot record on its own (partial batch
+    response)."""
     startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),
                                     context=context)

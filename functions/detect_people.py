@@ -61,6 +61,8 @@ def make_record_handler(batch: Batch, context: Any, settings: Settings):
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry: the whole batch goes to the endpoint in one call
+    (vidsift.stages.detecting), then each message is reported on its own."""
     startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     settings = Settings.from_env()
     batch = detecting.run(event, settings)

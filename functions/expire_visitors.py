@@ -16,6 +16,8 @@ logger = get_logger("expire_visitors")
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled entry: visitors past their retention are forgotten (opt-in visitors only;
+    nothing when off)."""
     settings = Settings.from_env().visitors
     if not settings.enabled:
         return {"expired": []}

@@ -37,6 +37,8 @@ def _request(event: Any) -> tuple[str, str | None, list[str] | None]:
 
 @logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Direct invocation: the named days (and cameras) counted again against the stored camera
+    layout."""
     since, until, cameras = _request(event)
     try:
         return counting.recount_days(Settings.from_env().analytics_bucket, since, until, cameras,

@@ -68,6 +68,8 @@ def record_handler(record: SQSRecord, lambda_context: Any = None) -> None:
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry: settings checked once, then each video or segment message on its own; only
+    failed records are reported."""
     startup.check(STAGE)  # a bad setting: one error here, before any record (issue 26)
     # A processor per invocation: it holds the batch's state, and invocations may run side by side.
     return process_partial_response(event=event, record_handler=record_handler, processor=sqs_processor(),

@@ -15,6 +15,8 @@ logger = get_logger(sweeping.STAGE)
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Scheduled entry: every video whose progress stalled is finished or failed, so none ends
+    silently."""
     result = sweeping.sweep(sweeping.SweepConfig.from_settings(Settings.from_env()))
     logger.info("sweep done", extra=result.as_dict())
     return result.as_dict()

@@ -34,6 +34,7 @@ LOCAL_STAGE = "local"
 
 @lru_cache(maxsize=1)
 def load() -> dict[str, Any]:
+    """contract.json, parsed once per process: the one place every name is defined."""
     return json.loads(CONTRACT_PATH.read_text())
 
 

@@ -61,6 +61,8 @@ def function_name(default: str = "test-func") -> str:
 
 
 def get_logger(service: str) -> Logger:
+    """The stage's logger: JSON lines in Lambda (or VIDSIFT_LOG_FORMAT=json), readable lines on
+    stderr locally, so stdout stays data."""
     if in_lambda() or os.environ.get("VIDSIFT_LOG_FORMAT") == "json":
         return Logger(service=service)
     return Logger(service=service, logger_formatter=ReadableFormatter(), logger_handler=StderrHandler())

@@ -70,6 +70,8 @@ def build_request(s3_uris: list[str], min_confidence: float, min_area: float = 0
 
 
 def parse_response(doc: Any, expected: int) -> list[Detection]:
+    """The endpoint's answer as one Detection per requested frame, in order; an answer of the
+    wrong shape is a clear error, not a silent empty frame."""
     if not isinstance(doc, dict) or not isinstance(doc.get("predictions"), list):
         raise BadInputError("endpoint response", "no 'predictions' list")
     preds = doc["predictions"]

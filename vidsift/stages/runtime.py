@@ -68,6 +68,7 @@ def _key_prefix(fn: Callable[..., Any]) -> str:
 
 def sqs_processor() -> BatchProcessor:
     # Report every failure as a batch item, even when all fail: one shape for SQS to act on.
+    """A fresh batch processor: it holds one batch's state, so each invocation gets its own."""
     return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 

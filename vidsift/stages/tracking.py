@@ -114,6 +114,9 @@ def _segment_tracks(doc: SegmentTracks) -> list[Track]:
 
 
 def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
+    """A video's segments are all tracked: stitch their tracks, write the people rows with
+    their track ids, and hand each group of tracks' chosen frames to analyze_faces (faces once
+    per visit, not per frame)."""
     settings = Settings.from_env()
     table = settings.need("tracking_table")
     video = str(obj["video_id"])
