@@ -7,7 +7,6 @@ function, and names anything that needs a newer Python (``datetime.UTC``: 3.11,
 
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 import sys
@@ -15,37 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from vidsift.testing import imports
+
 ROOT = Path(__file__).resolve().parents[1]
 OLDEST = "3.9"
 
 
-def _module_file(name: str) -> Path | None:
-    base = ROOT / Path(*name.split("."))
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def import_closure(module: str) -> list[Path]:
     """Every vidsift module ``module`` can import, its packages' __init__ files included;
-    imports inside functions count (deploy_checks imports the alert rules lazily)."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        path = _module_file(name)
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        parts = name.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.split(".")[0] == "vidsift"]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "vidsift":
-                todo += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-    return sorted(seen)
+    imports inside functions count (the deploy checks import the alert rules lazily)."""
+    return sorted(imports.import_closure(ROOT, [module]))
 
 
 def vermin() -> str:
