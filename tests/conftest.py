@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,3 +83,39 @@ def ssdlite_pbtxt() -> Path:
     sys.modules[spec.name] = make  # its dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(make)
     return Path(make.cached())
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """A moto server of this test module's own (over HTTP, as the stages reach AWS): no other
+    module sees its tables, topics or objects."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def fresh_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Call it to empty the module's moto server and point every client at it with test
+    credentials (plus the variables given), no service-specific endpoint or profile left over
+    from elsewhere; it returns the server's URL."""
+    import urllib.request
+
+    from vidsift import aws
+
+    def reset(**env: str) -> str:
+        urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
+        for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_REGION": "us-east-1", **env}.items():
+            monkeypatch.setenv(key, value)
+        for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", *(k for k in os.environ if k.startswith("AWS_ENDPOINT_URL_"))):
+            monkeypatch.delenv(key, raising=False)
+        aws.reset_clients()
+        return moto_url
+
+    return reset
+

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from vidsift import aws
 from vidsift.core import alerts
@@ -25,26 +24,10 @@ TABLE = "alert-state"
 FRAME = b"\xff\xd8\xff not really a jpeg, but bytes to get back"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def env(fresh_moto: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """A topic with an SQS subscriber, the state table and a frame, in a fresh moto."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
-    for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_REGION": "us-east-1", "ALERT_TABLE": TABLE, "ALERT_TIMEZONE": "America/New_York",
-                       "ALERT_LINK_EXPIRY_S": "900"}.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SNS", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    aws.reset_clients()
+    fresh_moto(ALERT_TABLE=TABLE, ALERT_TIMEZONE="America/New_York", ALERT_LINK_EXPIRY_S="900")
     aws._presign_client.cache_clear()
     sns, sqs, ddb, s3 = (aws.client(s) for s in ("sns", "sqs", "dynamodb", "s3"))
     topic = sns.create_topic(Name="alerts", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]

@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
-from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from vidsift import aws
@@ -72,19 +71,10 @@ def side_by_side(*names: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def moto_s3() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def service(moto_s3: str) -> Iterator[rekognition.RekognitionService]:
+def service(moto_url: str) -> Iterator[rekognition.RekognitionService]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", tempfile.mkdtemp(prefix="vidsift-faces-home-"))
-        svc = rekognition.serve(s3_endpoint_url=moto_s3)
+        svc = rekognition.serve(s3_endpoint_url=moto_url)
         assert svc.analyzer.has_attributes, f"face models unavailable: {svc.analyzer.attributes_error}"
         yield svc
         svc.stop()
@@ -276,10 +266,10 @@ def aws_list(client: Any, collection: str) -> list[dict[str, Any]]:
     return client.list_faces(CollectionId=collection)["Faces"]
 
 
-def test_collections_survive_a_restart_with_a_state_file(service: rekognition.RekognitionService, moto_s3: str,
+def test_collections_survive_a_restart_with_a_state_file(service: rekognition.RekognitionService, moto_url: str,
                                                          tmp_path: Path) -> None:
     state = tmp_path / "collections.json"
-    first = rekognition.serve(s3_endpoint_url=moto_s3, analyzer=service.analyzer, state_file=state)
+    first = rekognition.serve(s3_endpoint_url=moto_url, analyzer=service.analyzer, state_file=state)
     try:
         c = boto3.client("rekognition", endpoint_url=first.url, region_name=REGION, aws_access_key_id="t",
                          aws_secret_access_key="t")
@@ -287,7 +277,7 @@ def test_collections_survive_a_restart_with_a_state_file(service: rekognition.Re
         index(c, "kept", "Grace Hopper", jpeg(photo("grace_hopper")))
     finally:
         first.stop()
-    second = rekognition.serve(s3_endpoint_url=moto_s3, analyzer=service.analyzer, state_file=state)
+    second = rekognition.serve(s3_endpoint_url=moto_url, analyzer=service.analyzer, state_file=state)
     try:
         c = boto3.client("rekognition", endpoint_url=second.url, region_name=REGION, aws_access_key_id="t",
                          aws_secret_access_key="t")
@@ -390,11 +380,11 @@ def test_face_crops_centre_each_face_with_context() -> None:
     assert min(tiny.size) >= matching.MIN_CROP_SIDE  # Rekognition's minimum, upscaled
 
 
-def test_match_faces_searches_each_face_crop_with_stubber(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_match_faces_searches_each_face_crop_with_stubber(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """What analyze_faces does in the cloud, request by request: is the collection empty, then
     one SearchFacesByImage per face, each with that face's crop (botocore's Stubber checks
     the requests against Rekognition's model)."""
-    for key, value in {"AWS_ENDPOINT_URL": moto_s3, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
+    for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t",
                        "AWS_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_REKOGNITION", raising=False)

@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from skimage import data
 
 from vidsift.local import rekognition
@@ -54,11 +53,8 @@ def png(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def moto_s3() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+def moto_s3(moto_url: str) -> Iterator[str]:
+    url = moto_url
     s3 = boto3.client("s3", endpoint_url=url, region_name=REGION,
                       aws_access_key_id="test", aws_secret_access_key="test")
     s3.create_bucket(Bucket=BUCKET)
@@ -67,7 +63,6 @@ def moto_s3() -> Iterator[str]:
     s3.put_object(Bucket=BUCKET, Key="frames/astronaut.png", Body=png("astronaut"))
     s3.put_object(Bucket=BUCKET, Key="frames/not-an-image.jpg", Body=b"plain text, not a JPEG")
     yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")

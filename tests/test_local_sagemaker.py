@@ -17,7 +17,6 @@ import boto3
 import cv2
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from vidsift.contract import local_names
 from vidsift.local import sagemaker_runtime
@@ -28,17 +27,13 @@ CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_n
 
 
 @pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+def s3_url(moto_url: str) -> Iterator[str]:
+    url = moto_url
     s3 = boto3.client("s3", endpoint_url=url, **CREDS)
     s3.create_bucket(Bucket=BUCKET)
     for name in ("astronaut", "camera", "grace_hopper", "coffee", "chelsea", "rocket"):
         s3.put_object(Bucket=BUCKET, Key=f"frames/{name}.jpg", Body=jpeg(name))
     yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,11 @@ from __future__ import annotations
 import ast
 import json
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from vidsift import aws, contract
 from vidsift.core.alerts import MemoryStore, StateStore
@@ -32,25 +30,10 @@ TRACKING, ALERTS, VISITORS = "tracking", "alert-state", "visitors"
 INDEX = contract.load()["tracking_open_index"]
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def ddb(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def ddb(fresh_moto: Callable[..., str]) -> Iterator[Any]:
     """A fresh moto with the three tables as serverless.yml declares them (keys, the sparse index)."""
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
-    for key, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    aws.reset_clients()
+    fresh_moto()
     client = aws.client("dynamodb")
     client.create_table(
         TableName=TRACKING, BillingMode="PAY_PER_REQUEST",
