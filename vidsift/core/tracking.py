@@ -21,6 +21,11 @@ of a body height a second), is taken only if the next sampled frame confirms it 
 is tracked as a whole, so the tracker looks one frame ahead); and boxes of low confidence,
 when given, only continue someone already tracked (ByteTrack's second pass).
 
+Where two people overlap (one stops in front of another, a walker passes someone standing),
+one box may be within reach of both: it then teaches no one their colours, and the colours
+each had before the overlap decide whom it continues, not whose motion is nearest
+(``occlusion_reach``, ``occlusion_margin``; docs/tracking.md, *Occlusion*).
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
