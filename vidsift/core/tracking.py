@@ -135,7 +135,7 @@ class TrackParams:
 @dataclass(frozen=True)
 class Point:
     """One detection of a tracked person. ``occluded``: taken while this person and another
-    overlapped (their box may be both of them): not used for their colours nor their speed."""
+    overlapped (their box may be both of them): not used for their colours."""
 
     frame_index: int
     time_s: float
@@ -380,10 +380,10 @@ def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step:
     down for each sampled frame they were missed (``reach_per_missed``). Never (above any
     threshold) when they had left the view, when it would turn a walking person around on
     the spot, or when the colours say someone else."""
-    if point.time_s <= trail[-1].time_s or left_view(trail, point.time_s, params, step, entering):
-        return _NEVER
     last = trail[-1]
     gap = point.time_s - last.time_s
+    if gap <= 0 or left_view(trail, point.time_s, params, step, entering):
+        return _NEVER
     a, b = last.box, point.box
     h = max(a.height, 1e-6)
     vx, vy = velocity(trail, params, step, entering)
