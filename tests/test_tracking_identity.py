@@ -6,6 +6,7 @@ arrive and how the video is cut. Plain functions, no AWS, no video."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -88,6 +89,40 @@ def test_a_standing_person_passed_in_front_of_keeps_their_track(merged: str, spe
     frames, who = frames_of({"S": stand, "W": walk, "both": both}, 20)
     tracks = track_segment(frames)
     assert sorted(people_per_track(tracks, who, ignore="both")) == [["S"], ["W"]]
+
+
+def _shade(shift: float) -> tuple[float, ...]:
+    """Dark clothes, ``shift`` of each half's colour moved to another bin: two such people are
+    0.03-0.3 apart in colours (total variation), as one person's boxes can be frame to frame."""
+    half = [0.0] * 28
+    half[23], half[24], half[0] = 0.5 - shift, 0.5, shift
+    return tuple(half) * 2
+
+
+@pytest.mark.parametrize("stop", [3, 4])
+@pytest.mark.parametrize("speed", [0.07, 0.08, 0.1])
+def test_a_walker_stopping_in_front_of_a_standing_person_keeps_their_track(stop: int, speed: float) -> None:
+    """S stands in the middle; W walks up, stops right in front of S for a few seconds (S
+    hidden: one box, W's, in W's colours) and walks on (tuning seed 105's swap). The box lies
+    where S stands and behind where W's speed would have taken them, so nearest first it went
+    to S, and W's track went on with S. Both tracks are within reach of it: the colours from
+    before the overlap decide (TrackParams.occlusion_margin). Off, the two tracks swap."""
+    stand = {i: box(0.5, colours=_shade(0.0)) for i in range(24)}
+    walk, x = {}, 0.5 - speed * 6
+    for i in range(24):
+        walk[i] = box(x, top=0.33, colours=_shade(0.12))
+        x += 0.0 if 6 <= i < 6 + stop else speed
+    hidden = [i for i in stand if abs(walk[i].left + walk[i].width / 2 - 0.5) < 0.6 * W]
+    assert len(hidden) >= stop + 1
+    for i in hidden:
+        del stand[i]
+    frames, who = frames_of({"S": stand, "W": {i: b for i, b in walk.items() if b.left >= 0
+                                               and b.left + b.width <= 1}}, 24)
+    tracks = track_segment(frames)
+    assert sorted(people_per_track(tracks, who)) == [["S"], ["W"]]
+    assert any(p.occluded for t in tracks for p in t.points)  # taken while both were near
+    off = track_segment(frames, replace(TrackParams(), occlusion_reach=0.0))
+    assert sorted(people_per_track(off, who)) == [["S", "W"], ["W", "S"]]
 
 
 def test_an_exit_and_an_entry_at_one_side_are_two_people() -> None:
