@@ -112,6 +112,9 @@ class TrackParams:
     #: A low box overlapping a confident box of its frame by this IoU or more is a second box
     #: on someone found already: not tracked.
     low_overlap: float = 0.3
+    #: A video's final track of fewer detections is not a visit (vidsift.core.confirm), unless it
+    #: is at the video's first or last sampled frame. 1: every track is.
+    confirm_detections: int = 1
 
 
 @dataclass(frozen=True)
