@@ -11,8 +11,10 @@ it against the truth, with the pipeline's own inputs, on three groups of scenes:
 Each clip is sampled at 1 frame a second by the pipeline's sampler, every frame goes through
 the local person detector in-process (the handler of sagemaker/code/inference.py, as the
 local SageMaker runtime loads it) and its answer is read by detect_people's parser;
-track_segment then runs with the default TrackParams. The same on the true boxes, and on the
-true boxes with detector-like noise (no colours), tells tracker errors from detector errors.
+track_segment then runs with the default TrackParams, and its tracks are confirmed as the
+pipeline confirms a video's (vidsift.core.confirm; the scene is one segment). The same on the
+true boxes, and on the true boxes with detector-like noise (no colours), tells tracker errors
+from detector errors.
 The detector is asked for boxes down to LOW_CONFIDENCE once: the ``detector`` rows read those
 of MIN_CONFIDENCE and more, as the pipeline stores them; the ``detector+low`` rows add the
 lower ones for the tracker's second pass (TrackParams.track_confidence, ByteTrack's).
@@ -45,9 +47,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vidsift.core.confirm import confirmed
 from vidsift.core.detection import Box, parse_response
 from vidsift.core.frames import SamplingOptions, sample_frames
-from vidsift.core.tracking import FramePeople, TrackParams, track_segment
+from vidsift.core.tracking import FramePeople, Track, TrackParams, track_segment
 from vidsift.local.sagemaker_runtime import load_inference_module
 from vidsift.testing import crowd, scenes
 
@@ -203,6 +206,13 @@ def detector_quality(sampled: Sampled) -> tuple[float, float]:
     return tp / max(1, n_true), tp / max(1, n_det)
 
 
+def tracked(frames: list[FramePeople], params: TrackParams) -> list[Track]:
+    """What the pipeline keeps of a scene as one segment: track_segment, then the video's
+    confirmation (track_video_work confirms the stitched tracks the same way)."""
+    indices = [f.frame_index for f in frames]
+    return confirmed(track_segment(frames, params), min(indices, default=0), max(indices, default=0), params)
+
+
 def evaluate(data: list[Sampled], params: TrackParams, sources: tuple[str, ...] = SOURCES) -> list[dict[str, Any]]:
     rows = []
     for d in data:
@@ -210,7 +220,7 @@ def evaluate(data: list[Sampled], params: TrackParams, sources: tuple[str, ...] 
         for source, frames in zip(SOURCES, (d.detected, d.true_boxes, d.noisy_boxes), strict=True):
             if source not in sources:
                 continue
-            sc = scenes.score(d.truth, [f.time_s for f in frames], track_segment(frames, params),
+            sc = scenes.score(d.truth, [f.time_s for f in frames], tracked(frames, params),
                               min_visible=MIN_VISIBLE)
             rows.append({
                 "group": d.group, "scene": d.scene.name, "boxes": source, "frames": len(frames),
@@ -347,8 +357,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="scene groups: regression (the four scenes), tune, held-out")
     parser.add_argument("--no-cache", action="store_true", help="render and detect again (no cached detections)")
     parser.add_argument("--scenes", action="store_true", help="the per-scene table of the tuning scenes too")
+    parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
+                        help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
     args = parser.parse_args(argv or [])
-    params = TrackParams()
+    params = TrackParams(confirm_detections=args.confirm)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
         data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache)

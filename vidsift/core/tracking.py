@@ -130,6 +130,9 @@ class TrackParams:
     #: near their motion puts it (the joint decision greedy nearest-first would not make).
     #: 0: off. Chosen on the tuning seeds (0.02 / 0.03 / 0.05 / 0.1 measured).
     occlusion_margin: float = 0.03
+    #: A video's final track of fewer detections is not a visit (vidsift.core.confirm), unless it
+    #: is at the video's first or last sampled frame. 1: every track is.
+    confirm_detections: int = 1
 
 
 @dataclass(frozen=True)

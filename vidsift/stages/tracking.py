@@ -16,6 +16,7 @@ from typing import Any
 
 from vidsift import aws
 from vidsift.core import completion, face_frames, keys
+from vidsift.core.confirm import confirmed
 from vidsift.core.detection import Box, Detection
 from vidsift.core.messages import DetectedFrame, FaceFrame, FaceWork, SegmentTracks
 from vidsift.core.records import FrameMeta, build_people_record, build_track_draft, build_track_record, utc_now
@@ -124,6 +125,8 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     docs = [SegmentTracks.from_json(aws.get_json(settings.frames_bucket, keys.tracking_key(video, k)))
             for k in range(int(item["segments"]))]
     tracks = stitch([(float(d.start_s or 0.0), _segment_tracks(d)) for d in docs], settings.track)
+    sampled = [f.meta.frame_index for doc in docs for f in doc.frames]  # a dropped track's boxes keep no id
+    tracks = confirmed(tracks, min(sampled, default=0), max(sampled, default=0), settings.track)
     owner = {(p.frame_index, p.box_index): t.track_id for t in tracks for p in t.points}
     metas: dict[int, FrameMeta] = {}
     boxes_by_frame: dict[int, list[tuple[str | None, Box]]] = {}
