@@ -121,12 +121,15 @@ def _photo_people(inf: Any, model: Any) -> Any:
     return people
 
 
-def detector_key(model: Any) -> str:
-    """The model and how it looks at a frame: with tiles (PERSON_TILING, PERSON_TILE_ZOOM) the
-    same model finds other boxes, so cached detections of one setting are not the other's."""
+def detector_key(model: Any, appearance_version: int) -> str:
+    """The model, how it looks at a frame and what its colours are: with tiles (PERSON_TILING,
+    PERSON_TILE_ZOOM) the same model finds other boxes, and another appearance version
+    (inference.APPEARANCE_VERSION) means other numbers, so cached detections of one are never
+    read as the other's. Version 1 (two halves) keeps the key it had before versions existed."""
     backend = getattr(model, "backend", model)
     mode, zoom = getattr(backend, "mode", "off"), getattr(backend, "zoom", None)
-    return f"{model.model_id} tiling={mode}" + (f" zoom={zoom:g}" if mode != "off" else "")
+    key = f"{model.model_id} tiling={mode}" + (f" zoom={zoom:g}" if mode != "off" else "")
+    return key if appearance_version == 1 else f"{key} appearance={appearance_version}"
 
 
 def _cache_key(s: scenes.Scene, render_fps: int, fps: float, model_id: str) -> str:
@@ -158,7 +161,7 @@ def prepare(tmp: Path, fps: float = 1.0, groups: tuple[str, ...] = GROUPS, *,
             use_cache: bool = True) -> tuple[list[Sampled], str]:
     inf = load_inference_module()
     model = inf.load_model(None)  # the backend the local runtime picks (VIDSIFT_DETECTOR, else auto)
-    model_id = detector_key(model)  # in the cache key and the figures' header
+    model_id = detector_key(model, inf.APPEARANCE_VERSION)  # in the cache key and the figures' header
     todo: list[tuple[str, scenes.Scene, int]] = []
     if "regression" in groups:
         todo += [("regression", s, scenes.FPS) for s in scenes.SCENES]

@@ -197,7 +197,7 @@ def test_appearance_when_asked_tells_people_apart(inf: ModuleType, ssd: Any) -> 
     from vidsift.core.tracking import appearance_distance
 
     a, a70, g = box("astronaut"), box("astronaut", 70), box("grace_hopper")
-    n = 2 * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
+    n = inf.APPEARANCE_BANDS * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
     assert len(a["appearance"]) == n and abs(sum(a["appearance"]) - 2.0) < 0.01
     assert appearance_distance(a["appearance"], a70["appearance"]) < 0.1
     assert appearance_distance(a["appearance"], g["appearance"]) > 0.3
