@@ -158,9 +158,11 @@ def _sample(inf: Any, model: Any, s: scenes.Scene, tmp: Path, render_fps: int, f
 
 
 def prepare(tmp: Path, fps: float = 1.0, groups: tuple[str, ...] = GROUPS, *,
-            use_cache: bool = True) -> tuple[list[Sampled], str]:
+            use_cache: bool = True, appearance: int | None = None) -> tuple[list[Sampled], str]:
     inf = load_inference_module()
     model = inf.load_model(None)  # the backend the local runtime picks (VIDSIFT_DETECTOR, else auto)
+    if appearance is not None:  # another layout of the endpoint's colours, for this process
+        inf.APPEARANCE_VERSION = appearance
     model_id = detector_key(model, inf.APPEARANCE_VERSION)  # in the cache key and the figures' header
     todo: list[tuple[str, scenes.Scene, int]] = []
     if "regression" in groups:
@@ -360,13 +362,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="scene groups: regression (the four scenes), tune, held-out")
     parser.add_argument("--no-cache", action="store_true", help="render and detect again (no cached detections)")
     parser.add_argument("--scenes", action="store_true", help="the per-scene table of the tuning scenes too")
+    parser.add_argument("--appearance", type=int, default=None,
+                        help="the endpoint's appearance layout (inference.APPEARANCE_VERSION; default: its own)")
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
     args = parser.parse_args(argv or [])
     params = TrackParams(confirm_detections=args.confirm)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
-        data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache)
+        data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache,
+                                 appearance=args.appearance)
     rows = evaluate(data, params) + evaluate(far_view(data), params, SOURCES[1:]) + low_pass(data, params)
     fast = speed(data, params, args.repeat)
     sums = summaries(rows)

@@ -197,11 +197,37 @@ def test_appearance_when_asked_tells_people_apart(inf: ModuleType, ssd: Any) -> 
     from vidsift.core.tracking import appearance_distance
 
     a, a70, g = box("astronaut"), box("astronaut", 70), box("grace_hopper")
-    n = inf.APPEARANCE_BANDS * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
+    n = 2 * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
     assert len(a["appearance"]) == n and abs(sum(a["appearance"]) - 2.0) < 0.01
     assert appearance_distance(a["appearance"], a70["appearance"]) < 0.1
     assert appearance_distance(a["appearance"], g["appearance"]) > 0.3
     assert "appearance" not in box("astronaut", appearance=False)
+
+
+def test_appearance_version_2_bands_keep_the_scale_and_tell_people_apart(inf: ModuleType, ssd: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The layout measured against the default (docs/tracking.md, *Appearance*): four bands of
+    8 x 3 + 4 bins, summing to 2 like version 1 so the tracker's distance keeps its scale;
+    close for the same person in another JPEG, far for another person; the default stays 1.
+    Selected through APPEARANCE_VERSION, as the tracking bench's --appearance does."""
+    from vidsift.core.tracking import appearance_distance
+
+    assert inf.APPEARANCE_VERSION == 1
+
+    def box(name: str, quality: int = 90) -> dict:
+        body = {"instances": [{"image_b64": base64.b64encode(jpeg(name, quality)).decode()}], "appearance": True}
+        return call(inf, ssd, body)["predictions"][0]["boxes"][0]
+
+    v1 = box("astronaut")
+    monkeypatch.setattr(inf, "APPEARANCE_VERSION", 2)
+    a, a70, g = box("astronaut"), box("astronaut", 70), box("grace_hopper")
+    n = inf.APPEARANCE_BANDS * (inf.APPEARANCE_HUES * inf.APPEARANCE_SATS + inf.APPEARANCE_VALUES)
+    assert len(a["appearance"]) == n == 112 and abs(sum(a["appearance"]) - 2.0) < 0.01
+    assert appearance_distance(a["appearance"], a70["appearance"]) < 0.1
+    assert appearance_distance(a["appearance"], g["appearance"]) > 0.3
+    assert appearance_distance(a["appearance"], v1["appearance"]) == 0.0  # two layouts: not compared
+    with pytest.raises(ValueError, match="appearance version"):
+        inf.appearance(photo("astronaut"), {"left": 0.1, "top": 0.1, "width": 0.5, "height": 0.5}, version=3)
 
 
 def test_png_and_grayscale_are_accepted(inf: ModuleType, ssd: Any) -> None:

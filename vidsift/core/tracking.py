@@ -10,9 +10,9 @@ ids because each one's velocity carries them past the other.
 
 Where the boxes cannot tell two people apart (one leaves, another steps into the same place
 a few seconds later; a person hidden behind another comes out), their colours can: the
-endpoint returns each person's appearance (colour histograms of four horizontal bands of the
-box, its centre weighted; docs/tracking.md, *Appearance*), and a detection whose colours are
-far from the person's last ones (``max_appearance``, total variation distance) never continues that person. That is what
+endpoint returns each person's appearance (colour histograms of the box's upper and lower
+halves), and a detection whose colours are far from the person's last ones
+(``max_appearance``, total variation distance) never continues that person. That is what
 lets a track bridge a gap of several seconds without merging strangers.
 
 Two decisions wait for more evidence, as ByteTrack's and OC-SORT's tentative tracks do: a new
@@ -69,10 +69,9 @@ class TrackParams:
     max_distance: float = 0.35
     min_iou: float = 0.05
     #: Colours further apart than this (total variation distance between the appearance
-    #: histograms, 0 = the same, 1 = nothing in common) are two people. Appearance version 2
-    #: (four bands) on the tuning seeds' detector boxes: one person from one sampled frame to
-    #: the next 0.05 (median), 0.24 at the 99th percentile; two people in one frame 0.51
-    #: (median), 0.36 at the 10th percentile. Kept at 0.25 (0.2-0.35 measured).
+    #: histograms, 0 = the same, 1 = nothing in common) are two people. One person from frame
+    #: to frame: about 0.03, up to 0.3 when the box takes in changing background; different
+    #: bundled portraits: 0.44-0.62.
     max_appearance: float = 0.25
     #: A track of fewer detections near another track (within ``fragment_s`` and one height)
     #: is a fragment of that person and dropped (drop_fragments); alone, it stays: someone
@@ -510,10 +509,10 @@ def _array(values: list) -> object:
 
 
 def appearance_distance(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
-    """Total variation distance between two appearances (each sums to 2: the endpoint's
-    histograms of each band sum to 2 / bands), the mean of the bands' own distances: 0 when
-    either is unknown or they are of two layouts (lengths: frames detected before and after an
-    endpoint update), so boxes alone decide then."""
+    """Total variation distance between two appearances (each half's histogram sums to 1; the
+    endpoint's version 2 layout also sums to 2 in all, so the scale is the same): 0 when either
+    is unknown or they are of two layouts (two lengths: frames detected before and after an
+    endpoint's appearance version changed), so boxes alone decide then."""
     if not a or not b or len(a) != len(b):
         return 0.0
     return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / 4.0
