@@ -7,29 +7,27 @@ analyze_faces' queue, untouched, while a snapshot goes from its PUT to its face 
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from vidsift import aws, contract
 from vidsift.core import completion, matching
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
 from vidsift.testing.localcheck import alerts_received, put_snapshot
+from vidsift.testing.samples import jpeg as samples_jpeg
 from vidsift.testing.samples import photo
 
 KNOWN = "Eileen Collins"
 
 
 def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    """The test equipment's JPEG at this module's quality (90)."""
+    return samples_jpeg(rgb, quality)
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,12 @@ Latency is measured by bench/bench_alerts.py, never asserted here."""
 
 from __future__ import annotations
 
-import io
 import json
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from vidsift import aws
 from vidsift.core import ids, keys, matching
@@ -23,15 +20,11 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
-from vidsift.testing.samples import photo
+from vidsift.testing.samples import jpeg, photo
 
 KNOWN = "Eileen Collins"
 
 
-def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from vidsift.cli import faces as faces_cli
 from vidsift.core import matching
 from vidsift.local import rekognition
 from vidsift.stages import known_faces
+from vidsift.testing.samples import jpeg as samples_jpeg
 from vidsift.testing.samples import photo
 
 REGION = "us-east-1"
@@ -40,9 +41,8 @@ COLLECTION = "known-faces"
 
 
 def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+    """The test equipment's JPEG at this module's quality (90)."""
+    return samples_jpeg(rgb, quality)
 
 
 def variants(name: str) -> dict[str, bytes]:

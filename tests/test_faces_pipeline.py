@@ -4,7 +4,6 @@ person, and alerts arrive on the SQS queue subscribed to the alert topic."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import urllib.request
@@ -22,13 +21,7 @@ from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
 from vidsift.testing.localcheck import count_sampled
-from vidsift.testing.samples import photo
-
-
-def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
+from vidsift.testing.samples import jpeg, photo
 
 
 @pytest.fixture(scope="module")

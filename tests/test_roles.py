@@ -15,7 +15,6 @@ unless UNEXERCISED names it with the reason.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import os
 import sys
@@ -45,7 +44,7 @@ from vidsift.settings import Settings
 from vidsift.stages import barrier, counting, sweeping, tracking
 from vidsift.testing import calls
 from vidsift.testing.localcheck import alerts_received, count_sampled, error_records, put_snapshot
-from vidsift.testing.samples import Segment, make_video, photo
+from vidsift.testing.samples import Segment, jpeg, make_video, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = calls.Names(local_prefix=contract.local_names().prefix,
@@ -162,10 +161,6 @@ def stack_keys(tpl: Template) -> calls.Keys:
 # -------------------------------------------------------------------- the workload
 
 
-def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body: bytes, meta: bool = True,

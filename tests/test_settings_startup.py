@@ -7,16 +7,13 @@ setting is one error at the handler's start, naming it, with no record touched."
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from vidsift import aws, settings
 from vidsift.core import alerts
@@ -24,13 +21,7 @@ from vidsift.core.errors import ConfigError
 from vidsift.local.dispatcher import Dispatcher, LocalContext, load_handler
 from vidsift.local.stack import LocalStack
 from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot
-from vidsift.testing.samples import photo
-
-
-def jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=85)
-    return buf.getvalue()
+from vidsift.testing.samples import jpeg, photo
 
 
 def alerts_received(stack: LocalStack) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ retention deletes the faces and never reuses the id."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from vidsift import aws, contract
 from vidsift.cli.visitors import admin_policy
@@ -25,13 +23,13 @@ from vidsift.local.dispatcher import _acting_as
 from vidsift.local.stack import LocalStack
 from vidsift.stages import visitor_admin, visitors
 from vidsift.testing import calls
+from vidsift.testing.samples import jpeg as samples_jpeg
 from vidsift.testing.samples import photo
 
 
-def jpeg(rgb: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=95)
-    return buf.getvalue()
+def jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
+    """The test equipment's JPEG at this module's quality (95)."""
+    return samples_jpeg(rgb, quality)
 
 
 def rows(table: str, n: int, visitor: str | None, video: str) -> list[dict[str, object]]:

@@ -56,6 +56,16 @@ DEMO_SEGMENTS = (
 )
 
 
+def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
+    """``rgb`` as JPEG bytes, as split_frames writes frames (quality 85 unless asked): what the
+    tests upload as frames, snapshots and faces."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def _fit(img: np.ndarray, width: int, height: int) -> np.ndarray:
     """Letterbox a photo into the frame, keeping its aspect ratio."""
     pil = Image.fromarray(img)
