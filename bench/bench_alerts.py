@@ -50,6 +50,25 @@ def _bgr(name: str) -> np.ndarray:
     return cv2.cvtColor(photo(name), cv2.COLOR_RGB2BGR)
 
 
+def lfw_images(count: int = 100) -> list[np.ndarray]:
+    """``count`` different people: scikit-image's LFW crops, grey, enlarged and padded so the
+    face detector finds them (BGR): the strangers the face benches match against."""
+    from skimage import data
+
+    out = []
+    for tile in data.lfw_subset()[:count]:
+        g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
+        out.append(cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128),
+                                cv2.COLOR_GRAY2BGR))
+    return out
+
+
+def lfw_descriptors(analyzer: Any, count: int = 100) -> list[np.ndarray]:
+    """The face descriptor of each of :func:`lfw_images` the analyzer finds a face in."""
+    found = (analyzer.analyze_with_descriptors(g) for g in lfw_images(count))
+    return [f[0][1] for f in found if f and f[0][1] is not None]
+
+
 def variants(name: str) -> dict[str, np.ndarray]:
     """Altered copies: what the same face may look like to a camera."""
     img = _bgr(name)
@@ -89,8 +108,6 @@ def _stats(xs: list[float]) -> str:
 
 
 def similarity_figures() -> None:
-    from skimage import data
-
     from vidsift.local import face_analyzer as fa
     from vidsift.local import rekognition
 
@@ -113,14 +130,7 @@ def similarity_figures() -> None:
                     same[name].append(crop[0][1])
                 else:
                     missed.append(f"{name}/{label}/crop")
-        lfw = []
-        for tile in data.lfw_subset()[:100]:
-            g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
-            g = cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128),
-                             cv2.COLOR_GRAY2BGR)
-            found = analyzer.analyze_with_descriptors(g)
-            if found and found[0][1] is not None:
-                lfw.append(found[0][1])
+        lfw = lfw_descriptors(analyzer)
         man: list[np.ndarray] = []
         shot = cv2.imread(str(HUMAN_ASSETS / "screenshot-facematch.jpg"))
         if shot is not None:  # the first row of thumbnails: one man, 18 different photos

@@ -31,7 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.bench_alerts import HUMAN_ASSETS, PEOPLE, _bgr
+from bench.bench_alerts import HUMAN_ASSETS, PEOPLE, _bgr, lfw_descriptors, lfw_images
 
 THRESHOLDS = (80.0, 85.0, 88.0, 90.0, 92.0, 95.0)
 FACES_PER_VISITOR = (1, 2, 3, 5, 8)
@@ -41,8 +41,6 @@ ORDERS = 200
 def descriptors() -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], dict[str, list[np.ndarray]]]:
     """(the man's 18 photos, the LFW faces, the three bundled portraits, and each portrait's
     altered copies: what one visitor looks like to other cameras and videos): unit descriptors."""
-    from skimage import data
-
     from bench.bench_alerts import variants
     from vidsift.local import face_analyzer as fa
 
@@ -52,14 +50,7 @@ def descriptors() -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray],
     try:
         shot = cv2.imread(str(HUMAN_ASSETS / "screenshot-facematch.jpg"))
         man = [d for _, d in analyzer.analyze_with_descriptors(shot[283:395]) if d is not None]
-        lfw = []
-        for tile in data.lfw_subset()[:100]:
-            g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
-            g = cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128),
-                             cv2.COLOR_GRAY2BGR)
-            found = analyzer.analyze_with_descriptors(g)
-            if found and found[0][1] is not None:
-                lfw.append(found[0][1])
+        lfw = lfw_descriptors(analyzer)
         bundled = []
         for name in PEOPLE:
             found = analyzer.analyze_with_descriptors(_bgr(name))
@@ -138,17 +129,13 @@ def export(path: str) -> None:
     """The bench's faces (images and yuface boxes) for bench/visitors_dlib.py."""
     import pickle
 
-    from skimage import data
-
     from vidsift.local import face_analyzer as fa
 
     analyzer = fa.FaceAnalyzer(attributes=False)
     shot = cv2.imread(str(HUMAN_ASSETS / "screenshot-facematch.jpg"))[283:395]
     out: dict[str, list[Any]] = {"man": [(shot, box) for _, box, _ in analyzer.detect(shot)], "lfw": [],
                                  "bundled": []}
-    for tile in data.lfw_subset()[:100]:
-        g = cv2.resize((tile * 255).astype(np.uint8), (100, 100), interpolation=cv2.INTER_CUBIC)
-        g = cv2.cvtColor(cv2.copyMakeBorder(g, 50, 50, 50, 50, cv2.BORDER_CONSTANT, value=128), cv2.COLOR_GRAY2BGR)
+    for g in lfw_images():
         if found := analyzer.detect(g):
             out["lfw"].append((g, found[0][1]))
     for name in PEOPLE:

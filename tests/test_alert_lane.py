@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from vidsift import aws, contract
-from vidsift.core import completion, matching
+from vidsift.core import completion
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.stack import LocalStack
-from vidsift.testing.localcheck import alerts_received, put_snapshot
+from vidsift.testing.localcheck import alerts_received, known_face, put_snapshot
 from vidsift.testing.samples import jpeg as samples_jpeg
 from vidsift.testing.samples import photo
 
@@ -33,10 +33,8 @@ def jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 @pytest.fixture(scope="module")
 def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
-    collection = matching.collection_name(local_stack.names)
-    aws.index_faces(collection, jpeg(photo("astronaut"), 95), matching.encode_name(KNOWN))
-    yield local_stack
-    aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
+    with known_face(local_stack, KNOWN):
+        yield local_stack
 
 
 def queued(stack: LocalStack, stage: str) -> int:

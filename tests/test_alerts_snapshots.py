@@ -14,26 +14,22 @@ from datetime import UTC, datetime
 import pytest
 
 from vidsift import aws
-from vidsift.core import ids, keys, matching
+from vidsift.core import ids, keys
 from vidsift.core.records import ALERT_ONLY_KEY
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
+from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, known_face, put_snapshot
 from vidsift.testing.samples import jpeg, photo
 
 KNOWN = "Eileen Collins"
 
 
-
-
 @pytest.fixture(scope="module")
 def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
-    collection = matching.collection_name(local_stack.names)
-    aws.index_faces(collection, jpeg(photo("astronaut"), 95), matching.encode_name(KNOWN))
-    yield local_stack
-    aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
+    with known_face(local_stack, KNOWN):
+        yield local_stack
 
 
 def row_counts(stack: LocalStack) -> dict[str, int]:

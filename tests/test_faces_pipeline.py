@@ -20,18 +20,15 @@ from vidsift.core.records import FrameMeta
 from vidsift.local.dispatcher import Dispatcher
 from vidsift.local.results import analytics_rows
 from vidsift.local.stack import LocalStack
-from vidsift.testing.localcheck import count_sampled
+from vidsift.testing.localcheck import count_sampled, known_face
 from vidsift.testing.samples import jpeg, photo
 
 
 @pytest.fixture(scope="module")
 def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     assert Dispatcher(local_stack).run_until_idle(timeout_s=60)  # S3's test events
-    aws.index_faces(matching.collection_name(local_stack.names), jpeg(photo("astronaut"), 95),
-                    matching.encode_name("Eileen Collins"))
-    yield local_stack
-    collection = matching.collection_name(local_stack.names)
-    aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
+    with known_face(local_stack, "Eileen Collins"):
+        yield local_stack
 
 
 def put_frame(stack: LocalStack, bucket_role: str, video: str, index: int, body: bytes, camera: str,

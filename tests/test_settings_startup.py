@@ -20,18 +20,8 @@ from vidsift.core import alerts
 from vidsift.core.errors import ConfigError
 from vidsift.local.dispatcher import Dispatcher, LocalContext, load_handler
 from vidsift.local.stack import LocalStack
-from vidsift.testing.localcheck import drain_dlq, error_records, put_snapshot
+from vidsift.testing.localcheck import alerts_received, drain_dlq, error_records, put_snapshot
 from vidsift.testing.samples import jpeg, photo
-
-
-def alerts_received(stack: LocalStack) -> list[dict[str, Any]]:
-    """The JSON documents on the queue subscribed to the alert topic (emptied)."""
-    sqs, out = aws.client("sqs"), []
-    while got := sqs.receive_message(QueueUrl=stack.alert_queue_url, MaxNumberOfMessages=10).get("Messages", []):
-        out += [json.loads(json.loads(m["Body"])["Message"]) for m in got]
-        sqs.delete_message_batch(QueueUrl=stack.alert_queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
-    return out
 
 
 @pytest.fixture(scope="module")

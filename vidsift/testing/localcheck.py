@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from vidsift import aws, contract
-from vidsift.core import completion, keys
+from vidsift.core import completion, keys, matching
 from vidsift.core.events import parse_s3_message
 from vidsift.core.records import FrameMeta
 from vidsift.local.results import analytics_rows
@@ -130,3 +132,18 @@ def duplicates(stack: LocalStack, table: str) -> list[str]:
     for r in analytics_rows(stack, table):
         seen[r["record_id"]] = seen.get(r["record_id"], 0) + 1
     return sorted(k for k, n in seen.items() if n > 1)
+
+
+@contextmanager
+def known_face(stack: LocalStack, name: str = "Eileen Collins", image: str = "astronaut") -> Iterator[None]:
+    """The stack's known-faces collection holds ``image``'s face under ``name`` (what a user's
+    `vidsift faces add` does) while the block runs; emptied again after it."""
+    from vidsift.testing.samples import jpeg, photo
+
+    collection = matching.collection_name(stack.names)
+    aws.index_faces(collection, jpeg(photo(image), 95), matching.encode_name(name))
+    try:
+        yield
+    finally:
+        aws.delete_faces(collection, [f["FaceId"] for f in aws.list_faces(collection)])
+
