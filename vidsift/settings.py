@@ -117,18 +117,47 @@ class SplitSettings:
                    queue_url=_text(values, "SPLIT_QUEUE_URL"))
 
 
+#: PERSON_MIN_CONFIDENCE's default: boxes of this detector score and more are people counted.
+DEFAULT_PERSON_MIN_CONFIDENCE = 0.5
+#: PERSON_TRACK_CONFIDENCE's default (capped at PERSON_MIN_CONFIDENCE): detect_people asks
+#: the endpoint for boxes down to this score, and those under PERSON_MIN_CONFIDENCE only
+#: continue someone already tracked. Chosen on the tuning seeds (docs/tracking.md,
+#: *The low boxes in the pipeline*); SSDLite keeps no box under 0.3 anyway.
+DEFAULT_PERSON_TRACK_CONFIDENCE = 0.3
+
+
+def _person_min_confidence(values: Mapping[str, str]) -> float:
+    return _number(values, "PERSON_MIN_CONFIDENCE", DEFAULT_PERSON_MIN_CONFIDENCE)
+
+
+def _person_track_confidence(values: Mapping[str, str]) -> float:
+    """PERSON_TRACK_CONFIDENCE: the lowest detector score detect_people asks for (0-1, at most
+    PERSON_MIN_CONFIDENCE: the boxes between the two only continue tracks). Unset, the default
+    or PERSON_MIN_CONFIDENCE, whichever is lower; equal to it, the second pass is off."""
+    confident = _person_min_confidence(values)
+    if not values.get("PERSON_TRACK_CONFIDENCE"):
+        return min(DEFAULT_PERSON_TRACK_CONFIDENCE, confident)
+    value = _number(values, "PERSON_TRACK_CONFIDENCE", DEFAULT_PERSON_TRACK_CONFIDENCE, 0.0, 1.0)
+    if value > confident:
+        raise ConfigError(f"PERSON_TRACK_CONFIDENCE={values['PERSON_TRACK_CONFIDENCE']!r} must be at most "
+                          f"PERSON_MIN_CONFIDENCE ({confident:g}): boxes under that only continue tracks")
+    return value
+
+
 def track_params(values: Mapping[str, str]) -> TrackParams:
-    """The tracker's settings: TRACK_MAX_GAP_S (positive seconds), the rest its defaults."""
+    """The tracker's settings: TRACK_MAX_GAP_S (positive seconds); boxes under
+    PERSON_MIN_CONFIDENCE only continue tracks (``track_confidence``); the rest its defaults."""
+    confident = _person_min_confidence(values)
     raw = values.get("TRACK_MAX_GAP_S")
     if raw in (None, ""):
-        return TrackParams()
+        return TrackParams(track_confidence=confident)
     try:
         gap = float(raw)
     except ValueError as exc:
         raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} is not a number") from exc
     if gap <= 0:
         raise ConfigError(f"TRACK_MAX_GAP_S={raw!r} must be positive")
-    return TrackParams(max_gap_s=gap)
+    return TrackParams(max_gap_s=gap, track_confidence=confident)
 
 
 #: A face is a returning visitor at or above this Rekognition similarity (VISITOR_MATCH_THRESHOLD).
@@ -305,7 +334,10 @@ class Settings:
     sample_mode = _Parsed(_sample_mode)
     jpeg_quality = _int_setting("JPEG_QUALITY", 90)
     max_frame_side = _int_setting("MAX_FRAME_SIDE", 1920)
-    person_min_confidence = _number_setting("PERSON_MIN_CONFIDENCE", 0.5)
+    person_min_confidence = _Parsed(_person_min_confidence)
+    #: The lowest score asked of the endpoint: boxes under person_min_confidence are the
+    #: tracker's second pass only (vidsift.core.detection.Detection).
+    person_track_confidence = _Parsed(_person_track_confidence)
     person_min_area = _number_setting("PERSON_MIN_AREA", 0.0)
     face_min_confidence = _number_setting("FACE_MIN_CONFIDENCE", 80.0)
     face_min_size = _number_setting("FACE_MIN_SIZE", 0.02)
@@ -330,7 +362,7 @@ class Settings:
     #: The shared settings, parsed by every handler's start-up check.
     SHARED = ("raw_bucket", "frames_bucket", "people_bucket", "analytics_bucket", "people_stream",
               "faces_stream", "endpoint_name", "sample_fps", "sample_mode", "jpeg_quality", "max_frame_side",
-              "person_min_confidence", "person_min_area", "face_min_confidence", "face_min_size",
+              "person_min_confidence", "person_track_confidence", "person_min_area", "face_min_confidence", "face_min_size",
               "tracking_table", "tracks_stream", "track_queue_url", "faces_queue_url")
     #: Every typed part.
     PARTS = ("split", "track", "faces", "alerts", "match", "visitors", "sweep", "rate", "runtime")

@@ -183,26 +183,37 @@ class SegmentDoc:
 @dataclass(frozen=True)
 class DetectedFrame:
     """One frame's detections as detect_people records them for track_people (the tracking
-    table's frame item; a segment's SegmentTracks keeps them)."""
+    table's frame item; a segment's SegmentTracks keeps them). ``low_boxes``: the boxes under
+    PERSON_MIN_CONFIDENCE, for the tracker's second pass only (vidsift.core.detection.Detection);
+    written only when there are some, so a frame without any reads and writes as before."""
 
     meta: FrameMeta
     model: str
     boxes: tuple[Box, ...]
+    low_boxes: tuple[Box, ...] = ()
 
     @classmethod
     def of(cls, meta: FrameMeta, detection: Detection) -> DetectedFrame:
-        return cls(meta, detection.model, detection.boxes)
+        return cls(meta, detection.model, detection.boxes, detection.low_boxes)
 
     @property
     def detection(self) -> Detection:
-        return Detection(model=self.model, boxes=self.boxes)
+        return Detection(model=self.model, boxes=self.boxes, low_boxes=self.low_boxes)
+
+    @property
+    def tracked_boxes(self) -> tuple[Box, ...]:
+        """What the tracker reads: the confident boxes, then the low ones. A track point's box
+        index counts in this order, so the confident boxes keep their own indices."""
+        return self.boxes + self.low_boxes
 
     def to_json(self) -> dict[str, Any]:
-        return {"meta": self.meta.to_s3(), "model": self.model, "boxes": [b.as_doc() for b in self.boxes]}
+        doc = {"meta": self.meta.to_s3(), "model": self.model, "boxes": [b.as_doc() for b in self.boxes]}
+        return doc | ({"low_boxes": [b.as_doc() for b in self.low_boxes]} if self.low_boxes else {})
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> DetectedFrame:
-        return cls(FrameMeta.from_s3(doc["meta"]), doc["model"], tuple(Box.from_doc(b) for b in doc["boxes"]))
+        return cls(FrameMeta.from_s3(doc["meta"]), doc["model"], tuple(Box.from_doc(b) for b in doc["boxes"]),
+                   tuple(Box.from_doc(b) for b in doc.get("low_boxes") or ()))
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,7 @@ PARAM_CHECKS: dict[str, Check] = {
     "jpegQuality": _number(1, 100, whole=True),
     "maxFrameSide": _number(64, 8192, whole=True, unit=" pixels"),
     "personMinConfidence": _number(0, 1, unit=" (the detector's 0-1 score)"),
+    "personTrackConfidence": _number(0, 1, unit=" (the detector's 0-1 score, at most personMinConfidence)"),
     "personMinArea": _number(0, 1, unit=" (a fraction of the frame)"),
     "faceMinConfidence": _number(0, 100, unit=" (Rekognition's percent)"),
     "faceMinSize": _number(0, 1, unit=" (a fraction of the frame's width)"),
@@ -228,6 +229,12 @@ def param_problems(params: Mapping[str, Any]) -> list[str]:
         why = check(str(value))
         if why:
             found.append(f"{name}={str(value)[:60]!r}: {why}")
+    try:  # the functions refuse to start otherwise (vidsift.settings): say so before deploying
+        low, high = float(params["personTrackConfidence"]), float(params["personMinConfidence"])
+    except (KeyError, ValueError):
+        return found
+    if low > high:
+        found.append(f"personTrackConfidence={low:g}: must be at most personMinConfidence ({high:g})")
     return found
 
 

@@ -3,6 +3,11 @@ about the whole batch in one call, copy the frames with people to the people buc
 on the people the rules watch for, and record each frame's boxes for track_people
 (vidsift.core.completion), which writes the ``people`` rows once it knows whose boxes they are.
 
+The call asks for boxes down to PERSON_TRACK_CONFIDENCE; those under PERSON_MIN_CONFIDENCE
+(Detection.low_boxes) are only recorded for the tracker, which lets them continue someone
+already tracked (ByteTrack's second pass). Everything decided here reads the confident
+boxes alone: which frames have people (copied, alerted on), their count and best score.
+
 The edge's alert snapshots arrive on the same queue (the alert fast lane,
 vidsift.core.snapshots): they are detected in the same batch, copied to the people bucket
 marked alert-only when they show people, and alerted on, but write no row. With no alert
@@ -86,8 +91,10 @@ def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
     if len(refs) > limit:
         return [d for start in range(0, len(refs), limit) for d in _detect(settings, refs[start:start + limit])]
     try:
+        # Down to PERSON_TRACK_CONFIDENCE in the same call: the boxes under PERSON_MIN_CONFIDENCE
+        # are kept apart (Detection.low_boxes), for the tracker's second pass only.
         answer, _ = aws.invoke_endpoint(settings.endpoint_name,
-                                        build_request([r.uri for r in refs], settings.person_min_confidence,
+                                        build_request([r.uri for r in refs], settings.person_track_confidence,
                                                       settings.person_min_area))
     except Exception as exc:
         status = aws.model_error_status(exc)
@@ -108,7 +115,7 @@ def _detect(settings: Settings, refs: list[ObjectRef]) -> list[Detection]:
                                                  f"and redrive the DLQ ({message})") from exc
             raise BadInputError(refs[0].uri, f"the person detector refused the frame ({message})") from exc
         raise
-    return parse_response(answer, len(refs))
+    return parse_response(answer, len(refs), settings.person_min_confidence)
 
 
 def _skip_snapshots(settings: Settings, refs_by_msg: dict[str, list[ObjectRef]], batch: Batch) -> None:

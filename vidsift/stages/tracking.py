@@ -8,6 +8,20 @@ track id), chooses each track's face frames (vidsift.core.face_frames), writes t
 tracks without any frame fit for face analysis, and hands analyze_faces the rest, one
 message per group of tracks that share frames. Everything written is keyed
 deterministically, so a replayed message rewrites the same objects and rows.
+
+The low boxes (under PERSON_MIN_CONFIDENCE, down to PERSON_TRACK_CONFIDENCE) go to the
+tracker with every frame, and ``TrackParams.track_confidence`` (PERSON_MIN_CONFIDENCE, from
+the settings) lets them only continue someone already tracked. What each output reads:
+
+- a track (its row: first and last seen, dwell, path, lines and zones): every box it holds,
+  low ones included: a half-hidden person is still on their visit;
+- the ``people`` rows: the confident boxes only, as before (count, best score, boxes with
+  their track ids): a low box is never a person in the frame;
+- face work: each track's face frames and thumbnail are chosen among its confident boxes
+  (only frames with a confident person are copied to the people bucket analyze_faces reads,
+  and an unsure box is a poor face); the boxes a face may belong to are the confident ones
+  and the low ones a track holds (a face on a half-hidden person is theirs), never a low box
+  no track took.
 """
 
 from __future__ import annotations
@@ -74,7 +88,7 @@ def track_segment_work(obj: dict[str, Any]) -> dict[str, Any]:
     span = completion.span(item)
     docs = [DetectedFrame.from_json(d) for d in store.frames(part)] if span else []
     failed = sorted(completion.gaps(item))
-    frames = [FramePeople(d.meta.frame_index, d.meta.frame_time_s, d.boxes) for d in docs]
+    frames = [FramePeople(d.meta.frame_index, d.meta.frame_time_s, d.tracked_boxes) for d in docs]
     tracks = track_segment(frames, settings.track, prefix=f"s{segment}-")
     aws.put_json(settings.frames_bucket, keys.tracking_key(video, segment), SegmentTracks(
         video_id=video, segment=segment, start_s=span[0] if span else None, failed=failed, frames=docs,
@@ -109,9 +123,16 @@ def _segment_tracks(doc: SegmentTracks) -> list[Track]:
         pts = []
         for frame_index, box_index in points:
             d = frames[frame_index]
-            pts.append(Point(frame_index, d.meta.frame_time_s, box_index, d.boxes[box_index]))
+            pts.append(Point(frame_index, d.meta.frame_time_s, box_index, d.tracked_boxes[box_index]))
         out.append(Track(key=key, points=pts))
     return out
+
+
+def _confident(track: Track, confidence: float) -> Track:
+    """The track's points of ``confidence`` or more (its boxes counted as a person): what its
+    face frames and thumbnail are chosen among (the module's docstring says why)."""
+    return Track(key=track.key, points=[p for p in track.points if p.box.confidence >= confidence],
+                 track_id=track.track_id)
 
 
 def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
@@ -135,18 +156,22 @@ def track_video_work(obj: dict[str, Any]) -> dict[str, Any]:
     for d in (f for doc in docs for f in doc.frames):
         i = d.meta.frame_index
         metas[i] = d.meta
-        boxes_by_frame[i] = [(owner.get((i, n)), b) for n, b in enumerate(d.boxes)]
-        rows.append(build_people_record(d.meta, d.detection, now, [tid for tid, _ in boxes_by_frame[i]]))
+        people = [(owner.get((i, n)), b) for n, b in enumerate(d.boxes)]  # the confident boxes: indices 0..
+        rows.append(build_people_record(d.meta, d.detection, now, [tid for tid, _ in people]))
+        low = [(owner.get((i, n)), b) for n, b in enumerate(d.low_boxes, start=len(d.boxes))]
+        boxes_by_frame[i] = people + [(tid, b) for tid, b in low if tid is not None]
     aws.put_records(settings.people_stream, rows)
     failed = sorted({i for d in docs for i in d.failed})
     rule = settings.faces
-    chosen = {t.track_id or "": face_frames.choose(t, rule) for t in tracks}
+    sure = {t.track_id or "": _confident(t, settings.track.track_confidence) for t in tracks}
+    chosen = {tid: face_frames.choose(t, rule) for tid, t in sure.items()}
     drafts = {}
     for t in tracks:
         tid = t.track_id or ""
         gap = sum(1 for i in failed if t.first.frame_index < i < t.last.frame_index)
+        best = face_frames.best_point(sure[tid] if sure[tid].points else t)
         drafts[tid] = build_track_draft(video, tid, [(p.frame_index, p.time_s, p.box.as_dict()) for p in t.points],
-                                        metas, face_frames.best_point(t).frame_index, len(chosen[tid]), gap)
+                                        metas, best.frame_index, len(chosen[tid]), gap)
     faceless = [build_track_record(drafts[tid], [], now) for tid, pts in chosen.items() if not pts]
     aws.put_records(settings.need("tracks_stream"), faceless)
     messages = []
