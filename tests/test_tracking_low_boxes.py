@@ -106,7 +106,7 @@ def test_person_track_confidence_defaults_and_limits() -> None:
     for bad in ("0.6", "x", "-0.1"):
         with pytest.raises(ConfigError, match="PERSON_TRACK_CONFIDENCE"):
             _ = Settings.parse({"PERSON_TRACK_CONFIDENCE": bad}).person_track_confidence
-    with pytest.raises(ConfigError, match="PERSON_TRACK_CONFIDENCE='0.45' must be at most PERSON_MIN_CONFIDENCE"):
+    with pytest.raises(ConfigError, match=r"PERSON_TRACK_CONFIDENCE='0\.45' must be at most PERSON_MIN_CONFIDENCE"):
         _ = Settings.parse({"PERSON_MIN_CONFIDENCE": "0.4", "PERSON_TRACK_CONFIDENCE": "0.45"}).person_track_confidence
 
 
@@ -202,7 +202,8 @@ def test_the_people_rows_count_only_confident_boxes(run: Any) -> None:
     rows = {r["frame_index"]: r for r in _rows(stack, "people", video)}
     assert [rows[i]["person_count"] for i in range(5)] == [1, 1, 1, 0, 0]
     assert [rows[i]["max_confidence"] for i in range(5)] == [SURE, SURE, SURE, None, None]
-    assert [[b["track_id"] for b in json.loads(rows[i]["boxes"])] for i in range(5)] == [[track["track_id"]]] * 3 + [[]] * 2
+    ids = [[b["track_id"] for b in json.loads(rows[i]["boxes"])] for i in range(5)]
+    assert ids == [[track["track_id"]]] * 3 + [[]] * 2
     # only frames with a confident person are copied to the people bucket (their count and best score)
     people = stack.names.bucket("people")
     listed = aws.client("s3").list_objects_v2(Bucket=people, Prefix=f"{video}/").get("Contents", [])
