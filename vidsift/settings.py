@@ -363,8 +363,7 @@ class Settings:
     SHARED = ("raw_bucket", "frames_bucket", "people_bucket", "analytics_bucket", "people_stream",
               "faces_stream", "endpoint_name", "sample_fps", "sample_mode", "jpeg_quality", "max_frame_side",
               "person_min_confidence", "person_track_confidence", "person_min_area", "face_min_confidence",
-              "face_min_size",
-              "tracking_table", "tracks_stream", "track_queue_url", "faces_queue_url")
+              "face_min_size", "tracking_table", "tracks_stream", "track_queue_url", "faces_queue_url")
     #: Every typed part.
     PARTS = ("split", "track", "faces", "alerts", "match", "visitors", "sweep", "rate", "runtime")
 
