@@ -15,9 +15,11 @@ track_segment then runs with the default TrackParams, and its tracks are confirm
 pipeline confirms a video's (vidsift.core.confirm; the scene is one segment). The same on the
 true boxes, and on the true boxes with detector-like noise (no colours), tells tracker errors
 from detector errors.
-The detector is asked for boxes down to LOW_CONFIDENCE once: the ``detector`` rows read those
-of MIN_CONFIDENCE and more, as the pipeline stores them; the ``detector+low`` rows add the
-lower ones for the tracker's second pass (TrackParams.track_confidence, ByteTrack's).
+The detector is asked for boxes down to LOW_CONFIDENCE once: the ``detector`` rows give the
+tracker all of them, those under MIN_CONFIDENCE only continuing someone tracked
+(TrackParams.track_confidence, ByteTrack's second pass), as the pipeline does (detect_people
+asks down to PERSON_TRACK_CONFIDENCE); the ``detector (>=0.5 only)`` rows read only the boxes
+of MIN_CONFIDENCE and more, as the pipeline did before, for the before/after in one run.
 
 Scores per scene (vidsift.testing.scenes.score; people less than 35% in view are ignore
 regions): motmetrics' IDF1, MOTA, ID switches; visits found against true visits; merged
@@ -43,7 +45,7 @@ import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +58,9 @@ from vidsift.testing import crowd, scenes
 
 MIN_CONFIDENCE = 0.5  # the stack's PERSON_MIN_CONFIDENCE default
 #: The detector is asked for boxes down to this confidence, once (the cache keeps them): the
-#: ``detector`` rows read those of at least MIN_CONFIDENCE (what the pipeline stores), the
-#: ``detector+low`` rows give the tracker the lower ones too (ByteTrack's second pass).
+#: stack's PERSON_TRACK_CONFIDENCE default. The ``detector`` rows give the tracker all of them
+#: (the lower ones for its second pass, as the pipeline does); the CONFIDENT_ONLY rows only
+#: those of at least MIN_CONFIDENCE (what the pipeline stored before).
 #: SSDLite's graph keeps no box under 0.3, and the boxes of 0.5 and more are the same
 #: whatever is asked (its NMS runs before the threshold).
 LOW_CONFIDENCE = 0.3
@@ -67,8 +70,11 @@ COVERAGE_GOAL = 0.70
 #: missed, people less than a third in view (behind nearer ones) missed.
 NOISY = {"jitter": 0.03, "drop": 0.10, "min_visible": 0.35}
 SOURCES = ("detector", "truth", "truth+noise")
-#: Rows of the summary: SOURCES and the low-score boxes' second pass (low_pass).
-ROW_SOURCES = (*SOURCES, "detector+low")
+#: The rows of the detector's boxes of MIN_CONFIDENCE and more only (confident_only): the pipeline
+#: before the low boxes reached the tracker.
+CONFIDENT_ONLY = "detector (>=0.5 only)"
+#: Rows of the summary: SOURCES and the confident boxes alone.
+ROW_SOURCES = (*SOURCES, CONFIDENT_ONLY)
 GROUPS = ("regression", "tune", "held-out")
 #: Generated scenes are rendered at 2 frames/s (4 with --fps 2): the pipeline samples 1.
 CROWD_RENDER_FPS = 2
@@ -222,7 +228,8 @@ def evaluate(data: list[Sampled], params: TrackParams, sources: tuple[str, ...] 
     rows = []
     for d in data:
         recall, precision = detector_quality(d) if "detector" in sources else (0.0, 0.0)
-        for source, frames in zip(SOURCES, (d.detected, d.true_boxes, d.noisy_boxes), strict=True):
+        # "detector": what the pipeline tracks (the low boxes too, when asked for).
+        for source, frames in zip(SOURCES, (d.detected_low or d.detected, d.true_boxes, d.noisy_boxes), strict=True):
             if source not in sources:
                 continue
             sc = scenes.score(d.truth, [f.time_s for f in frames], tracked(frames, params),
@@ -255,13 +262,12 @@ def far_view(data: list[Sampled]) -> list[Sampled]:
     return out
 
 
-def low_pass(data: list[Sampled], params: TrackParams) -> list[dict[str, Any]]:
-    """The detector's boxes down to LOW_CONFIDENCE, those under MIN_CONFIDENCE only continuing
-    someone tracked (TrackParams.track_confidence, ByteTrack's second pass): rows ``detector+low``.
-    Not the pipeline's input (detect_people stores no box under PERSON_MIN_CONFIDENCE)."""
-    low = [Sampled(d.scene, d.truth, d.detected_low, [], [], d.group) for d in data]
-    rows = evaluate(low, replace(params, track_confidence=MIN_CONFIDENCE), ("detector",))
-    return [r | {"boxes": "detector+low"} for r in rows]
+def confident_only(data: list[Sampled], params: TrackParams) -> list[dict[str, Any]]:
+    """The detector's boxes of MIN_CONFIDENCE and more only (rows CONFIDENT_ONLY): the pipeline's
+    input before detect_people asked for the low boxes (PERSON_TRACK_CONFIDENCE)."""
+    sure = [Sampled(d.scene, d.truth, d.detected, [], [], d.group) for d in data]
+    rows = evaluate(sure, params, ("detector",))
+    return [r | {"boxes": CONFIDENT_ONLY} for r in rows]
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -295,11 +301,11 @@ def summaries(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def summary_table(sums: dict[str, dict[str, float]]) -> str:
-    head = (f"{'scenes/boxes':<24} {'n':>3} {'visits':>9} {'err tot':>7} {'err |.|':>7} {'+-1':>5} "
+    head = (f"{'scenes/boxes':<31} {'n':>3} {'visits':>9} {'err tot':>7} {'err |.|':>7} {'+-1':>5} "
             f"{'merged':>6} {'purity':>6} {'IDF1':>6} {'min':>6} {'MOTA':>6} {'IDsw':>5}")
     lines = [head, "-" * len(head)]
     for key, m in sums.items():
-        lines.append(f"{key:<24} {m['scenes']:>3} {m['visits_found']:>4}/{m['visits_true']:<4} "
+        lines.append(f"{key:<31} {m['scenes']:>3} {m['visits_found']:>4}/{m['visits_true']:<4} "
                      f"{m['visit_error']:>+7.1%} {m['visit_abs_error']:>7.1%} {m['within_1']:>5.0%} "
                      f"{m['merged_share']:>6.1%} {m['purity']:>6.3f} {m['mean_idf1']:>6.3f} {m['min_idf1']:>6.3f} "
                      f"{m['mota']:>6.3f} {m['id_switches']:>5}")
@@ -325,28 +331,30 @@ def goals(sums: dict[str, dict[str, float]]) -> str:
 
 
 def speed(data: list[Sampled], params: TrackParams, repeat: int = 3) -> dict[str, float]:
-    """track_segment alone on every scene's detected frames, ``repeat`` times after a warm-up."""
-    for d in data:
-        track_segment(d.detected, params)
-    frames = sum(len(d.detected) for d in data) * repeat
-    boxes = sum(len(f.boxes) for d in data for f in d.detected) * repeat
+    """track_segment alone on every scene's detected frames (the low boxes too, as the pipeline
+    hands them over), ``repeat`` times after a warm-up."""
+    inputs = [d.detected_low or d.detected for d in data]
+    for frames_in in inputs:
+        track_segment(frames_in, params)
+    frames = sum(len(f) for f in inputs) * repeat
+    boxes = sum(len(f.boxes) for frames_in in inputs for f in frames_in) * repeat
     cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(repeat):
-        for d in data:
-            track_segment(d.detected, params)
+        for frames_in in inputs:
+            track_segment(frames_in, params)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {"frames": frames, "boxes": boxes, "cpu_s": cpu, "wall_s": wall, "frames_per_cpu_s": frames / cpu,
             "cpu_ms_per_frame": 1000 * cpu / frames}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = (f"{'group':<10} {'scene':<44} {'boxes':<11} {'at once':>7} {'visits':>7} {'IDF1':>6} {'MOTA':>6} "
+    head = (f"{'group':<10} {'scene':<44} {'boxes':<21} {'at once':>7} {'visits':>7} {'IDF1':>6} {'MOTA':>6} "
             f"{'IDsw':>4} {'merged':>6} {'purity':>6} {'cov>=70%':>8} {'det R/P':>9}")
     lines = [head, "-" * len(head)]
     for r in rows:
         det = f"{r['detector_recall']:.2f}/{r['detector_precision']:.2f}" if "detector_recall" in r else ""
         lines.append(
-            f"{r['group']:<10} {r['scene'][:44]:<44} {r['boxes']:<11} {r['at_once']:>7} "
+            f"{r['group']:<10} {r['scene'][:44]:<44} {r['boxes']:<21} {r['at_once']:>7} "
             f"{r['visits_found']:>3}/{r['visits_true']:<3} {r['idf1']:>6.3f} {r['mota']:>6.3f} {r['id_switches']:>4} "
             f"{r['merged_tracks']:>6} {r['purity']:>6.3f} {r['visits_ok']:>4}/{len(r['coverage']):<3} {det:>9}")
     return "\n".join(lines)
@@ -367,16 +375,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
     args = parser.parse_args(argv or [])
-    params = TrackParams(confirm_detections=args.confirm)
+    # The pipeline's: boxes under PERSON_MIN_CONFIDENCE only continue tracks (vidsift.settings).
+    params = TrackParams(confirm_detections=args.confirm, track_confidence=MIN_CONFIDENCE)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
         data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache,
                                  appearance=args.appearance)
-    rows = evaluate(data, params) + evaluate(far_view(data), params, SOURCES[1:]) + low_pass(data, params)
+    rows = evaluate(data, params) + evaluate(far_view(data), params, SOURCES[1:]) + confident_only(data, params)
     fast = speed(data, params, args.repeat)
     sums = summaries(rows)
     tune, held = crowd.TUNE_SEEDS, crowd.HELD_OUT_SEEDS
-    print(f"detector {model_id} (min_confidence {MIN_CONFIDENCE}), {args.fps:g} frame/s; tuned on seeds "
+    print(f"detector {model_id} (min_confidence {MIN_CONFIDENCE}, low boxes down to {LOW_CONFIDENCE}), "
+          f"{args.fps:g} frame/s; tuned on seeds "
           f"{tune[0]}-{tune[-1]}, held out {held[0]}-{held[-1]}")
     shown = rows if args.scenes else [r for r in rows if r["group"] in ("regression", "held-out")]
     print(table(shown))
