@@ -301,11 +301,11 @@ def summaries(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def summary_table(sums: dict[str, dict[str, float]]) -> str:
-    head = (f"{'scenes/boxes':<31} {'n':>3} {'visits':>9} {'err tot':>7} {'err |.|':>7} {'+-1':>5} "
+    head = (f"{'scenes/boxes':<33} {'n':>3} {'visits':>9} {'err tot':>7} {'err |.|':>7} {'+-1':>5} "
             f"{'merged':>6} {'purity':>6} {'IDF1':>6} {'min':>6} {'MOTA':>6} {'IDsw':>5}")
     lines = [head, "-" * len(head)]
     for key, m in sums.items():
-        lines.append(f"{key:<31} {m['scenes']:>3} {m['visits_found']:>4}/{m['visits_true']:<4} "
+        lines.append(f"{key:<33} {m['scenes']:>3} {m['visits_found']:>4}/{m['visits_true']:<4} "
                      f"{m['visit_error']:>+7.1%} {m['visit_abs_error']:>7.1%} {m['within_1']:>5.0%} "
                      f"{m['merged_share']:>6.1%} {m['purity']:>6.3f} {m['mean_idf1']:>6.3f} {m['min_idf1']:>6.3f} "
                      f"{m['mota']:>6.3f} {m['id_switches']:>5}")
