@@ -366,8 +366,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="the endpoint's appearance layout (inference.APPEARANCE_VERSION; default: its own)")
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
+    parser.add_argument("--two-way-run", type=int, default=TrackParams().two_way_run,
+                        help="forward-backward cut after this many disagreeing detections (TrackParams.two_way_run; 0: off)")
     args = parser.parse_args(argv or [])
-    params = TrackParams(confirm_detections=args.confirm)
+    params = TrackParams(confirm_detections=args.confirm, two_way_run=args.two_way_run)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
         data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache,
