@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
     parser.add_argument("--two-way-run", type=int, default=TrackParams().two_way_run,
-                        help="forward-backward cut after this many disagreeing detections (TrackParams.two_way_run; 0: off)")
+                        help="forward-backward cut after this many detections (TrackParams.two_way_run; 0: off)")
     args = parser.parse_args(argv or [])
     params = TrackParams(confirm_detections=args.confirm, two_way_run=args.two_way_run)
     groups = tuple(g for g in args.groups.split(",") if g)
