@@ -262,3 +262,18 @@ def test_a_walker_stopping_behind_a_standing_person_is_not_merged_into_them(star
     on = people_per_track(track_segment(frames), who)
     assert all(len(names) == 1 for names in on), on
     assert {names[0] for names in on} == {"S", "W"}
+
+
+def test_a_box_is_compared_with_the_persons_usual_height_not_their_last_box() -> None:
+    """Boxes alone: where two people stand in one place, their heights tell them apart, and
+    one box's edges are off by a few per cent. S is 0.60 tall and their last box came out
+    0.63; a box of 0.60 where S stands is S's, not one of 0.66 (someone a tenth taller).
+    Measured against the last box alone the taller one is nearer (TrackParams.height_window 1)."""
+    from vidsift.core.tracking import Point, motion_cost
+
+    trail = [Point(i, float(i), 0, box(0.5, h=0.6 if i < 4 else 0.63, colours=None)) for i in range(5)]
+    same, taller = (Point(5, 5.0, n, box(0.5, h=h, colours=None)) for n, h in enumerate((0.6, 0.66)))
+    on = TrackParams()
+    assert motion_cost(trail, same, on, 1.0) < motion_cost(trail, taller, on, 1.0)
+    last_only = replace(on, height_window=1)
+    assert motion_cost(trail, same, last_only, 1.0) > motion_cost(trail, taller, last_only, 1.0)
