@@ -139,10 +139,11 @@ class TrackParams:
     #: Forward-backward consistency (docs/tracking.md, *Both ways*): the segment is also tracked
     #: backwards in time, and a track is cut where its last this-many detections all belong to
     #: one backwards track and its next this-many all to another: a lasting disagreement is a
-    #: swap or a merge one of the two directions made (a blip of one or two boxes is left to
-    #: the scoring's ambiguity). Each direction alone sees only the past; the walker who took
-    #: a standing person's box forwards comes from the other side backwards. 0: off. Chosen on
-    #: the tuning seeds (2 / 3 / 4 measured; relinking the pieces by motion was measured too).
+    #: swap or a merge one of the two directions made (a disagreement over a box or two, often
+    #: a box around two people, is left alone). Each direction alone sees only the past; the
+    #: walker who took a standing person's box forwards comes from the other side backwards.
+    #: 0: off. Chosen on the tuning seeds (1-4 measured: shorter runs cut merges further but
+    #: split visits; relinking the pieces by motion was measured and not adopted).
     two_way_run: int = 4
     #: A new box's height is compared with the median of the person's last this-many
     #: detections (not only the last one): without colours, height is what tells two people
