@@ -374,9 +374,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="the endpoint's appearance layout (inference.APPEARANCE_VERSION; default: its own)")
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
+    parser.add_argument("--two-way-run", type=int, default=TrackParams().two_way_run,
+                        help="forward-backward cut after this many detections (TrackParams.two_way_run; 0: off)")
+    parser.add_argument("--height-window", type=int, default=TrackParams().height_window,
+                        help="heights compared with the median of this many detections (TrackParams.height_window)")
     args = parser.parse_args(argv or [])
     # The pipeline's: boxes under PERSON_MIN_CONFIDENCE only continue tracks (vidsift.settings).
-    params = TrackParams(confirm_detections=args.confirm, track_confidence=MIN_CONFIDENCE)
+    params = TrackParams(confirm_detections=args.confirm, track_confidence=MIN_CONFIDENCE,
+                         two_way_run=args.two_way_run, height_window=args.height_window)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
         data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache,

@@ -236,3 +236,44 @@ def test_segments_stitched_give_the_whole_video_tracks(cut: int) -> None:
     random.Random(cut).shuffle(parts)
     assert _as_points(stitch(parts)) == whole
     assert len(whole) == 6
+
+
+@pytest.mark.parametrize("start", [6, 8])
+@pytest.mark.parametrize("offset", [0.0, 0.03, -0.03])
+def test_a_walker_stopping_behind_a_standing_person_is_not_merged_into_them(start: int, offset: float) -> None:
+    """No colours (boxes alone): S stands in the middle; W walks up at 0.05 of the frame a
+    second, stops right where S is for 5 s (one box: S's or W's) and walks on. Forwards, S's
+    track ends up walking on as W (a track holding two people: merged). The backward pass
+    (the segment tracked from its end) disagrees there for good, so the track is cut
+    (TrackParams.two_way_run): no track holds both people. Boxes alone cannot rejoin the
+    pieces, so the visit is split; a merge is what issue 24 counts against the tracker."""
+    n = 24
+    stand = {i: box(0.5, colours=None) for i in range(n)}
+    walk, x = {}, 0.5 + offset - 0.05 * start
+    for i in range(n):
+        walk[i] = box(x, top=0.33, colours=None)
+        x += 0.0 if start <= i < start + 5 else 0.05
+    for i in [i for i in stand if abs(walk[i].left + walk[i].width / 2 - 0.5) < 0.6 * W]:
+        del stand[i]
+    frames, who = frames_of({"S": stand, "W": {i: b for i, b in walk.items() if b.left >= 0
+                                               and b.left + b.width <= 1}}, n)
+    off = people_per_track(track_segment(frames, replace(TrackParams(), two_way_run=0)), who)
+    assert ["S", "W"] in off  # forwards alone, a track that holds both
+    on = people_per_track(track_segment(frames), who)
+    assert all(len(names) == 1 for names in on), on
+    assert {names[0] for names in on} == {"S", "W"}
+
+
+def test_a_box_is_compared_with_the_persons_usual_height_not_their_last_box() -> None:
+    """Boxes alone: where two people stand in one place, their heights tell them apart, and
+    one box's edges are off by a few per cent. S is 0.60 tall and their last box came out
+    0.63; a box of 0.60 where S stands is S's, not one of 0.66 (someone a tenth taller).
+    Measured against the last box alone the taller one is nearer (TrackParams.height_window 1)."""
+    from vidsift.core.tracking import Point, motion_cost
+
+    trail = [Point(i, float(i), 0, box(0.5, h=0.6 if i < 4 else 0.63, colours=None)) for i in range(5)]
+    same, taller = (Point(5, 5.0, n, box(0.5, h=h, colours=None)) for n, h in enumerate((0.6, 0.66)))
+    on = TrackParams()
+    assert motion_cost(trail, same, on, 1.0) < motion_cost(trail, taller, on, 1.0)
+    last_only = replace(on, height_window=1)
+    assert motion_cost(trail, same, last_only, 1.0) > motion_cost(trail, taller, last_only, 1.0)
