@@ -444,8 +444,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="PERSON_TILING for the far scenes only (default: the environment's, else auto)")
     parser.add_argument("--confirm", type=int, default=TrackParams().confirm_detections,
                         help="a track of fewer detections is no visit (TrackParams.confirm_detections; 1: off)")
+    parser.add_argument("--link", choices=("auto", "always", "off"), default=TrackParams().link,
+                        help="join far walkers' track pieces (TrackParams.link, vidsift.core.linking)")
     args = parser.parse_args(argv or [])
-    params = TrackParams(confirm_detections=args.confirm)
+    params = TrackParams(confirm_detections=args.confirm, link=args.link)
     groups = tuple(g for g in args.groups.split(",") if g)
     with tempfile.TemporaryDirectory(prefix="vidsift-bench-tracking-") as tmp:
         data, model_id = prepare(Path(tmp), args.fps, groups, use_cache=not args.no_cache,
