@@ -15,12 +15,17 @@ it has one visit).
 
 A dropped track's boxes stay in the ``people`` rows, with no track id: every box the
 detector found is still counted per frame; only the count of visits changes.
+
+Before judging, a far walker's pieces are joined into one track (vidsift.core.linking,
+``TrackParams.link``): a piece is judged as part of the walk it belongs to, not as a short
+track of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from vidsift.core.linking import link_if_far, link_tracks, sampling_step
 from vidsift.core.tracking import Track, TrackParams
 
 
@@ -43,6 +48,13 @@ def confirmed(tracks: Sequence[Track], first_frame: int, last_frame: int,
     """The tracks of a video (``first_frame`` and ``last_frame``: its first and last sampled
     frames) that are visits by ``params.confirm_detections`` (1: every track). The tracks
     keep their ids: a dropped track leaves a gap in the numbering, so a track's id does not
-    depend on how many short tracks came before it."""
+    depend on how many short tracks came before it. A far walker's pieces are joined first
+    (``params.link``: "auto", "always" or "off"); a joined track keeps its first piece's id."""
+    if params.link == "always":
+        tracks = link_tracks(tracks, params, sampling_step(tracks))
+    elif params.link == "auto":
+        tracks = link_if_far(tracks, params, sampling_step(tracks))
+    elif params.link != "off":
+        raise ValueError(f"TrackParams.link must be auto, always or off, got {params.link!r}")
     return [t for t in tracks if is_confirmed(t, first_frame, last_frame, min_detections=params.confirm_detections,
                                               track_confidence=params.track_confidence)]

@@ -154,6 +154,10 @@ class TrackParams:
     #: A video's final track of fewer detections is not a visit (vidsift.core.confirm), unless it
     #: is at the video's first or last sampled frame. 1: every track is.
     confirm_detections: int = 1
+    #: Join a video's track pieces offline (vidsift.core.linking) before confirming them:
+    #: "auto" where its walkers take long steps for their size (far from the camera), "always",
+    #: or "off".
+    link: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -376,8 +376,11 @@ def far(s: Scene, scale: float = FAR_SCALE) -> Scene:
     vtest.avi's), walking the same paths in the same times. Why: the near scenes' walkers cover
     0.1-0.4 of their own heights a second, a third of what people walk (about 0.8 heights a
     second sideways); far away, the same paths are 0.4-1.4 heights a second, and a tracker
-    that measures distance in body heights meets real footage's steps. Used with true boxes
-    (``python -m bench tracking``'s far rows); the figures are not rendered this small."""
+    that measures distance in body heights meets real footage's steps. ``python -m bench
+    tracking``'s far rows render it (render works at any size) and run the detector on it as
+    on the near scenes. The figures are photo cut-outs (mostly upper bodies), not whole
+    walkers: SSDLite finds 0.14 of them at this size (tiling ``auto``; about 0.3 with tiles on
+    every frame), against 0.83 of vtest.avi's people (docs/tracking.md, *Far people, rendered*)."""
     legs = tuple(Leg(leg.actor, tuple((t, x, bottom, round(h * scale, 4)) for t, x, bottom, h in leg.waypoints))
                  for leg in s.legs)
     return replace(s, name=f"{s.name} (far)", legs=legs)
