@@ -1,10 +1,10 @@
 """People on real footage: per-person detection recall against a hand count, and visits.
 
 Why: every other figure of the detector and the tracker comes from generated scenes made of a
-few bundled photos. This one is a real surveillance clip no parameter was chosen on for
-tracking: OpenCV's sample ``vtest.avi`` (768x576, 10 fps, 79.5 s, a campus seen from above,
-3-9 people in view, 30-120 px tall), which ships inside the PyPI source distribution of
-``opencv-python-headless``. The hand count (``bench/data/vtest_count.json``: the people in
+few bundled photos. This one is a real surveillance clip, of which only the first half (A,
+below) has had tracker settings chosen on it: OpenCV's sample ``vtest.avi`` (768x576, 10 fps,
+79.5 s, a campus seen from above, 3-9 people in view, 30-120 px tall), which ships inside the
+PyPI source distribution of ``opencv-python-headless``. The hand count (``bench/data/vtest_count.json``: the people in
 view, with boxes, at 16 whole seconds, and each of the 21 visits' first and last second) was
 made by eye; how is written in the file.
 
