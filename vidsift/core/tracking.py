@@ -32,6 +32,11 @@ different people for several detections each. A swap or a merge made by one dire
 (someone stopping behind a standing person, two who meet) is seldom made alike by the other,
 which comes to the same moment from its future (docs/tracking.md, *Both ways*).
 
+Far from the camera (walkers covering a third of their height a second or more,
+vidsift.core.linking.far_regime) a segment is tracked again with ``TrackParams.far``'s
+settings: there a person's box is a few dozen pixels and their colours say less
+(docs/tracking.md, *vtest.avi halved*).
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
