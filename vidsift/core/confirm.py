@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vidsift.core.linking import link_if_far, link_tracks, sampling_step
-from vidsift.core.tracking import Track, TrackParams
+from vidsift.core.tracking import Track, TrackParams, for_regime
 
 
 def is_confirmed(track: Track, first_frame: int, last_frame: int, *, min_detections: int = 1,
@@ -49,11 +49,14 @@ def confirmed(tracks: Sequence[Track], first_frame: int, last_frame: int,
     frames) that are visits by ``params.confirm_detections`` (1: every track). The tracks
     keep their ids: a dropped track leaves a gap in the numbering, so a track's id does not
     depend on how many short tracks came before it. A far walker's pieces are joined first
-    (``params.link``: "auto", "always" or "off"); a joined track keeps its first piece's id."""
+    (``params.link``: "auto", "always" or "off"); a joined track keeps its first piece's id.
+    Where the tracks are far (and ``params.far`` is set), its settings judge them."""
+    step = sampling_step(tracks)
+    params = for_regime(tracks, params, step)  # far from the camera: ``params.far``'s settings
     if params.link == "always":
-        tracks = link_tracks(tracks, params, sampling_step(tracks))
+        tracks = link_tracks(tracks, params, step)
     elif params.link == "auto":
-        tracks = link_if_far(tracks, params, sampling_step(tracks))
+        tracks = link_if_far(tracks, params, step)
     elif params.link != "off":
         raise ValueError(f"TrackParams.link must be auto, always or off, got {params.link!r}")
     return [t for t in tracks if is_confirmed(t, first_frame, last_frame, min_detections=params.confirm_detections,

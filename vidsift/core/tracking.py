@@ -32,6 +32,11 @@ different people for several detections each. A swap or a merge made by one dire
 (someone stopping behind a standing person, two who meet) is seldom made alike by the other,
 which comes to the same moment from its future (docs/tracking.md, *Both ways*).
 
+Far from the camera (walkers covering a third of their height a second or more,
+vidsift.core.linking.far_regime) a segment is tracked again with ``TrackParams.far``'s
+settings: there a person's box is a few dozen pixels and their colours say less
+(docs/tracking.md, *vtest.avi halved*).
+
 Everything here is plain and deterministic: frames are processed in frame order whatever
 order they arrived in, and ids come from the order of first appearance, so a replay gives
 the same tracks. norfair is imported lazily: only track_people carries it (and its SciPy),
@@ -158,6 +163,19 @@ class TrackParams:
     #: "auto" where its walkers take long steps for their size (far from the camera), "always",
     #: or "off".
     link: str = "auto"
+    #: The settings that replace the ones above where the walkers are far from the camera
+    #: (vidsift.core.linking.far_regime, judged on the tracks these settings give): the
+    #: segment is tracked again with them (:func:`track_segment`), and its video stitched and
+    #: confirmed with them. Far, a person's box is a few dozen pixels, mostly background and
+    #: blur, so their colours say less (docs/tracking.md, *vtest.avi halved*). Empty: none.
+    #: Chosen on vtest.avi's first half (0-40 s) only: the colours weigh half as much in the
+    #: distance and are a veto from 0.35 (one person's boxes 5-10 s apart there: median 0.30,
+    #: other people's 0.39), where the generated figures' 0.25 and 1.0 split its walkers.
+    far: tuple[tuple[str, float], ...] = (("appearance_weight", 0.5), ("max_appearance", 0.35))
+
+    def in_far_regime(self) -> TrackParams:
+        """These settings with ``far``'s in place (and no further far settings)."""
+        return replace(self, far=(), **dict(self.far))
 
 
 @dataclass(frozen=True)
@@ -212,6 +230,25 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
 
     ordered = sorted({f.frame_index: f for f in frames}.values(), key=lambda f: f.frame_index)
     step = _frame_step(ordered)
+    found = _track_once(ordered, params, step)
+    far = for_regime([Track(key="", points=pts) for pts in found], params, step)
+    if far is not params:  # far from the camera: tracked again with the far settings
+        found = _track_once(ordered, far, step)
+    return [Track(key=f"{prefix}{n}", points=pts) for n, pts in enumerate(found, start=1)]
+
+
+def for_regime(tracks: Sequence[Track], params: TrackParams, step: float) -> TrackParams:
+    """``params.in_far_regime()`` where ``params.far`` is set and ``tracks`` are in the far
+    regime (vidsift.core.linking.far_regime), else ``params`` itself."""
+    if not params.far:
+        return params
+    from vidsift.core.linking import far_regime  # linking builds on this module
+
+    return params.in_far_regime() if far_regime(tracks, step) else params
+
+
+def _track_once(ordered: Sequence[FramePeople], params: TrackParams, step: float) -> list[list[Point]]:
+    """track_segment's work with one set of settings: each track's points, in key order."""
     first_index = ordered[0].frame_index if ordered else 0
     _quiet_norfair()
     found_tracks = _associate(ordered, params, step)
@@ -224,7 +261,7 @@ def track_segment(frames: Sequence[FramePeople], params: TrackParams = TrackPara
     found = rejoin([pts for pts in found_tracks if id(pts) in keep
                     or pts[0].frame_index == ends[0] or pts[-1].frame_index == ends[1]], params, step, first_index)
     found.sort(key=lambda pts: (pts[0].frame_index, pts[0].box.left, pts[0].box.top))
-    return [Track(key=f"{prefix}{n}", points=pts) for n, pts in enumerate(found, start=1)]
+    return found
 
 
 def _associate(ordered: Sequence[FramePeople], params: TrackParams, step: float) -> list[list[Point]]:
@@ -619,6 +656,7 @@ def stitch(segments: Sequence[tuple[float, Sequence[Track]]], params: TrackParam
     ordered = sorted(segments, key=lambda s: s[0])
     times = sorted({p.time_s for _, seg in ordered for t in seg for p in t.points})
     step = _frame_step([FramePeople(i, t, ()) for i, t in enumerate(times)])
+    params = for_regime([t for _, seg in ordered for t in seg], params, step)  # far: the far settings
     chains: list[Track] = []
     for start_s, seg in ordered:
         seg_tracks = sorted(seg, key=lambda t: (t.first.frame_index, t.first.box.left, t.first.box.top))
