@@ -210,17 +210,9 @@ def detector_quality(sampled: Sampled) -> tuple[float, float]:
     """Recall and precision of the detector's boxes against the truth (IoU >= 0.5, greedy)."""
     tp = n_true = n_det = 0
     for f in sampled.detected:
-        gt = [p.box for p in sampled.truth.at(f.time_s)]
+        gt = sampled.truth.at(f.time_s)
         n_true, n_det = n_true + len(gt), n_det + len(f.boxes)
-        pairs = sorted(((scenes.iou(g, (b.left, b.top, b.width, b.height)), i, j)
-                        for i, g in enumerate(gt) for j, b in enumerate(f.boxes)), reverse=True)
-        used_g: set[int] = set()
-        used_d: set[int] = set()
-        for v, i, j in pairs:
-            if v >= 0.5 and i not in used_g and j not in used_d:
-                used_g.add(i)
-                used_d.add(j)
-                tp += 1
+        tp += len(_matched(gt, f.boxes))
     return tp / max(1, n_true), tp / max(1, n_det)
 
 
