@@ -30,12 +30,12 @@ from vidsift.core.tracking import (
     Point,
     Track,
     TrackParams,
-    _anchor,
-    _at_side,
-    _mean_appearance,
-    _ref_width,
+    anchor,
     appearance_distance,
+    at_side,
     left_view,
+    mean_appearance,
+    ref_width,
     velocity,
 )
 
@@ -103,17 +103,17 @@ def link_cost(a: Sequence[Point], b: Sequence[Point], params: TrackParams, step_
     gap = start.time_s - end.time_s
     if not 0 < gap <= link.max_gap_s or left_view(a, start.time_s, params, step_s):
         return None
-    if _at_side(start.box, params) != 0 or _at_side(end.box, params) != 0:
+    if at_side(start.box, params) != 0 or at_side(end.box, params) != 0:
         return None  # someone coming in, or going out, at a side: a visit begins or ends there
     size = abs(math.log(max(start.box.height, 1e-6) / max(end.box.height, 1e-6)))
     if size > link.max_size_change:
         return None
-    colours = appearance_distance(_mean_appearance(a[-3:]), _mean_appearance(b[:3]))
+    colours = appearance_distance(mean_appearance(a[-3:]), mean_appearance(b[:3]))
     if colours > params.max_appearance:
         return None
     h = max(end.box.height, 1e-6)
-    wa, wb = _ref_width(a, params), _ref_width(b, params)
-    pa, pb = _anchor(end.box, wa, params), _anchor(start.box, wb, params)
+    wa, wb = ref_width(a, params), ref_width(b, params)
+    pa, pb = anchor(end.box, wa, params), anchor(start.box, wb, params)
     va, vb = velocity(a, params, step_s), _backward(b, params, step_s)
     forward = _to_segment(pb, pa, (pa[0] + va[0] * gap, pa[1] + va[1] * gap))
     backward = _to_segment(pa, pb, (pb[0] - vb[0] * gap, pb[1] - vb[1] * gap))
@@ -123,10 +123,10 @@ def link_cost(a: Sequence[Point], b: Sequence[Point], params: TrackParams, step_
     if others is not None and link.nearest:
         ahead = (pa, (pa[0] + va[0] * gap, pa[1] + va[1] * gap))
         back = (pb, (pb[0] - vb[0] * gap, pb[1] - vb[1] * gap))
-        if any(_to_segment(_anchor(q.box, wb, params), *ahead) < forward
+        if any(_to_segment(anchor(q.box, wb, params), *ahead) < forward
                for q in others.get(round(start.time_s, 3), ()) if q is not start):
             return None
-        if any(_to_segment(_anchor(q.box, wa, params), *back) < backward
+        if any(_to_segment(anchor(q.box, wa, params), *back) < backward
                for q in others.get(round(end.time_s, 3), ()) if q is not end):
             return None
     return cost
@@ -206,8 +206,8 @@ def _backward(points: Sequence[Point], params: TrackParams, step_s: float) -> tu
     span = early[-1].time_s - first.time_s
     if span < 0.5 * step_s:
         return 0.0, 0.0
-    w = _ref_width(points, params)
-    (x0, y0), (x1, y1) = _anchor(first.box, w, params), _anchor(early[-1].box, w, params)
+    w = ref_width(points, params)
+    (x0, y0), (x1, y1) = anchor(first.box, w, params), anchor(early[-1].box, w, params)
     return (x1 - x0) / span, (y1 - y0) / span
 
 

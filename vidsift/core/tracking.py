@@ -418,27 +418,27 @@ def _mark_occlusions(dets: list, objects: list, params: TrackParams, distance: o
         det.data["trail"] = [det.data["point"]]
         if params.occlusion_margin <= 0 or len(near) < 2 or not point.box.appearance:
             continue
-        colours = {id(o): appearance_distance(_mean_appearance(_clean(o.last_detection.data["trail"])[-3:]),
+        colours = {id(o): appearance_distance(mean_appearance(_clean(o.last_detection.data["trail"])[-3:]),
                                               list(point.box.appearance)) for o in near}
         best = min(colours.values())
         det.data["not_for"] = {k for k, c in colours.items() if c > best + params.occlusion_margin}
 
 
-def _at_side(box: Box, params: TrackParams) -> int:
+def at_side(box: Box, params: TrackParams) -> int:
     """-1 for a box touching the frame's left side, 1 its right side, 0 neither (or both)."""
     left, right = box.left <= params.edge_margin, box.left + box.width >= 1.0 - params.edge_margin
     return 0 if left == right else (-1 if left else 1)
 
 
-def _ref_width(trail: Sequence[Point], params: TrackParams) -> float:
+def ref_width(trail: Sequence[Point], params: TrackParams) -> float:
     """The person's unclipped width: the widest box not cut by a side (else the widest)."""
-    whole = [p.box.width for p in trail if _at_side(p.box, params) == 0]
+    whole = [p.box.width for p in trail if at_side(p.box, params) == 0]
     return max(whole or [p.box.width for p in trail])
 
 
-def _anchor(box: Box, width: float, params: TrackParams) -> tuple[float, float]:
+def anchor(box: Box, width: float, params: TrackParams) -> tuple[float, float]:
     """Where the person's centre is: a box cut by the frame's side is measured from its inner edge."""
-    side = _at_side(box, params)
+    side = at_side(box, params)
     cy = box.top + box.height / 2
     if side < 0:
         return box.left + box.width - width / 2, cy
@@ -456,9 +456,9 @@ def velocity(trail: Sequence[Point], params: TrackParams, step: float, entering:
     recent = [p for p in trail if last.time_s - p.time_s <= params.velocity_window_s + 1e-6]
     span = last.time_s - recent[0].time_s
     if span < 0.5 * step:  # seen once: at a side, coming in; elsewhere, no idea
-        return -_at_side(last.box, params) * params.entering_speed * last.box.height * entering, 0.0
-    w = _ref_width(trail, params)
-    (x0, y0), (x1, y1) = _anchor(recent[0].box, w, params), _anchor(last.box, w, params)
+        return -at_side(last.box, params) * params.entering_speed * last.box.height * entering, 0.0
+    w = ref_width(trail, params)
+    (x0, y0), (x1, y1) = anchor(recent[0].box, w, params), anchor(last.box, w, params)
     return (x1 - x0) / span, (y1 - y0) / span
 
 
@@ -472,11 +472,11 @@ def left_view(trail: Sequence[Point], time_s: float, params: TrackParams, step: 
     if gap <= 1.5 * step:
         return False
     vx, _ = velocity(trail, params, step, entering)
-    side = _at_side(last.box, params)
+    side = at_side(last.box, params)
     h = max(last.box.height, 1e-6)
     if side != 0 and vx * side > -params.walking_speed * h:
         return True
-    cx, _ = _anchor(last.box, _ref_width(trail, params), params)
+    cx, _ = anchor(last.box, ref_width(trail, params), params)
     return not 0.0 <= cx + vx * gap <= 1.0
 
 
@@ -494,11 +494,11 @@ def motion_cost(trail: Sequence[Point], point: Point, params: TrackParams, step:
     a, b = last.box, point.box
     h = max(a.height, 1e-6)
     vx, vy = velocity(trail, params, step, entering)
-    w = _ref_width(trail, params)
-    (cx, cy), (dx, dy) = _anchor(a, w, params), _anchor(b, w, params)
+    w = ref_width(trail, params)
+    (cx, cy), (dx, dy) = anchor(a, w, params), anchor(b, w, params)
     if abs(vx) >= params.walking_speed * h and (dx - cx) * vx < 0 and abs(dx - cx) > params.reverse_tolerance * h:
         return _NEVER  # a walker does not turn around between two frames
-    colours = appearance_distance(_mean_appearance(_clean(trail)[-3:]), b.appearance and list(b.appearance))
+    colours = appearance_distance(mean_appearance(_clean(trail)[-3:]), b.appearance and list(b.appearance))
     if colours > params.max_appearance:
         return _NEVER
     d = (math.dist((cx + vx * gap, cy + vy * gap), (dx, dy)) / h
@@ -531,18 +531,20 @@ def _confirmed_step(a: Box, b: Box, width: float, gap: float, time_s: float, ahe
     Returns how far it lands from the nearest (in heights, plus |log| of the height ratio),
     or None."""
     h = max(a.height, 1e-6)
-    (cx, cy), (dx, dy) = _anchor(a, width, params), _anchor(b, width, params)
+    (cx, cy), (dx, dy) = anchor(a, width, params), anchor(b, width, params)
     vx, vy = (dx - cx) / gap, (dy - cy) / gap
     if math.hypot(vx, vy) > params.first_step_max * h or abs(math.log(max(b.height, 1e-6) / h)) > params.max_distance:
         return None
     dt = ahead.time_s - time_s
     hb = max(b.height, 1e-6)
-    best = min((math.dist((dx + vx * dt, dy + vy * dt), _anchor(c, width, params)) / hb
+    best = min((math.dist((dx + vx * dt, dy + vy * dt), anchor(c, width, params)) / hb
                 + abs(math.log(max(c.height, 1e-6) / hb)) for c in ahead.boxes), default=_NEVER)
     return best if best <= params.max_distance else None
 
 
-def _mean_appearance(points: Sequence[Point]) -> list[float] | None:
+def mean_appearance(points: Sequence[Point]) -> list[float] | None:
+    """The mean of the points' colours (None when none has any): one detection's colours are
+    noisy, a few seconds' mean is what a rejoin or a link compares."""
     apps = [p.box.appearance for p in points if p.box.appearance]
     return [sum(v) / len(apps) for v in zip(*apps, strict=True)] if apps else None
 
@@ -573,15 +575,15 @@ def rejoin(tracks: list[list[Point]], params: TrackParams, step: float = 1.0,
                 continue
             if not (last.box.appearance and first.box.appearance):  # no colours: boxes alone cannot tell
                 continue
-            if _at_side(first.box, params) != 0 and _at_side(first.box, params) != _at_side(last.box, params):
+            if at_side(first.box, params) != 0 and at_side(first.box, params) != at_side(last.box, params):
                 continue  # entering at a side the first was not at: someone coming in
             vx, vy = velocity(chain, params, step, entering)
-            w = _ref_width(chain, params)
-            (cx, cy), (dx, dy) = _anchor(last.box, w, params), _anchor(first.box, w, params)
+            w = ref_width(chain, params)
+            (cx, cy), (dx, dy) = anchor(last.box, w, params), anchor(first.box, w, params)
             far = math.dist((cx + vx * gap, cy + vy * gap), (dx, dy)) / max(last.box.height, 1e-6)
             if far > params.rejoin_reach + params.rejoin_reach_per_s * gap:
                 continue
-            colours = appearance_distance(_mean_appearance(chain[-3:]), _mean_appearance(pts[:3]))
+            colours = appearance_distance(mean_appearance(chain[-3:]), mean_appearance(pts[:3]))
             if colours > params.max_appearance:
                 continue
             if best is None or (colours, gap) < best[:2]:
