@@ -102,7 +102,9 @@ ASSUMPTIONS = (
     "video by track_people.",
     "Not counted: storage (S3, DynamoDB), CloudWatch Logs, KMS, data transfer, Athena queries, SageMaker data "
     "processing (requests carry S3 URIs, not images), DynamoDB reads of the progress table (a few 4 KB read "
-    "units per segment), Rekognition SearchFacesByImage against a known-faces collection, free tiers and volume "
+    "units per segment), the progress table's frame items growing by the low boxes they keep for the tracker "
+    "(PERSON_TRACK_CONFIDENCE; about 0.5 KB a box: at most a write unit or two a frame that has some), "
+    "Rekognition SearchFacesByImage against a known-faces collection, free tiers and volume "
     "discounts.",
     "DetectFaces on every frame: every sampled frame before duplicate skipping sent to DetectFaces, no person "
     "filter. Rekognition Video: stored-video face detection for the same video minutes, pro rata.",
