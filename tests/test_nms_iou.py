@@ -129,3 +129,19 @@ def test_the_bench_cache_key_names_the_iou(monkeypatch: pytest.MonkeyPatch) -> N
     assert detector_key(Backend(0.6), 1) == "ssdlite_mobilenet_v2_person tiling=auto zoom=2"
     assert detector_key(Backend(0.7), 1) == "ssdlite_mobilenet_v2_person tiling=auto zoom=2 nms_iou=0.7"
     assert detector_key(Backend(0.8), 2) != detector_key(Backend(0.7), 2)
+
+
+def test_detector_bands_count_duplicates_and_bands() -> None:
+    """bench.detector_bands: a second box on a found person is a duplicate, a box on nobody a
+    false positive, and each true person counts in the band of their share in view."""
+    from types import SimpleNamespace as NS
+
+    from bench.detector_bands import frame_counts
+
+    gt = [NS(box=(0.1, 0.1, 0.2, 0.5), visible=1.0), NS(box=(0.25, 0.1, 0.2, 0.5), visible=0.5)]
+    box = lambda x, c: NS(left=x, top=0.1, width=0.2, height=0.5, confidence=c)  # noqa: E731
+    out = frame_counts(gt, [box(0.1, 0.9), box(0.11, 0.6), box(0.7, 0.8)])
+    assert (out["boxes"], out["matched"], out["duplicates"]) == (3, 1, 1)
+    assert (out["wholly in view true"], out["wholly in view found"]) == (1, 1)
+    assert (out["35-60% in view true"], out["35-60% in view found"]) == (1, 0)
+    assert frame_counts(gt, [box(0.1, 0.9), box(0.25, 0.6)])["35-60% in view found"] == 1
