@@ -12,7 +12,7 @@ only when ultralytics imports: speed is the architecture's, accuracy is meaningl
 wall time per frame, the CPU time per frame (all threads): locally the detector shares the
 machine's cores with the rest of the pipeline, so CPU is what a frame really costs there.
 
-    python -m bench.bench_detector [--frames 48] [--batch-sizes 1 4 16] [--backends ssdlite-opencv ...]
+    python -m bench.bench_detector [--frames 48] [--batch-sizes 1 4 16] [--backends ssdlite-opencv ...] [--nms-iou 0.7]
 """
 
 from __future__ import annotations
@@ -173,7 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--backends", nargs="+", choices=(*SSDLITE, "yolo"), help="default: all that load here")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--nms-iou", type=float, default=None,
+                        help="SSDLite's suppression IoU (SSDLITE_NMS_IOU) for this run (default: the environment)")
     args = parser.parse_args(argv)
+    if args.nms_iou is not None:  # read as each backend loads
+        os.environ["SSDLITE_NMS_IOU"] = str(args.nms_iou)
 
     inf = load_inference()
     jpegs = frames()

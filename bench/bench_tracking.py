@@ -134,14 +134,23 @@ def _photo_people(inf: Any, model: Any) -> Any:
     return people
 
 
+#: The suppression IoU the detections cached before it was a setting were made with; it stays
+#: out of the key so they are still read (any other value is named in the key).
+KEYLESS_NMS_IOU = 0.6
+
+
 def detector_key(model: Any, appearance_version: int) -> str:
     """The model, how it looks at a frame and what its colours are: with tiles (PERSON_TILING,
     PERSON_TILE_ZOOM) the same model finds other boxes, and another appearance version
     (inference.APPEARANCE_VERSION) means other numbers, so cached detections of one are never
-    read as the other's. Version 1 (two halves) keeps the key it had before versions existed."""
+    read as the other's; nor are those of another suppression IoU (SSDLITE_NMS_IOU), named when
+    it is not the model's own 0.6. Version 1 (two halves) keeps the key it had before versions existed."""
     backend = getattr(model, "backend", model)
     mode, zoom = getattr(backend, "mode", "off"), getattr(backend, "zoom", None)
     key = f"{model.model_id} tiling={mode}" + (f" zoom={zoom:g}" if mode != "off" else "")
+    nms_iou = getattr(backend, "nms_iou", None)
+    if nms_iou is not None and abs(nms_iou - KEYLESS_NMS_IOU) > 1e-9:
+        key += f" nms_iou={nms_iou:g}"
     return key if appearance_version == 1 else f"{key} appearance={appearance_version}"
 
 
@@ -450,7 +459,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="heights compared with the median of this many detections (TrackParams.height_window)")
     parser.add_argument("--link", choices=("auto", "always", "off"), default=TrackParams().link,
                         help="join far walkers' track pieces (TrackParams.link, vidsift.core.linking)")
+    parser.add_argument("--nms-iou", type=float, default=None,
+                        help="the detector's suppression IoU (SSDLITE_NMS_IOU) for this run (default: the environment)")
     args = parser.parse_args(argv or [])
+    if args.nms_iou is not None:  # read by the endpoint's model as it loads (prepare, far_view)
+        os.environ["SSDLITE_NMS_IOU"] = str(args.nms_iou)
     # The pipeline's: boxes under PERSON_MIN_CONFIDENCE only continue tracks (vidsift.settings).
     params = TrackParams(confirm_detections=args.confirm, track_confidence=MIN_CONFIDENCE,
                          two_way_run=args.two_way_run, height_window=args.height_window, link=args.link)

@@ -50,6 +50,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -77,6 +78,13 @@ SSDLITE_INPUT = 300
 DEFAULT_YOLO_MODEL = "yolo11n"
 BACKENDS = ("auto", "yolo", "ssdlite")
 SSDLITE_RUNTIMES = ("auto", "openvino", "opencv")
+#: SSDLite's non-maximum suppression IoU: a box overlapping a more confident one by at least this
+#: much is dropped as the same person. 0.6 is the value the frozen graph carries (its
+#: ``.../non_max_suppression/iou_threshold`` constant, the published ssdlite_mobilenet_v2 one) and
+#: make_pbtxt.SSDConfig's default; ``SSDLITE_NMS_IOU`` sets another on both runtimes
+#: (docs/person-detection.md, *Non-maximum suppression*). Why a setting: a person standing partly
+#: behind another has a box overlapping theirs, which a low value removes.
+DEFAULT_NMS_IOU = 0.6
 
 JSON = "application/json"
 IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "application/x-image"})
@@ -514,6 +522,8 @@ class SSDLiteDetector:
 
     def __init__(self, graph: Path, pbtxt: Path) -> None:
         self.graph, self.pbtxt = graph, pbtxt
+        #: The text graph's DetectionOutput IoU: where this runtime's suppression happens.
+        self.nms_iou = pbtxt_nms_iou(pbtxt.read_text())
         self._net = cv2.dnn.readNetFromTensorflow(str(graph), str(pbtxt))
         self._net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         self._net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
@@ -565,14 +575,22 @@ class SSDLiteOpenVINO:
     runtime = "openvino"
     fits = staticmethod(SSDLiteDetector.fits)
 
-    def __init__(self, graph: Path, streams: int = 2, cache_dir: Path | None = None) -> None:
+    def __init__(self, graph: Path, streams: int = 2, cache_dir: Path | None = None,
+                 nms_iou: float = DEFAULT_NMS_IOU) -> None:
         import openvino as ov
 
-        self.graph, self.streams = graph, streams
+        self.graph, self.streams, self.nms_iou = graph, streams, nms_iou
         core = ov.Core()
         if cache_dir is not None:
             core.set_property({"CACHE_DIR": str(cache_dir)})
-        compiled = core.compile_model(str(graph), "CPU", {
+        # The graph's own IoU: compiled from its path, which the compiled-network cache knows
+        # (0.1 s a load). Another: read, changed and compiled (about 1.5 s a load, the TF graph
+        # converted each time).
+        model: Any = str(graph)
+        if abs(nms_iou - DEFAULT_NMS_IOU) > 1e-9:
+            model = core.read_model(str(graph))
+            set_openvino_nms_iou(model, nms_iou)
+        compiled = core.compile_model(model, "CPU", {
             "NUM_STREAMS": str(streams), "INFERENCE_NUM_THREADS": str(streams), "INFERENCE_PRECISION_HINT": "f32"})
         self.precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         outputs = {name.split(":")[0]: i for i, port in enumerate(compiled.outputs) for name in port.get_names()}
@@ -604,6 +622,71 @@ class SSDLiteOpenVINO:
         return rows
 
 
+def set_openvino_nms_iou(model: Any, iou: float) -> int:
+    """Give every NonMaxSuppression of ``model`` (read, not yet compiled), those inside loop
+    bodies included, the IoU threshold ``iou`` in place of the graph's constant (input 3), so
+    SSDLITE_NMS_IOU acts on this runtime as on OpenCV's; returns how many were set.
+
+    Why here: OpenVINO's TensorFlow frontend converts the frozen graph whole, so on this runtime
+    the suppression is the graph's own (TF's BatchMultiClassNonMaxSuppression: one
+    NonMaxSuppression inside a Loop's body), not the text graph's DetectionOutput, which only
+    OpenCV reads. A loop's body is handed out as a copy, so it is set back after the change.
+    Raises when there is none to set: a setting that silently did nothing would measure the
+    same detector twice."""
+    count = _set_nms_iou(model, iou)
+    if not count:
+        raise ValueError("no NonMaxSuppression in the SSDLite graph: its IoU cannot be set")
+    model.validate_nodes_and_infer_types()
+    return count
+
+
+def _set_nms_iou(model: Any, iou: float) -> int:
+    import openvino as ov
+
+    count = 0
+    for op in model.get_ops():
+        if op.get_type_name() == "NonMaxSuppression":
+            old = op.input(3).get_source_output()
+            op.input(3).replace_source_output(
+                ov.op.Constant(old.get_element_type(), old.get_shape(), [float(iou)]).output(0))
+            count += 1
+        elif hasattr(op, "get_function") and hasattr(op, "set_function"):
+            body = op.get_function()
+            inner = _set_nms_iou(body, iou)
+            if inner:
+                body.validate_nodes_and_infer_types()
+                op.set_function(body)
+                count += inner
+    return count
+
+
+def openvino_nms_ious(model: Any) -> list[float]:
+    """The IoU thresholds of every NonMaxSuppression of ``model`` (loop bodies included)."""
+    found: list[float] = []
+    for op in model.get_ops():
+        if op.get_type_name() == "NonMaxSuppression":
+            found.append(float(op.input(3).get_source_output().get_node().get_data()))
+        elif hasattr(op, "get_function"):
+            found += openvino_nms_ious(op.get_function())
+    return found
+
+
+def pbtxt_nms_iou(text: str) -> float:
+    """The DetectionOutput ``nms_threshold`` a text graph carries (what OpenCV's runtime uses)."""
+    match = re.search(r'key: "nms_threshold"\s*value \{\s*f: ([0-9.eE+-]+)', text)
+    if match is None:
+        raise ValueError("the text graph has no DetectionOutput nms_threshold")
+    return float(match.group(1))
+
+
+def nms_iou_setting() -> float:
+    """SSDLITE_NMS_IOU (default DEFAULT_NMS_IOU), checked: an IoU threshold in (0, 1]."""
+    iou = _env_float("SSDLITE_NMS_IOU", DEFAULT_NMS_IOU)
+    if not 0.0 < iou <= 1.0:
+        raise ValueError(f"SSDLITE_NMS_IOU must be in (0, 1], got {iou!r}")
+    return iou
+
+
 def openvino_cache_dir() -> Path | None:
     """Where compiled networks are kept: ``OPENVINO_CACHE_DIR``, else the user's cache folder;
     None (compile every time) where no such folder can be made, as in a read-only container."""
@@ -625,13 +708,17 @@ def ssdlite_detector(graph: Path, pbtxt: Path) -> Detector:
     """SSDLite on OpenVINO when it is installed (the local venv), else on OpenCV's DNN module
     (the serving container's SSDLite option, which ships OpenCV alone). ``SSDLITE_RUNTIME``
     (auto | openvino | opencv) chooses; ``SSDLITE_STREAMS`` sets OpenVINO's streams (one thread each;
-    two, or one on a single CPU)."""
+    two, or one on a single CPU); ``SSDLITE_NMS_IOU`` the suppression's IoU on either (the OpenCV
+    path uses a text graph carrying it, generated when ``pbtxt`` carries another)."""
     runtime = (os.environ.get("SSDLITE_RUNTIME") or "auto").strip().lower()
     if runtime not in SSDLITE_RUNTIMES:
         raise ValueError(f"SSDLITE_RUNTIME must be one of {', '.join(SSDLITE_RUNTIMES)}, got {runtime!r}")
+    iou = nms_iou_setting()
     if runtime == "openvino" or (runtime == "auto" and _openvino_available()):
         streams = int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
-        return SSDLiteOpenVINO(graph, streams=streams, cache_dir=openvino_cache_dir())
+        return SSDLiteOpenVINO(graph, streams=streams, cache_dir=openvino_cache_dir(), nms_iou=iou)
+    if abs(pbtxt_nms_iou(pbtxt.read_text()) - iou) > 1e-9:
+        pbtxt = _generate_pbtxt(graph, iou)
     return SSDLiteDetector(graph, pbtxt)
 
 
@@ -800,6 +887,9 @@ class TiledDetector:
         self.model_id = inner.model_id
         #: Frames of the last detect call that were tiled (for the benchmark and the tests).
         self.last_tiled: list[bool] = []
+        #: The merge's IoU keeps MERGE_IOU's margin below the backend's own suppression
+        #: (SSDLITE_NMS_IOU): two people the model kept apart are not merged back into one.
+        self.merge_iou = MERGE_IOU + max(0.0, float(getattr(inner, "nms_iou", DEFAULT_NMS_IOU)) - DEFAULT_NMS_IOU)
 
     def __getattr__(self, name: str) -> Any:
         """Everything else (runtime, precision, graph, ...) is the wrapped backend's."""
@@ -851,7 +941,7 @@ class TiledDetector:
             h, w = sizes[i]
             rows = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
             extra[i].append(tile_rows_to_image(rows[rows[:, 4] >= min_confidence], t, w, h))
-        return [nms_merge(np.concatenate([whole[i], *extra[i]])) if extra[i] else whole[i]
+        return [nms_merge(np.concatenate([whole[i], *extra[i]]), self.merge_iou) if extra[i] else whole[i]
                 for i in range(len(images))]
 
 
@@ -943,16 +1033,16 @@ def find_ssdlite_files(model_dir: str | os.PathLike[str] | None) -> tuple[Path, 
     return graph, pbtxt
 
 
-def _generate_pbtxt(graph: Path) -> Path:
-    """The cached text graph (make_pbtxt.cached), generated on first use: the checkout does not
-    commit it, and a model package without it still loads."""
+def _generate_pbtxt(graph: Path, nms_iou: float = DEFAULT_NMS_IOU) -> Path:
+    """The cached text graph (make_pbtxt.cached) for this NMS IoU, generated on first use: the
+    checkout does not commit it, and a model package without it (or with another IoU) still loads."""
     spec = importlib.util.spec_from_file_location("vidsift_make_pbtxt", HERE / "make_pbtxt.py")
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"neither {SSDLITE_PBTXT_FILE} nor make_pbtxt.py is next to {__file__}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses resolve annotations through sys.modules
     spec.loader.exec_module(module)
-    out = module.cached(graph)
+    out = module.cached(graph, nms_iou=nms_iou)
     log.info("text graph %s (generated once per machine, cached)", out)
     return Path(out)
 

@@ -23,6 +23,7 @@ Run by hand::
 
     python sagemaker/code/make_pbtxt.py                 # the cached copy's path (generated when missing)
     python sagemaker/code/make_pbtxt.py --output F      # write it to F (a device's /etc/vidsift-edge/)
+    python sagemaker/code/make_pbtxt.py --nms-iou 0.7   # another suppression IoU (SSDLITE_NMS_IOU)
 
 Only ``cv2`` (any 4.x) and the ``.pb`` are needed.
 """
@@ -61,6 +62,8 @@ class SSDConfig:
     reduce_boxes_in_lowest_layer: bool = True
     # faster_rcnn_box_coder y/x/h/w scales 10, 10, 5, 5 -> variances are their inverses.
     variances: tuple[float, ...] = (0.1, 0.1, 0.2, 0.2)
+    #: DetectionOutput's suppression IoU: the frozen graph's own value (0.6) unless set; the
+    #: endpoint's SSDLITE_NMS_IOU (inference.py) reaches OpenCV's runtime through this.
     nms_iou: float = 0.6
     # Low on purpose: the endpoint applies the caller's min_confidence afterwards.
     score_threshold: float = 0.01
@@ -425,24 +428,27 @@ def cache_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "vidsift"
 
 
-def cache_key(graph: Path) -> str:
-    """What the text graph depends on: this generator's source, the graph's bytes and OpenCV's
-    version (its text dump). A change to any of them names a new file, so a stale copy is
-    never read."""
+def cache_key(graph: Path, cfg: SSDConfig | None = None) -> str:
+    """What the text graph depends on: this generator's source, the graph's bytes, OpenCV's
+    version (its text dump) and the config (its NMS IoU). A change to any of them names a new
+    file, so a stale copy is never read."""
     import cv2
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
     digest.update(graph.read_bytes())
     digest.update(cv2.__version__.encode())
+    digest.update(repr(cfg or SSDConfig()).encode())
     return digest.hexdigest()[:16]
 
 
-def cached(graph: Path | None = None) -> Path:
-    """The text graph for ``graph`` (default: the installed package's), generated once per
-    machine and kept in :func:`cache_dir`. Written to a temporary name and renamed, so two
-    processes generating at once never read half a file."""
+def cached(graph: Path | None = None, *, nms_iou: float | None = None) -> Path:
+    """The text graph for ``graph`` (default: the installed package's) with DetectionOutput's IoU
+    ``nms_iou`` (default SSDConfig's), generated once per machine and kept in :func:`cache_dir`.
+    Written to a temporary name and renamed, so two processes generating at once never read
+    half a file."""
     graph = graph or find_graph()
-    name = f"{Path(PBTXT_FILE).stem}-{cache_key(graph)}.pbtxt"
+    cfg = SSDConfig() if nms_iou is None else SSDConfig(nms_iou=float(nms_iou))
+    name = f"{Path(PBTXT_FILE).stem}-{cache_key(graph, cfg)}.pbtxt"
     for folder in (cache_dir(), Path(tempfile.gettempdir()) / "vidsift-cache"):
         path = folder / name
         if path.is_file():
@@ -452,7 +458,7 @@ def cached(graph: Path | None = None) -> Path:
             tmp = Path(tempfile.mkstemp(prefix=".pbtxt-", dir=folder)[1])
         except OSError:
             continue  # read-only home: the temp folder next
-        generate(graph, tmp)
+        generate(graph, tmp, cfg)
         os.replace(tmp, path)
         return path
     raise OSError(f"no writable cache folder for {name}: set VIDSIFT_CACHE_DIR")
@@ -463,12 +469,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--graph", type=Path, help="frozen_inference_graph.pb (default: from the installed package)")
     parser.add_argument("--output", type=Path, help="write the .pbtxt here (default: the user's cache, path printed)")
+    parser.add_argument("--nms-iou", type=float, default=SSDConfig.nms_iou,
+                        help="DetectionOutput's suppression IoU (the endpoint's SSDLITE_NMS_IOU; default %(default)s)")
     args = parser.parse_args(argv)
     graph = args.graph or find_graph()
     if args.output is None:
-        print(cached(graph))
+        print(cached(graph, nms_iou=args.nms_iou))
         return 0
-    text = generate(graph)
+    text = generate(graph, cfg=SSDConfig(nms_iou=args.nms_iou))
     args.output.write_text(text)
     print(f"wrote {args.output} ({text.count('node {')} nodes)")
     return 0
