@@ -24,7 +24,10 @@ when given, only continue someone already tracked (ByteTrack's second pass).
 Where two people overlap (one stops in front of another, a walker passes someone standing),
 one box may be within reach of both: it then teaches no one their colours, and the colours
 each had before the overlap decide whom it continues, not whose motion is nearest
-(``occlusion_reach``, ``occlusion_margin``; docs/tracking.md, *Occlusion*).
+(``occlusion_reach``, ``occlusion_margin``; docs/tracking.md, *Occlusion*). Where colours do
+not decide, such a box goes to the one seen a frame ago before one lost behind them
+(``occlusion_missed_cost``: a track that missed its person reaches further, and took the
+box of the person in front; docs/tracking.md, *Merges and switches, diagnosed*).
 
 The segment is tracked both ways (``two_way_run``): once forwards and once backwards in
 time, and a track is cut where the backward pass gives its detections before and after to two
