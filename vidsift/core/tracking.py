@@ -24,7 +24,10 @@ when given, only continue someone already tracked (ByteTrack's second pass).
 Where two people overlap (one stops in front of another, a walker passes someone standing),
 one box may be within reach of both: it then teaches no one their colours, and the colours
 each had before the overlap decide whom it continues, not whose motion is nearest
-(``occlusion_reach``, ``occlusion_margin``; docs/tracking.md, *Occlusion*).
+(``occlusion_reach``, ``occlusion_margin``; docs/tracking.md, *Occlusion*). Where colours do
+not decide, such a box goes to the one seen a frame ago before one lost behind them
+(``occlusion_missed_cost``: a track that missed its person reaches further, and took the
+box of the person in front; docs/tracking.md, *Merges and switches, diagnosed*).
 
 The segment is tracked both ways (``two_way_run``): once forwards and once backwards in
 time, and a track is cut where the backward pass gives its detections before and after to two
@@ -141,6 +144,14 @@ class TrackParams:
     #: near their motion puts it (the joint decision greedy nearest-first would not make).
     #: 0: off. Chosen on the tuning seeds (0.02 / 0.03 / 0.05 / 0.1 measured).
     occlusion_margin: float = 0.03
+    #: Of the people such a detection could continue, those missed at the sampled frame before
+    #: it cost this much more (in motion_cost's units) when another of them was seen there and
+    #: their colours do not decide (no colours, or within ``occlusion_margin``): the box is
+    #: more likely the person in view a second ago than one who was lost behind them (a track
+    #: reaching past its missed frame took a stranger's box: most merges of boxes without
+    #: colours, docs/tracking.md, *Merges and switches, diagnosed*). 0: off. Chosen on the
+    #: tuning seeds (0.03-0.2 measured); off far from the camera (``far``: vtest.avi's first half).
+    occlusion_missed_cost: float = 0.07
     #: Forward-backward consistency (docs/tracking.md, *Both ways*): the segment is also tracked
     #: backwards in time, and a track is cut where its last this-many detections all belong to
     #: one backwards track and its next this-many all to another: a lasting disagreement is a
@@ -171,7 +182,8 @@ class TrackParams:
     #: Chosen on vtest.avi's first half (0-40 s) only: the colours weigh half as much in the
     #: distance and are a veto from 0.35 (one person's boxes 5-10 s apart there: median 0.30,
     #: other people's 0.39), where the generated figures' 0.25 and 1.0 split its walkers.
-    far: tuple[tuple[str, float], ...] = (("appearance_weight", 0.5), ("max_appearance", 0.35))
+    far: tuple[tuple[str, float], ...] = (("appearance_weight", 0.5), ("max_appearance", 0.35),
+                                          ("occlusion_missed_cost", 0.0))
 
     def in_far_regime(self) -> TrackParams:
         """These settings with ``far``'s in place (and no further far settings)."""
@@ -283,6 +295,8 @@ def _associate(ordered: Sequence[FramePeople], params: TrackParams, step: float)
         # Someone already there at the segment's first frame may have come from anywhere.
         cost = motion_cost(trail, point, params, step, entering=trail[0].frame_index != first_index,
                            ahead=after.get(point.frame_index))
+        if not raw and id(tracked) in detection.data.get("missed_for", ()):  # type: ignore[attr-defined]
+            cost += params.occlusion_missed_cost  # lost behind someone seen a frame ago
         if raw or params.track_confidence <= 0:
             return cost
         if cost >= params.max_distance:
@@ -380,7 +394,7 @@ def _norfair(ordered: Sequence[FramePeople], params: TrackParams, step: float,
         existing = list(tracker.tracked_objects)  # held, so no new object can reuse their ids
         before = {id(o) for o in existing}
         if params.occlusion_reach > 0:
-            _mark_occlusions(dets, existing, params, distance)
+            _mark_occlusions(dets, existing, params, distance, step)
         active = tracker.update(detections=dets)
         if low:  # a low box that continued no one starts no one
             started_low = {id(o) for o in tracker.tracked_objects if id(o) not in before
@@ -402,11 +416,13 @@ def _clean(trail: Sequence[Point]) -> Sequence[Point]:
     return clean or trail
 
 
-def _mark_occlusions(dets: list, objects: list, params: TrackParams, distance: object) -> None:
+def _mark_occlusions(dets: list, objects: list, params: TrackParams, distance: object, step: float = 1.0) -> None:
     """Before a frame is matched: mark each detection near two or more tracked people (or on
     another box of the frame) occluded, and keep, per detection, the people whose colours say
-    it is not theirs while another's say it is (``occlusion_margin``). norfair's matching then
-    reads ``data["not_for"]`` (track_segment's distance)."""
+    it is not theirs while another's say it is (``occlusion_margin``), and, where colours do
+    not decide, the people missed at the frame before while another was seen there
+    (``occlusion_missed_cost``). norfair's matching then reads ``data["not_for"]`` and
+    ``data["missed_for"]`` (track_segment's distance)."""
     boxes = [d.data["point"].box for d in dets]
     for n, det in enumerate(dets):
         point = det.data["point"]
@@ -416,12 +432,18 @@ def _mark_occlusions(dets: list, objects: list, params: TrackParams, distance: o
             continue
         det.data["point"] = replace(point, occluded=True)
         det.data["trail"] = [det.data["point"]]
+        if params.occlusion_missed_cost > 0 and len(near) >= 2:
+            missed = {id(o) for o in near if point.time_s - o.last_detection.data["trail"][-1].time_s > 1.5 * step}
+            if len(missed) < len(near):  # someone near was seen at the frame before
+                det.data["missed_for"] = missed
         if params.occlusion_margin <= 0 or len(near) < 2 or not point.box.appearance:
             continue
         colours = {id(o): appearance_distance(mean_appearance(_clean(o.last_detection.data["trail"])[-3:]),
                                               list(point.box.appearance)) for o in near}
         best = min(colours.values())
         det.data["not_for"] = {k for k, c in colours.items() if c > best + params.occlusion_margin}
+        if det.data["not_for"]:  # the colours decide: not the frame missed
+            det.data.pop("missed_for", None)
 
 
 def at_side(box: Box, params: TrackParams) -> int:
