@@ -55,6 +55,18 @@ def test_low_score_boxes_do_not_confirm_a_track() -> None:
     assert is_confirmed(weak, 0, 39, min_detections=2, track_confidence=0.0)
 
 
+def test_a_track_of_low_boxes_only_is_never_a_visit() -> None:
+    """A piece holding only boxes under track_confidence (the two-way cut or a segment's end can
+    leave one, at the video's last frames) is no visit, even where a short track at the ends
+    would be: a low box never counts as a person on its own."""
+    tail = _track("p002", range(36, 40), confidence=0.4)
+    assert not is_confirmed(tail, 0, 39, track_confidence=0.5)
+    assert not confirmed([tail], 0, 39, TrackParams(track_confidence=0.5))
+    assert is_confirmed(tail, 0, 39, track_confidence=0.0)  # every box counts when there is no low pass
+    tail.points[-1] = replace(tail.points[-1], box=replace(tail.points[-1].box, confidence=0.9))
+    assert is_confirmed(tail, 0, 39, track_confidence=0.5)  # one confident box at the end: a visit
+
+
 def test_a_track_must_last_min_seconds() -> None:
     gappy = Track(key="p001", points=[Point(10, 10.0, 0, Box(0.1, 0.2, 0.1, 0.4, 0.9)),
                                       Point(13, 13.0, 0, Box(0.2, 0.2, 0.1, 0.4, 0.9))])

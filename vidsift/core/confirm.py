@@ -34,12 +34,14 @@ def is_confirmed(track: Track, first_frame: int, last_frame: int, *, min_detecti
     """Whether ``track`` is a visit: at least ``min_detections`` detections (of confidence
     ``track_confidence`` or more: low-score boxes only continue someone, as in
     drop_fragments) and at least ``min_seconds`` from its first detection to its last, or,
-    with ``at_ends``, a detection at the video's first or last sampled frame."""
-    if not track.points:
+    with ``at_ends``, a detection at the video's first or last sampled frame. A track of low
+    boxes only (a piece the two-way cut or a segment's end left) is never a visit: a low box
+    never counts as a person on its own."""
+    sure = sum(p.box.confidence >= track_confidence for p in track.points)
+    if not sure:  # no box counted as a person (only low ones, e.g. a piece cut off both ways)
         return False
     if at_ends and (track.first.frame_index <= first_frame or track.last.frame_index >= last_frame):
         return True
-    sure = sum(p.box.confidence >= track_confidence for p in track.points)
     return sure >= min_detections and track.last.time_s - track.first.time_s >= min_seconds
 
 
