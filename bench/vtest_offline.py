@@ -34,13 +34,11 @@ from scipy.optimize import linear_sum_assignment
 from bench.bench_real import COUNT, cache_dir, fetch_video, iou_matrix
 from bench.vtest_halves import HALVES, Half, cut, half_count
 from vidsift.core.confirm import confirmed
-from vidsift.core.detection import Box, parse_response
+from vidsift.core.detection import Box
 from vidsift.core.frames import SamplingOptions, sample_frames
 from vidsift.core.tracking import FramePeople, Track, TrackParams, stitch, track_segment
 
 MIN_CONFIDENCE = 0.5  # PERSON_MIN_CONFIDENCE's default: boxes under it only continue tracks
-LOW_CONFIDENCE = 0.3  # PERSON_TRACK_CONFIDENCE's default: what detect_people asks for
-BATCH = 8
 IOU_MATCH = 0.3
 
 
@@ -79,20 +77,16 @@ def _detector() -> tuple[Any, Any, str]:
 def _detect(jpegs: list[bytes]) -> dict[str, list[dict[str, Any]]]:
     """Each JPEG's boxes (docs, highest confidence first), by its sha256, from the cache (under
     the detector's id) or the detector."""
-    import base64
+    from bench.bench_tracking import detect
 
     path = cache_dir() / "vtest-detections.json"
     store = json.loads(path.read_text()) if path.exists() else {}
     inf, model, model_id = _detector()
     known = store.setdefault(model_id, {})
     todo = [j for j in dict.fromkeys(jpegs) if hashlib.sha256(j).hexdigest() not in known]
-    for start in range(0, len(todo), BATCH):
-        part = todo[start:start + BATCH]
-        body = json.dumps({"instances": [{"image_b64": base64.b64encode(j).decode()} for j in part],
-                           "min_confidence": LOW_CONFIDENCE, "min_area": 0.0, "appearance": True}).encode()
-        answer, _ = inf.handle(model, body, "application/json")
-        for j, d in zip(part, parse_response(json.loads(answer), len(part), MIN_CONFIDENCE), strict=True):
-            known[hashlib.sha256(j).hexdigest()] = [b.as_doc() for b in d.boxes + d.low_boxes]
+    # bench_tracking's request (boxes down to 0.3, colours): every box, highest score first.
+    for j, boxes in zip(todo, detect(inf, model, todo), strict=True):
+        known[hashlib.sha256(j).hexdigest()] = [b.as_doc() for b in boxes]
     if todo:
         path.write_text(json.dumps(store))
     return {hashlib.sha256(j).hexdigest(): known[hashlib.sha256(j).hexdigest()] for j in jpegs}
