@@ -239,10 +239,25 @@ def _node(node: dict[str, Any], weights: dict[str, np.ndarray]) -> bytes:
     return out
 
 
-def graphdef_bytes(model_json: Path) -> bytes:
+#: Suffix of the Identity nodes that make inner signature outputs graph outputs (see below).
+SIGNATURE_OUTPUT = "/signature_output"
+
+
+def signature_outputs(model_json: Path) -> list[str]:
+    """The tensor names (``node:0``) the model's signature lists as its outputs, in its order."""
+    spec = json.loads(model_json.read_text())
+    names = [o.get("name", key) for key, o in spec.get("signature", {}).get("outputs", {}).items()]
+    return [n if ":" in n else f"{n}:0" for n in names]
+
+
+def graphdef_bytes(model_json: Path, every_signature_output: bool = False) -> bytes:
     """The TFJS graph model at ``model_json`` as a binary frozen GraphDef (node = 1, versions = 4),
     its weights inlined, its fused convolutions split (:func:`unfuse`): what TensorFlow's
-    ``tf.io.write_graph(..., as_text=False)`` would write, made without TensorFlow."""
+    ``tf.io.write_graph(..., as_text=False)`` would write, made without TensorFlow.
+
+    OpenVINO makes the graph's sinks its outputs. ``every_signature_output`` also gives each
+    signature output that other nodes consume (CenterNet's ``keypoints`` and ``wh`` feed its
+    ``detections``) an Identity sink, so that it can be compared with what tfjs returns."""
     spec = json.loads(model_json.read_text())
     if spec.get("format", "graph-model") != "graph-model":
         raise ValueError(f"{model_json}: not a TFJS graph model (format {spec.get('format')!r})")
@@ -250,7 +265,14 @@ def graphdef_bytes(model_json: Path) -> bytes:
     if topology.get("library", {}).get("function"):
         raise ValueError(f"{model_json}: graph functions (control flow) are not supported")
     weights = read_weights(model_json.parent, spec["weightsManifest"])
-    body = b"".join(_field(1, _node(n, weights)) for n in unfuse(topology["node"]))
+    nodes = unfuse(topology["node"])
+    if every_signature_output:
+        types = {n["name"]: n.get("attr", {}).get("T", n.get("attr", {}).get("dtype")) for n in nodes}
+        for tensor in signature_outputs(model_json):
+            name = tensor.split(":")[0]
+            nodes.append({"name": name + SIGNATURE_OUTPUT, "op": "Identity", "input": [tensor],
+                          "attr": {"T": types.get(name) or {"type": "DT_FLOAT"}}})
+    body = b"".join(_field(1, _node(n, weights)) for n in nodes)
     producer = int(topology.get("versions", {}).get("producer", 0) or 0)
     return body + _field(4, _int_field(1, producer) if producer else b"")
 
@@ -275,14 +297,28 @@ def model_hash(model_json: Path) -> str:
     return digest.hexdigest()
 
 
-def convert(model_json: Path) -> Any:
-    """The TFJS graph model as an ``openvino.Model`` (float32), through a temporary frozen GraphDef."""
+def convert(model_json: Path, every_signature_output: bool = False) -> Any:
+    """The TFJS graph model as an ``openvino.Model`` (float32), through a temporary frozen GraphDef.
+
+    ``every_signature_output``: the model's outputs are then exactly its signature's, in its
+    order, under their own names (see :func:`graphdef_bytes`); by default they are the graph's
+    sinks (what a detector reads: for CenterNet only ``detections``)."""
     import openvino as ov
 
     with tempfile.TemporaryDirectory(prefix="vidsift-tfjs-") as tmp:
         frozen = Path(tmp) / "frozen.pb"
-        frozen.write_bytes(graphdef_bytes(model_json))
-        return ov.convert_model(str(frozen))
+        frozen.write_bytes(graphdef_bytes(model_json, every_signature_output))
+        model = ov.convert_model(str(frozen))
+    if every_signature_output:
+        ports = {name: port for port in model.outputs for name in port.get_names()}
+        wanted = signature_outputs(model_json)
+        for tensor in wanted:
+            port = ports[tensor.split(":")[0] + SIGNATURE_OUTPUT + ":0"]
+            port.get_tensor().set_names({tensor})
+        ports = {name: port for port in model.outputs for name in port.get_names()}
+        results = [ports[tensor].get_node() for tensor in wanted]
+        model = ov.Model(results, model.get_parameters(), model.get_friendly_name())
+    return model
 
 
 def load_tfjs_model(path: Path, cache_dir: Path | None = None) -> Any:
