@@ -156,7 +156,9 @@ def decode_nanodet(outputs: Sequence[np.ndarray], input_size: int, min_confidenc
     kept = sorted(kept, key=lambda i: -np.float32(rounded[i]))  # Human's final sort (stable)
     people = [i for i in kept if label[i] == PERSON]
     x, y, w, h = xywh[people].T
-    return np.column_stack([x, y, x + w, y + h, score[people]])
+    # Human clips x, y, w and h each to [0, 1], so x + w may pass the edge: clipped as the
+    # response clips it (boxes_to_prediction), so the rows are ratios of the image.
+    return np.column_stack([x, y, np.minimum(x + w, 1), np.minimum(y + h, 1), score[people]])
 
 
 def decode_centernet(detections: np.ndarray, input_size: int, min_confidence: float,
@@ -168,7 +170,7 @@ def decode_centernet(detections: np.ndarray, input_size: int, min_confidence: fl
     kept = tfjs_nms(det[:, [1, 0, 3, 2]], det[:, 4], max_detected, iou_threshold, min_confidence)
     people = [i for i in kept if not np.isnan(det[i, 5]) and int(det[i, 5]) == PERSON]
     rows = det[people].astype(np.float64)
-    return np.column_stack([rows[:, :4] / input_size, rows[:, 4]])
+    return np.column_stack([np.clip(rows[:, :4] / input_size, 0, 1), rows[:, 4]])
 
 
 # --------------------------------------------------------------------------- detectors
