@@ -7,7 +7,10 @@ in CPU); each frame is a 640x480 BGR crop of a photo, run through ``detect`` (pr
 inference and decoding, as a request runs it) and through the network alone; medians over
 ``--frames`` frames after two warm-up frames.
 
-    nice -n 5 python -m bench.bench_tfjs_detectors [--frames 20] [--models DIR]
+    nice -n 5 python -m bench.bench_tfjs_detectors [--frames 20] [--models DIR] [--streams 1] [--batch 1]
+
+``--streams 2 --batch 16`` measures what the local stack does (SSDLiteOpenVINO's default: two
+one-thread streams, a camera's frames sent 16 at a time): ms per frame of the batch.
 """
 
 from __future__ import annotations
@@ -67,24 +70,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--models", type=Path, default=ROOT / ".venv" / "cache" / "human-models" / "3.0.4")
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     inference = _module("vidsift_bench_inference", CODE / "inference.py")
     tfjs = _module("vidsift_tfjs_detectors", CODE / "tfjs_detectors.py")
     cache = inference.openvino_cache_dir()
     backends: dict[str, Any] = {
-        "ssdlite": inference.SSDLiteOpenVINO(inference.find_ssdlite_files(None)[0], streams=1, cache_dir=cache)}
+        "ssdlite": inference.SSDLiteOpenVINO(inference.find_ssdlite_files(None)[0], streams=args.streams,
+                                             cache_dir=cache)}
     for name, cls in (("nanodet", tfjs.NanoDetOpenVINO), ("centernet", tfjs.CenterNetOpenVINO)):
         if (args.models / f"{name}.json").is_file():
-            backends[name] = cls(args.models / f"{name}.json", streams=1, cache_dir=cache)
-    items = frames(args.frames)
+            backends[name] = cls(args.models / f"{name}.json", streams=args.streams, cache_dir=cache)
+    items = frames(args.frames * args.batch)
+    batches = [items[i : i + args.batch] for i in range(0, len(items), args.batch)]
+    print(f"{args.streams} stream(s) of one thread, {args.batch} frame(s) a call; ms per frame")
     print(f"{'backend':<12}{'model':<36}{'detect ms':>10}{'CPU ms':>8}{'network ms':>12}{'CPU ms':>8}{'people':>8}")
     for name, detector in backends.items():
-        total, total_cpu = median_ms(lambda f, d=detector: d.detect([f], 0.5), items)
+        total, total_cpu = (v / args.batch for v in median_ms(lambda b, d=detector: d.detect(b, 0.5), batches))
         # SSDLite's rows include its boxes below the threshold (the response drops them).
         people = sum(int((r[:, 4] >= 0.5).sum()) for r in detector.detect(items, 0.5))
         if hasattr(detector, "prepare"):
-            prepared = [detector.prepare(np.ascontiguousarray(f[:, :, ::-1])) for f in items]
-            network, network_cpu = median_ms(lambda x, d=detector: d.infer([x]), prepared)
+            prepared = [[detector.prepare(np.ascontiguousarray(f[:, :, ::-1])) for f in b] for b in batches]
+            network, network_cpu = (v / args.batch for v in median_ms(lambda x, d=detector: d.infer(x), prepared))
         else:  # SSDLite's graph resizes inside the network
             network, network_cpu = total, total_cpu
         print(f"{name:<12}{detector.model_id:<36}{total:>10.1f}{total_cpu:>8.1f}{network:>12.1f}{network_cpu:>8.1f}"

@@ -192,13 +192,18 @@ def test_varint_matches_protobuf() -> None:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_conversion_is_cached_by_hash(name: str, tmp_path: Path) -> None:
-    """The converted IR is kept under the model's hash and read back, with the same outputs;
-    a changed model file gets another key."""
+def test_conversion_is_cached_by_hash(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The converted IR is kept under the model's hash and read back (no second conversion),
+    with the same outputs; a changed model file gets another key."""
     path = need_model(name)
     first = tfjs_graph.load_tfjs_model(path, tmp_path)
     folders = list(tmp_path.glob("tfjs-*"))
     assert [f.name for f in folders] == [f"tfjs-{tfjs_graph.model_hash(path)[:32]}"]
+
+    def no_conversion(*args: object, **kwargs: object) -> None:
+        raise AssertionError("converted again despite the cache")
+
+    monkeypatch.setattr(tfjs_graph, "convert", no_conversion)
     again = tfjs_graph.load_tfjs_model(path, tmp_path)
     assert [o.get_partial_shape() for o in again.outputs] == [o.get_partial_shape() for o in first.outputs]
     assert list(tmp_path.glob("tfjs-*")) == folders
