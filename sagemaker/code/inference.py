@@ -945,6 +945,185 @@ class TiledDetector:
                 for i in range(len(images))]
 
 
+
+# --------------------------------------------------------------------------- a second opinion (CenterNet)
+
+#: ``PERSON_COMPLEMENT``: ``off``, or a second detector whose people are added where SSDLite's
+#: confident boxes miss them (:class:`ComplementDetector`).
+COMPLEMENT_MODES = ("off", "centernet")
+DEFAULT_COMPLEMENT = "off"
+#: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``).
+DEFAULT_COMPLEMENT_CONFIDENCE = 0.4
+#: A candidate is added only where it overlaps every confident box of the first detector by less
+#: than this IoU (bench/detector_compare.py's rule): someone the first one found is not found twice.
+COMPLEMENT_IOU = 0.5
+#: How an added box's score reads (``PERSON_COMPLEMENT_SCORE``): ``mapped`` puts the candidates'
+#: range [threshold, 1] onto the confident range [PERSON_MIN_CONFIDENCE, 1], so an added box is a
+#: person (starts tracks) as SSDLite's confident ones are; ``own`` keeps the second model's score,
+#: so one under PERSON_MIN_CONFIDENCE only continues a track (the tracker's second pass).
+COMPLEMENT_SCORES = ("mapped", "own")
+DEFAULT_COMPLEMENT_SCORE = "mapped"
+#: CenterNet's suppression for the complement: among people only, at SSDLite's IoU (the decoding
+#: bench/detector_compare.mjs measured; Human's, all classes at 0.4, drops people standing close).
+COMPLEMENT_CENTERNET_NMS_IOU = 0.6
+#: Where ``make node`` installs CenterNet (inside @vladmandic/human, under the repository).
+HUMAN_MODELS = HERE.parents[1] / "vidsift" / "local" / "human" / "node_modules" / "@vladmandic" / "human" / "models"
+CENTERNET_FILES = ("centernet.json", "centernet.bin")
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every row of ``a`` with every row of ``b`` (``[x1, y1, x2, y2, ...]``), shape (len(a), len(b))."""
+    a, b = a[:, None, :4], b[None, :, :4]
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-12)
+
+
+def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, confident: float,
+                    score: str = DEFAULT_COMPLEMENT_SCORE, iou: float = COMPLEMENT_IOU) -> np.ndarray:
+    """One frame's rows: all of ``first``'s, plus ``second``'s of at least ``threshold`` that overlap
+    no box of ``first`` of at least ``confident`` by IoU ``iou`` or more; ``first``'s boxes under
+    ``confident`` that an added box of a higher score overlaps by ``iou`` are dropped (the added box
+    is that person: the tracker should not be offered them twice). Pure over arrays (the tests).
+
+    ``score``: ``own`` keeps the second model's score; ``mapped`` reads it as
+    ``confident + (1 - confident) * (s - threshold) / (1 - threshold)``, so the second model's
+    threshold means what ``confident`` means for the first (its scores run lower: CenterNet's
+    0.4 is about as sure as SSDLite's 0.5, bench/detector_compare.py)."""
+    first = np.asarray(first, dtype=np.float64).reshape(-1, 5)
+    second = np.asarray(second, dtype=np.float64).reshape(-1, 5)
+    second = second[second[:, 4] >= threshold]
+    sure = first[first[:, 4] >= confident]
+    if len(sure) and len(second):
+        second = second[(_overlaps(second, sure) < iou).all(axis=1)]
+    if not len(second):
+        return first
+    added = second.copy()
+    if score == "mapped":
+        added[:, 4] = confident + (1 - confident) * (added[:, 4] - threshold) / max(1 - threshold, 1e-9)
+    elif score != "own":
+        raise ValueError(f"PERSON_COMPLEMENT_SCORE must be one of {', '.join(COMPLEMENT_SCORES)}, got {score!r}")
+    low = first[:, 4] < confident
+    if low.any():
+        hit = (_overlaps(first, added) >= iou) & (added[None, :, 4] > first[:, None, 4])
+        first = first[~(low & hit.any(axis=1))]
+    return np.concatenate([first, added])
+
+
+class ComplementDetector:
+    """SSDLite (tiled as PERSON_TILING says) with a second opinion: CenterNet on the whole frame,
+    whose people are added where SSDLite has no confident box (:func:`complement_rows`).
+
+    Why: on the generated crowd scenes SSDLite finds 0.87 of the people wholly in view and 0.80
+    of those 60-90% in view; adding CenterNet's boxes of 0.4 that overlap none of SSDLite's
+    confident ones raises these to 0.95 and 0.85 for about the same precision, and the people of
+    the campus clip's half A from 0.80 to 0.94 (bench/detector_compare.py, tuning data). The two
+    models miss different people; each alone is worse than the pair. CenterNet runs on every frame
+    (``frames="all"``) or only on the frames SSDLite's tiling decided show small people
+    (``frames="tiled"``: the frames where SSDLite misses most), which costs less.
+    """
+
+    def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
+                 score: str = DEFAULT_COMPLEMENT_SCORE, frames: str = "all") -> None:
+        if score not in COMPLEMENT_SCORES:
+            raise ValueError(f"PERSON_COMPLEMENT_SCORE must be one of {', '.join(COMPLEMENT_SCORES)}, got {score!r}")
+        if frames not in ("all", "tiled"):
+            raise ValueError(f"PERSON_COMPLEMENT_FRAMES must be all or tiled, got {frames!r}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"PERSON_COMPLEMENT_CONFIDENCE must be in (0, 1], got {threshold!r}")
+        self.first, self.second = first, second
+        self.threshold, self.confident, self.score, self.frames = threshold, confident, score, frames
+        # Every setting that changes the boxes is in the id: the responses and the people rows carry
+        # it, and the benchmark caches detections by it.
+        self.model_id = (f"{first.model_id}+{second.model_id}>={threshold:g}"
+                         + ("" if score == DEFAULT_COMPLEMENT_SCORE else f" {score}")
+                         + ("" if frames == "all" else f" on {frames}")
+                         + ("" if abs(confident - DEFAULT_MIN_CONFIDENCE) < 1e-9 else f" over {confident:g}"))
+        #: Frames of the last detect call that CenterNet looked at (for the benchmark and the tests).
+        self.last_second: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (tiling mode, runtime, nms_iou, ...) is the first detector's."""
+        if name == "first":
+            raise AttributeError(name)
+        return getattr(self.first, name)
+
+    def fits(self, width: int, height: int) -> bool:
+        """The first detector's: a JPEG decoded at a reduced size for SSDLite's 300x300 input is
+        stretched to CenterNet's 512x512 as a 640x480 frame is (the cost of every frame stays)."""
+        return self.first.fits(width, height)
+
+    def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """The first detector's rows of at least ``min_confidence`` per image, with the second's added."""
+        rows = [r[r[:, 4] >= min_confidence] for r in
+                (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in self.first.detect(images, min_confidence))]
+        if self.frames == "tiled":
+            look = list(getattr(self.first, "last_tiled", [False] * len(images)))
+        else:
+            look = [True] * len(images)
+        self.last_second = look
+        chosen = [i for i, yes in enumerate(look) if yes]
+        if not chosen:
+            return rows
+        found = self.second.detect([images[i] for i in chosen], self.threshold)
+        for i, extra in zip(chosen, found, strict=True):
+            rows[i] = complement_rows(rows[i], extra, threshold=self.threshold, confident=self.confident,
+                                      score=self.score)
+        return rows
+
+
+def _tfjs_detectors() -> Any:
+    """tfjs_detectors.py next to this file, imported by path once (this folder is not a package)."""
+    name = "vidsift_tfjs_detectors"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE / "tfjs_detectors.py")
+        if spec is None or spec.loader is None:
+            raise ImportError(f"tfjs_detectors.py not found next to {__file__}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
+    """CenterNet's ``centernet.json`` (its ``.bin`` beside it): ``CENTERNET_MODEL``, else in model_dir
+    (the model package, sagemaker/deploy.py), else where ``make node`` installs @vladmandic/human."""
+    candidates = [os.environ.get("CENTERNET_MODEL")]
+    if model_dir:
+        candidates.append(str(Path(model_dir) / CENTERNET_FILES[0]))
+    candidates.append(str(HUMAN_MODELS / CENTERNET_FILES[0]))
+    for c in candidates:
+        if c and Path(c).is_file() and Path(c).with_suffix(".bin").is_file():
+            return Path(c)
+    raise FileNotFoundError("PERSON_COMPLEMENT=centernet but centernet.json/.bin are not in CENTERNET_MODEL, "
+                            "model_dir or vidsift/local/human/node_modules (make node installs them)")
+
+
+def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = None) -> Detector:
+    """``detector`` with a second opinion as ``PERSON_COMPLEMENT`` (off | centernet; default
+    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own)
+    and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled) say; unchanged with ``off``. CenterNet runs on
+    OpenVINO (tfjs_detectors.py), with as many streams as SSDLite's."""
+    mode = (os.environ.get("PERSON_COMPLEMENT") or DEFAULT_COMPLEMENT).strip().lower()
+    if mode not in COMPLEMENT_MODES:
+        raise ValueError(f"PERSON_COMPLEMENT must be one of {', '.join(COMPLEMENT_MODES)}, got {mode!r}")
+    if mode == "off":
+        return detector
+    streams = int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
+    second = _tfjs_detectors().CenterNetOpenVINO(find_centernet(model_dir), streams=streams,
+                                                 cache_dir=openvino_cache_dir(), people_only=True,
+                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU)
+    return ComplementDetector(
+        detector, second,
+        threshold=_env_float("PERSON_COMPLEMENT_CONFIDENCE", DEFAULT_COMPLEMENT_CONFIDENCE),
+        confident=_env_float("PERSON_MIN_CONFIDENCE", DEFAULT_MIN_CONFIDENCE),
+        score=(os.environ.get("PERSON_COMPLEMENT_SCORE") or DEFAULT_COMPLEMENT_SCORE).strip().lower(),
+        frames=(os.environ.get("PERSON_COMPLEMENT_FRAMES") or "all").strip().lower())
+
+
 @dataclass
 class PersonDetector:
     """What model_fn returns: a backend plus the S3 reader used for ``s3_uri`` instances."""
@@ -1083,6 +1262,8 @@ def load_model(
     else:
         detector = ssdlite_detector(*find_ssdlite_files(model_dir))
     detector = tiled(detector)
+    if not isinstance(detector, YoloDetector) and not isinstance(getattr(detector, "inner", None), YoloDetector):
+        detector = complemented(detector, model_dir)  # SSDLite's second opinion; YOLO has none
     log.info("person detector: %s", detector.model_id)
     return PersonDetector(detector, s3)
 

@@ -162,11 +162,16 @@ def decode_nanodet(outputs: Sequence[np.ndarray], input_size: int, min_confidenc
 
 
 def decode_centernet(detections: np.ndarray, input_size: int, min_confidence: float,
-                     iou_threshold: float = IOU_THRESHOLD, max_detected: int = MAX_DETECTED) -> np.ndarray:
+                     iou_threshold: float = IOU_THRESHOLD, max_detected: int = MAX_DETECTED,
+                     people_only: bool = False) -> np.ndarray:
     """CenterNet's ``detections`` ([1, 100, 6]: x1, y1, x2, y2 in input pixels, score, class) ->
     person rows ``[x1, y1, x2, y2, score]`` (ratios), as Human's centernet.ts: tfjs NMS over all
-    classes, then the people among the kept, in NMS order."""
+    classes, then the people among the kept, in NMS order. ``people_only``: the people first, then
+    the NMS among them alone (bench/detector_compare.mjs's decoding, what the complement was
+    measured with: another class's box, e.g. a bag's, then never suppresses a person)."""
     det = np.asarray(detections, dtype=np.float32).reshape(-1, 6)
+    if people_only:
+        det = det[~np.isnan(det[:, 5]) & (det[:, 5] == PERSON)]
     kept = tfjs_nms(det[:, [1, 0, 3, 2]], det[:, 4], max_detected, iou_threshold, min_confidence)
     people = [i for i in kept if not np.isnan(det[i, 5]) and int(det[i, 5]) == PERSON]
     rows = det[people].astype(np.float64)
@@ -272,10 +277,14 @@ class CenterNetOpenVINO(TfjsOpenVINODetector):
     """Human's CenterNet (``centernet.json``: MobileNetV3 CenterNet, 512x512, COCO) as a person
     detector; the graph ends in its own top-100 peak selection."""
 
-    def __init__(self, model_json: Path, **kwargs: Any) -> None:
+    def __init__(self, model_json: Path, *, people_only: bool = False, **kwargs: Any) -> None:
         super().__init__(model_json, **kwargs)
         self.input_size = self.input_shape[1]
+        #: Suppress among people only (decode_centernet), not over all classes as Human does.
+        self.people_only = people_only
         self.model_id = f"centernet_mobilenet_v3_{self.input_size}_person"
+        if people_only or abs(self.iou_threshold - IOU_THRESHOLD) > 1e-9:  # not Human's decoding: say so
+            self.model_id += f"({'people-' if people_only else ''}nms={self.iou_threshold:g})"
         self._detections = self.output_index("tower_0/detections:0")
 
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
@@ -285,4 +294,4 @@ class CenterNetOpenVINO(TfjsOpenVINODetector):
 
     def decode(self, outputs: list[np.ndarray], min_confidence: float) -> np.ndarray:
         return decode_centernet(outputs[self._detections], self.input_size, min_confidence,
-                                self.iou_threshold, self.max_detected)
+                                self.iou_threshold, self.max_detected, self.people_only)
