@@ -10,7 +10,7 @@ also detected by each variant's real detector and must give the same bytes. Then
 ``PERSON_COMPLEMENT=centernet PERSON_COMPLEMENT_CONFIDENCE=0.4 python -m bench.bench_tracking
 --groups regression,tune`` reads its cache. Tuning groups only (regression, tune, far tune).
 
-    python -m bench.complement_variants --variants 0.35:mapped 0.4:mapped 0.5:mapped 0.4:own
+    python -m bench.complement_variants --variants 0.35:mapped 0.4:mapped 0.5:mapped 0.4:own 0.4:mapped:tiled
 """
 
 from __future__ import annotations
@@ -54,14 +54,19 @@ class Once:
         return getattr(self.inner, name)
 
     def detect(self, images: list[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+        """The inner detector's rows (computed once per image; every variant sends the same batches,
+        so a tiling decision made per batch is the same) and its ``last_tiled`` for them."""
         if min_confidence < self.floor:
             raise ValueError(f"asked at {min_confidence}, memo made at {self.floor}")
         keys = [hashlib.sha1(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images]
         todo = [i for i, k in enumerate(keys) if k not in self.memo]
         if todo:
-            for i, rows in zip(todo, self.inner.detect([images[i] for i in todo], self.floor), strict=True):
-                self.memo[keys[i]] = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-        out = [self.memo[k] for k in keys]
+            found = self.inner.detect([images[i] for i in todo], self.floor)
+            tiled = list(getattr(self.inner, "last_tiled", [False] * len(todo)))
+            for n, (i, rows) in enumerate(zip(todo, found, strict=True)):
+                self.memo[keys[i]] = (np.asarray(rows, dtype=np.float64).reshape(-1, 5), tiled[n])
+        self.last_tiled = [self.memo[k][1] for k in keys]
+        out = [self.memo[k][0] for k in keys]
         # tfjs's NMS keeps candidates strictly above the threshold (tfjs_detectors.tfjs_nms)
         return [r[r[:, 4] > min_confidence] if min_confidence > self.floor else r for r in out]
 
@@ -69,10 +74,10 @@ class Once:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["0.35:mapped", "0.4:mapped", "0.5:mapped", "0.4:own"],
-                        help="THRESHOLD:SCORE (mapped | own) each")
+                        help="THRESHOLD:SCORE[:FRAMES] each (SCORE mapped | own, FRAMES all | tiled)")
     args = parser.parse_args(argv)
-    variants = [(float(v.split(":")[0]), v.split(":")[1]) for v in args.variants]
-    floor = min(t for t, _ in variants)
+    variants = [(float(v.split(":")[0]), v.split(":")[1], [*v.split(":"), "all"][2]) for v in args.variants]
+    floor = min(t for t, _, _ in variants)
     inf = load_inference_module()
     os.environ.update(PERSON_COMPLEMENT="centernet", PERSON_COMPLEMENT_CONFIDENCE=str(floor))
     real = inf.load_model(None)
@@ -80,12 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     first, second = real.backend.first, Once(real.backend.second, floor)
     first = Once(first, 0.3)
     models = []
-    for t, score in variants:
-        os.environ.update(PERSON_COMPLEMENT_CONFIDENCE=str(t), PERSON_COMPLEMENT_SCORE=score)
+    for t, score, frames in variants:
+        os.environ.update(PERSON_COMPLEMENT_CONFIDENCE=str(t), PERSON_COMPLEMENT_SCORE=score,
+                          PERSON_COMPLEMENT_FRAMES=frames)
         loaded = inf.load_model(None)  # the variant as the environment gives it: its id, its real detector
         confident = loaded.backend.confident
-        built = inf.PersonDetector(inf.ComplementDetector(first, second, threshold=t, confident=confident, score=score),
-                                   s3)
+        built = inf.PersonDetector(inf.ComplementDetector(first, second, threshold=t, confident=confident, score=score,
+                                                          frames=frames), s3)
         key = detector_key(loaded, inf.APPEARANCE_VERSION)
         assert detector_key(built, inf.APPEARANCE_VERSION) == key, key
         models.append((key, built, loaded))

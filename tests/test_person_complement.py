@@ -12,7 +12,6 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-
 from test_inference import load_inference, photo
 
 
@@ -75,7 +74,7 @@ def test_detector_asks_centernet_on_the_frames_it_should(inf: ModuleType) -> Non
     first = Fixed("ssd", rows((0.1, 0.1, 0.3, 0.6, 0.9), (0.5, 0.5, 0.6, 0.9, 0.2)), tiled=[False, True, False])
     second = Fixed("cn", rows((0.6, 0.1, 0.8, 0.6, 0.6)))
     both = inf.ComplementDetector(first, second, threshold=0.4, confident=0.5)
-    assert both.model_id == "ssd+cn>=0.4" and both.mode == "auto" and both.fits(299, 400) is False
+    assert both.model_id == "ssd+cn>=0.4 low" and both.mode == "auto" and both.fits(299, 400) is False
     out = both.detect(images, 0.3)
     assert second.seen == 3 and [len(r) for r in out] == [2, 2, 2]  # the 0.2 box is under the request's 0.3
     some = inf.ComplementDetector(first, second, threshold=0.5, confident=0.5, score="own", frames="tiled")
@@ -109,7 +108,7 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PERSON_COMPLEMENT_CONFIDENCE", "0.4")
     model = inf.load_model(None)
     assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
-                              "(people-nms=0.6)>=0.4")
+                              "(people-nms=0.6)>=0.4 low")
     image = photo("astronaut")
     alone = model.backend.first.detect([image], 0.3)[0]
     second = model.backend.second.detect([image], 0.4)[0]

@@ -951,18 +951,25 @@ class TiledDetector:
 #: ``PERSON_COMPLEMENT``: ``off``, or a second detector whose people are added where SSDLite's
 #: confident boxes miss them (:class:`ComplementDetector`).
 COMPLEMENT_MODES = ("off", "centernet")
+#: Off: measured on the tuning data (docs/person-detection.md, *A second opinion*), no variant
+#: improved the visit counts without making another row worse (with CenterNet's boxes as people
+#: the campus clip's half A gets 20-23 tracks for 11 visits instead of 13), for twice the CPU a frame.
 DEFAULT_COMPLEMENT = "off"
-#: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``).
-DEFAULT_COMPLEMENT_CONFIDENCE = 0.4
+#: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``;
+#: with ``low`` scores, 0.35 gave the best tuning figures of 0.35, 0.4 and 0.5).
+DEFAULT_COMPLEMENT_CONFIDENCE = 0.35
 #: A candidate is added only where it overlaps every confident box of the first detector by less
 #: than this IoU (bench/detector_compare.py's rule): someone the first one found is not found twice.
 COMPLEMENT_IOU = 0.5
 #: How an added box's score reads (``PERSON_COMPLEMENT_SCORE``): ``mapped`` puts the candidates'
 #: range [threshold, 1] onto the confident range [PERSON_MIN_CONFIDENCE, 1], so an added box is a
 #: person (starts tracks) as SSDLite's confident ones are; ``own`` keeps the second model's score,
-#: so one under PERSON_MIN_CONFIDENCE only continues a track (the tracker's second pass).
-COMPLEMENT_SCORES = ("mapped", "own")
-DEFAULT_COMPLEMENT_SCORE = "mapped"
+#: so one under PERSON_MIN_CONFIDENCE only continues a track (the tracker's second pass); ``low``
+#: makes every added box such a box (its score held between the request's min_confidence and
+#: just under PERSON_MIN_CONFIDENCE): CenterNet then never starts a track, only carries one
+#: through SSDLite's misses.
+COMPLEMENT_SCORES = ("mapped", "own", "low")
+DEFAULT_COMPLEMENT_SCORE = "low"
 #: CenterNet's suppression for the complement: among people only, at SSDLite's IoU (the decoding
 #: bench/detector_compare.mjs measured; Human's, all classes at 0.4, drops people standing close).
 COMPLEMENT_CENTERNET_NMS_IOU = 0.6
@@ -983,7 +990,8 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, confident: float,
-                    score: str = DEFAULT_COMPLEMENT_SCORE, iou: float = COMPLEMENT_IOU) -> np.ndarray:
+                    score: str = DEFAULT_COMPLEMENT_SCORE, iou: float = COMPLEMENT_IOU,
+                    floor: float = 0.0) -> np.ndarray:
     """One frame's rows: all of ``first``'s, plus ``second``'s of at least ``threshold`` that overlap
     no box of ``first`` of at least ``confident`` by IoU ``iou`` or more; ``first``'s boxes under
     ``confident`` that an added box of a higher score overlaps by ``iou`` are dropped (the added box
@@ -992,7 +1000,9 @@ def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, 
     ``score``: ``own`` keeps the second model's score; ``mapped`` reads it as
     ``confident + (1 - confident) * (s - threshold) / (1 - threshold)``, so the second model's
     threshold means what ``confident`` means for the first (its scores run lower: CenterNet's
-    0.4 is about as sure as SSDLite's 0.5, bench/detector_compare.py)."""
+    0.4 is about as sure as SSDLite's 0.5, bench/detector_compare.py); ``low`` holds it in
+    [``floor``, ``confident`` - 0.001] (``floor``: the request's min_confidence), so an added box only
+    continues a track."""
     first = np.asarray(first, dtype=np.float64).reshape(-1, 5)
     second = np.asarray(second, dtype=np.float64).reshape(-1, 5)
     second = second[second[:, 4] >= threshold]
@@ -1004,6 +1014,8 @@ def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, 
     added = second.copy()
     if score == "mapped":
         added[:, 4] = confident + (1 - confident) * (added[:, 4] - threshold) / max(1 - threshold, 1e-9)
+    elif score == "low":
+        added[:, 4] = np.clip(added[:, 4], floor, confident - 0.001)
     elif score != "own":
         raise ValueError(f"PERSON_COMPLEMENT_SCORE must be one of {', '.join(COMPLEMENT_SCORES)}, got {score!r}")
     low = first[:, 4] < confident
@@ -1021,9 +1033,10 @@ class ComplementDetector:
     of those 60-90% in view; adding CenterNet's boxes of 0.4 that overlap none of SSDLite's
     confident ones raises these to 0.95 and 0.85 for about the same precision, and the people of
     the campus clip's half A from 0.80 to 0.94 (bench/detector_compare.py, tuning data). The two
-    models miss different people; each alone is worse than the pair. CenterNet runs on every frame
-    (``frames="all"``) or only on the frames SSDLite's tiling decided show small people
-    (``frames="tiled"``: the frames where SSDLite misses most), which costs less.
+    models miss different people. Through the tracker it is a trade (docs/person-detection.md,
+    *A second opinion*), hence off by default. CenterNet runs on every frame (``frames="all"``)
+    or only on the frames SSDLite's tiling decided show small people (``frames="tiled"``:
+    cheaper, but the frames where SSDLite found nobody are the ones it misses most).
     """
 
     def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
@@ -1038,8 +1051,7 @@ class ComplementDetector:
         self.threshold, self.confident, self.score, self.frames = threshold, confident, score, frames
         # Every setting that changes the boxes is in the id: the responses and the people rows carry
         # it, and the benchmark caches detections by it.
-        self.model_id = (f"{first.model_id}+{second.model_id}>={threshold:g}"
-                         + ("" if score == DEFAULT_COMPLEMENT_SCORE else f" {score}")
+        self.model_id = (f"{first.model_id}+{second.model_id}>={threshold:g} {score}"
                          + ("" if frames == "all" else f" on {frames}")
                          + ("" if abs(confident - DEFAULT_MIN_CONFIDENCE) < 1e-9 else f" over {confident:g}"))
         #: Frames of the last detect call that CenterNet looked at (for the benchmark and the tests).
@@ -1071,7 +1083,7 @@ class ComplementDetector:
         found = self.second.detect([images[i] for i in chosen], self.threshold)
         for i, extra in zip(chosen, found, strict=True):
             rows[i] = complement_rows(rows[i], extra, threshold=self.threshold, confident=self.confident,
-                                      score=self.score)
+                                      score=self.score, floor=min_confidence)
         return rows
 
 
@@ -1104,7 +1116,7 @@ def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
 
 def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = None) -> Detector:
     """``detector`` with a second opinion as ``PERSON_COMPLEMENT`` (off | centernet; default
-    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own)
+    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low)
     and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled) say; unchanged with ``off``. CenterNet runs on
     OpenVINO (tfjs_detectors.py), with as many streams as SSDLite's."""
     mode = (os.environ.get("PERSON_COMPLEMENT") or DEFAULT_COMPLEMENT).strip().lower()
