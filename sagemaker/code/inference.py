@@ -1060,9 +1060,16 @@ class ComplementDetector:
 
     def __getattr__(self, name: str) -> Any:
         """Everything else (tiling mode, runtime, nms_iou, ...) is the first detector's."""
-        if name == "first":
+        if name in ("first", "_ahead"):
             raise AttributeError(name)
         return getattr(self.first, name)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The one thread CenterNet runs on beside SSDLite (made on first use; CenterNet takes one
+        batch at a time anyway)."""
+        if self.__dict__.get("_ahead") is None:
+            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="complement")
+        return self._ahead
 
     def fits(self, width: int, height: int) -> bool:
         """The first detector's: a JPEG decoded at a reduced size for SSDLite's 300x300 input is
@@ -1071,8 +1078,15 @@ class ComplementDetector:
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
         """The first detector's rows of at least ``min_confidence`` per image, with the second's added."""
-        rows = [r[r[:, 4] >= min_confidence] for r in
-                (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in self.first.detect(images, min_confidence))]
+        # On every frame CenterNet does not wait for SSDLite: it runs on a second thread at the same
+        # time (its resize and both networks' inference release the GIL), so the Python around
+        # SSDLite (tiling, decoding) overlaps CenterNet's work. The boxes are the same either way.
+        ahead = self._pool().submit(self.second.detect, list(images), self.threshold) if self.frames == "all" else None
+        try:
+            first = self.first.detect(images, min_confidence)
+        finally:
+            found = ahead.result() if ahead is not None else None
+        rows = [r[r[:, 4] >= min_confidence] for r in (np.asarray(r, dtype=np.float64).reshape(-1, 5) for r in first)]
         if self.frames == "tiled":
             look = list(getattr(self.first, "last_tiled", [False] * len(images)))
         else:
@@ -1081,7 +1095,8 @@ class ComplementDetector:
         chosen = [i for i, yes in enumerate(look) if yes]
         if not chosen:
             return rows
-        found = self.second.detect([images[i] for i in chosen], self.threshold)
+        if found is None:
+            found = self.second.detect([images[i] for i in chosen], self.threshold)
         for i, extra in zip(chosen, found, strict=True):
             rows[i] = complement_rows(rows[i], extra, threshold=self.threshold, confident=self.confident,
                                       score=self.score, floor=min_confidence)
