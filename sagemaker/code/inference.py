@@ -1157,15 +1157,29 @@ def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
 def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = None) -> Detector:
     """``detector`` with a second opinion as ``PERSON_COMPLEMENT`` (off | centernet; default
     DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low)
-    and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled) say; unchanged with ``off``. CenterNet runs on
-    OpenVINO (tfjs_detectors.py), with as many streams as SSDLite's."""
-    mode = (os.environ.get("PERSON_COMPLEMENT") or DEFAULT_COMPLEMENT).strip().lower()
+    and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled | fewer; default DEFAULT_COMPLEMENT_FRAMES) say;
+    unchanged with ``off``. CenterNet runs on OpenVINO (tfjs_detectors.py), with as many streams
+    as SSDLite's. Its files missing (:func:`find_centernet`): FileNotFoundError when
+    PERSON_COMPLEMENT=centernet is set, SSDLite alone with a logged warning when it is the default."""
+    chosen = (os.environ.get("PERSON_COMPLEMENT") or "").strip().lower()
+    mode = chosen or DEFAULT_COMPLEMENT
     if mode not in COMPLEMENT_MODES:
         raise ValueError(f"PERSON_COMPLEMENT must be one of {', '.join(COMPLEMENT_MODES)}, got {mode!r}")
     if mode == "off":
         return detector
+    try:
+        model_json = find_centernet(model_dir)
+    except FileNotFoundError:
+        if chosen:  # asked for by name: an error, not a quieter detector
+            raise
+        # The default, in a checkout without `make node` or a model package without CenterNet:
+        # SSDLite alone, said in the log and in the model id every response carries.
+        log.warning("CenterNet's files not found (make node installs them; sagemaker/deploy.py --backend "
+                    "ssdlite packs them): person detector is SSDLite alone; set PERSON_COMPLEMENT=off to "
+                    "silence this or PERSON_COMPLEMENT=centernet to make it an error")
+        return detector
     streams = int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
-    second = _tfjs_detectors().CenterNetOpenVINO(find_centernet(model_dir), streams=streams,
+    second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=streams,
                                                  cache_dir=openvino_cache_dir(), people_only=True,
                                                  iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU)
     return ComplementDetector(
