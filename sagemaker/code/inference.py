@@ -1057,9 +1057,11 @@ class ComplementDetector:
     confident ones raises these to 0.95 and 0.85 for about the same precision, and the people of
     the campus clip's half A from 0.80 to 0.94 (bench/detector_compare.py, tuning data). The two
     models miss different people. Through the tracker it is a trade (docs/person-detection.md,
-    *A second opinion*), hence off by default. CenterNet runs on every frame (``frames="all"``)
-    or only on the frames SSDLite's tiling decided show small people (``frames="tiled"``:
-    cheaper, but the frames where SSDLite found nobody are the ones it misses most).
+    *A second opinion*). CenterNet runs on every frame (``frames="all"``, beside SSDLite on its
+    own thread), only on the frames SSDLite's tiling decided show small people (``"tiled"``:
+    cheaper, but the frames where SSDLite found nobody are the ones it misses most), or only on
+    the frames where SSDLite is sure of fewer people than in another of the request
+    (``"fewer"``, the default: as good on tuning as ``all`` for SSDLite's cost where it misses no one).
     """
 
     def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
