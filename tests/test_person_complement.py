@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from test_inference import load_inference, photo
+from test_inference import load_deploy, load_inference, photo
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +184,13 @@ def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) ->
     model = module.load_model(None, backend="ssdlite")
     assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
                               "(people-nms=0.6)>=0.35 low on fewer")
+
+
+def test_cloud_ssdlite_runs_alone() -> None:
+    """sagemaker/deploy.py --backend ssdlite says the cloud container runs SSDLite alone (it has
+    no OpenVINO for CenterNet and its files are not packed); YOLO's plan has no such setting."""
+    deploy = load_deploy()
+    ssd = deploy.make_plan(deploy.parser().parse_args(["--backend", "ssdlite"]), Path("model.tar.gz"))
+    assert ssd.env["PERSON_COMPLEMENT"] == "off"
+    yolo = deploy.make_plan(deploy.parser().parse_args(["--weights", "w.pt"]), Path("w.pt"))
+    assert "PERSON_COMPLEMENT" not in yolo.env
