@@ -74,7 +74,7 @@ class Once:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["0.35:mapped", "0.4:mapped", "0.5:mapped", "0.4:own"],
-                        help="THRESHOLD:SCORE[:FRAMES] each (SCORE mapped | own, FRAMES all | tiled)")
+                        help="THRESHOLD:SCORE[:FRAMES] each (SCORE mapped | own | low, FRAMES all | tiled | fewer)")
     args = parser.parse_args(argv)
     variants = [(float(v.split(":")[0]), v.split(":")[1], [*v.split(":"), "all"][2]) for v in args.variants]
     floor = min(t for t, _, _ in variants)

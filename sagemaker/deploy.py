@@ -279,6 +279,11 @@ def make_plan(args: argparse.Namespace, artefact: Path) -> Plan:
     }
     if args.backend == "yolo":
         env["YOLO_MODEL"] = model_id  # which .pt in model_dir the handler loads
+    else:
+        # SSDLite in the cloud runs alone: CenterNet's second opinion (on by default locally,
+        # inference.complemented) needs OpenVINO, which this container does not carry (OpenCV only),
+        # so its files are not packed either; said here rather than warned at every cold start.
+        env["PERSON_COMPLEMENT"] = "off"
     plan = Plan(
         endpoint_name=args.endpoint_name or endpoint_name_for(args.stage, args.account or ""),
         mode=mode,

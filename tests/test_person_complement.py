@@ -8,11 +8,12 @@ photo, which needs CenterNet's files (``make node`` installs them under vidsift/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-from test_inference import load_inference, photo
+from test_inference import load_deploy, load_inference, photo
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,51 @@ def test_detector_asks_centernet_on_the_frames_it_should(inf: ModuleType) -> Non
         inf.ComplementDetector(first, second, threshold=0.4, confident=0.5, frames="some")
 
 
+def test_fewer_asks_centernet_where_ssdlite_is_sure_of_fewer_people(inf: ModuleType) -> None:
+    """``fewer``: CenterNet sees the frames with fewer confident SSDLite people than the request's
+    most (a miss), none in a request where every frame has as many (or in a one-frame request)."""
+    two, one, none = rows((0.1, 0.1, 0.3, 0.6, 0.9), (0.5, 0.1, 0.7, 0.6, 0.6)), rows((0.1, 0.1, 0.3, 0.6, 0.9)), rows()
+    low = rows((0.1, 0.1, 0.3, 0.6, 0.9), (0.5, 0.1, 0.7, 0.6, 0.45))  # the second one under 0.5
+    assert inf.fewer_than_most([two, one, none, low, two], 0.5) == [False, True, True, True, False]
+    assert inf.fewer_than_most([one, one], 0.5) == [False, False]
+    assert inf.fewer_than_most([none], 0.5) == [False] and inf.fewer_than_most([], 0.5) == []
+
+    class PerFrame(Fixed):
+        def __init__(self, answers: list[np.ndarray]) -> None:
+            super().__init__("ssd", rows())
+            self.answers = answers
+
+        def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
+            return [a.copy() for a in self.answers]
+
+    images = [np.zeros((480, 640, 3), np.uint8)] * 3
+    second = Fixed("cn", rows((0.6, 0.1, 0.8, 0.6, 0.6)))
+    both = inf.ComplementDetector(PerFrame([two, one, two]), second, threshold=0.35, confident=0.5, frames="fewer")
+    assert both.model_id == "ssd+cn>=0.35 low on fewer"
+    out = both.detect(images, 0.3)
+    assert second.seen == 1 and both.last_second == [False, True, False]
+    assert [len(r) for r in out] == [2, 2, 2]  # CenterNet's box added (low) where the second person was missed
+    assert out[1][-1].tolist() == [0.6, 0.1, 0.8, 0.6, 0.499]
+
+
+def test_default_without_centernet_files(inf: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """On by default; where CenterNet's files are missing (no `make node`, a model package without
+    them) the default is SSDLite alone with a warning, and PERSON_COMPLEMENT=centernet an error."""
+    assert (inf.DEFAULT_COMPLEMENT, inf.DEFAULT_COMPLEMENT_CONFIDENCE, inf.DEFAULT_COMPLEMENT_SCORE,
+            inf.DEFAULT_COMPLEMENT_FRAMES) == ("centernet", 0.35, "low", "fewer")
+    plain = Fixed("ssd", rows())
+    monkeypatch.setattr(inf, "HUMAN_MODELS", tmp_path)
+    monkeypatch.delenv("CENTERNET_MODEL", raising=False)
+    monkeypatch.delenv("PERSON_COMPLEMENT", raising=False)
+    with caplog.at_level("WARNING", logger="vidsift.inference"):
+        assert inf.complemented(plain) is plain
+    assert "SSDLite alone" in caplog.text
+    monkeypatch.setenv("PERSON_COMPLEMENT", "centernet")
+    with pytest.raises(FileNotFoundError, match="make node"):
+        inf.complemented(plain)
+
+
 def test_setting_off_and_bad_values(inf: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = Fixed("ssd", rows())
     monkeypatch.setenv("PERSON_COMPLEMENT", "off")
@@ -106,6 +152,7 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("VIDSIFT_DETECTOR", "ssdlite")
     monkeypatch.setenv("PERSON_COMPLEMENT", "centernet")
     monkeypatch.setenv("PERSON_COMPLEMENT_CONFIDENCE", "0.4")
+    monkeypatch.setenv("PERSON_COMPLEMENT_FRAMES", "all")  # one photo: 'fewer' would never ask CenterNet
     model = inf.load_model(None)
     assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
                               "(people-nms=0.6)>=0.4 low")
@@ -117,3 +164,33 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
     assert len(out[out[:, 4] >= 0.5]) == 1  # CenterNet's box of her is SSDLite's: not added
     expected = inf.complement_rows(alone[alone[:, 4] >= 0.3], second, threshold=0.4, confident=0.5)
     assert out.tolist() == expected.tolist()
+
+
+def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local stack's detector (vidsift.local.sagemaker_runtime loads inference.py as the
+    container does) finds the CenterNet files `make node` installs and runs the complement by
+    default: on the frames with fewer confident people, 0.35, low."""
+    from vidsift.local.sagemaker_runtime import load_inference_module
+
+    module = load_inference_module()
+    try:
+        module.find_centernet(None)
+    except FileNotFoundError:
+        pytest.skip("CenterNet's files are not here: `make node` installs them under vidsift/local/human")
+    pytest.importorskip("openvino")
+    for name in ("PERSON_COMPLEMENT", "PERSON_COMPLEMENT_CONFIDENCE", "PERSON_COMPLEMENT_SCORE",
+                 "PERSON_COMPLEMENT_FRAMES", "CENTERNET_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    model = module.load_model(None, backend="ssdlite")
+    assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
+                              "(people-nms=0.6)>=0.35 low on fewer")
+
+
+def test_cloud_ssdlite_runs_alone() -> None:
+    """sagemaker/deploy.py --backend ssdlite says the cloud container runs SSDLite alone (it has
+    no OpenVINO for CenterNet and its files are not packed); YOLO's plan has no such setting."""
+    deploy = load_deploy()
+    ssd = deploy.make_plan(deploy.parser().parse_args(["--backend", "ssdlite"]), Path("model.tar.gz"))
+    assert ssd.env["PERSON_COMPLEMENT"] == "off"
+    yolo = deploy.make_plan(deploy.parser().parse_args(["--weights", "w.pt"]), Path("w.pt"))
+    assert "PERSON_COMPLEMENT" not in yolo.env

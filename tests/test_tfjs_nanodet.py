@@ -151,6 +151,26 @@ def test_resize_is_tf_legacy_bilinear() -> None:
     np.testing.assert_allclose(out, expected)
 
 
+def test_resize_gathers_first_to_the_bit() -> None:
+    """The resize gathers the uint8 neighbours before making them float (faster); its result is the
+    straightforward float32 rows-then-columns interpolation's, bit for bit (so the converted
+    models' inputs, and the complement's cached detections, do not move)."""
+    rng = np.random.default_rng(3)
+    for shape, side in (((360, 640, 3), 512), ((480, 640, 3), 384), ((511, 700, 3), 416), ((200, 300, 3), 512)):
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        src = image.astype(np.float32)
+        pos_y = np.arange(side, dtype=np.float32) * np.float32(shape[0] / side)
+        pos_x = np.arange(side, dtype=np.float32) * np.float32(shape[1] / side)
+        top, left = np.floor(pos_y).astype(int), np.floor(pos_x).astype(int)
+        bottom = np.minimum(np.ceil(pos_y).astype(int), shape[0] - 1)
+        right = np.minimum(np.ceil(pos_x).astype(int), shape[1] - 1)
+        fy, fx = (pos_y - top).astype(np.float32), (pos_x - left).astype(np.float32)
+        rows = src[top] + (src[bottom] - src[top]) * fy[:, None, None]
+        expected = rows[:, left] + (rows[:, right] - rows[:, left]) * fx[None, :, None]
+        out = tfjs_detectors.resize_bilinear(image, side, side)
+        assert out.dtype == np.float32 and np.array_equal(out, expected)
+
+
 def test_tfjs_nms_semantics() -> None:
     """As tfjs: scores strictly above the threshold, IoU >= threshold suppresses, ties go to the
     lower index, corners may come in either order, at most max_output kept."""
