@@ -119,3 +119,12 @@ def fresh_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
 
     return reset
 
+
+@pytest.fixture(scope="module")
+def ssdlite_alone() -> Iterator[None]:
+    """For tests about SSDLite and its runtime (its id, its boxes): without CenterNet's second
+    opinion, on by default since PERSON_COMPLEMENT (tests/test_person_complement.py tests that).
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("ssdlite_alone")``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PERSON_COMPLEMENT", "off")
+        yield

@@ -94,13 +94,7 @@ def assert_contract(response: dict[str, Any], n: int, model_id: str) -> None:
             assert box["top"] + box["height"] <= 1.0 + 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _ssdlite_alone() -> Iterator[None]:
-    """These tests are about SSDLite and its runtime (its id, its boxes): without CenterNet's second
-    opinion, on by default since PERSON_COMPLEMENT (tests/test_person_complement.py tests that)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PERSON_COMPLEMENT", "off")
-        yield
+pytestmark = pytest.mark.usefixtures("ssdlite_alone")
 
 
 @pytest.fixture(scope="module")

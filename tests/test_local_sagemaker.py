@@ -26,13 +26,7 @@ BUCKET = "vidsift-local-frames"
 CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _ssdlite_alone() -> Iterator[None]:
-    """These tests are about SSDLite and its runtime (its id, its boxes): without CenterNet's second
-    opinion, on by default since PERSON_COMPLEMENT (tests/test_person_complement.py tests that)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PERSON_COMPLEMENT", "off")
-        yield
+pytestmark = pytest.mark.usefixtures("ssdlite_alone")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +40,7 @@ def s3_url(moto_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def service(s3_url: str, _ssdlite_alone: None) -> Iterator[sagemaker_runtime.SageMakerRuntimeService]:
+def service(s3_url: str, ssdlite_alone: None) -> Iterator[sagemaker_runtime.SageMakerRuntimeService]:
     svc = sagemaker_runtime.serve(endpoint_name=ENDPOINT, s3_endpoint_url=s3_url, backend="ssdlite")
     yield svc
     svc.stop()
