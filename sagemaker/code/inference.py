@@ -687,6 +687,13 @@ def nms_iou_setting() -> float:
     return iou
 
 
+def openvino_streams() -> int:
+    """OpenVINO streams (one thread each) for SSDLite and CenterNet alike: ``SSDLITE_STREAMS``, else
+    up to 2 (one per core of a small instance). One definition, so the two models split the cores
+    the same way."""
+    return int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
+
+
 def openvino_cache_dir() -> Path | None:
     """Where compiled networks are kept: ``OPENVINO_CACHE_DIR``, else the user's cache folder;
     None (compile every time) where no such folder can be made, as in a read-only container."""
@@ -715,7 +722,7 @@ def ssdlite_detector(graph: Path, pbtxt: Path) -> Detector:
         raise ValueError(f"SSDLITE_RUNTIME must be one of {', '.join(SSDLITE_RUNTIMES)}, got {runtime!r}")
     iou = nms_iou_setting()
     if runtime == "openvino" or (runtime == "auto" and _openvino_available()):
-        streams = int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
+        streams = openvino_streams()
         return SSDLiteOpenVINO(graph, streams=streams, cache_dir=openvino_cache_dir(), nms_iou=iou)
     if abs(pbtxt_nms_iou(pbtxt.read_text()) - iou) > 1e-9:
         pbtxt = _generate_pbtxt(graph, iou)
@@ -1144,7 +1151,8 @@ def _tfjs_detectors() -> Any:
 
 def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
     """CenterNet's ``centernet.json`` (its ``.bin`` beside it): ``CENTERNET_MODEL``, else in model_dir
-    (the model package, sagemaker/deploy.py), else where ``make node`` installs @vladmandic/human."""
+    (a model package that holds it; sagemaker/deploy.py packs none, its SSDLite runs
+    alone), else where ``make node`` installs @vladmandic/human."""
     candidates = [os.environ.get("CENTERNET_MODEL")]
     if model_dir:
         candidates.append(str(Path(model_dir) / CENTERNET_FILES[0]))
@@ -1176,12 +1184,11 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
             raise
         # The default, in a checkout without `make node` or a model package without CenterNet:
         # SSDLite alone, said in the log and in the model id every response carries.
-        log.warning("CenterNet's files not found (make node installs them; sagemaker/deploy.py --backend "
-                    "ssdlite packs them): person detector is SSDLite alone; set PERSON_COMPLEMENT=off to "
-                    "silence this or PERSON_COMPLEMENT=centernet to make it an error")
+        log.warning("CenterNet's files not found (make node installs them, or set CENTERNET_MODEL): "
+                    "person detector is SSDLite alone; set PERSON_COMPLEMENT=off to silence this or "
+                    "PERSON_COMPLEMENT=centernet to make it an error")
         return detector
-    streams = int(os.environ.get("SSDLITE_STREAMS") or min(2, os.cpu_count() or 1))
-    second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=streams,
+    second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=openvino_streams(),
                                                  cache_dir=openvino_cache_dir(), people_only=True,
                                                  iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU)
     return ComplementDetector(
