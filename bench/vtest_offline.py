@@ -15,7 +15,7 @@ link in it). :func:`score` compares the tracks with the hand count: tracks again
 and at the counted moments (hand boxes matched one-to-one to the tracks' boxes, IoU >= 0.3)
 how many tracks each visit is split into and how many tracks hold two visits.
 
-    python -m bench.vtest_offline [--fps 1 2]
+    python -m bench.vtest_offline [--fps 1 2] [--clips A] [--detail]
 """
 
 from __future__ import annotations
@@ -131,9 +131,12 @@ def score(clip: Clip, tracks: list[Track]) -> dict[str, Any]:
             at.setdefault(round(p.time_s, 3), []).append((t.track_id or t.key, p.box))
     visits_of: dict[str, set[str]] = {}
     tracks_of: dict[str, set[str]] = {}
+    seen: dict[str, list[tuple[float, str]]] = {}  # per visit, (second, its track or "-")
     people = held = 0
     for m in clip.count["moments"]:
         hand = [p for p in m["people"] if p["visible"] != "head"]
+        for p in hand:
+            seen.setdefault(p["id"], []).append((float(m["t"]), "-"))
         truth = np.array([[x, y, x + bw, y + bh] for x, y, bw, bh in (p["box"] for p in hand)], dtype=float)
         mine = at.get(round(float(m["t"]), 3), [])
         det = np.array([[b.left * w, b.top * h, (b.left + b.width) * w, (b.top + b.height) * h] for _, b in mine],
@@ -146,6 +149,7 @@ def score(clip: Clip, tracks: list[Track]) -> dict[str, Any]:
             if iou[r, c] >= IOU_MATCH:
                 held += 1
                 visit, track = hand[r]["id"], mine[c][0]
+                seen[visit][-1] = (float(m["t"]), track)
                 tracks_of.setdefault(visit, set()).add(track)
                 visits_of.setdefault(track, set()).add(visit)
     truth_visits = len(clip.count["visits"])
@@ -153,7 +157,7 @@ def score(clip: Clip, tracks: list[Track]) -> dict[str, Any]:
             "error": (len(tracks) - truth_visits) / truth_visits,
             "splits": sum(len(v) - 1 for v in tracks_of.values()),
             "merged": sum(len(v) > 1 for v in visits_of.values()),
-            "held": held, "people": people}
+            "held": held, "people": people, "seen": seen}
 
 
 def line(s: dict[str, Any], label: str = "") -> str:
@@ -162,17 +166,39 @@ def line(s: dict[str, Any], label: str = "") -> str:
             f"hand boxes held {s['held']}/{s['people']}")
 
 
+def detail(s: dict[str, Any]) -> str:
+    """Per visit, the track holding its hand box at each counted second ("-": none), marked
+    where the visit is split or shares a track with another visit: where to look first."""
+    shared: dict[str, set[str]] = {}
+    for visit, row in s["seen"].items():
+        for _, track in row:
+            if track != "-":
+                shared.setdefault(track, set()).add(visit)
+    out = []
+    for visit, row in s["seen"].items():
+        tracks = {t for _, t in row if t != "-"}
+        notes = ([f"split into {len(tracks)}"] if len(tracks) > 1 else []) + [
+            f"{t} also holds {','.join(sorted(shared[t] - {visit}))}" for t in sorted(tracks) if len(shared[t]) > 1]
+        cells = " ".join(f"{t:g}:{track}" for t, track in row)
+        out.append(f"  {visit:<3} {cells}" + (f"   ({'; '.join(notes)})" if notes else ""))
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fps", type=float, nargs="+", default=[1.0])
     parser.add_argument("--clips", nargs="+", default=["A"], choices=["A", "B", "whole"])
+    parser.add_argument("--detail", action="store_true",
+                        help="per visit, the track holding it at each counted second")
     args = parser.parse_args(argv if argv is not None else [])
     params = TrackParams(track_confidence=MIN_CONFIDENCE)  # the pipeline's (vidsift.settings)
     for fps in args.fps:
         for name in args.clips:
             clip = load(name, fps)
-            print(line(score(clip, pipeline_tracks(clip.frames, params)), "default")
-                  + f"; JPEGs as the whole clip's {clip.same_jpegs}/{len(clip.frames)}")
+            scored = score(clip, pipeline_tracks(clip.frames, params))
+            print(line(scored, "default") + f"; JPEGs as the whole clip's {clip.same_jpegs}/{len(clip.frames)}")
+            if args.detail:
+                print(detail(scored))
 
 
 if __name__ == "__main__":
