@@ -49,6 +49,10 @@ def object_bodies(bucket: str, keys: list[str]) -> list[bytes]:
         return list(pool.map(lambda k: object_body(bucket, k), keys))
 
 
+#: Objects per object_bodies_at_once request while exporting (frames: about 100 KB each).
+_KEYS_AT_ONCE = 200
+
+
 def object_bodies_at_once(endpoint_url: str, bucket: str, keys: list[str]) -> list[bytes]:
     """The objects' bodies, in the order of ``keys``, in one request to the local stack's moto
     (vidsift.local.moto_process.OBJECTS_PATH), not a GetObject each: the same bytes, without a
@@ -136,17 +140,18 @@ def export_frames(stack: LocalStack, out: Path, skip: set[str] | frozenset[str] 
     """The frames with people (the people bucket's JPEGs) to ``out/frames/``, but the keys in
     ``skip`` (written by an earlier pass); returns the keys written now. A run starts a pass
     once tracking begins (its frames with people are copied by then) and the final export
-    fetches only what came after. The keys are listed as S3 lists them; their bytes come in
-    one request (object_bodies_at_once), not a GetObject each."""
+    fetches only what came after. The keys are listed as S3 lists them; their bytes come
+    200 to a request (object_bodies_at_once), not a GetObject each."""
     people_bucket = stack.names.bucket("people")
     # The tracks' face work (JSON) is the pipeline's, not a result.
     suffix = contract.load()["frame_suffix"]
     keys = [k for k in object_keys(people_bucket) if k.endswith(suffix) and k not in skip]
-    bodies = object_bodies_at_once(stack.endpoint_url, people_bucket, keys) if keys else []
-    for key, body in zip(keys, bodies, strict=True):
-        path = out / "frames" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
+    for start in range(0, len(keys), _KEYS_AT_ONCE):  # a long video's frames: bounded memory per request
+        chunk = keys[start:start + _KEYS_AT_ONCE]
+        for key, body in zip(chunk, object_bodies_at_once(stack.endpoint_url, people_bucket, chunk), strict=True):
+            path = out / "frames" / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
     return set(keys)
 
 
