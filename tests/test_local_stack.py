@@ -104,3 +104,79 @@ def test_sqs_retention_check_reads_the_queue_period_and_answers_as_moto_does() -
     ours = [backend.is_message_valid_based_on_retention_period("retention-check", m) for m in (fresh, expired)]
     assert SQSBackend.is_message_valid_based_on_retention_period is not original
     assert moto_says == ours == [True, False]
+
+
+def test_many_objects_in_one_request_are_the_bytes_getobject_reads() -> None:
+    """The run's export reads the frames with people in one request (object_bodies_at_once), in
+    moto's own process and in this one: the bytes, in the order asked, of the object's latest
+    version (an overwrite wins, as for GetObject), empty objects included; a key that is gone
+    raises instead of exporting a hole; a malformed request is refused."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    from vidsift.local.moto_process import OBJECTS_PATH
+    from vidsift.local.results import object_bodies_at_once
+
+    for in_process in (False, True):
+        with LocalStack(with_models=False, moto_in_process=in_process) as stack:
+            s3 = aws.client("s3")
+            for role in ("people", "raw"):  # raw is versioned: the latest version is read
+                bucket = stack.names.bucket(role)
+                bodies = {f"v/{i:06d}.jpg": bytes([i]) * (1000 * i) for i in range(5)}
+                for key, body in bodies.items():
+                    s3.put_object(Bucket=bucket, Key=key, Body=b"old" + body)
+                    s3.put_object(Bucket=bucket, Key=key, Body=body)
+                keys = sorted(bodies, reverse=True)
+                got = object_bodies_at_once(stack.endpoint_url, bucket, keys)
+                assert got == [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+                assert got == [bodies[k] for k in keys] and got[-1] == b""
+                assert object_bodies_at_once(stack.endpoint_url, bucket, []) == []
+                with pytest.raises(FileNotFoundError, match=r"v/missing\.jpg"):
+                    object_bodies_at_once(stack.endpoint_url, bucket, [keys[0], "v/missing.jpg"])
+            request = urllib.request.Request(stack.endpoint_url + OBJECTS_PATH, method="POST",
+                                             data=json.dumps({"bucket": "no-such-bucket", "keys": []}).encode())
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 400
+
+
+def test_queue_counts_in_one_request_are_what_getqueueattributes_counts() -> None:
+    """The dispatcher asks how many messages each stage queue holds in one request
+    (Dispatcher.queue_counts), in moto's own process and in this one: visible, in flight and
+    delayed as GetQueueAttributes counts them, per stage; an unknown queue is refused."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    from vidsift import contract
+    from vidsift.local.dispatcher import Dispatcher
+    from vidsift.local.moto_process import QUEUE_COUNTS_PATH
+
+    names = ["ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
+             "ApproximateNumberOfMessages"]
+    for in_process in (False, True):
+        with LocalStack(with_models=False, moto_in_process=in_process) as stack:
+            sqs, urls = aws.client("sqs"), stack.queue_urls
+            dispatcher = Dispatcher(stack)
+            stack.settle()  # S3's test events, sent when the notifications were configured
+            assert dispatcher.queue_counts() == {s: (0, 0, 0) for s in contract.STAGES}
+            for body in ("a", "b", "c"):
+                sqs.send_message(QueueUrl=urls["detect_people"], MessageBody=body)
+            assert sqs.receive_message(QueueUrl=urls["detect_people"], MaxNumberOfMessages=1,
+                                       VisibilityTimeout=600)["Messages"]
+            sqs.send_message(QueueUrl=urls["track_people"], MessageBody="later", DelaySeconds=600)
+            counts = dispatcher.queue_counts()
+            assert counts["detect_people"] == (1, 0, 2) and counts["track_people"] == (0, 1, 0)
+            for stage, url in urls.items():
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+                assert counts[stage] == tuple(int(attrs[n]) for n in names)
+            request = urllib.request.Request(stack.endpoint_url + QUEUE_COUNTS_PATH, method="POST",
+                                             data=json.dumps({"urls": [urls["split_frames"] + "-nope"]}).encode())
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 400

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import math
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vidsift import aws, contract
+from vidsift.local.moto_process import QUEUE_COUNTS_PATH
 from vidsift.local.stack import REGION, LocalStack
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -223,6 +226,21 @@ class Dispatcher:
             if self.on_batch:
                 self.on_batch(stage, stats)
 
+    def queue_counts(self) -> dict[str, tuple[int, int, int]]:
+        """Each stage queue's messages (not visible, delayed, visible, as GetQueueAttributes
+        counts them), all queues in one request to the local moto
+        (vidsift.local.moto_process.QUEUE_COUNTS_PATH): the concurrent loop asks at every turn
+        which queues hold visible messages, and a ReceiveMessage to each of the five queues
+        (nearly all of them empty) cost a botocore call and a moto request each. The answer
+        is the stack's own bookkeeping, not a call any function's role makes."""
+        stages = list(self.stack.queue_urls)
+        request = urllib.request.Request(self.stack.endpoint_url + QUEUE_COUNTS_PATH, method="POST",
+                                         data=json.dumps({"urls": [self.stack.queue_urls[s] for s in stages]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            counts = json.loads(resp.read())["counts"]
+        return {stage: (int(c[0]), int(c[1]), int(c[2])) for stage, c in zip(stages, counts, strict=True)}
+
     def in_flight(self) -> int:
         """Messages still to be handled in any stage queue: 0 only when every queue is empty.
 
@@ -265,7 +283,13 @@ class Dispatcher:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="invoke") as pool:
             while time.monotonic() < deadline:
                 started = 0
+                # Only the queues holding visible messages are received from: one request for
+                # all of them, instead of an empty ReceiveMessage per idle queue at every turn.
+                waiting = ({s for s, c in self.queue_counts().items() if c[2]}
+                           if len(running) < self.concurrency else set())
                 for stage in reversed(contract.STAGES):
+                    if stage not in waiting:
+                        continue
                     cap = contract.stage(stage)["max_concurrency"]
                     while len(running) < self.concurrency and per_stage[stage] < cap:
                         messages = self._receive(stage)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from vidsift import aws, contract
 from vidsift.core.events import parse_s3_message
+from vidsift.local.moto_process import OBJECTS_PATH
 from vidsift.local.stack import LocalStack
 
 
@@ -45,6 +47,29 @@ def object_bodies(bucket: str, keys: list[str]) -> list[bytes]:
         return [object_body(bucket, k) for k in keys]
     with ThreadPoolExecutor(max_workers=_GET_THREADS) as pool:
         return list(pool.map(lambda k: object_body(bucket, k), keys))
+
+
+#: Objects per object_bodies_at_once request while exporting (frames: about 100 KB each).
+_KEYS_AT_ONCE = 200
+
+
+def object_bodies_at_once(endpoint_url: str, bucket: str, keys: list[str]) -> list[bytes]:
+    """The objects' bodies, in the order of ``keys``, in one request to the local stack's moto
+    (vidsift.local.moto_process.OBJECTS_PATH), not a GetObject each: the same bytes, without a
+    botocore call and a moto request per object. For the local stack's own reading (the run's
+    export), never the handlers'. A key that is gone raises, as its GetObject would."""
+    request = urllib.request.Request(endpoint_url + OBJECTS_PATH, method="POST",
+                                     data=json.dumps({"bucket": bucket, "keys": keys}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as resp:
+        sizes = json.loads(resp.readline())["sizes"]
+        bodies = [resp.read(n) if n > 0 else b"" for n in sizes]
+    missing = [k for k, n in zip(keys, sizes, strict=True) if n < 0]
+    if missing:
+        raise FileNotFoundError(f"s3://{bucket}/{missing[0]}: no such key ({len(missing)} missing)")
+    if any(len(b) != n for b, n in zip(bodies, sizes, strict=True)):
+        raise OSError(f"s3://{bucket}: the local S3's answer ended early")
+    return bodies
 
 
 def analytics_rows(stack: LocalStack, table: str) -> list[dict[str, Any]]:
@@ -115,15 +140,18 @@ def export_frames(stack: LocalStack, out: Path, skip: set[str] | frozenset[str] 
     """The frames with people (the people bucket's JPEGs) to ``out/frames/``, but the keys in
     ``skip`` (written by an earlier pass); returns the keys written now. A run starts a pass
     once tracking begins (its frames with people are copied by then) and the final export
-    fetches only what came after."""
+    fetches only what came after. The keys are listed as S3 lists them; their bytes come
+    200 to a request (object_bodies_at_once), not a GetObject each."""
     people_bucket = stack.names.bucket("people")
     # The tracks' face work (JSON) is the pipeline's, not a result.
     suffix = contract.load()["frame_suffix"]
     keys = [k for k in object_keys(people_bucket) if k.endswith(suffix) and k not in skip]
-    for key, body in zip(keys, object_bodies(people_bucket, keys), strict=True):
-        path = out / "frames" / key
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
+    for start in range(0, len(keys), _KEYS_AT_ONCE):  # a long video's frames: bounded memory per request
+        chunk = keys[start:start + _KEYS_AT_ONCE]
+        for key, body in zip(chunk, object_bodies_at_once(stack.endpoint_url, people_bucket, chunk), strict=True):
+            path = out / "frames" / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(body)
     return set(keys)
 
 
