@@ -983,6 +983,10 @@ DEFAULT_COMPLEMENT_SCORE = "low"
 #: CenterNet's suppression for the complement: among people only, at SSDLite's IoU (the decoding
 #: bench/detector_compare.mjs measured; Human's, all classes at 0.4, drops people standing close).
 COMPLEMENT_CENTERNET_NMS_IOU = 0.6
+#: CenterNet's square input side (``PERSON_COMPLEMENT_SIZE``, a multiple of 32): Human runs it at the
+#: 512 it was exported with; the network is fully convolutional, and a smaller input costs less
+#: CPU a frame (tfjs_graph.resize_input).
+DEFAULT_COMPLEMENT_SIZE = 512
 #: Where ``make node`` installs CenterNet (inside @vladmandic/human, under the repository).
 HUMAN_MODELS = HERE.parents[1] / "vidsift" / "local" / "human" / "node_modules" / "@vladmandic" / "human" / "models"
 CENTERNET_FILES = ("centernet.json", "centernet.bin")
@@ -1188,9 +1192,12 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
                     "person detector is SSDLite alone; set PERSON_COMPLEMENT=off to silence this or "
                     "PERSON_COMPLEMENT=centernet to make it an error")
         return detector
+    side = int(_env_float("PERSON_COMPLEMENT_SIZE", DEFAULT_COMPLEMENT_SIZE))
+    if side <= 0 or side % 32:
+        raise ValueError(f"PERSON_COMPLEMENT_SIZE must be a positive multiple of 32, got {side!r}")
     second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=openvino_streams(),
                                                  cache_dir=openvino_cache_dir(), people_only=True,
-                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU)
+                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU, input_side=side)
     return ComplementDetector(
         detector, second,
         threshold=_env_float("PERSON_COMPLEMENT_CONFIDENCE", DEFAULT_COMPLEMENT_CONFIDENCE),
