@@ -139,6 +139,11 @@ def test_setting_off_and_bad_values(inf: ModuleType, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PERSON_COMPLEMENT", "nanodet")
     with pytest.raises(ValueError, match="PERSON_COMPLEMENT must be one of off, centernet"):
         inf.complemented(plain)
+    monkeypatch.setenv("PERSON_COMPLEMENT", "centernet")
+    for side in ("400", "0", "-32"):  # CenterNet's grids need a multiple of 32
+        monkeypatch.setenv("PERSON_COMPLEMENT_SIZE", side)
+        with pytest.raises(ValueError, match="PERSON_COMPLEMENT_SIZE must be a positive multiple of 32"):
+            inf.complemented(plain)
 
 
 def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

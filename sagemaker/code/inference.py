@@ -1170,8 +1170,9 @@ def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
 
 def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = None) -> Detector:
     """``detector`` with a second opinion as ``PERSON_COMPLEMENT`` (off | centernet; default
-    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low)
-    and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled | fewer; default DEFAULT_COMPLEMENT_FRAMES) say;
+    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low),
+    ``PERSON_COMPLEMENT_FRAMES`` (all | tiled | fewer; default DEFAULT_COMPLEMENT_FRAMES) and
+    ``PERSON_COMPLEMENT_SIZE`` (CenterNet's input side, default DEFAULT_COMPLEMENT_SIZE) say;
     unchanged with ``off``. CenterNet runs on OpenVINO (tfjs_detectors.py), with as many streams
     as SSDLite's. Its files missing (:func:`find_centernet`): FileNotFoundError when
     PERSON_COMPLEMENT=centernet is set, SSDLite alone with a logged warning when it is the default."""
@@ -1181,6 +1182,9 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
         raise ValueError(f"PERSON_COMPLEMENT must be one of {', '.join(COMPLEMENT_MODES)}, got {mode!r}")
     if mode == "off":
         return detector
+    side = _env_float("PERSON_COMPLEMENT_SIZE", DEFAULT_COMPLEMENT_SIZE)
+    if side <= 0 or side % 32:
+        raise ValueError(f"PERSON_COMPLEMENT_SIZE must be a positive multiple of 32, got {side:g}")
     try:
         model_json = find_centernet(model_dir)
     except FileNotFoundError:
@@ -1192,12 +1196,9 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
                     "person detector is SSDLite alone; set PERSON_COMPLEMENT=off to silence this or "
                     "PERSON_COMPLEMENT=centernet to make it an error")
         return detector
-    side = int(_env_float("PERSON_COMPLEMENT_SIZE", DEFAULT_COMPLEMENT_SIZE))
-    if side <= 0 or side % 32:
-        raise ValueError(f"PERSON_COMPLEMENT_SIZE must be a positive multiple of 32, got {side!r}")
     second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=openvino_streams(),
                                                  cache_dir=openvino_cache_dir(), people_only=True,
-                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU, input_side=side)
+                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU, input_side=int(side))
     return ComplementDetector(
         detector, second,
         threshold=_env_float("PERSON_COMPLEMENT_CONFIDENCE", DEFAULT_COMPLEMENT_CONFIDENCE),
