@@ -233,6 +233,14 @@ class TfjsOpenVINODetector:
         self._queue.set_callback(self._done)
         self._results: dict[int, list[np.ndarray]] = {}
         self._lock = threading.Lock()
+        # One inference here, on the loading thread. Why: pyopenvino makes its NumPy views of a
+        # tensor's data through a function-local static that initializes pybind11's NumPy API on
+        # first use, and two threads doing that first use at once deadlock (one holds the static's
+        # guard and waits for the GIL, the other holds the GIL and waits for the guard). That
+        # is what inference.ComplementDetector does on every frame (SSDLite's queue on the
+        # request's thread, this one's beside it): `bench visits` hung so on its first request.
+        # After one use in one thread the statics are set for the whole process.
+        self.infer([np.zeros([int(d) for d in compiled.inputs[0].get_shape()], np.float32)])
 
     def output_index(self, name: str) -> int:
         """The position of the output tensor called ``name`` (e.g. ``Identity_3:0``)."""
