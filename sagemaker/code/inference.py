@@ -960,8 +960,8 @@ class TiledDetector:
 COMPLEMENT_MODES = ("off", "centernet")
 #: On: with ``low`` scores at 0.35, CenterNet at 384 on every frame (chosen on the tuning data,
 #: docs/person-detection.md, *A second opinion* and *A smaller CenterNet*) the counts and IDF1
-#: rise over SSDLite's alone, for about 0.6 of the 512 network's CPU a frame (bench visits' speed
-#: guard). Where CenterNet's files are missing and PERSON_COMPLEMENT is not
+#: rise over SSDLite's alone, for about 0.55 of the 512 network's CPU a frame (bench visits' speed
+#: guard: see the doc's *A smaller CenterNet*). Where CenterNet's files are missing and PERSON_COMPLEMENT is not
 #: set, SSDLite runs alone with a warning (:func:`complemented`).
 DEFAULT_COMPLEMENT = "centernet"
 #: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``;
@@ -1045,8 +1045,9 @@ def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, 
 #: SSDLite's tiling decided show small people; ``fewer``, those in which SSDLite is confident of
 #: fewer people than in another frame of the same request (:func:`fewer_than_most`).
 COMPLEMENT_FRAMES = ("all", "tiled", "fewer")
-#: ``all`` with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), cheap enough for every frame. ``fewer``
-#: (the default with CenterNet at 512): on tuning as good as ``all`` (IDF1 0.811 vs 0.813) for a
+#: ``all`` with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE): its CPU a frame about halved, the tuning
+#: rows about as good as 512's on every frame. ``fewer`` (the default with CenterNet at 512; the
+#: fallback if the speed guard needs it): on tuning as good as ``all`` (IDF1 0.811 vs 0.813) for a
 #: fraction of CenterNet's cost on scenes SSDLite finds whole (bench visits: 3.2x vs 4.6x).
 DEFAULT_COMPLEMENT_FRAMES = "all"
 
@@ -1076,7 +1077,7 @@ class ComplementDetector:
     cheaper, but the frames where SSDLite found nobody are the ones it misses most), or only on
     the frames where SSDLite is sure of fewer people than in another of the request
     (``"fewer"``: as good on tuning as ``all`` for SSDLite's cost where it misses no one). The
-    default is ``all``, with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), which made it cheap enough.
+    default is ``all``, with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), about half its CPU at 512.
     """
 
     def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
