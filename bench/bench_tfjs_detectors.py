@@ -11,6 +11,8 @@ inference and decoding, as a request runs it) and through the network alone; med
 
 ``--streams 2 --batch 16`` measures what the local stack does (SSDLiteOpenVINO's default: two
 one-thread streams, a camera's frames sent 16 at a time): ms per frame of the batch.
+``--centernet-sides 512 384`` runs CenterNet at each of those input sides (PERSON_COMPLEMENT_SIZE;
+CenterNet is taken from ``--models``, else from the @vladmandic/human package ``make node`` installs).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / ".venv" / "cache" / "human-models" / "3.0.4")
     parser.add_argument("--streams", type=int, default=1)
     parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--centernet-sides", type=int, nargs="+", default=[512])
     args = parser.parse_args()
     inference = _module("vidsift_bench_inference", CODE / "inference.py")
     tfjs = _module("vidsift_tfjs_detectors", CODE / "tfjs_detectors.py")
@@ -79,9 +82,13 @@ def main() -> None:
     backends: dict[str, Any] = {
         "ssdlite": inference.SSDLiteOpenVINO(inference.find_ssdlite_files(None)[0], streams=args.streams,
                                              cache_dir=cache)}
-    for name, cls in (("nanodet", tfjs.NanoDetOpenVINO), ("centernet", tfjs.CenterNetOpenVINO)):
-        if (args.models / f"{name}.json").is_file():
-            backends[name] = cls(args.models / f"{name}.json", streams=args.streams, cache_dir=cache)
+    if (args.models / "nanodet.json").is_file():
+        backends["nanodet"] = tfjs.NanoDetOpenVINO(args.models / "nanodet.json", streams=args.streams, cache_dir=cache)
+    centernet = next((p for p in (args.models / "centernet.json", inference.HUMAN_MODELS / "centernet.json")
+                      if p.is_file()), None)
+    for side in args.centernet_sides if centernet is not None else []:
+        backends[f"centernet{'' if side == 512 else side}"] = tfjs.CenterNetOpenVINO(
+            centernet, streams=args.streams, cache_dir=cache, input_side=side)
     items = frames(args.frames * args.batch)
     batches = [items[i : i + args.batch] for i in range(0, len(items), args.batch)]
     print(f"{args.streams} stream(s) of one thread, {args.batch} frame(s) a call; ms per frame")

@@ -11,6 +11,10 @@ also detected by each variant's real detector and must give the same bytes. Then
 --groups regression,tune`` reads its cache. Tuning groups only (regression, tune, far tune).
 
     python -m bench.complement_variants --variants 0.35:mapped 0.4:mapped 0.5:mapped 0.4:own 0.4:mapped:tiled
+
+CenterNet's input side is the environment's (``PERSON_COMPLEMENT_SIZE``, default 512; it is in the
+model id, so each side's cache keeps apart): ``PERSON_COMPLEMENT_SIZE=384 python -m
+bench.complement_variants --variants 0.35:low:all``, then the rows with the same setting.
 """
 
 from __future__ import annotations

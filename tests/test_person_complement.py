@@ -119,7 +119,7 @@ def test_default_without_centernet_files(inf: ModuleType, monkeypatch: pytest.Mo
     """On by default; where CenterNet's files are missing (no `make node`, a model package without
     them) the default is SSDLite alone with a warning, and PERSON_COMPLEMENT=centernet an error."""
     assert (inf.DEFAULT_COMPLEMENT, inf.DEFAULT_COMPLEMENT_CONFIDENCE, inf.DEFAULT_COMPLEMENT_SCORE,
-            inf.DEFAULT_COMPLEMENT_FRAMES) == ("centernet", 0.35, "low", "fewer")
+            inf.DEFAULT_COMPLEMENT_FRAMES, inf.DEFAULT_COMPLEMENT_SIZE) == ("centernet", 0.35, "low", "all", 384)
     plain = Fixed("ssd", rows())
     monkeypatch.setattr(inf, "HUMAN_MODELS", tmp_path)
     monkeypatch.delenv("CENTERNET_MODEL", raising=False)
@@ -139,6 +139,11 @@ def test_setting_off_and_bad_values(inf: ModuleType, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PERSON_COMPLEMENT", "nanodet")
     with pytest.raises(ValueError, match="PERSON_COMPLEMENT must be one of off, centernet"):
         inf.complemented(plain)
+    monkeypatch.setenv("PERSON_COMPLEMENT", "centernet")
+    for side in ("400", "0", "-32"):  # CenterNet's grids need a multiple of 32
+        monkeypatch.setenv("PERSON_COMPLEMENT_SIZE", side)
+        with pytest.raises(ValueError, match="PERSON_COMPLEMENT_SIZE must be a positive multiple of 32"):
+            inf.complemented(plain)
 
 
 def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,6 +158,7 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PERSON_COMPLEMENT", "centernet")
     monkeypatch.setenv("PERSON_COMPLEMENT_CONFIDENCE", "0.4")
     monkeypatch.setenv("PERSON_COMPLEMENT_FRAMES", "all")  # one photo: 'fewer' would never ask CenterNet
+    monkeypatch.setenv("PERSON_COMPLEMENT_SIZE", "512")  # Human's own input side
     model = inf.load_model(None)
     assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
                               "(people-nms=0.6)>=0.4 low")
@@ -169,7 +175,7 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
 def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local stack's detector (vidsift.local.sagemaker_runtime loads inference.py as the
     container does) finds the CenterNet files `make node` installs and runs the complement by
-    default: on the frames with fewer confident people, 0.35, low."""
+    default: CenterNet at 384 on every frame, 0.35, low."""
     from vidsift.local.sagemaker_runtime import load_inference_module
 
     module = load_inference_module()
@@ -179,11 +185,12 @@ def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) ->
         pytest.skip("CenterNet's files are not here: `make node` installs them under vidsift/local/human")
     pytest.importorskip("openvino")
     for name in ("PERSON_COMPLEMENT", "PERSON_COMPLEMENT_CONFIDENCE", "PERSON_COMPLEMENT_SCORE",
-                 "PERSON_COMPLEMENT_FRAMES", "CENTERNET_MODEL"):
+                 "PERSON_COMPLEMENT_FRAMES", "PERSON_COMPLEMENT_SIZE", "CENTERNET_MODEL"):
         monkeypatch.delenv(name, raising=False)
     model = module.load_model(None, backend="ssdlite")
-    assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_512_person"
-                              "(people-nms=0.6)>=0.35 low on fewer")
+    assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_384_person"
+                              "(people-nms=0.6)>=0.35 low")
+    assert model.backend.second.prepare(np.zeros((480, 640, 3), np.uint8)).shape == (1, 384, 384, 3)
 
 
 def test_cloud_ssdlite_runs_alone() -> None:

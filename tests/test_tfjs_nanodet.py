@@ -235,6 +235,59 @@ def test_conversion_is_cached_by_hash(name: str, tmp_path: Path, monkeypatch: py
     spec["generatedBy"] = "edited"
     (copy / f"{name}.json").write_text(json.dumps(spec))
     assert tfjs_graph.model_hash(copy / f"{name}.json") != tfjs_graph.model_hash(path)
+    # Another input side is another model: cached apart
+    assert tfjs_graph.model_hash(path, 384) != tfjs_graph.model_hash(path)
+
+
+def test_resize_input_rewrites_the_folded_sizes() -> None:
+    """A graph's input side is rewritten where the TFJS converter folded it in: the Placeholder, each
+    ResizeBilinear's constant size (scaled) and CenterNet's grid constants (side / 4 and its
+    square); sides that would not keep the grids whole, and constants that are not the grid
+    expected, are refused."""
+    nodes = [{"name": "tower_0/images", "op": "Placeholder",
+              "attr": {"shape": {"shape": {"dim": [{"size": "1"}, {"size": "512"}, {"size": "512"}, {"size": "3"}]}}}},
+             {"name": "up/size", "op": "Const", "attr": {}},
+             {"name": "up", "op": "ResizeBilinear", "input": ["x", "up/size"], "attr": {}}]
+    weights = {"up/size": np.array([64, 64], np.int32), "tower_0/strided_slice_6": np.array(128, np.int32),
+               "tower_0/BatchGather/concat": np.array([16384, 4], np.int32)}
+    out, changed = tfjs_graph.resize_input(nodes, weights, 384)
+    assert [d["size"] for d in out[0]["attr"]["shape"]["shape"]["dim"]] == ["1", "384", "384", "3"]
+    assert nodes[0]["attr"]["shape"]["shape"]["dim"][1]["size"] == "512"  # the input is not edited
+    assert changed["up/size"].tolist() == [48, 48] and changed["up/size"].dtype == np.int32
+    assert int(changed["tower_0/strided_slice_6"]) == 96
+    assert changed["tower_0/BatchGather/concat"].tolist() == [96 * 96, 4]
+    assert weights["up/size"].tolist() == [64, 64]
+    assert tfjs_graph.resize_input(nodes, weights, 512) == (nodes, weights)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        tfjs_graph.resize_input(nodes, weights, 400)
+    with pytest.raises(ValueError, match="grid"):
+        tfjs_graph.resize_input(nodes, {**weights, "tower_0/strided_slice_6": np.array(100, np.int32)}, 384)
+
+
+def test_smaller_centernet_decodes_on_its_own_grid() -> None:
+    """CenterNet at 384 (96x96 cells) runs, and its own detections are its peaks: each row above
+    0.2 is a keypoint score at one cell and class, its box that cell's centre (4 pixels a cell)
+    minus/plus the cell's wh output, as at the exported 512 (a wrong grid constant would read
+    the peaks' cells, and the boxes, off another grid)."""
+    path = need_model("centernet")
+    import openvino as ov
+
+    image = need_photo("sample1")
+    for side in (512, 384):
+        compiled = ov.Core().compile_model(tfjs_graph.convert(path, every_signature_output=True, input_side=side),
+                                           "CPU", {"INFERENCE_NUM_THREADS": "1", "INFERENCE_PRECISION_HINT": "f32"})
+        outputs = compiled(tfjs_detectors.resize_bilinear(image, side, side)[None])
+        wh, keypoints, detections = (outputs[compiled.output(n)][0] for n in
+                                     ("tower_0/wh:0", "tower_0/keypoints:0", "tower_0/detections:0"))
+        assert wh.shape == (side // 4, side // 4, 4) and keypoints.shape == (side // 4, side // 4, 80)
+        rows = detections[detections[:, 4] > 0.2]
+        assert len(rows) >= 3, side  # sample1 shows a group
+        for x1, y1, x2, y2, score, label in rows:
+            cells = np.argwhere(keypoints[:, :, int(label)] == score)
+            assert len(cells), (side, score)
+            fits = [np.allclose([x1, y1, x2, y2], [4 * x - wh[y, x, 0], 4 * y - wh[y, x, 1], 4 * x + wh[y, x, 2],
+                                                   4 * y + wh[y, x, 3]], atol=1e-3) for y, x in cells]
+            assert any(fits), (side, x1, y1, x2, y2)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -309,6 +362,17 @@ def test_detector_protocol(detectors: dict[str, Any]) -> None:
         rows = detector.detect([np.zeros((240, 320, 3), np.uint8), need_photo("astronaut")[:, :, ::-1].copy()], 0.5)
         assert [r.shape[1] for r in rows] == [5, 5] and len(rows[0]) == 0 and len(rows[1]) >= 1
         assert ((rows[1][:, :4] >= 0) & (rows[1][:, :4] <= 1)).all() and (rows[1][:, 4] >= 0.5).all()
+
+
+def test_centernet_at_a_smaller_input(tmp_path: Path) -> None:
+    """CenterNetOpenVINO(input_side=384) names its side in the model id (the benchmarks' caches keep
+    it apart), prepares 384x384 inputs and still finds the astronaut, with ratio boxes."""
+    path = need_model("centernet")
+    detector = tfjs_detectors.CenterNetOpenVINO(path, cache_dir=tmp_path, streams=1, input_side=384)
+    assert detector.input_size == 384 and detector.model_id == "centernet_mobilenet_v3_384_person"
+    assert detector.prepare(np.zeros((480, 640, 3), np.uint8)).shape == (1, 384, 384, 3)
+    rows = detector.detect([need_photo("astronaut")[:, :, ::-1].copy()], 0.5)[0]
+    assert len(rows) >= 1 and ((rows[:, :4] >= 0) & (rows[:, :4] <= 1)).all()
 
 
 @pytest.mark.skipif(shutil.which("node") is None or not (HUMAN_DIR / "node_modules").is_dir(),

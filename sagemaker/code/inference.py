@@ -958,10 +958,10 @@ class TiledDetector:
 #: ``PERSON_COMPLEMENT``: ``off``, or a second detector whose people are added where SSDLite's
 #: confident boxes miss them (:class:`ComplementDetector`).
 COMPLEMENT_MODES = ("off", "centernet")
-#: On: with ``low`` scores at 0.35 on the frames with ``fewer`` confident people (chosen on the
-#: tuning data, docs/person-detection.md, *A second opinion*) the counts and IDF1 rise over
-#: SSDLite's alone, and a scene where SSDLite keeps finding everyone costs SSDLite alone
-#: (bench visits' speed guard). Where CenterNet's files are missing and PERSON_COMPLEMENT is not
+#: On: with ``low`` scores at 0.35, CenterNet at 384 on every frame (chosen on the tuning data,
+#: docs/person-detection.md, *A second opinion* and *A smaller CenterNet*) the counts and IDF1
+#: rise over SSDLite's alone, for about 0.55 of the 512 network's CPU a frame (bench visits' speed
+#: guard: see the doc's *A smaller CenterNet*). Where CenterNet's files are missing and PERSON_COMPLEMENT is not
 #: set, SSDLite runs alone with a warning (:func:`complemented`).
 DEFAULT_COMPLEMENT = "centernet"
 #: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``;
@@ -983,6 +983,12 @@ DEFAULT_COMPLEMENT_SCORE = "low"
 #: CenterNet's suppression for the complement: among people only, at SSDLite's IoU (the decoding
 #: bench/detector_compare.mjs measured; Human's, all classes at 0.4, drops people standing close).
 COMPLEMENT_CENTERNET_NMS_IOU = 0.6
+#: CenterNet's square input side (``PERSON_COMPLEMENT_SIZE``, a multiple of 32): Human runs it at the
+#: 512 it was exported with; the network is fully convolutional (tfjs_graph.resize_input), and at
+#: 384 it costs 0.55 of the CPU a frame (network 13.6 ms vs 24.6) with the tuning rows about as
+#: good on every frame (IDF1 0.814 vs 0.813, lowest 0.646 vs 0.667, merged 2.1% vs 1.8%); 320
+#: lost more (lowest IDF1 0.604).
+DEFAULT_COMPLEMENT_SIZE = 384
 #: Where ``make node`` installs CenterNet (inside @vladmandic/human, under the repository).
 HUMAN_MODELS = HERE.parents[1] / "vidsift" / "local" / "human" / "node_modules" / "@vladmandic" / "human" / "models"
 CENTERNET_FILES = ("centernet.json", "centernet.bin")
@@ -1039,9 +1045,11 @@ def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, 
 #: SSDLite's tiling decided show small people; ``fewer``, those in which SSDLite is confident of
 #: fewer people than in another frame of the same request (:func:`fewer_than_most`).
 COMPLEMENT_FRAMES = ("all", "tiled", "fewer")
-#: ``fewer``: on tuning as good as ``all`` (IDF1 0.811 vs 0.813, the count rows the same) for a
+#: ``all`` with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE): its CPU a frame about halved, the tuning
+#: rows about as good as 512's on every frame. ``fewer`` (the default with CenterNet at 512; the
+#: fallback if the speed guard needs it): on tuning as good as ``all`` (IDF1 0.811 vs 0.813) for a
 #: fraction of CenterNet's cost on scenes SSDLite finds whole (bench visits: 3.2x vs 4.6x).
-DEFAULT_COMPLEMENT_FRAMES = "fewer"
+DEFAULT_COMPLEMENT_FRAMES = "all"
 
 
 def fewer_than_most(rows: Sequence[np.ndarray], confident: float) -> list[bool]:
@@ -1068,7 +1076,8 @@ class ComplementDetector:
     own thread), only on the frames SSDLite's tiling decided show small people (``"tiled"``:
     cheaper, but the frames where SSDLite found nobody are the ones it misses most), or only on
     the frames where SSDLite is sure of fewer people than in another of the request
-    (``"fewer"``, the default: as good on tuning as ``all`` for SSDLite's cost where it misses no one).
+    (``"fewer"``: as good on tuning as ``all`` for SSDLite's cost where it misses no one). The
+    default is ``all``, with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), about half its CPU at 512.
     """
 
     def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
@@ -1104,7 +1113,7 @@ class ComplementDetector:
 
     def fits(self, width: int, height: int) -> bool:
         """The first detector's: a JPEG decoded at a reduced size for SSDLite's 300x300 input is
-        stretched to CenterNet's 512x512 as a 640x480 frame is (the cost of every frame stays)."""
+        stretched to CenterNet's square input as a 640x480 frame is (the cost of every frame stays)."""
         return self.first.fits(width, height)
 
     def detect(self, images: Sequence[np.ndarray], min_confidence: float) -> list[np.ndarray]:
@@ -1166,8 +1175,9 @@ def find_centernet(model_dir: str | os.PathLike[str] | None) -> Path:
 
 def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = None) -> Detector:
     """``detector`` with a second opinion as ``PERSON_COMPLEMENT`` (off | centernet; default
-    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low)
-    and ``PERSON_COMPLEMENT_FRAMES`` (all | tiled | fewer; default DEFAULT_COMPLEMENT_FRAMES) say;
+    DEFAULT_COMPLEMENT), ``PERSON_COMPLEMENT_CONFIDENCE``, ``PERSON_COMPLEMENT_SCORE`` (mapped | own | low),
+    ``PERSON_COMPLEMENT_FRAMES`` (all | tiled | fewer; default DEFAULT_COMPLEMENT_FRAMES) and
+    ``PERSON_COMPLEMENT_SIZE`` (CenterNet's input side, default DEFAULT_COMPLEMENT_SIZE) say;
     unchanged with ``off``. CenterNet runs on OpenVINO (tfjs_detectors.py), with as many streams
     as SSDLite's. Its files missing (:func:`find_centernet`): FileNotFoundError when
     PERSON_COMPLEMENT=centernet is set, SSDLite alone with a logged warning when it is the default."""
@@ -1177,6 +1187,9 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
         raise ValueError(f"PERSON_COMPLEMENT must be one of {', '.join(COMPLEMENT_MODES)}, got {mode!r}")
     if mode == "off":
         return detector
+    side = _env_float("PERSON_COMPLEMENT_SIZE", DEFAULT_COMPLEMENT_SIZE)
+    if side <= 0 or side % 32:
+        raise ValueError(f"PERSON_COMPLEMENT_SIZE must be a positive multiple of 32, got {side:g}")
     try:
         model_json = find_centernet(model_dir)
     except FileNotFoundError:
@@ -1190,7 +1203,7 @@ def complemented(detector: Detector, model_dir: str | os.PathLike[str] | None = 
         return detector
     second = _tfjs_detectors().CenterNetOpenVINO(model_json, streams=openvino_streams(),
                                                  cache_dir=openvino_cache_dir(), people_only=True,
-                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU)
+                                                 iou_threshold=COMPLEMENT_CENTERNET_NMS_IOU, input_side=int(side))
     return ComplementDetector(
         detector, second,
         threshold=_env_float("PERSON_COMPLEMENT_CONFIDENCE", DEFAULT_COMPLEMENT_CONFIDENCE),

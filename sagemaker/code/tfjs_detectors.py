@@ -203,20 +203,23 @@ class TfjsOpenVINODetector:
     one-thread inference streams, as :class:`inference.SSDLiteOpenVINO` runs SSDLite (the
     same reasons: two frames at a time on two cores for the CPU of one stream; float32 held,
     so scores do not move with the machine's bfloat16 support). ``cache_dir`` (e.g.
-    ``inference.openvino_cache_dir()``) keeps both the converted IR and the compiled network."""
+    ``inference.openvino_cache_dir()``) keeps both the converted IR and the compiled network.
+    ``input_side``: a square input of that many pixels instead of the exported one
+    (``tfjs_graph.resize_input``; fully convolutional models only, e.g. CenterNet)."""
 
     model_id = "tfjs"
     runtime = "openvino"
 
     def __init__(self, model_json: Path, *, streams: int = 2, cache_dir: Path | None = None,
-                 iou_threshold: float = IOU_THRESHOLD, max_detected: int = MAX_DETECTED) -> None:
+                 iou_threshold: float = IOU_THRESHOLD, max_detected: int = MAX_DETECTED,
+                 input_side: int | None = None) -> None:
         import openvino as ov
 
         graph = _tfjs_graph()
         self.model_json = graph.model_json_path(Path(model_json))
         self.streams, self.iou_threshold, self.max_detected = streams, iou_threshold, max_detected
         self.nms_iou = iou_threshold  # what TiledDetector keeps its merge below
-        model = graph.load_tfjs_model(self.model_json, cache_dir)
+        model = graph.load_tfjs_model(self.model_json, cache_dir, input_side)
         core = ov.Core()
         if cache_dir is not None:
             core.set_property({"CACHE_DIR": str(cache_dir)})
@@ -230,6 +233,14 @@ class TfjsOpenVINODetector:
         self._queue.set_callback(self._done)
         self._results: dict[int, list[np.ndarray]] = {}
         self._lock = threading.Lock()
+        # One inference here, on the loading thread. Why: pyopenvino makes its NumPy views of a
+        # tensor's data through a function-local static that initializes pybind11's NumPy API on
+        # first use, and two threads doing that first use at once deadlock (one holds the static's
+        # guard and waits for the GIL, the other holds the GIL and waits for the guard). That
+        # is what inference.ComplementDetector does on every frame (SSDLite's queue on the
+        # request's thread, this one's beside it): `bench visits` hung so on its first request.
+        # After one use in one thread the statics are set for the whole process.
+        self.infer([np.zeros([int(d) for d in compiled.inputs[0].get_shape()], np.float32)])
 
     def output_index(self, name: str) -> int:
         """The position of the output tensor called ``name`` (e.g. ``Identity_3:0``)."""

@@ -56,6 +56,10 @@ QUANTIZED_TYPES: dict[str, Any] = {"float16": np.float16, "uint8": np.uint8, "ui
 FUSED_ACTIVATIONS = ("Relu", "Relu6", "Elu", "LeakyRelu", "Sigmoid", "Tanh")
 #: Bump when the conversion itself changes, so older cached IR is not reused.
 CONVERSION_VERSION = 2
+#: CenterNet's constants that hold its output grid (the input side / 4: 128 for 512), folded in by
+#: the TFJS converter: the peaks' row/column arithmetic (the grid side) and the ``wh`` gather's
+#: reshape ([cells, 4]). Per element, the power of the grid side it is (0: not the grid's).
+CENTERNET_GRID_CONSTANTS = {"tower_0/strided_slice_6": (1,), "tower_0/BatchGather/concat": (2, 0)}
 
 
 # --------------------------------------------------------------------------- weights
@@ -140,6 +144,58 @@ def unfuse(nodes: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             chain[0]["input"].append(extra)
         out.extend(chain)
     return out
+
+
+def resize_input(nodes: list[dict[str, Any]], weights: dict[str, np.ndarray], side: int) -> tuple[
+        list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The graph and weights for a square input of ``side`` pixels instead of the one it was exported
+    with (for CenterNet, 512 -> e.g. 384: a fully convolutional network, 0.56 of the work).
+
+    Why here: the TFJS converter folded the input size into constants, so OpenVINO's ``reshape``
+    alone fails (the upsampling's ``ResizeBilinear`` sizes, 32/64/128 for 512) or, worse, would
+    decode the peaks on the old grid. Rewritten: the ``Placeholder``'s shape, every
+    ``ResizeBilinear``'s constant size (scaled by side / old side) and CenterNet's grid constants
+    (:data:`CENTERNET_GRID_CONSTANTS`: the grid side and the grid's cell count, side / 4 and its
+    square). ``side`` must keep every stage's grid whole (a multiple of 32). Raises on a graph
+    with more than one input or without square inputs, rather than guessing."""
+    placeholders = [n for n in nodes if n["op"] == "Placeholder"]
+    if len(placeholders) != 1:
+        raise ValueError(f"one input expected, found {len(placeholders)}")
+    dims = [int(d.get("size", 0)) for d in placeholders[0]["attr"]["shape"]["shape"]["dim"]]
+    if len(dims) != 4 or dims[1] != dims[2] or dims[1] <= 0:
+        raise ValueError(f"a square NHWC input expected, found {dims}")
+    old = dims[1]
+    if side % 32 or side <= 0:
+        raise ValueError(f"input side must be a positive multiple of 32, got {side}")
+    if side == old:
+        return nodes, weights
+    weights = dict(weights)
+    by_name = {n["name"]: n for n in nodes}
+    out: list[dict[str, Any]] = []
+    for node in nodes:
+        if node is placeholders[0]:
+            node = json.loads(json.dumps(node))
+            node["attr"]["shape"]["shape"]["dim"][1]["size"] = str(side)
+            node["attr"]["shape"]["shape"]["dim"][2]["size"] = str(side)
+        elif node["op"] == "ResizeBilinear":
+            size = node["input"][1]
+            if by_name.get(size, {}).get("op") != "Const":
+                raise ValueError(f"{node['name']}: size is not a constant")
+            scaled = weights[size].astype(np.int64) * side
+            if (scaled % old).any():
+                raise ValueError(f"{node['name']}: size {weights[size].tolist()} does not scale to {side}")
+            weights[size] = (scaled // old).astype(weights[size].dtype)
+        out.append(node)
+    grid_old, grid = old // 4, side // 4
+    for name, powers in CENTERNET_GRID_CONSTANTS.items():
+        if name not in weights:
+            continue
+        values = weights[name].reshape(-1).astype(np.int64)
+        if [int(v) for v, p in zip(values, powers, strict=True) if p] != [grid_old ** p for p in powers if p]:
+            raise ValueError(f"{name}: {values.tolist()} is not the {grid_old}-cell grid expected")
+        new = [grid ** p if p else int(v) for v, p in zip(values, powers, strict=True)]
+        weights[name] = np.array(new).reshape(weights[name].shape).astype(weights[name].dtype)
+    return out, weights
 
 
 # --------------------------------------------------------------------------- protobuf wire format
@@ -250,14 +306,15 @@ def signature_outputs(model_json: Path) -> list[str]:
     return [n if ":" in n else f"{n}:0" for n in names]
 
 
-def graphdef_bytes(model_json: Path, every_signature_output: bool = False) -> bytes:
+def graphdef_bytes(model_json: Path, every_signature_output: bool = False, input_side: int | None = None) -> bytes:
     """The TFJS graph model at ``model_json`` as a binary frozen GraphDef (node = 1, versions = 4),
     its weights inlined, its fused convolutions split (:func:`unfuse`): what TensorFlow's
     ``tf.io.write_graph(..., as_text=False)`` would write, made without TensorFlow.
 
     OpenVINO makes the graph's sinks its outputs. ``every_signature_output`` also gives each
     signature output that other nodes consume (CenterNet's ``keypoints`` and ``wh`` feed its
-    ``detections``) an Identity sink, so that it can be compared with what tfjs returns."""
+    ``detections``) an Identity sink, so that it can be compared with what tfjs returns.
+    ``input_side``: the square input's side, if not the exported one (:func:`resize_input`)."""
     spec = json.loads(model_json.read_text())
     if spec.get("format", "graph-model") != "graph-model":
         raise ValueError(f"{model_json}: not a TFJS graph model (format {spec.get('format')!r})")
@@ -266,6 +323,8 @@ def graphdef_bytes(model_json: Path, every_signature_output: bool = False) -> by
         raise ValueError(f"{model_json}: graph functions (control flow) are not supported")
     weights = read_weights(model_json.parent, spec["weightsManifest"])
     nodes = unfuse(topology["node"])
+    if input_side is not None:
+        nodes, weights = resize_input(nodes, weights, input_side)
     if every_signature_output:
         types = {n["name"]: n.get("attr", {}).get("T", n.get("attr", {}).get("dtype")) for n in nodes}
         for tensor in signature_outputs(model_json):
@@ -285,10 +344,13 @@ def model_json_path(path: Path) -> Path:
     return path / "model.json" if path.is_dir() else path
 
 
-def model_hash(model_json: Path) -> str:
-    """SHA-256 over ``model.json`` and every weight file it names: the cache key, so a changed
-    model (another package version) is converted again and an unchanged one never is."""
+def model_hash(model_json: Path, input_side: int | None = None) -> str:
+    """SHA-256 over ``model.json`` and every weight file it names (and ``input_side``, when one is
+    asked for): the cache key, so a changed model (another package version) is converted again
+    and an unchanged one never is."""
     digest = hashlib.sha256(f"tfjs-graph-v{CONVERSION_VERSION}\n".encode())
+    if input_side is not None:
+        digest.update(f"input-side {input_side}\n".encode())
     text = model_json.read_bytes()
     digest.update(text)
     for group in json.loads(text)["weightsManifest"]:
@@ -297,17 +359,18 @@ def model_hash(model_json: Path) -> str:
     return digest.hexdigest()
 
 
-def convert(model_json: Path, every_signature_output: bool = False) -> Any:
+def convert(model_json: Path, every_signature_output: bool = False, input_side: int | None = None) -> Any:
     """The TFJS graph model as an ``openvino.Model`` (float32), through a temporary frozen GraphDef.
 
     ``every_signature_output``: the model's outputs are then exactly its signature's, in its
     order, under their own names (see :func:`graphdef_bytes`); by default they are the graph's
-    sinks (what a detector reads: for CenterNet only ``detections``)."""
+    sinks (what a detector reads: for CenterNet only ``detections``). ``input_side``: see
+    :func:`resize_input`."""
     import openvino as ov
 
     with tempfile.TemporaryDirectory(prefix="vidsift-tfjs-") as tmp:
         frozen = Path(tmp) / "frozen.pb"
-        frozen.write_bytes(graphdef_bytes(model_json, every_signature_output))
+        frozen.write_bytes(graphdef_bytes(model_json, every_signature_output, input_side))
         model = ov.convert_model(str(frozen))
     unstable_topk(model)
     if every_signature_output:
@@ -349,24 +412,25 @@ def unstable_topk(model: Any) -> int:
     return count
 
 
-def load_tfjs_model(path: Path, cache_dir: Path | None = None) -> Any:
+def load_tfjs_model(path: Path, cache_dir: Path | None = None, input_side: int | None = None) -> Any:
     """Load a TFJS graph model (a folder holding ``model.json`` or the JSON file itself) as an
     ``openvino.Model``.
 
     With ``cache_dir`` the converted model is kept there as IR (``tfjs-<hash>/model.xml``),
     keyed by :func:`model_hash`, and read back on later calls (a read instead of a conversion).
     Saved uncompressed: ``save_model`` would otherwise store the weights as float16, and the
-    outputs would stop matching TFJS's."""
+    outputs would stop matching TFJS's. ``input_side``: a square input of that side instead of the
+    exported one (:func:`resize_input`), cached apart."""
     import openvino as ov
 
     model_json = model_json_path(Path(path))
     if cache_dir is None:
-        return convert(model_json)
-    folder = Path(cache_dir) / f"tfjs-{model_hash(model_json)[:32]}"
+        return convert(model_json, input_side=input_side)
+    folder = Path(cache_dir) / f"tfjs-{model_hash(model_json, input_side)[:32]}"
     xml = folder / "model.xml"
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return ov.Core().read_model(str(xml))
-    model = convert(model_json)
+    model = convert(model_json, input_side=input_side)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # Written under temporary names and renamed: a reader never sees half an IR.
