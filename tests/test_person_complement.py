@@ -119,7 +119,7 @@ def test_default_without_centernet_files(inf: ModuleType, monkeypatch: pytest.Mo
     """On by default; where CenterNet's files are missing (no `make node`, a model package without
     them) the default is SSDLite alone with a warning, and PERSON_COMPLEMENT=centernet an error."""
     assert (inf.DEFAULT_COMPLEMENT, inf.DEFAULT_COMPLEMENT_CONFIDENCE, inf.DEFAULT_COMPLEMENT_SCORE,
-            inf.DEFAULT_COMPLEMENT_FRAMES, inf.DEFAULT_COMPLEMENT_SIZE) == ("centernet", 0.35, "low", "all", 384)
+            inf.DEFAULT_COMPLEMENT_FRAMES, inf.DEFAULT_COMPLEMENT_SIZE) == ("centernet", 0.35, "low", "fewer", 384)
     plain = Fixed("ssd", rows())
     monkeypatch.setattr(inf, "HUMAN_MODELS", tmp_path)
     monkeypatch.delenv("CENTERNET_MODEL", raising=False)
@@ -175,7 +175,7 @@ def test_real_detector_on_a_photo(inf: ModuleType, monkeypatch: pytest.MonkeyPat
 def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local stack's detector (vidsift.local.sagemaker_runtime loads inference.py as the
     container does) finds the CenterNet files `make node` installs and runs the complement by
-    default: CenterNet at 384 on every frame, 0.35, low."""
+    default: CenterNet at 384 on the frames with fewer confident people, 0.35, low."""
     from vidsift.local.sagemaker_runtime import load_inference_module
 
     module = load_inference_module()
@@ -189,7 +189,7 @@ def test_local_runtime_default_has_centernet(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.delenv(name, raising=False)
     model = module.load_model(None, backend="ssdlite")
     assert model.model_id == ("ssdlite_mobilenet_v2_person+centernet_mobilenet_v3_384_person"
-                              "(people-nms=0.6)>=0.35 low")
+                              "(people-nms=0.6)>=0.35 low on fewer")
     assert model.backend.second.prepare(np.zeros((480, 640, 3), np.uint8)).shape == (1, 384, 384, 3)
 
 

@@ -958,11 +958,11 @@ class TiledDetector:
 #: ``PERSON_COMPLEMENT``: ``off``, or a second detector whose people are added where SSDLite's
 #: confident boxes miss them (:class:`ComplementDetector`).
 COMPLEMENT_MODES = ("off", "centernet")
-#: On: with ``low`` scores at 0.35, CenterNet at 384 on every frame (chosen on the tuning data,
-#: docs/person-detection.md, *A second opinion* and *A smaller CenterNet*) the counts and IDF1
-#: rise over SSDLite's alone, for about 0.55 of the 512 network's CPU a frame (bench visits' speed
-#: guard: see the doc's *A smaller CenterNet*). Where CenterNet's files are missing and PERSON_COMPLEMENT is not
-#: set, SSDLite runs alone with a warning (:func:`complemented`).
+#: On: with ``low`` scores at 0.35, CenterNet at 384 on the frames with ``fewer`` confident people
+#: (chosen on the tuning data, docs/person-detection.md, *A second opinion* and *A smaller
+#: CenterNet*) the counts and IDF1 rise over SSDLite's alone, and a scene where SSDLite keeps
+#: finding everyone costs SSDLite alone (bench visits' speed guard). Where CenterNet's files are
+#: missing and PERSON_COMPLEMENT is not set, SSDLite runs alone with a warning (:func:`complemented`).
 DEFAULT_COMPLEMENT = "centernet"
 #: The second detector's boxes of at least this score are candidates (``PERSON_COMPLEMENT_CONFIDENCE``;
 #: 0.35 with ``low`` scores is the variant measured best on tuning without a count row worse;
@@ -1045,11 +1045,10 @@ def complement_rows(first: np.ndarray, second: np.ndarray, *, threshold: float, 
 #: SSDLite's tiling decided show small people; ``fewer``, those in which SSDLite is confident of
 #: fewer people than in another frame of the same request (:func:`fewer_than_most`).
 COMPLEMENT_FRAMES = ("all", "tiled", "fewer")
-#: ``all`` with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE): its CPU a frame about halved, the tuning
-#: rows about as good as 512's on every frame. ``fewer`` (the default with CenterNet at 512; the
-#: fallback if the speed guard needs it): on tuning as good as ``all`` (IDF1 0.811 vs 0.813) for a
-#: fraction of CenterNet's cost on scenes SSDLite finds whole (bench visits: 3.2x vs 4.6x).
-DEFAULT_COMPLEMENT_FRAMES = "all"
+#: ``fewer``: on tuning as good as ``all`` (at 384: IDF1 0.812 vs 0.814; at 512: 0.811 vs 0.813) for
+#: a fraction of CenterNet's cost on scenes SSDLite finds whole. ``all`` does not fit bench visits'
+#: speed guard even at 384 (3.8x against 3.5x; 512: 4.3-4.6x; docs/person-detection.md).
+DEFAULT_COMPLEMENT_FRAMES = "fewer"
 
 
 def fewer_than_most(rows: Sequence[np.ndarray], confident: float) -> list[bool]:
@@ -1076,8 +1075,8 @@ class ComplementDetector:
     own thread), only on the frames SSDLite's tiling decided show small people (``"tiled"``:
     cheaper, but the frames where SSDLite found nobody are the ones it misses most), or only on
     the frames where SSDLite is sure of fewer people than in another of the request
-    (``"fewer"``: as good on tuning as ``all`` for SSDLite's cost where it misses no one). The
-    default is ``all``, with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), about half its CPU at 512.
+    (``"fewer"``, the default: as good on tuning as ``all`` for SSDLite's cost where it misses no
+    one), with CenterNet at 384 (DEFAULT_COMPLEMENT_SIZE), about half its CPU at 512.
     """
 
     def __init__(self, first: Detector, second: Detector, *, threshold: float, confident: float,
